@@ -1,0 +1,301 @@
+"""One typed configuration tree, loaded from TOML and validated at start.
+
+Every section is a frozen, keyword-only dataclass whose defaults are the documented
+defaults (``config.toml`` at the project root mirrors them; a test keeps the two equal).
+Field types carry their constraints (``Annotated[int, Range(1, 100)]``,
+``Literal[...]``), so :func:`load_config` can reject an unknown key or a bad value
+with the key's dotted name before anything is processed.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import os
+import tomllib
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+from .errors import ConfigError
+
+__all__ = [
+    "Config",
+    "DaemonConfig",
+    "DetectConfig",
+    "EnginesConfig",
+    "LoggingConfig",
+    "MaskConfig",
+    "OutputConfig",
+    "Range",
+    "RemovalConfig",
+    "RouteConfig",
+    "config_sha256",
+    "load_config",
+    "parse_config",
+]
+
+
+@dataclass(frozen=True)
+class Range:
+    """Inclusive numeric bounds attached to a field type with ``Annotated``."""
+
+    low: float | None = None
+    high: float | None = None
+
+    def check(self, value: float) -> str | None:
+        if self.low is not None and value < self.low:
+            return f"must be >= {self.low}, got {value!r}"
+        if self.high is not None and value > self.high:
+            return f"must be <= {self.high}, got {value!r}"
+        return None
+
+
+Fraction = Annotated[float, Range(0.0, 1.0)]
+NonNegativeInt = Annotated[int, Range(0, None)]
+PositiveInt = Annotated[int, Range(1, None)]
+Seconds = Annotated[float, Range(0.0, None)]
+
+
+@dataclass(frozen=True, kw_only=True)
+class OutputConfig:
+    """How retouched photos are encoded."""
+
+    jpeg_quality: Annotated[int, Range(1, 100)] = 95
+    jpeg_subsampling: Literal["4:4:4", "4:2:2", "4:2:0"] = "4:4:4"
+    png_compress_level: Annotated[int, Range(0, 9)] = 6
+    tiff_compression: Literal["none", "zlib", "lzw"] = "none"
+
+
+@dataclass(frozen=True, kw_only=True)
+class MaskConfig:
+    """How a detected spot's mask becomes the area that is replaced."""
+
+    # pixels at the stored resolution added around each detected spot
+    dilation_px: Annotated[int, Range(0, 64)] = 3
+    # width (px) of the blend ramp, inside the dilated mask, so outside stays bit-identical
+    feather_px: Annotated[int, Range(0, 32)] = 2
+
+
+@dataclass(frozen=True, kw_only=True)
+class DetectConfig:
+    """The blemish detector."""
+
+    detector: Literal["classical"] = "classical"
+    # 0 finds only the most obvious spots, 1 finds faint ones too (and more false ones)
+    sensitivity: Fraction = 0.5
+    papule: bool = True
+    pustule: bool = True
+    dark_spot: bool = True
+    blackhead: bool = True
+    protect_moles: bool = True
+    protect_freckles: bool = True
+
+
+@dataclass(frozen=True, kw_only=True)
+class RouteConfig:
+    """Which removal route each region takes, by size."""
+
+    # regions up to this diameter (px at working scale) go to the frequency-split kernel
+    small_max_diameter_px: Annotated[float, Range(1.0, None)] = 24.0
+    # ... and up to this fraction of the image area
+    small_max_area_fraction: Fraction = 0.0015
+    # regions above this fraction of the image area are flagged as hard cases
+    hard_area_fraction: Fraction = 0.01
+    # a filled region whose texture ratio against its ring leaves this band is a hard case
+    texture_ratio_min: Annotated[float, Range(0.0, None)] = 0.7
+    texture_ratio_max: Annotated[float, Range(0.0, None)] = 1.3
+
+
+@dataclass(frozen=True, kw_only=True)
+class RemovalConfig:
+    """The classical removal kernels."""
+
+    seed: NonNegativeInt = 0
+    # 0 = one thread per core
+    threads: NonNegativeInt = 0
+    # patch radius for pypatchmatch (the medium route)
+    patchmatch_patch_size: Annotated[int, Range(1, 7)] = 3
+
+
+@dataclass(frozen=True, kw_only=True)
+class EnginesConfig:
+    """Neural engines, which need user-supplied local weights (none by default)."""
+
+    lama_weights: str = ""
+    flux_model_dir: str = ""
+
+
+@dataclass(frozen=True, kw_only=True)
+class DaemonConfig:
+    """The hot-folder daemon (``skinretouch watch``)."""
+
+    folders: tuple[str, ...] = ()
+    recursive: bool = True
+    include: tuple[str, ...] = ("*.jpg", "*.jpeg", "*.png", "*.tif", "*.tiff")
+    exclude: tuple[str, ...] = ()
+    # empty: outputs go next to each input
+    output_dir: str = ""
+    workers: PositiveInt = 1
+    queue_size: PositiveInt = 256
+    observer: Literal["auto", "inotify", "polling"] = "auto"
+    poll_interval_s: Annotated[float, Range(0.05, None)] = 1.0
+    # a file must keep its size and mtime this long before it is taken (polling fallback)
+    settle_s: Seconds = 2.0
+    # on SIGTERM the current photo gets this long to finish
+    grace_s: Seconds = 30.0
+    # empty: failed originals stay where they are
+    failed_dir: str = ""
+    force: bool = False
+
+
+@dataclass(frozen=True, kw_only=True)
+class LoggingConfig:
+    """Structured logs: JSON for the service, readable on a terminal."""
+
+    format: Literal["auto", "json", "console"] = "auto"
+    level: Literal["debug", "info", "warning", "error"] = "info"
+
+
+@dataclass(frozen=True, kw_only=True)
+class Config:
+    """The whole configuration tree."""
+
+    output: OutputConfig = field(default_factory=OutputConfig)
+    mask: MaskConfig = field(default_factory=MaskConfig)
+    detect: DetectConfig = field(default_factory=DetectConfig)
+    route: RouteConfig = field(default_factory=RouteConfig)
+    removal: RemovalConfig = field(default_factory=RemovalConfig)
+    engines: EnginesConfig = field(default_factory=EnginesConfig)
+    daemon: DaemonConfig = field(default_factory=DaemonConfig)
+    logging: LoggingConfig = field(default_factory=LoggingConfig)
+
+    def replace(self, section: str, **changes: Any) -> Config:
+        """Return a copy with some fields of one section changed (validated)."""
+        current = dataclasses.asdict(getattr(self, section))
+        current.update(changes)
+        tree = dataclasses.asdict(self)
+        tree[section] = current
+        return parse_config(_as_toml_tree(tree))
+
+
+def load_config(path: str | os.PathLike[str] | None = None) -> Config:
+    """Read and validate a TOML file; ``None`` gives the defaults.
+
+    Raises
+    ------
+    ConfigError
+        The file is missing or unreadable, is not valid TOML, or has an unknown key or a
+        bad value; the message names the key.
+    """
+    if path is None:
+        return Config()
+    try:
+        data = tomllib.loads(Path(path).read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ConfigError("", f"config file not found: {path}") from None
+    except OSError as exc:
+        raise ConfigError("", f"cannot read config file {path}: {exc.strerror}") from None
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+        raise ConfigError("", f"{path} is not valid TOML: {exc}") from None
+    return parse_config(data)
+
+
+def parse_config(data: dict[str, Any]) -> Config:
+    """Validate a parsed TOML mapping into a :class:`Config`."""
+    config = _build(Config, data, prefix="")
+    _check_cross_field(config)
+    return config
+
+
+def config_sha256(config: Config) -> str:
+    """A stable fingerprint of the effective settings (recorded in every report)."""
+    canonical = json.dumps(dataclasses.asdict(config), sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(canonical.encode("utf-8")).hexdigest()
+
+
+def _check_cross_field(config: Config) -> None:
+    route = config.route
+    if route.texture_ratio_min >= route.texture_ratio_max:
+        raise ConfigError("route.texture_ratio_min", "must be below route.texture_ratio_max")
+    if config.mask.feather_px > config.mask.dilation_px and config.mask.dilation_px > 0:
+        raise ConfigError(
+            "mask.feather_px", "must not exceed mask.dilation_px (the blend stays inside the mask)"
+        )
+
+
+def _build(cls: type, data: Any, *, prefix: str) -> Any:
+    if not isinstance(data, dict):
+        raise ConfigError(prefix.rstrip("."), f"must be a table, got {type(data).__name__}")
+    hints = typing.get_type_hints(cls, include_extras=True)
+    known = {f.name for f in dataclasses.fields(cls)}
+    for key in data:
+        if key not in known:
+            raise ConfigError(f"{prefix}{key}", "unknown key")
+    values = {}
+    for name in known:
+        if name in data:
+            values[name] = _convert(hints[name], data[name], key=f"{prefix}{name}")
+    return cls(**values)
+
+
+def _convert(hint: Any, value: Any, *, key: str) -> Any:
+    constraints: tuple[Any, ...] = ()
+    if typing.get_origin(hint) is Annotated:
+        hint, *extras = typing.get_args(hint)
+        constraints = tuple(extras)
+    origin = typing.get_origin(hint)
+
+    if dataclasses.is_dataclass(hint):
+        return _build(hint, value, prefix=f"{key}.")
+    if origin is Literal:
+        choices = typing.get_args(hint)
+        if value not in choices:
+            raise ConfigError(key, f"must be one of {', '.join(map(repr, choices))}, got {value!r}")
+        return value
+    if origin is tuple:
+        (item_type, _ellipsis) = typing.get_args(hint)
+        if not isinstance(value, list):
+            raise ConfigError(key, f"must be a list, got {type(value).__name__}")
+        return tuple(_convert(item_type, item, key=f"{key}[{i}]") for i, item in enumerate(value))
+    if origin in (typing.Union, types.UnionType):
+        raise TypeError(f"unsupported config type for {key}: {hint}")
+
+    converted = _convert_scalar(hint, value, key=key)
+    for constraint in constraints:
+        if isinstance(constraint, Range):
+            problem = constraint.check(converted)
+            if problem:
+                raise ConfigError(key, problem)
+    return converted
+
+
+def _convert_scalar(hint: Any, value: Any, *, key: str) -> Any:
+    if hint is bool:
+        if not isinstance(value, bool):
+            raise ConfigError(key, f"must be true or false, got {value!r}")
+        return value
+    if hint is int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise ConfigError(key, f"must be an integer, got {value!r}")
+        return value
+    if hint is float:
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise ConfigError(key, f"must be a number, got {value!r}")
+        return float(value)
+    if hint is str:
+        if not isinstance(value, str):
+            raise ConfigError(key, f"must be a string, got {value!r}")
+        return value
+    raise TypeError(f"unsupported config type for {key}: {hint}")
+
+
+def _as_toml_tree(tree: Any) -> Any:
+    if isinstance(tree, dict):
+        return {k: _as_toml_tree(v) for k, v in tree.items()}
+    if isinstance(tree, tuple):
+        return list(tree)
+    return tree
