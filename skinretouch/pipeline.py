@@ -1,0 +1,267 @@
+"""The in-memory pipeline: detect → dilate → split into regions → route → remove → composite.
+
+:class:`Retoucher` holds what is loaded once per process (the detector, warmed kernels)
+and works on float32 RGB arrays; :mod:`skinretouch.processing` wraps it for files.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import cv2
+import numpy as np
+import structlog
+
+from .config import Config
+from .detection import Detection, Spot
+from .engines.registry import DETECTORS, load_class
+from .kernels import removal
+from .processing import FileOutcome, process_file
+from .regions import ROUTE_FREQSPLIT, ROUTE_PATCHMATCH, Region, build_regions
+from .report import RegionRecord
+from .scale import image_scale
+from .timing import ms_since
+
+__all__ = ["FileOutcome", "Patch", "RetouchResult", "Retoucher"]
+
+log = structlog.get_logger(__name__)
+
+# Below this many pixels a texture ratio is mostly noise, so it flags nothing.
+MIN_TEXTURE_AREA_PX = 40
+
+ENGINE_BY_ROUTE = {
+    ROUTE_FREQSPLIT: "freqsplit-numba",
+    ROUTE_PATCHMATCH: "patchmatch+poisson",
+}
+
+
+@dataclass(frozen=True)
+class Patch:
+    """New pixel values for one region: ``values`` go where ``hole`` is true in ``window``."""
+
+    window: tuple[slice, slice]
+    hole: np.ndarray
+    values: np.ndarray  # (n, 3) float32, the hole's pixels in raster order
+
+
+@dataclass(kw_only=True)
+class RetouchResult:
+    """What :meth:`Retoucher.retouch` produced for one image."""
+
+    original: np.ndarray
+    patches: list[Patch]
+    applied_mask: np.ndarray
+    regions: list[RegionRecord]
+    detection: Detection
+    timings_ms: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def pixels(self) -> np.ndarray:
+        """The retouched image as float32 RGB (a new array)."""
+        out = self.original.copy()
+        for patch in self.patches:
+            out[patch.window][patch.hole] = patch.values
+        return out
+
+    def apply_to(self, stored: np.ndarray) -> np.ndarray:
+        """The retouched image in the stored integer dtype; untouched pixels bit-identical."""
+        peak = np.iinfo(stored.dtype).max
+        out = stored.copy()
+        for patch in self.patches:
+            quantised = np.clip(np.rint(patch.values * peak), 0, peak).astype(stored.dtype)
+            out[patch.window][patch.hole] = quantised
+        return out
+
+
+class Retoucher:
+    """Loads the detector once and retouches images and files with one configuration.
+
+    Parameters
+    ----------
+    config : Config
+        The validated configuration tree.
+    """
+
+    def __init__(self, config: Config) -> None:
+        self.config = config
+        detector_class = load_class(DETECTORS, config.detect.detector, key="detect.detector")
+        self.detector = detector_class(config.detect)
+        self.threads = config.removal.threads or os.cpu_count() or 1
+
+    def warm_up(self) -> None:
+        """Compile the numba kernels on a tiny synthetic photo so the first real photo is fast."""
+        rng = np.random.default_rng(0)
+        image = np.clip(0.6 + 0.02 * rng.standard_normal((96, 96, 3)), 0, 1).astype(np.float32)
+        mask = np.zeros((96, 96), bool)
+        mask[20:26, 20:26] = True
+        mask[50:72, 50:72] = True
+        self.retouch(image, mask=mask)
+        self.retouch(image)
+
+    def retouch(self, image: np.ndarray, *, mask: np.ndarray | None = None) -> RetouchResult:
+        """Retouch one image.
+
+        Parameters
+        ----------
+        image : (H, W, 3) float32 ndarray
+            RGB in [0, 1].
+        mask : (H, W) bool ndarray, optional
+            Pixels to replace exactly (no detection, no dilation). Without it, blemishes
+            are detected and their masks dilated by ``mask.dilation_px``.
+        """
+        if image.ndim != 3 or image.shape[2] != 3:
+            raise ValueError(f"image must be (H, W, 3), got {image.shape}")
+        image = np.ascontiguousarray(image, dtype=np.float32)
+        timings: dict[str, float] = {}
+
+        started = time.perf_counter()
+        if mask is None:
+            detection = self.detector.detect(image)
+            dilation_px = self.config.mask.dilation_px
+        else:
+            detection = _detection_from_user_mask(mask)
+            dilation_px = 0
+        timings["detect"] = ms_since(started)
+
+        started = time.perf_counter()
+        regions = build_regions(detection, dilation_px=dilation_px, route=self.config.route)
+        avoid = detection.protected_mask.copy()
+        for region in regions:
+            x, y, w, h = region.bbox
+            avoid[y : y + h, x : x + w] |= region.hole
+        if len(regions) > 1 and self.threads > 1:
+            with ThreadPoolExecutor(self.threads, thread_name_prefix="skinretouch-region") as pool:
+                repairs = list(pool.map(lambda r: self._repair(image, r, avoid, detection.scale), regions))
+        else:
+            repairs = [self._repair(image, region, avoid, detection.scale) for region in regions]
+        timings["inpaint"] = ms_since(started)
+
+        applied = np.zeros(image.shape[:2], bool)
+        patches, records = [], []
+        area = image.shape[0] * image.shape[1]
+        for region, (patch, record) in zip(regions, repairs):
+            applied[patch.window] |= patch.hole
+            patches.append(patch)
+            record.area_fraction = region.area_px / area
+            records.append(record)
+        return RetouchResult(
+            original=image,
+            patches=patches,
+            applied_mask=applied,
+            regions=records,
+            detection=detection,
+            timings_ms=timings,
+        )
+
+    def process_file(
+        self,
+        path: str | os.PathLike[str],
+        *,
+        out_dir: str | os.PathLike[str] | None = None,
+        mask_path: str | os.PathLike[str] | None = None,
+        force: bool = False,
+        debug_overlay: bool = False,
+    ) -> FileOutcome:
+        """Decode, retouch and write one photo's outputs; never raises for a bad photo."""
+        return process_file(
+            self,
+            Path(path),
+            out_dir=Path(out_dir) if out_dir is not None else None,
+            mask_path=Path(mask_path) if mask_path is not None else None,
+            force=force,
+            debug_overlay=debug_overlay,
+        )
+
+    def _repair(
+        self, image: np.ndarray, region: Region, avoid: np.ndarray, scale: float
+    ) -> tuple[Patch, RegionRecord]:
+        """Fill one region on a crop; reads only the input image, so regions run in any order."""
+        config = self.config
+        margin = removal.crop_margin(scale)
+        x, y, w, h = region.bbox
+        height, width = image.shape[:2]
+        x0, y0 = max(0, x - margin), max(0, y - margin)
+        x1, y1 = min(width, x + w + margin), min(height, y + h + margin)
+        window = (slice(y0, y1), slice(x0, x1))
+        crop = image[window]
+        hole = np.zeros(crop.shape[:2], bool)
+        hole[y - y0 : y - y0 + h, x - x0 : x - x0 + w] = region.hole
+        crop_avoid = avoid[window] & ~hole
+        seed = config.removal.seed + region.id
+
+        route = region.route
+        filled = self._fill(route, crop, hole, crop_avoid, scale, seed)
+        ratio = _texture_ratio(filled, hole, scale)
+        fallback_reason = None
+        if not _in_band(ratio, config.route.texture_ratio_min, config.route.texture_ratio_max):
+            region.hard_reasons.append("texture_ratio_out_of_band")
+            other = ROUTE_PATCHMATCH if route == ROUTE_FREQSPLIT else ROUTE_FREQSPLIT
+            other_filled = self._fill(other, crop, hole, crop_avoid, scale, seed)
+            other_ratio = _texture_ratio(other_filled, hole, scale)
+            if _band_distance(other_ratio) < _band_distance(ratio):
+                fallback_reason = f"{route} texture ratio {ratio:.2f} out of band; {other} gave {other_ratio:.2f}"
+                route, filled, ratio = other, other_filled, other_ratio
+
+        alpha = removal.feather_alpha(hole, feather_px=config.mask.feather_px)
+        blended = removal.composite(crop, filled, alpha)
+        patch = Patch(window=window, hole=hole, values=np.ascontiguousarray(blended[hole]))
+        record = RegionRecord(
+            id=region.id,
+            bbox=region.bbox,
+            area_px=region.area_px,
+            area_fraction=0.0,
+            kind=region.kind,
+            score=region.score,
+            route=route,
+            engine=ENGINE_BY_ROUTE[route],
+            hard_case=bool(region.hard_reasons),
+            hard_reasons=list(region.hard_reasons),
+            texture_ratio=None if math.isnan(ratio) else float(ratio),
+            fallback_reason=fallback_reason,
+        )
+        return patch, record
+
+    def _fill(
+        self, route: str, crop: np.ndarray, hole: np.ndarray, avoid: np.ndarray, scale: float, seed: int
+    ) -> np.ndarray:
+        if route == ROUTE_FREQSPLIT:
+            return removal.remove_freqsplit(crop, hole, avoid=avoid, scale=scale, seed=seed)
+        return removal.remove_patchmatch_poisson(
+            crop,
+            hole,
+            avoid=avoid,
+            scale=scale,
+            patch_size=self.config.removal.patchmatch_patch_size,
+            seed=seed,
+        )
+
+
+def _detection_from_user_mask(mask: np.ndarray) -> Detection:
+    count, labels = cv2.connectedComponents(mask.astype(np.uint8), connectivity=8)
+    height, width = mask.shape
+    return Detection(
+        labels=labels.astype(np.int32),
+        spots=[Spot(label=i, kind="user_mask", score=1.0) for i in range(1, count)],
+        protected_mask=np.zeros(mask.shape, bool),
+        scale=image_scale(height, width),
+        method="user_mask",
+    )
+
+
+def _texture_ratio(filled: np.ndarray, hole: np.ndarray, scale: float) -> float:
+    if hole.sum() < MIN_TEXTURE_AREA_PX:
+        return math.nan
+    return float(removal.texture_ratio(filled, hole, scale=scale))
+
+
+def _in_band(ratio: float, low: float, high: float) -> bool:
+    return math.isnan(ratio) or low <= ratio <= high
+
+
+def _band_distance(ratio: float) -> float:
+    return abs(math.log(max(ratio, 1e-6))) if not math.isnan(ratio) else 0.0
