@@ -150,6 +150,9 @@ class DaemonConfig:
     # empty: failed originals stay where they are
     failed_dir: str = ""
     force: bool = False
+    # status file and single-instance lock; empty: $STATE_DIRECTORY (systemd), else
+    # $XDG_STATE_HOME/skinretouch, else ~/.local/state/skinretouch
+    state_dir: str = ""
 
 
 @dataclass(frozen=True, kw_only=True)
