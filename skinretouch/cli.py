@@ -1,0 +1,136 @@
+"""The ``skinretouch`` command line (see CONTRACT.md).
+
+Exit codes: 0 all succeeded; 1 at least one input failed (the others were still
+processed, each failure printed as ``path: reason``); 2 usage or configuration error
+(nothing processed).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from . import __version__
+from .config import Config, LoggingConfig, load_config
+from .errors import ConfigError
+from .logs import configure_logging
+
+__all__ = ["main"]
+
+EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
+
+
+class _UsageError(Exception):
+    pass
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = _build_parser()
+    args = parser.parse_args(argv)
+    if args.command is None:
+        parser.print_help(sys.stderr)
+        return EXIT_USAGE
+    try:
+        config = load_config(args.config) if getattr(args, "config", None) else Config()
+        return args.handler(args, config)
+    except ConfigError as exc:
+        print(f"skinretouch: configuration error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except _UsageError as exc:
+        print(f"skinretouch: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        print("skinretouch: interrupted", file=sys.stderr)
+        return 130
+
+
+def _build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="skinretouch",
+        description="Find skin blemishes and remove them while keeping skin texture.",
+    )
+    parser.add_argument("--version", action="version", version=f"skinretouch {__version__}")
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    process = commands.add_parser("process", help="retouch photos (files or folders of them)")
+    process.add_argument("paths", nargs="+", type=Path, metavar="PATH")
+    process.add_argument("--out-dir", type=Path, help="write outputs here instead of beside each input")
+    process.add_argument(
+        "--mask", type=Path, metavar="MASK.png", help="remove exactly these non-zero pixels (one image only)"
+    )
+    process.add_argument("--config", type=Path, metavar="FILE")
+    process.add_argument("--force", action="store_true", help="process even if an up-to-date report exists")
+    process.add_argument(
+        "--debug-overlay", action="store_true", help="also write NAME.EXT.overlay.png showing what was found"
+    )
+    process.set_defaults(handler=_cmd_process)
+
+    watch = commands.add_parser("watch", help="run the hot-folder daemon")
+    watch.add_argument("folders", nargs="*", type=Path, metavar="DIR")
+    watch.add_argument("--config", type=Path, metavar="FILE")
+    watch.add_argument("--once", action="store_true", help="process what is there, then exit")
+    watch.set_defaults(handler=_cmd_watch)
+
+    status = commands.add_parser("status", help="what the daemon has queued, running, done and failed")
+    status.add_argument("--config", type=Path, metavar="FILE")
+    status.set_defaults(handler=_cmd_status)
+
+    doctor = commands.add_parser("doctor", help="which engines and backends are available, and why not")
+    doctor.add_argument("--config", type=Path, metavar="FILE")
+    doctor.set_defaults(handler=_cmd_doctor)
+
+    bench = commands.add_parser("bench", help="run the project's benchmark", add_help=False)
+    bench.add_argument("bench_args", nargs=argparse.REMAINDER)
+    bench.set_defaults(handler=_cmd_bench)
+    return parser
+
+
+def _cmd_process(args: argparse.Namespace, config: Config) -> int:
+    from .batch import collect_inputs, run_batch
+
+    if args.mask is not None and (len(args.paths) != 1 or args.paths[0].is_dir()):
+        raise _UsageError("--mask applies to exactly one image file")
+    inputs, missing = collect_inputs(args.paths)
+    if not inputs and not missing:
+        raise _UsageError("no images found in " + ", ".join(str(p) for p in args.paths))
+    configure_logging(LoggingConfig(format="console", level="warning"))
+    return run_batch(
+        config,
+        inputs,
+        missing=missing,
+        out_dir=args.out_dir,
+        mask_path=args.mask,
+        force=args.force,
+        debug_overlay=args.debug_overlay,
+    )
+
+
+def _cmd_watch(args: argparse.Namespace, config: Config) -> int:
+    from .daemon.service import run_watch
+
+    configure_logging(config.logging, stream=sys.stdout)
+    return run_watch(config, list(args.folders), once=args.once, config_path=args.config)
+
+
+def _cmd_status(args: argparse.Namespace, config: Config) -> int:
+    from .daemon.status import main_status
+
+    return main_status(config)
+
+
+def _cmd_doctor(args: argparse.Namespace, config: Config) -> int:
+    from .doctor import run_doctor
+
+    return run_doctor(config)
+
+
+def _cmd_bench(args: argparse.Namespace, config: Config) -> int:
+    from .benchmark.run import main as bench_main
+
+    return bench_main(args.bench_args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,43 @@
+"""structlog set-up: JSON lines for the service, readable lines on a terminal."""
+
+from __future__ import annotations
+
+import logging
+import sys
+from typing import TextIO
+
+import structlog
+
+from .config import LoggingConfig
+
+__all__ = ["configure_logging"]
+
+
+def configure_logging(config: LoggingConfig, *, stream: TextIO | None = None) -> None:
+    """Route structlog (and stdlib logging) to ``stream`` in the configured format.
+
+    ``format = "auto"`` gives JSON unless ``stream`` is a terminal, so the same command
+    logs readable lines by hand and JSON under systemd.
+    """
+    stream = stream if stream is not None else sys.stderr
+    use_json = config.format == "json" or (config.format == "auto" and not stream.isatty())
+    level = getattr(logging, config.level.upper())
+    renderer = (
+        structlog.processors.JSONRenderer()
+        if use_json
+        else structlog.dev.ConsoleRenderer(colors=stream.isatty())
+    )
+    structlog.configure(
+        processors=[
+            structlog.contextvars.merge_contextvars,
+            structlog.processors.add_log_level,
+            structlog.processors.TimeStamper(fmt="iso", utc=True),
+            structlog.processors.StackInfoRenderer(),
+            structlog.processors.format_exc_info,
+            renderer,
+        ],
+        wrapper_class=structlog.make_filtering_bound_logger(level),
+        logger_factory=structlog.PrintLoggerFactory(file=stream),
+        cache_logger_on_first_use=False,
+    )
+    logging.basicConfig(level=level, stream=stream, format="%(levelname)s %(name)s: %(message)s", force=True)
