@@ -1,0 +1,540 @@
+"""The daemon's lifecycle: start, watch, reload on SIGHUP, stop gracefully on SIGTERM.
+
+watcher → :class:`JobQueue` → :class:`WorkerSlot` (one child process each). The main
+thread only waits for signals (through ``signal.set_wakeup_fd``), keeps systemd
+informed and rewrites the status file; it never blocks on a photo.
+
+Stopping: the watcher and the scanner stop, the queue is closed (waiting photos stay
+where they are and are caught up on the next start), and each worker finishes its
+current photo. Past ``daemon.grace_s`` the remaining workers are killed and the
+temporaries of their outputs removed, so nothing half-written remains; the exit code is
+still 0.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import select
+import shutil
+import signal
+import socket
+import sys
+import threading
+import time
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+
+import structlog
+
+from ..config import Config, load_config
+from ..errors import ConfigError
+from .paths import HotFolders, resolve_state_dir
+from .queue import Job, JobQueue, Offer
+from .scan import Scanner, remove_stale_temps
+from .sdnotify import Notifier, WatchdogPinger, watchdog_interval_s
+from .status import DaemonState, InstanceLock, write_status
+from .watcher import SettleTracker, Watcher
+from .worker import DEFAULT_RETOUCHER, WorkerSlot
+
+__all__ = ["EXIT_FAILED", "EXIT_OK", "EXIT_USAGE", "HotFolderService", "run_watch"]
+
+log = structlog.get_logger(__name__)
+
+EXIT_OK = 0
+EXIT_FAILED = 1  # --once: at least one photo failed; or the pipeline cannot load
+EXIT_USAGE = 2  # bad folders or configuration, or another daemon holds the state folder
+
+STATUS_WRITE_INTERVAL_S = 0.5
+STATUS_REFRESH_S = 2.0  # rewrite even without changes, so "running for N s" stays true
+MAIN_TICK_S = 0.25
+# Config sections the pipeline does not read; a change in them alone keeps the workers.
+_DAEMON_ONLY_SECTIONS = {"daemon", "logging"}
+_RESTART_ONLY_FIELDS = ("workers", "queue_size", "state_dir")
+
+
+class StartupError(Exception):
+    """The daemon cannot start; the message says why (exit code 2)."""
+
+
+def _resolve_roots(config: Config, cli_folders: list[Path]) -> list[Path]:
+    roots = [Path(f) for f in cli_folders] or [Path(f) for f in config.daemon.folders]
+    if not roots:
+        raise StartupError("no hot folder: give DIR on the command line or set daemon.folders")
+    resolved = []
+    for root in roots:
+        path = root.expanduser().resolve()
+        if not path.is_dir():
+            raise StartupError(f"hot folder {root} does not exist or is not a folder")
+        resolved.append(path)
+    return resolved
+
+
+class HotFolderService:
+    """The hot-folder daemon, as a context manager around :meth:`run`.
+
+    Parameters
+    ----------
+    config : Config
+    folders : list of Path
+        Hot folders from the command line; empty: ``daemon.folders``.
+    once : bool
+        Process what is there (waiting for files still being written), then exit.
+    config_path : Path, optional
+        Re-read on SIGHUP.
+    retoucher_factory : str
+        ``"module:attribute"`` of a callable ``(Config) -> retoucher`` run in each worker
+        process; tests inject a fake pipeline here.
+    """
+
+    def __init__(
+        self,
+        config: Config,
+        folders: list[Path],
+        *,
+        once: bool = False,
+        config_path: Path | None = None,
+        retoucher_factory: str = DEFAULT_RETOUCHER,
+        notifier: Notifier | None = None,
+    ) -> None:
+        self.config = config
+        self.cli_folders = list(folders)
+        self.once = once
+        self.config_path = config_path
+        self.retoucher_factory = retoucher_factory
+        self.notifier = notifier if notifier is not None else Notifier()
+        self.roots = _resolve_roots(config, self.cli_folders)
+        self.state_dir = resolve_state_dir(config.daemon)
+        self.folders = HotFolders.from_config(self.roots, config.daemon, state_dir=self.state_dir)
+        self.state = DaemonState(folders=self.roots, config_path=config_path)
+        self.queue = JobQueue(config.daemon.queue_size)
+        self.lock = InstanceLock(self.state_dir)
+        self.stop_event = threading.Event()  # stops the scanner and the settle tracker
+        self.abandon_event = threading.Event()  # grace time over: kill running photos
+        self.overflowed = threading.Event()
+        self.slots: list[WorkerSlot] = []
+        self.watcher: Watcher | None = None
+        self.tracker: SettleTracker | None = None
+        self.scanner: Scanner | None = None
+        self.pinger: WatchdogPinger | None = None
+        self.fatal: str | None = None
+        self._heartbeat = time.monotonic()
+        self._pending_signals: list[int] = []
+        self._signal_socket: socket.socket | None = None
+        self._signal_writer: socket.socket | None = None
+        self._saved_handlers: dict[int, Any] = {}
+        self._saved_wakeup_fd: int | None = None
+        self._status_version_written = -1
+        self._status_written_at = 0.0
+        self._last_summary = ""
+
+    # -- context manager -------------------------------------------------------------
+    def __enter__(self) -> HotFolderService:
+        if not self.lock.acquire():
+            holder = self.lock.holder()
+            raise StartupError(
+                f"another skinretouch watch (pid {holder}) uses the state folder {self.state_dir}; "
+                "set daemon.state_dir to run a second one"
+            )
+        self._install_signal_handlers()
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        try:
+            self._shutdown()
+        finally:
+            self._restore_signal_handlers()
+            self.lock.release()
+
+    # -- signals ---------------------------------------------------------------------
+    def _install_signal_handlers(self) -> None:
+        if threading.current_thread() is not threading.main_thread():
+            return  # embedded use (tests): the caller stops us with request_stop()
+        reader, writer = socket.socketpair()
+        reader.setblocking(False)
+        writer.setblocking(False)
+        self._signal_socket, self._signal_writer = reader, writer
+        self._saved_wakeup_fd = signal.set_wakeup_fd(writer.fileno(), warn_on_full_buffer=False)
+        for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+            # The handler itself does nothing: the wakeup fd carries the signal number
+            # to the main loop, which acts on it outside signal context.
+            self._saved_handlers[signum] = signal.signal(signum, _ignore_signal)
+
+    def _restore_signal_handlers(self) -> None:
+        for signum, handler in self._saved_handlers.items():
+            signal.signal(signum, handler)
+        self._saved_handlers.clear()
+        if self._saved_wakeup_fd is not None:
+            signal.set_wakeup_fd(self._saved_wakeup_fd)
+            self._saved_wakeup_fd = None
+        for sock in (self._signal_socket, self._signal_writer):
+            if sock is not None:
+                sock.close()
+        self._signal_socket = self._signal_writer = None
+
+    def request_stop(self) -> None:
+        """Ask the main loop to stop, as SIGTERM does (from any thread)."""
+        self._pending_signals.append(signal.SIGTERM)
+
+    def request_reload(self) -> None:
+        self._pending_signals.append(signal.SIGHUP)
+
+    def _wait_for_signals(self, timeout: float) -> list[int]:
+        if self._signal_socket is not None:
+            ready, _, _ = select.select([self._signal_socket], [], [], timeout)
+            if ready:
+                try:
+                    self._pending_signals.extend(self._signal_socket.recv(64))
+                except BlockingIOError:
+                    pass
+        else:
+            time.sleep(timeout)
+        signals, self._pending_signals = self._pending_signals, []
+        return signals
+
+    # -- submission (called from other threads) --------------------------------------
+    def _job(self, path: Path, root: Path, seen_at: float, *, source: str, force: bool) -> Job:
+        return Job(
+            path=path,
+            root=root,
+            out_dir=self.folders.out_dir_for(path, root),
+            force=force,
+            source=source,  # type: ignore[arg-type]
+            seen_at=seen_at,
+        )
+
+    def _submit_event(self, path: Path, root: Path, seen_at: float) -> None:
+        job = self._job(path, root, seen_at, source="event", force=self.config.daemon.force)
+        if self.queue.offer(job) is Offer.FULL:
+            # Never block watchdog's thread: drop the event and rescan once there is room.
+            self.overflowed.set()
+
+    def _submit_settled(self, path: Path, root: Path, seen_at: float) -> bool:
+        job = self._job(path, root, seen_at, source="settle", force=self.config.daemon.force)
+        return self.queue.offer(job) is not Offer.FULL
+
+    def _enqueue_scanned(self, path: Path, root: Path, seen_at: float) -> bool:
+        job = self._job(path, root, seen_at, source="scan", force=False)
+        return self.queue.put(job, stop=self.stop_event) is not Offer.CLOSED
+
+    def _track(self, path: Path, root: Path) -> None:
+        assert self.tracker is not None
+        self.tracker.note(path, root)
+
+    # -- worker callbacks ------------------------------------------------------------
+    def _on_outcome(self, job: Job, outcome: dict[str, Any], seconds: float) -> None:
+        status = outcome.get("status", "failed")
+        error = outcome.get("error")
+        moved_to = None
+        if status == "failed" and self.folders.failed_dir is not None:
+            moved_to = self._move_failed(job, outcome.get("report_path"))
+        self.state.record(job.path, status, error)
+        event = dict(
+            path=str(job.path),
+            status=status,
+            error=error,
+            source=job.source,
+            seconds=round(seconds, 3),
+            latency_s=round(time.time() - job.seen_at, 3),
+            timings_ms=outcome.get("timings_ms") or {},
+            report=outcome.get("report_path"),
+        )
+        if moved_to is not None:
+            event["moved_to"] = str(moved_to)
+        if status == "failed":
+            log.warning("photo", **event)
+        else:
+            log.info("photo", **event)
+
+    def _move_failed(self, job: Job, report_path: str | None) -> Path | None:
+        """Move a failed original (and its report) into ``daemon.failed_dir``."""
+        assert self.folders.failed_dir is not None
+        target_dir = self.folders.failed_dir / job.path.parent.relative_to(job.root)
+        try:
+            target_dir.mkdir(parents=True, exist_ok=True)
+            target = target_dir / job.path.name
+            counter = 1
+            while target.exists():
+                target = target_dir / f"{job.path.stem}-{counter}{job.path.suffix}"
+                counter += 1
+            shutil.move(job.path, target)
+            if report_path and Path(report_path).exists():
+                shutil.move(report_path, target_dir / f"{target.name}.retouch.json")
+        except OSError as exc:
+            log.error("failed_move_failed", path=str(job.path), error=str(exc))
+            return None
+        return target
+
+    def _on_ready(self, slot: WorkerSlot) -> None:
+        log.info("worker_ready", worker=slot.index, pid=slot.child_pid)
+
+    def _on_fatal(self, slot: WorkerSlot, reason: str) -> None:
+        log.error("worker_fatal", worker=slot.index, reason=reason)
+        self.fatal = reason
+        self.request_stop()
+
+    # -- lifecycle -------------------------------------------------------------------
+    def run(self) -> int:
+        """Run until SIGTERM/SIGINT (or, with ``once``, until everything is processed)."""
+        daemon_config = self.config.daemon
+        removed = remove_stale_temps(self.folders)
+        log.info(
+            "starting",
+            folders=[str(r) for r in self.roots],
+            once=self.once,
+            workers=daemon_config.workers,
+            state_dir=str(self.state_dir),
+            stale_temps_removed=len(removed),
+        )
+        self.notifier.status("loading the pipeline")
+        self._write_status(force=True)
+        for index in range(daemon_config.workers):
+            slot = WorkerSlot(
+                index,
+                self.queue,
+                config=self.config,
+                factory_ref=self.retoucher_factory,
+                on_outcome=self._on_outcome,
+                on_ready=self._on_ready,
+                on_fatal=self._on_fatal,
+                abandon=self.abandon_event,
+            )
+            slot.start()
+            self.slots.append(slot)
+
+        while not all(slot.ready.is_set() for slot in self.slots):
+            signals = self._wait_for_signals(MAIN_TICK_S)
+            self._heartbeat = time.monotonic()
+            if self.fatal or any(s in (signal.SIGTERM, signal.SIGINT) for s in signals):
+                return EXIT_FAILED if self.fatal else EXIT_OK
+
+        self.tracker = SettleTracker(
+            settle_s=daemon_config.settle_s, submit=self._submit_settled, stop=self.stop_event,
+            max_tracked=max(1024, 4 * daemon_config.queue_size),
+        )
+        self.tracker.start()
+        self.scanner = Scanner(
+            self.folders, settle_s=daemon_config.settle_s, enqueue=self._enqueue_scanned,
+            track=self._track, stop=self.stop_event,
+        )
+        self.scanner.start()
+        if not self.once:
+            self._start_watcher()  # before the scan, so nothing dropped meanwhile is missed
+        self.scanner.request()
+
+        self.state.set_phase("running")
+        self.notifier.ready(self._summary())
+        interval = watchdog_interval_s()
+        if interval is not None:
+            self.notifier.watchdog()
+            self.pinger = WatchdogPinger(self.notifier, interval, self._healthy)
+            self.pinger.start()
+        log.info("ready", once=self.once)
+        return self._main_loop()
+
+    def _start_watcher(self) -> None:
+        assert self.tracker is not None and self.scanner is not None
+        daemon_config = self.config.daemon
+        self.watcher = Watcher(
+            self.folders,
+            observer_kind=daemon_config.observer,
+            poll_interval_s=daemon_config.poll_interval_s,
+            submit=self._submit_event,
+            tracker=self.tracker,
+            scan=self.scanner.request,
+        )
+        self.watcher.start()
+
+    def _healthy(self) -> bool:
+        return time.monotonic() - self._heartbeat < max(2.0, (self.pinger.interval_s if self.pinger else 2.0))
+
+    def _main_loop(self) -> int:
+        assert self.scanner is not None and self.tracker is not None
+        while True:
+            signals = self._wait_for_signals(MAIN_TICK_S)
+            self._heartbeat = time.monotonic()
+            if self.fatal:
+                return EXIT_FAILED
+            if any(s in (signal.SIGTERM, signal.SIGINT) for s in signals):
+                log.info("stop_requested", signal=[signal.Signals(s).name for s in signals])
+                return EXIT_OK
+            if signal.SIGHUP in signals:
+                self.reload()
+            if (self.overflowed.is_set() or self.tracker.overflowed.is_set()) and self._has_room():
+                self.overflowed.clear()
+                self.tracker.overflowed.clear()
+                log.info("queue_overflow_rescan")
+                self.scanner.request()
+            self._write_status()
+            if self.once and self._all_done():
+                log.info("once_done", **{k: self.state.counts[k] for k in ("ok", "skipped", "failed")})
+                return EXIT_FAILED if self.state.counts["failed"] else EXIT_OK
+            if not any(slot.is_alive() for slot in self.slots):
+                self.fatal = self.fatal or "all workers stopped"
+                return EXIT_FAILED
+
+    def _has_room(self) -> bool:
+        return self.queue.pending_count() <= self.queue.maxsize // 2
+
+    def _all_done(self) -> bool:
+        assert self.scanner is not None and self.tracker is not None
+        return (
+            self.scanner.scans_done > 0
+            and self.scanner.is_idle()
+            and len(self.tracker) == 0
+            and self.queue.is_idle()
+            and not self.overflowed.is_set()
+        )
+
+    def _shutdown(self) -> None:
+        self.state.set_phase("stopping")
+        self.notifier.stopping()
+        if self.watcher is not None:
+            self.watcher.stop()
+        self.stop_event.set()
+        self.queue.close()
+        grace_s = self.config.daemon.grace_s
+        deadline = time.monotonic() + grace_s
+        busy = [job.path for job, _ in self.queue.running()]
+        if busy:
+            log.info("stopping_finishing_current", photos=[str(p) for p in busy], grace_s=grace_s)
+        for slot in self.slots:
+            while slot.is_alive() and time.monotonic() < deadline:
+                slot.join(MAIN_TICK_S)
+                self._write_status()
+                # A second SIGTERM/SIGINT: do not wait out the grace time.
+                if any(s in (signal.SIGTERM, signal.SIGINT) for s in self._wait_for_signals(0)):
+                    deadline = time.monotonic()
+        if any(slot.is_alive() for slot in self.slots):
+            log.warning("grace_time_over_abandoning", grace_s=grace_s)
+            self.abandon_event.set()
+            for slot in self.slots:
+                slot.join(10.0)
+        if self.pinger is not None:
+            self.pinger.stop()
+        self.state.set_phase("stopped")
+        self._write_status(force=True)
+        log.info("stopped", **{k: self.state.counts[k] for k in ("ok", "skipped", "failed")})
+
+    # -- reload ----------------------------------------------------------------------
+    def reload(self) -> bool:
+        """Re-read the config file; on any problem keep the running config and log why."""
+        self.notifier.reloading()
+        self.state.set_phase("reloading")
+        try:
+            ok = self._reload()
+        finally:
+            self.state.set_phase("running")
+            self.notifier.ready(self._summary())
+        return ok
+
+    def _reload(self) -> bool:
+        if self.config_path is None:
+            log.warning("reload_ignored", reason="no --config file was given; nothing to re-read")
+            self._note_reload(False, "no config file")
+            return False
+        try:
+            new = load_config(self.config_path)
+            roots = _resolve_roots(new, self.cli_folders)
+        except (ConfigError, StartupError) as exc:
+            log.error("reload_failed_keeping_old_config", config=str(self.config_path), error=str(exc))
+            self._note_reload(False, str(exc))
+            return False
+        old = self.config
+        changed = [f.name for f in dataclasses.fields(Config) if getattr(old, f.name) != getattr(new, f.name)]
+        for name in _RESTART_ONLY_FIELDS:
+            if getattr(old.daemon, name) != getattr(new.daemon, name):
+                log.warning("reload_needs_restart", key=f"daemon.{name}", kept=getattr(old.daemon, name))
+                new = new.replace("daemon", **{name: getattr(old.daemon, name)})
+        self.config = new
+        if set(changed) - _DAEMON_ONLY_SECTIONS:
+            for slot in self.slots:
+                slot.reconfigure(new)
+        if "logging" in changed:
+            from ..logs import configure_logging
+
+            configure_logging(new.logging, stream=sys.stdout)
+        if "daemon" in changed or roots != self.roots:
+            self._apply_daemon_config(roots)
+        log.info("config_reloaded", config=str(self.config_path), changed=changed)
+        self._note_reload(True, None, changed)
+        return True
+
+    def _apply_daemon_config(self, roots: list[Path]) -> None:
+        assert self.tracker is not None and self.scanner is not None
+        self.roots = roots
+        self.folders = HotFolders.from_config(roots, self.config.daemon, state_dir=self.state_dir)
+        self.state.folders = [str(r) for r in roots]
+        self.tracker.settle_s = self.config.daemon.settle_s
+        self.scanner.folders = self.folders
+        self.scanner.settle_s = self.config.daemon.settle_s
+        if self.watcher is not None:
+            self.watcher.stop()
+            self._start_watcher()
+        self.scanner.request()
+
+    def _note_reload(self, ok: bool, error: str | None, changed: list[str] | None = None) -> None:
+        self.state.last_reload = {"at": time.time(), "ok": ok, "error": error, "changed": changed or []}
+        self.state.version += 1
+
+    # -- status ----------------------------------------------------------------------
+    def _summary(self) -> str:
+        return self.state.summary(queued=self.queue.pending_count(), running=len(self.queue.running()))
+
+    def _write_status(self, *, force: bool = False) -> None:
+        now = time.monotonic()
+        changed = self.state.version != self._status_version_written
+        due = now - self._status_written_at >= (STATUS_WRITE_INTERVAL_S if changed else STATUS_REFRESH_S)
+        if not (force or due):
+            return
+        running = [(str(job.path), now - started) for job, started in self.queue.running()]
+        snapshot = self.state.snapshot(
+            queued=self.queue.pending_count(),
+            running=running,
+            settling=len(self.tracker) if self.tracker is not None else 0,
+        )
+        try:
+            write_status(self.state_dir, snapshot)
+        except OSError as exc:
+            log.warning("status_not_written", error=str(exc))
+        self._status_version_written = self.state.version
+        self._status_written_at = now
+        summary = self._summary()
+        if summary != self._last_summary:
+            self.notifier.status(summary)
+            self._last_summary = summary
+
+
+def _ignore_signal(signum: int, frame: object) -> None:
+    pass
+
+
+def run_watch(
+    config: Config,
+    folders: list[Path],
+    *,
+    once: bool,
+    config_path: Path | None,
+    retoucher_factory: str = DEFAULT_RETOUCHER,
+) -> int:
+    """``skinretouch watch``: run the daemon; returns the process exit code.
+
+    0: stopped by SIGTERM/SIGINT (or ``--once`` with no failure); 1: ``--once`` with a
+    failed photo, or the pipeline could not be loaded; 2: bad folders or configuration,
+    or another daemon holds the state folder.
+    """
+    try:
+        service = HotFolderService(
+            config, folders, once=once, config_path=config_path, retoucher_factory=retoucher_factory
+        )
+        with service:
+            return service.run()
+    except StartupError as exc:
+        print(f"skinretouch watch: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except OSError as exc:
+        print(f"skinretouch watch: {exc}", file=sys.stderr)
+        return EXIT_USAGE
