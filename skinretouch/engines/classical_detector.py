@@ -1,0 +1,476 @@
+"""The classical blemish detector: colour statistics and shape rules, no model weights.
+
+Steps for one photo:
+
+1. Faces (Haar cascades, :mod:`.face`) set the face scale and the protected features
+   (eyes, brows, lips; nostrils are found as dark blobs under the nose). Without a face
+   the whole photo is searched and skin is found by colour alone (``method="skin_colour"``).
+2. The search area is cropped and shrunk so a face is at most ``WORK_FACE_SCALE`` face
+   units wide (about 384 px): detection runs at face scale, not at 24 megapixels.
+3. Skin: a colour model fitted to the face's cheeks (or to skin-coloured pixels of the
+   whole photo), minus hair strands (Hessian valleys) and protected features.
+4. Spots: Lab contrast against the local skin background (normalised convolution that
+   skips non-skin and spot pixels), grown by hysteresis from strong seeds so the mask
+   follows the outline, then measured and classified (papule, pustule, dark spot,
+   blackhead) or rejected (too big, elongated like a hair or wrinkle, ring not skin, too
+   faint). Moles and freckles are recognised and protected rather than returned.
+5. Labels are brought back to the photo's pixel grid; where the search ran shrunk, each
+   spot's outline is redrawn at full resolution from the full-resolution contrast.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+import structlog
+
+from ..config import DetectConfig
+from ..detection import BBox, Detection, ProtectedFeature, Spot, bbox_of
+from ..kernels import detect as kd
+from ..kernels import skin as ks
+from ..scale import image_scale
+from .face import FaceLayout, draw_feature_masks, find_faces
+
+__all__ = ["ClassicalDetector"]
+
+log = structlog.get_logger(__name__)
+
+# Detection runs at most at this many face units per face-scale unit (1 unit = the
+# scale of a 256-px-wide face), i.e. a face at most ~384 px wide.
+WORK_FACE_SCALE = 1.5
+
+_COL = {name: i for i, name in enumerate(kd.FEATURES)}
+
+
+@dataclass(frozen=True, kw_only=True)
+class _Thresholds:
+    """Contrast thresholds in Lab units at sensitivity 0.5; divided by the sensitivity gain."""
+
+    red: float = 5.0  # a* above the ring for a red seed
+    dark: float = 7.0  # L below the ring for a dark seed
+    grow: float = 0.45  # growth threshold as a fraction of the seed thresholds
+    relative_grow: float = 0.3  # ... and as a fraction of the region's own peak
+    noise_k: float = 2.5  # seeds must also exceed this many local texture SDs
+    papule_red: float = 7.0  # a* rise over the core of a papule/pustule
+    dark_spot_dark: float = 7.0  # L drop over the core of a dark spot
+    dark_spot_yellow: float = 3.0  # b* rise over the core of a dark spot (brown, not grey)
+    blackhead_dark: float = 20.0  # L drop at the darkest pixel of a blackhead
+    blackhead_max_r: float = 2.6  # face units
+    mole_dark: float = 20.0  # L drop over the core of a mole
+    mole_r: tuple[float, float] = (3.0, 11.0)  # face units
+    freckle_dark: float = 9.0  # freckles are fainter than this (L units)
+    freckle_max_r: float = 3.0  # face units
+    freckle_min_count: int = 6  # this many faint small brown spots make a freckled face
+    max_r: float = 16.0  # face units; larger regions are shading, not spots
+    max_elongation: float = 3.0  # major/minor axis ratio above which a region is a line
+
+
+class ClassicalDetector:
+    """Blemish detector from colour contrast and shape rules (CPU, no weights)."""
+
+    name = "classical"
+
+    def __init__(self, config: DetectConfig) -> None:
+        self.config = config
+        # 0 -> thresholds x1.6 (only obvious spots); 1 -> x0.6 (faint ones too).
+        self._gain = 1.0 / (1.6 - 1.0 * float(config.sensitivity))
+        self._t = _Thresholds()
+        # Intermediate maps of the last call, on the working grid (for debugging/overlays).
+        self.last_maps: dict[str, object] = {}
+
+    def detect(self, image: np.ndarray) -> Detection:
+        """Find blemishes and protected features in one photo.
+
+        Parameters
+        ----------
+        image : (H, W, 3) float32 RGB in [0, 1]
+
+        Returns
+        -------
+        Detection
+            Labels and protected mask in the photo's pixel grid.
+        """
+        if image.ndim != 3 or image.shape[2] != 3:
+            raise ValueError(f"expected an (H, W, 3) RGB image, got shape {image.shape}")
+        image = np.ascontiguousarray(image, dtype=np.float32)
+        started = time.perf_counter()
+        h, w = image.shape[:2]
+        faces = find_faces(image)
+        if faces:
+            scale = image_scale(h, w, face_width_px=float(faces[0].width))
+            method = "face"
+            roi = _union_box([_face_region(f, h, w) for f in faces])
+        else:
+            scale = image_scale(h, w)
+            method = "skin_colour"
+            roi = (0, 0, w, h)
+        work = min(1.0, WORK_FACE_SCALE / scale)
+        unit = scale * work  # pixels per face unit at the working resolution
+
+        rx, ry, rw, rh = roi
+        crop = image[ry : ry + rh, rx : rx + rw]
+        if work < 1.0:
+            small = cv2.resize(crop, (max(8, round(rw * work)), max(8, round(rh * work))),
+                               interpolation=cv2.INTER_AREA)
+        else:
+            small = crop
+        sh, sw = small.shape[:2]
+        to_small = (sw / rw, sh / rh)
+
+        protected_full = np.zeros((h, w), bool)
+        features: list[ProtectedFeature] = []
+        in_face_small = np.ones((sh, sw), bool)
+        for face in faces:
+            masks = draw_feature_masks((h, w), face)
+            for kind, box_list in (("eye", face.eyes), ("brow", face.brows), ("lips", (face.mouth,))):
+                protected_full |= masks[kind]
+                features.extend(ProtectedFeature(kind=kind, bbox=b) for b in box_list)
+        if faces:
+            in_face_small = np.zeros((sh, sw), np.uint8)
+            for face in faces:
+                _face_ellipse(in_face_small, face, roi, to_small)
+            in_face_small = in_face_small.astype(bool)
+
+        lab = ks.rgb_to_lab(small)
+        protected_small = _shrink_mask(protected_full[ry : ry + rh, rx : rx + rw], (sh, sw))
+
+        # Nostrils: very dark blobs in the lower-middle nose area.
+        for face in faces:
+            nostril_mask, boxes = _nostrils(lab[..., 0], face, roi, to_small, unit)
+            protected_small |= nostril_mask
+            features.extend(
+                ProtectedFeature(kind="nostril", bbox=_to_photo(b, roi, to_small, h, w)) for b in boxes
+            )
+
+        skin = self._skin_map(lab, faces, roi, to_small, in_face_small)
+        hair = self._hair_map(lab[..., 0], unit)
+        skin_area = _skin_area(skin >= 0.2, unit, max_hole_r=self._t.max_r)
+        allowed = skin_area & in_face_small & ~protected_small
+
+        labels_small, spots, kept_protected = self._find_spots(lab, skin, hair, allowed, unit)
+        self.last_maps.update(roi=roi, to_small=to_small, unit=unit, skin=skin, hair=hair,
+                              allowed=allowed, labels_small=labels_small)
+
+        # Protected things found on the working grid.
+        extra_protected = np.zeros((sh, sw), bool)
+        for kind, mask in kept_protected:
+            extra_protected |= mask
+            features.append(ProtectedFeature(kind=kind, bbox=_to_photo(bbox_of(mask), roi, to_small, h, w)))
+        hair_features = _hair_features(hair, unit)
+        features.extend(
+            ProtectedFeature(kind="hair", bbox=_to_photo(b, roi, to_small, h, w)) for b in hair_features
+        )
+        protected_small |= extra_protected | hair
+
+        labels = np.zeros((h, w), np.int32)
+        labels[ry : ry + rh, rx : rx + rw] = _grow_to_full(labels_small, (rh, rw))
+        protected_crop = protected_full[ry : ry + rh, rx : rx + rw]
+        protected_crop |= _grow_mask(protected_small, (rh, rw))
+        labels[protected_full] = 0
+
+        elapsed_ms = 1000.0 * (time.perf_counter() - started)
+        log.debug(
+            "detected", method=method, scale=round(scale, 3), work=round(work, 3),
+            spots=len(spots), protected=len(features), ms=round(elapsed_ms, 1),
+        )
+        return Detection(
+            labels=labels,
+            spots=spots,
+            protected_mask=protected_full,
+            protected=features,
+            scale=float(scale),
+            method=method,
+        )
+
+    # --- maps -------------------------------------------------------------------------
+
+    def _skin_map(self, lab, faces, roi, to_small, in_face) -> np.ndarray:
+        prior = ks.skin_likelihood(lab, ks.generic_skin_model(), lightness_weight=0.3)
+        sample = np.zeros(lab.shape[:2], np.float32)
+        if faces:
+            for face in faces:
+                fx, fy, fw, fh = face.face
+                # Cheeks and nose bridge: skin in nearly every frontal face.
+                for bx0, by0, bx1, by1 in ((0.15, 0.45, 0.40, 0.68), (0.60, 0.45, 0.85, 0.68),
+                                           (0.30, 0.08, 0.70, 0.22)):
+                    x0, y0 = _point_small(fx + bx0 * fw, fy + by0 * fh, roi, to_small)
+                    x1, y1 = _point_small(fx + bx1 * fw, fy + by1 * fh, roi, to_small)
+                    sample[max(0, y0):max(0, y1), max(0, x0):max(0, x1)] = 1.0
+            sample *= prior
+        else:
+            sample = prior * (prior >= 0.3)
+        model = ks.fit_skin_colour(lab, sample)
+        if model is None:
+            return prior
+        skin = ks.skin_likelihood(lab, model, lightness_weight=0.3, spread=2.0)
+        return cv2.GaussianBlur(skin, (0, 0), 1.0)
+
+    def _hair_map(self, lightness: np.ndarray, unit: float) -> np.ndarray:
+        strands = ks.strand_map(lightness, sigmas=(0.8 * unit, 1.4 * unit), min_depth=2.0)
+        mask = (strands > 0).astype(np.uint8)
+        # A dark ring (a pustule's red rim around its pale head) is a valley too: fill
+        # small enclosed holes, and a component whose filled area grows a lot is a ring.
+        n_holes, holes, hole_stats, _ = cv2.connectedComponentsWithStats(1 - mask, connectivity=4)
+        h, w = mask.shape
+        hx, hy, hw, hh, ha = (hole_stats[:, i] for i in range(5))
+        small_hole = (hx > 0) & (hy > 0) & (hx + hw < w) & (hy + hh < h)
+        small_hole &= ha <= math.pi * (8.0 * unit) ** 2
+        small_hole[0] = False
+        filled = mask | small_hole[holes].astype(np.uint8)
+        n, lab, stats, _ = cv2.connectedComponentsWithStats(filled, connectivity=8)
+        if n <= 1:
+            return np.zeros(lightness.shape, bool)
+        own_area = np.bincount(lab.ravel(), weights=mask.ravel(), minlength=n)
+        extent = np.hypot(stats[:, cv2.CC_STAT_WIDTH], stats[:, cv2.CC_STAT_HEIGHT])
+        area = stats[:, cv2.CC_STAT_AREA]
+        # A strand is long for its area (thin) and encloses nothing.
+        long_thin = (extent >= 16.0 * unit) & (own_area <= 3.0 * unit * extent)
+        long_thin &= area <= 1.3 * own_area
+        long_thin[0] = False
+        hair = long_thin[lab] & (mask > 0)
+        return cv2.dilate(hair.astype(np.uint8), np.ones((3, 3), np.uint8)).astype(bool)
+
+    # --- spots ------------------------------------------------------------------------
+
+    def _find_spots(self, lab, skin, hair, allowed, unit):
+        t = self._t
+        g = self._gain
+        red_t, dark_t = t.red / g, t.dark / g
+        smooth = cv2.GaussianBlur(lab, (0, 0), 0.6 * unit) if unit > 1.2 else lab
+        weights = allowed.astype(np.float32) * np.clip(skin, 0.0, 1.0)
+        exclude = np.zeros(allowed.shape, bool)
+        kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * round(2 * unit) + 1,) * 2)
+        for sigma in (8.0 * unit, 6.0 * unit):
+            bg = kd.normalized_blur(smooth, weights * ~exclude, sigma)
+            delta = smooth - bg
+            strength = np.maximum(delta[..., 1] / red_t, -delta[..., 0] / dark_t)
+            exclude = cv2.dilate((strength >= t.grow).astype(np.uint8), kernel).astype(bool)
+        # Local texture: seeds must stand out from it, not only from the thresholds.
+        quiet = weights * ~exclude
+        sd_l = np.sqrt(kd.normalized_blur(delta[..., 0] ** 2, quiet, 6.0 * unit))
+        sd_a = np.sqrt(kd.normalized_blur(delta[..., 1] ** 2, quiet, 6.0 * unit))
+        red = delta[..., 1] / np.maximum(red_t, t.noise_k * sd_a)
+        dark = -delta[..., 0] / np.maximum(dark_t, t.noise_k * sd_l)
+        strength = np.maximum(red, dark)
+        labels, count = kd.hysteresis_labels(
+            strength, high=1.0, low=t.grow, relative=t.relative_grow, allowed=allowed,
+            seedable=~hair,
+        )
+        labels = kd.fill_label_holes(labels, max_hole_px=int(math.pi * (4 * unit) ** 2))
+        if count == 0:
+            return labels, [], []
+        self.last_maps.update(strength=strength, delta=delta, candidates=labels)
+        grad = _gradient(lab[..., 0])
+        # Provisional ring widths from the region sizes.
+        areas = np.bincount(labels.ravel(), minlength=count + 1).astype(np.float32)
+        ring = np.maximum(2.0 * unit, 0.6 * np.sqrt(areas / math.pi)).astype(np.float32)
+        feats = kd.region_features(
+            labels, count, delta, lab[..., 0], strength, allowed=allowed, skin=skin,
+            hair=hair, gradient=grad, ring_px=ring,
+        )
+        self.last_maps["features"] = feats
+        return self._classify(labels, count, feats, unit)
+
+    def _classify(self, labels, count, feats, unit):
+        t = self._t
+        g = self._gain
+        cfg = self.config
+        decisions: list[tuple[int, str, float]] = []
+        freckles: list[int] = []
+        moles: list[int] = []
+        for k in range(1, count + 1):
+            f = {name: feats[k, i] for name, i in _COL.items()}
+            kind = self._kind_of(f, unit)
+            if kind is None:
+                continue
+            score = float(1.0 - math.exp(-max(f["peak"] - 0.5, 0.0)))
+            if kind == "mole":
+                moles.append(k)
+            elif kind == "freckle":
+                freckles.append(k)
+            else:
+                decisions.append((k, kind, score))
+        protected: list[tuple[str, np.ndarray]] = []
+        if cfg.protect_moles:
+            protected.extend(("mole", labels == k) for k in moles)
+        else:
+            decisions.extend((k, "dark_spot", 0.5) for k in moles)
+        if len(freckles) >= t.freckle_min_count and cfg.protect_freckles:
+            protected.extend(("freckle", labels == k) for k in freckles)
+        else:
+            decisions.extend((k, "dark_spot", 0.3) for k in freckles)
+        enabled = {
+            "papule": cfg.papule, "pustule": cfg.pustule,
+            "dark_spot": cfg.dark_spot, "blackhead": cfg.blackhead,
+        }
+        lut = np.zeros(count + 1, np.int32)
+        spots: list[Spot] = []
+        for k, kind, score in sorted(decisions):
+            if not enabled[kind]:
+                continue
+            label = len(spots) + 1
+            lut[k] = label
+            spots.append(Spot(label=label, kind=kind, score=round(score, 4)))
+        del g
+        return lut[labels], spots, protected
+
+    def _kind_of(self, f: dict[str, float], unit: float) -> str | None:
+        t = self._t
+        g = self._gain
+        area = f["area"]
+        if area < 3:
+            return None
+        r_eq = math.sqrt(area / math.pi) / unit
+        if r_eq > t.max_r:
+            return None
+        tr = 0.5 * (f["sxx"] + f["syy"])
+        det = math.sqrt(max(0.25 * (f["sxx"] - f["syy"]) ** 2 + f["sxy"] ** 2, 0.0))
+        major, minor = tr + det, max(tr - det, 0.25)
+        elongation = math.sqrt(major / minor)
+        if elongation > t.max_elongation and 4.0 * math.sqrt(major) > 5.0 * unit:
+            return None
+        if f["hair_frac"] > 0.5 or f["ring_allowed"] < 0.6 or f["ring_skin"] < 0.2:
+            return None
+        dark = -f["core_dl"]
+        red = f["core_da"]
+        if red >= t.papule_red / g and red >= 0.5 * dark:
+            bright_centre = f["max_dl"] - f["core_dl"] >= 7.0 and f["max_dl"] >= -3.0
+            return "pustule" if bright_centre else "papule"
+        if r_eq <= t.blackhead_max_r and f["min_dl"] <= -t.blackhead_dark / g:
+            return "blackhead"
+        uniform = f["l_std"] <= 0.45 * max(dark, 1e-3)
+        if (
+            dark >= t.mole_dark
+            and t.mole_r[0] <= r_eq <= t.mole_r[1]
+            and f["plateau"] >= 0.4
+            and uniform
+        ):
+            return "mole"
+        if dark >= t.dark_spot_dark / g and f["core_db"] >= t.dark_spot_yellow / g:
+            if dark < t.freckle_dark and r_eq <= t.freckle_max_r:
+                return "freckle"
+            return "dark_spot"
+        return None
+
+
+# --- geometry helpers -----------------------------------------------------------------
+
+
+def _face_region(face: FaceLayout, h: int, w: int) -> BBox:
+    fx, fy, fw, fh = face.face
+    x0 = max(0, int(fx - 0.25 * fw))
+    x1 = min(w, int(fx + 1.25 * fw))
+    y0 = max(0, int(fy - 0.3 * fh))
+    y1 = min(h, int(fy + 1.4 * fh))
+    return (x0, y0, x1 - x0, y1 - y0)
+
+
+def _face_ellipse(mask: np.ndarray, face: FaceLayout, roi: BBox, to_small) -> None:
+    fx, fy, fw, fh = face.face
+    cx, cy = _point_small(fx + 0.5 * fw, fy + 0.55 * fh, roi, to_small)
+    axes = (max(1, round(0.6 * fw * to_small[0])), max(1, round(0.78 * fh * to_small[1])))
+    cv2.ellipse(mask, (cx, cy), axes, 0, 0, 360, 1, thickness=-1)
+
+
+def _skin_area(skin: np.ndarray, unit: float, *, max_hole_r: float) -> np.ndarray:
+    """Skin-coloured pixels plus the holes in them a spot could make (a spot is not
+    skin-coloured, but it lies in skin)."""
+    radius = max(1, round(2 * unit))
+    kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * radius + 1,) * 2)
+    closed = cv2.morphologyEx(skin.astype(np.uint8), cv2.MORPH_CLOSE, kernel)
+    n, holes, stats, _ = cv2.connectedComponentsWithStats(1 - closed, connectivity=4)
+    h, w = skin.shape
+    x, y, bw, bh, area = (stats[:, i] for i in range(5))
+    enclosed = (x > 0) & (y > 0) & (x + bw < w) & (y + bh < h)
+    small = enclosed & (area <= math.pi * (max_hole_r * unit) ** 2)
+    small[0] = False
+    return closed.astype(bool) | small[holes]
+
+
+def _union_box(boxes: list[BBox]) -> BBox:
+    x0 = min(b[0] for b in boxes)
+    y0 = min(b[1] for b in boxes)
+    x1 = max(b[0] + b[2] for b in boxes)
+    y1 = max(b[1] + b[3] for b in boxes)
+    return (x0, y0, x1 - x0, y1 - y0)
+
+
+def _point_small(x: float, y: float, roi: BBox, to_small) -> tuple[int, int]:
+    return (round((x - roi[0]) * to_small[0]), round((y - roi[1]) * to_small[1]))
+
+
+def _to_photo(box: BBox, roi: BBox, to_small, h: int, w: int) -> BBox:
+    x, y, bw, bh = box
+    x0 = roi[0] + math.floor(x / to_small[0])
+    y0 = roi[1] + math.floor(y / to_small[1])
+    x1 = roi[0] + math.ceil((x + bw) / to_small[0])
+    y1 = roi[1] + math.ceil((y + bh) / to_small[1])
+    x0, y0, x1, y1 = max(0, x0), max(0, y0), min(w, x1), min(h, y1)
+    return (x0, y0, x1 - x0, y1 - y0)
+
+
+def _shrink_mask(mask: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
+    if mask.shape == shape:
+        return mask.copy()
+    resized = cv2.resize(mask.astype(np.uint8), (shape[1], shape[0]), interpolation=cv2.INTER_AREA)
+    return resized > 0
+
+
+def _grow_mask(mask: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
+    if mask.shape == shape:
+        return mask
+    up = cv2.resize(mask.astype(np.uint8), (shape[1], shape[0]), interpolation=cv2.INTER_LINEAR)
+    return up > 0
+
+
+def _grow_to_full(labels: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
+    if labels.shape == shape:
+        return labels
+    return cv2.resize(labels, (shape[1], shape[0]), interpolation=cv2.INTER_NEAREST)
+
+
+def _gradient(lightness: np.ndarray) -> np.ndarray:
+    gx = cv2.Sobel(lightness, cv2.CV_32F, 1, 0, ksize=3)
+    gy = cv2.Sobel(lightness, cv2.CV_32F, 0, 1, ksize=3)
+    return np.sqrt(gx * gx + gy * gy) / 8.0
+
+
+def _nostrils(lightness, face: FaceLayout, roi, to_small, unit):
+    sh, sw = lightness.shape
+    nx, ny, nw, nh = face.nose
+    x0, y0 = _point_small(nx, ny, roi, to_small)
+    x1, y1 = _point_small(nx + nw, ny + nh, roi, to_small)
+    x0, y0, x1, y1 = max(0, x0), max(0, y0), min(sw, x1), min(sh, y1)
+    mask = np.zeros((sh, sw), bool)
+    boxes: list[BBox] = []
+    if x1 - x0 < 4 or y1 - y0 < 4:
+        return mask, boxes
+    area = lightness[y0:y1, x0:x1]
+    dark = (area < np.median(area) - 15.0).astype(np.uint8)
+    n, lab, stats, _ = cv2.connectedComponentsWithStats(dark, connectivity=8)
+    for k in range(1, n):
+        if stats[k, cv2.CC_STAT_AREA] < max(4.0, 2.0 * unit * unit):
+            continue
+        blob = lab == k
+        region = np.zeros((sh, sw), np.uint8)
+        region[y0:y1, x0:x1] = blob
+        pad = max(2, round(1.5 * unit))
+        region = cv2.dilate(region, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * pad + 1,) * 2))
+        mask |= region.astype(bool)
+        boxes.append(bbox_of(region.astype(bool)))
+    return mask, boxes
+
+
+def _hair_features(hair: np.ndarray, unit: float, limit: int = 24) -> list[BBox]:
+    """Boxes of the largest hair-strand groups (merged when close), for the report."""
+    if not hair.any():
+        return []
+    gap = max(3, round(3 * unit))
+    merged = cv2.dilate(hair.astype(np.uint8), np.ones((gap, gap), np.uint8))
+    n, _, stats, _ = cv2.connectedComponentsWithStats(merged, connectivity=8)
+    order = np.argsort(-stats[1:, cv2.CC_STAT_AREA])[:limit] + 1
+    return [tuple(int(v) for v in stats[k, :4]) for k in order]

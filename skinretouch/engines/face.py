@@ -1,0 +1,228 @@
+"""Faces and their features, found offline with the Haar cascades OpenCV ships.
+
+The cascades give a face box, and (less reliably) eye and smile boxes inside it. What they
+miss is filled in from the face box's proportions, which for ``haarcascade_frontalface``
+boxes are stable: eyes near 40 % of the height, the mouth near 80 %, the nostrils near
+67 %. Features are then refined on the pixels (dark nostril blobs, red lips) and drawn as
+generous protected areas: missing a blemish next to an eye costs far less than touching
+the eye.
+"""
+
+from __future__ import annotations
+
+import functools
+from dataclasses import dataclass, field
+
+import cv2
+import numpy as np
+import structlog
+
+from ..detection import BBox
+
+__all__ = ["FaceLayout", "draw_feature_masks", "find_faces"]
+
+log = structlog.get_logger(__name__)
+
+# The cascades are run on a copy whose longer side is at most this many pixels: Haar
+# features need no more, and a 6000-px photo would take seconds at full size.
+DETECT_MAX_SIDE_PX = 360
+# Smallest face searched, as a fraction of the shorter image side.
+MIN_FACE_FRACTION = 0.1
+# Eyes and mouth are searched in a copy of the face scaled to this width (px).
+FEATURE_FACE_WIDTH_PX = 200
+
+
+@dataclass(frozen=True, kw_only=True)
+class FaceLayout:
+    """One face and its features, boxes ``(x, y, w, h)`` in the photo's pixels.
+
+    ``eyes_found``/``mouth_found`` say whether the cascade saw them (else the boxes are
+    the face-proportion priors).
+    """
+
+    face: BBox
+    eyes: tuple[BBox, ...]
+    brows: tuple[BBox, ...]
+    mouth: BBox
+    nose: BBox
+    eyes_found: int = 0
+    mouth_found: bool = False
+    extras: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def width(self) -> int:
+        return self.face[2]
+
+
+@functools.cache
+def _cascade(name: str) -> cv2.CascadeClassifier:
+    classifier = cv2.CascadeClassifier(cv2.data.haarcascades + name)
+    if classifier.empty():
+        raise RuntimeError(f"OpenCV Haar cascade {name} could not be loaded")
+    return classifier
+
+
+def find_faces(image: np.ndarray) -> list[FaceLayout]:
+    """Frontal faces in a photo, largest first, with their feature boxes.
+
+    Parameters
+    ----------
+    image : (H, W, 3) float32 RGB in [0, 1] or uint8 RGB
+
+    Returns
+    -------
+    list of FaceLayout
+        Faces at least half as wide as the largest one; empty when there is no face.
+    """
+    gray = _gray_u8(image)
+    h, w = gray.shape
+    shrink = min(1.0, DETECT_MAX_SIDE_PX / max(h, w))
+    small = cv2.resize(gray, None, fx=shrink, fy=shrink, interpolation=cv2.INTER_AREA)
+    small = cv2.equalizeHist(small)
+    min_side = max(24, int(MIN_FACE_FRACTION * min(small.shape)))
+    boxes = _cascade("haarcascade_frontalface_default.xml").detectMultiScale(
+        small, scaleFactor=1.15, minNeighbors=6, minSize=(min_side, min_side)
+    )
+    if len(boxes) == 0:
+        return []
+    boxes = sorted(((int(x), int(y), int(bw), int(bh)) for x, y, bw, bh in boxes),
+                   key=lambda b: -b[2])
+    largest = boxes[0][2]
+    faces = []
+    for x, y, bw, bh in boxes:
+        if bw < 0.5 * largest:
+            continue
+        face = _clip_box(
+            (round(x / shrink), round(y / shrink), round(bw / shrink), round(bh / shrink)), h, w
+        )
+        faces.append(_layout(gray, face))
+    log.debug("faces", count=len(faces), boxes=[f.face for f in faces])
+    return faces
+
+
+def draw_feature_masks(shape: tuple[int, int], layout: FaceLayout) -> dict[str, np.ndarray]:
+    """Protected areas of one face's features as bool masks of ``shape``.
+
+    Returns
+    -------
+    dict
+        ``{"eye": mask, "brow": mask, "lips": mask}`` (nostrils are found on pixels by the
+        detector, inside ``layout.nose``).
+    """
+    masks = {k: np.zeros(shape, np.uint8) for k in ("eye", "brow", "lips")}
+    for box in layout.eyes:
+        _ellipse(masks["eye"], box, grow=1.15)
+    for box in layout.brows:
+        _ellipse(masks["brow"], box, grow=1.1)
+    _ellipse(masks["lips"], layout.mouth, grow=1.1)
+    return {k: v.astype(bool) for k, v in masks.items()}
+
+
+def _layout(gray: np.ndarray, face: BBox) -> FaceLayout:
+    fx, fy, fw, fh = face
+    h, w = gray.shape
+    k = FEATURE_FACE_WIDTH_PX / fw
+    crop = gray[fy : fy + fh, fx : fx + fw]
+    crop = cv2.resize(crop, (FEATURE_FACE_WIDTH_PX, max(1, round(fh * k))),
+                      interpolation=cv2.INTER_AREA)
+    plain = crop
+    crop = cv2.equalizeHist(crop)
+    cw, ch = crop.shape[1], crop.shape[0]
+
+    def to_photo(box: tuple[float, float, float, float]) -> BBox:
+        bx, by, bw, bh = box
+        return _clip_box((round(fx + bx / k), round(fy + by / k), round(bw / k), round(bh / k)), h, w)
+
+    # Eyes: cascades (plain and equalised crops: glasses defeat one or the other) in the
+    # upper part; the face-proportion prior where nothing is found on a side.
+    prior_centre = {"left": (0.30 * cw, 0.385 * ch), "right": (0.70 * cw, 0.385 * ch)}
+    prior_size = 0.22 * cw
+    candidates: list[tuple[float, float, float]] = []
+    upper_y = int(0.6 * ch)
+
+    def near_prior(c: tuple[float, float, float], side: str) -> bool:
+        pcx, pcy = prior_centre[side]
+        return abs(c[0] - pcx) < 0.15 * cw and abs(c[1] - pcy) < 0.12 * ch
+
+    for image, name in (
+        (plain, "haarcascade_eye.xml"),
+        (crop, "haarcascade_eye.xml"),
+        (plain, "haarcascade_eye_tree_eyeglasses.xml"),
+    ):
+        for ex, ey, ew, eh in _cascade(name).detectMultiScale(
+            image[:upper_y], scaleFactor=1.08, minNeighbors=3,
+            minSize=(int(0.1 * cw),) * 2, maxSize=(int(0.35 * cw),) * 2,
+        ):
+            candidates.append((float(ex + ew / 2), float(ey + eh / 2), float(ew)))
+        if all(any(near_prior(c, side) for c in candidates) for side in prior_centre):
+            break
+    eyes_px = []
+    brows_px = []
+    found = 0
+    for side in ("left", "right"):
+        pcx, pcy = prior_centre[side]
+        same_side = [c for c in candidates if near_prior(c, side)]
+        if same_side:
+            cx, cy, size = min(same_side, key=lambda c: (c[0] - pcx) ** 2 + (c[1] - pcy) ** 2)
+            found += 1
+        else:
+            cx, cy, size = pcx, pcy, prior_size
+        # The eye opening with its corners and lashes: wider than the cascade's square.
+        ew = max(1.3 * size, 0.24 * cw)
+        eh = max(0.75 * size, 0.13 * ch)
+        eyes_px.append(to_photo((cx - ew / 2, cy - eh / 2, ew, eh)))
+        # The brow lies just above the cascade's square (or the eye's top for the prior).
+        top = cy - max(size, 0.2 * cw) / 2
+        bw = 1.15 * ew
+        brows_px.append(to_photo((cx - bw / 2, top - 0.05 * ch, bw, 0.09 * ch)))
+
+    # Mouth: smile cascade in the lower part, else the prior; union with the prior.
+    prior_mouth = (0.25 * cw, 0.69 * ch, 0.50 * cw, 0.22 * ch)
+    mouth = prior_mouth
+    mouth_found = False
+    lower_y = int(0.6 * ch)
+    smiles = _cascade("haarcascade_smile.xml").detectMultiScale(
+        crop[lower_y:], scaleFactor=1.1, minNeighbors=20, minSize=(int(0.25 * cw), int(0.08 * ch))
+    )
+    if len(smiles):
+        sx, sy, sw, sh = max(smiles, key=lambda s: s[2] * s[3])
+        sy += lower_y
+        if 0.2 * cw <= sx + sw / 2 <= 0.8 * cw:
+            x0, y0 = min(sx, prior_mouth[0]), min(sy, prior_mouth[1])
+            x1 = max(sx + sw, prior_mouth[0] + prior_mouth[2])
+            y1 = max(sy + sh, prior_mouth[1] + prior_mouth[3])
+            if (x1 - x0) < 0.75 * cw:
+                mouth = (x0, y0, x1 - x0, y1 - y0)
+                mouth_found = True
+    nose = (0.30 * cw, 0.52 * ch, 0.40 * cw, 0.22 * ch)
+    return FaceLayout(
+        face=face,
+        eyes=tuple(eyes_px),
+        brows=tuple(brows_px),
+        mouth=to_photo(mouth),
+        nose=to_photo(nose),
+        eyes_found=found,
+        mouth_found=mouth_found,
+    )
+
+
+def _ellipse(mask: np.ndarray, box: BBox, *, grow: float) -> None:
+    x, y, w, h = box
+    if w <= 0 or h <= 0:
+        return
+    centre = (round(x + w / 2), round(y + h / 2))
+    axes = (max(1, round(grow * w / 2)), max(1, round(grow * h / 2)))
+    cv2.ellipse(mask, centre, axes, 0, 0, 360, 1, thickness=-1)
+
+
+def _gray_u8(image: np.ndarray) -> np.ndarray:
+    if image.dtype != np.uint8:
+        image = (np.clip(image, 0.0, 1.0) * 255.0 + 0.5).astype(np.uint8)
+    return cv2.cvtColor(image, cv2.COLOR_RGB2GRAY)
+
+
+def _clip_box(box: BBox, h: int, w: int) -> BBox:
+    x, y, bw, bh = box
+    x0, y0 = max(0, x), max(0, y)
+    x1, y1 = min(w, x + bw), min(h, y + bh)
+    return (x0, y0, max(0, x1 - x0), max(0, y1 - y0))

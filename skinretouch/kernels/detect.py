@@ -1,0 +1,415 @@
+"""Spot-finding maps: local skin background, contrast regions and per-region measurements.
+
+The idea: a blemish is a patch that differs from the skin *around it* (its ring) in
+redness (a*), lightness (L) or yellowness (b*). The background is a Gaussian average of
+the surrounding skin that skips pixels which are not skin, are protected, or already look
+like a spot (normalised convolution, iterated), so a 12-px papule does not raise its own
+background. Regions then grow from strong seeds into weaker contrast (hysteresis), so a
+region follows the spot's outline instead of being a disc.
+
+Lab planes are float32 as :func:`cv2.cvtColor` gives them for float RGB: L in [0, 100],
+a*, b* roughly in [-128, 127]. Lengths are pixels at the working resolution.
+"""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+from numba import njit
+
+__all__ = [
+    "FEATURES",
+    "fill_label_holes",
+    "hysteresis_labels",
+    "normalized_blur",
+    "region_features",
+]
+
+
+def normalized_blur(planes: np.ndarray, weights: np.ndarray, sigma: float) -> np.ndarray:
+    """Gaussian average of ``planes`` over the pixels with weight, ignoring the others.
+
+    Parameters
+    ----------
+    planes : (H, W) or (H, W, C) float32
+    weights : (H, W) float32 or bool
+        Sample weights in [0, 1]; 0 excludes a pixel from every average.
+    sigma : float
+        Gaussian sigma, pixels.
+
+    Returns
+    -------
+    ndarray, same shape as ``planes``, float32
+        Where no weighted pixel lies within ~3 sigma the plain Gaussian average is used.
+    """
+    planes = np.ascontiguousarray(planes, dtype=np.float32)
+    w = np.ascontiguousarray(weights, dtype=np.float32)
+    if planes.shape[:2] != w.shape:
+        raise ValueError(f"weights shape {w.shape} does not match planes {planes.shape[:2]}")
+    if sigma <= 0:
+        raise ValueError(f"sigma must be > 0, got {sigma}")
+    weighted = planes * (w[..., None] if planes.ndim == 3 else w)
+    num = _wide_blur(weighted, sigma)
+    den = _wide_blur(w, sigma)
+    plain = _wide_blur(planes, sigma)
+    if planes.ndim == 3:
+        den = den[..., None]
+    ok = den > 1e-3
+    return np.where(ok, num / np.maximum(den, 1e-3), plain).astype(np.float32)
+
+
+def _wide_blur(array: np.ndarray, sigma: float) -> np.ndarray:
+    """Gaussian blur; wide ones run on a shrunk copy (a background has no fine detail)."""
+    factor = int(sigma // 3.0)
+    h, w = array.shape[:2]
+    if factor < 2 or min(h, w) < 8 * factor:
+        return cv2.GaussianBlur(array, (0, 0), sigma, borderType=cv2.BORDER_REFLECT)
+    small = cv2.resize(array, (max(1, round(w / factor)), max(1, round(h / factor))),
+                       interpolation=cv2.INTER_AREA)
+    # The area shrink already averaged over ~factor px: take that out of the sigma.
+    inner = np.sqrt(max(sigma**2 - (factor**2) / 12.0, 0.25)) / factor
+    small = cv2.GaussianBlur(small, (0, 0), inner, borderType=cv2.BORDER_REFLECT)
+    return cv2.resize(small, (w, h), interpolation=cv2.INTER_LINEAR)
+
+
+def hysteresis_labels(
+    strength: np.ndarray,
+    *,
+    high: float,
+    low: float,
+    relative: float = 0.0,
+    allowed: np.ndarray | None = None,
+    seedable: np.ndarray | None = None,
+) -> tuple[np.ndarray, int]:
+    """Connected regions of ``strength >= low`` that contain a pixel ``>= high``.
+
+    With ``relative > 0`` each region is then cut back to the pixels at least ``relative``
+    times its own peak, so a strong spot does not spill into the faint texture around it
+    (a blackhead into the pores next to it), and the cut pieces are kept only if they
+    still hold a seed.
+
+    Parameters
+    ----------
+    strength : (H, W) float32
+        Contrast in threshold units.
+    high, low : float
+        Seed and growth thresholds, ``low <= high``.
+    relative : float
+        Growth threshold relative to each region's peak, in [0, 1).
+    allowed : (H, W) bool, optional
+        Pixels outside are never part of a region.
+    seedable : (H, W) bool, optional
+        Only these pixels can be seeds (growth may still cross the others: a spot with a
+        hair across it is one spot, but a hair alone is none).
+
+    Returns
+    -------
+    labels : (H, W) int32
+        0 outside regions, 1..count inside (8-connected), numbered in raster order of
+        their first pixel.
+    count : int
+    """
+    if low > high:
+        raise ValueError(f"low ({low}) must not exceed high ({high})")
+    strength = np.ascontiguousarray(strength, dtype=np.float32)
+    grow = strength >= low
+    if allowed is not None:
+        grow &= allowed.astype(bool)
+    n, raw = cv2.connectedComponents(grow.astype(np.uint8), connectivity=8, ltype=cv2.CV_32S)
+    if relative > 0.0 and n > 1:
+        peak = np.zeros(n, np.float32)
+        _label_peak(raw, strength, peak)
+        grow &= strength >= relative * peak[raw]
+        n, raw = cv2.connectedComponents(grow.astype(np.uint8), connectivity=8, ltype=cv2.CV_32S)
+    keep = np.zeros(n, np.bool_)
+    seed_strength = strength if seedable is None else np.where(seedable, strength, 0.0)
+    _label_max_at_least(raw, np.ascontiguousarray(seed_strength, dtype=np.float32), high, keep)
+    keep[0] = False
+    relabel = np.zeros(n, np.int32)
+    relabel[keep] = np.arange(1, int(keep.sum()) + 1, dtype=np.int32)
+    return relabel[raw], int(keep.sum())
+
+
+def fill_label_holes(labels: np.ndarray, max_hole_px: int) -> np.ndarray:
+    """Fill small enclosed holes of each region with that region's label.
+
+    A pustule's pale centre is not red nor dark, so growth can leave it out; it belongs to
+    the spot. Holes larger than ``max_hole_px`` pixels are left alone.
+
+    Parameters
+    ----------
+    labels : (H, W) int32
+    max_hole_px : int
+
+    Returns
+    -------
+    (H, W) int32, a new array.
+    """
+    labels = np.ascontiguousarray(labels, dtype=np.int32)
+    background = (labels == 0).astype(np.uint8)
+    n, holes, stats, _ = cv2.connectedComponentsWithStats(background, connectivity=4)
+    h, w = labels.shape
+    x, y, bw, bh, area = (stats[:, i] for i in range(5))
+    inner = (x > 0) & (y > 0) & (x + bw < w) & (y + bh < h) & (area <= max_hole_px)
+    inner[0] = False
+    if not inner.any():
+        return labels.copy()
+    out = labels.copy()
+    _fill_holes(out, holes, inner)
+    return out
+
+
+# Column names of :func:`region_features`' rows.
+FEATURES = (
+    "area", "cx", "cy", "sxx", "syy", "sxy",
+    "mean_dl", "mean_da", "mean_db", "min_dl", "max_dl", "max_da", "max_db",
+    "peak", "plateau", "l_std",
+    "ring_n", "ring_allowed", "ring_skin", "ring_l_std", "ring_mean_da",
+    "hair_frac", "edge_grad", "x0", "y0", "x1", "y1",
+    "core_dl", "core_da", "core_db",
+)
+_F = {name: i for i, name in enumerate(FEATURES)}
+
+
+def region_features(
+    labels: np.ndarray,
+    count: int,
+    delta: np.ndarray,
+    lightness: np.ndarray,
+    strength: np.ndarray,
+    *,
+    allowed: np.ndarray,
+    skin: np.ndarray,
+    hair: np.ndarray,
+    gradient: np.ndarray,
+    ring_px: np.ndarray,
+) -> np.ndarray:
+    """Measure each labelled region and the ring of pixels around it.
+
+    Parameters
+    ----------
+    labels : (H, W) int32
+        Regions 1..count.
+    count : int
+    delta : (H, W, 3) float32
+        Lab minus the local skin background (dL, da*, db*).
+    lightness : (H, W) float32
+        L, for the uniformity of a region.
+    strength : (H, W) float32
+        The contrast the regions were grown on (threshold units).
+    allowed : (H, W) bool
+        Skin that may hold a spot (not protected, skin-coloured).
+    skin : (H, W) float32
+        Skin likelihood in [0, 1].
+    hair : (H, W) bool
+        Hair-strand pixels.
+    gradient : (H, W) float32
+        Gradient magnitude of L (L units per pixel).
+    ring_px : (count + 1,) float32
+        Ring width per region (pixels); the ring is the pixels within that distance of the
+        region that belong to no region.
+
+    Returns
+    -------
+    (count + 1, len(FEATURES)) float64
+        Row ``k`` describes region ``k`` (row 0 unused); columns as :data:`FEATURES`.
+        Moments (sxx, syy, sxy) are central second moments in pixels squared; ``plateau``
+        is the fraction of the region at >= 60 % of its peak strength; ``edge_grad`` the
+        mean gradient on the region's boundary pixels.
+    """
+    labels = np.ascontiguousarray(labels, dtype=np.int32)
+    feats = np.zeros((count + 1, len(FEATURES)), np.float64)
+    if count == 0:
+        return feats
+    inside = (labels > 0).astype(np.uint8)
+    # Nearest region pixel of every pixel, for the rings.
+    dist, nearest = cv2.distanceTransformWithLabels(
+        1 - inside, cv2.DIST_L2, 3, labelType=cv2.DIST_LABEL_PIXEL
+    )
+    owner = np.zeros(int(nearest.max()) + 1, np.int32)
+    owner[nearest[inside > 0]] = labels[inside > 0]
+    ring_owner = owner[nearest]
+    _region_features(
+        labels,
+        np.ascontiguousarray(delta, dtype=np.float32),
+        np.ascontiguousarray(lightness, dtype=np.float32),
+        np.ascontiguousarray(strength, dtype=np.float32),
+        np.ascontiguousarray(allowed, dtype=np.uint8),
+        np.ascontiguousarray(skin, dtype=np.float32),
+        np.ascontiguousarray(hair, dtype=np.uint8),
+        np.ascontiguousarray(gradient, dtype=np.float32),
+        dist.astype(np.float32),
+        ring_owner,
+        np.ascontiguousarray(ring_px, dtype=np.float32),
+        feats,
+    )
+    return feats
+
+
+@njit(cache=True, nogil=True)
+def _label_max_at_least(raw, strength, high, keep):
+    h, w = raw.shape
+    for y in range(h):
+        for x in range(w):
+            k = raw[y, x]
+            if k > 0 and strength[y, x] >= high:
+                keep[k] = True
+
+
+@njit(cache=True, nogil=True)
+def _label_peak(raw, strength, peak):
+    h, w = raw.shape
+    for y in range(h):
+        for x in range(w):
+            k = raw[y, x]
+            if k > 0 and strength[y, x] > peak[k]:
+                peak[k] = strength[y, x]
+
+
+@njit(cache=True, nogil=True)
+def _fill_holes(out, holes, inner):
+    h, w = out.shape
+    # Each hole takes the label of the first labelled pixel left of / above it.
+    hole_label = np.zeros(inner.shape[0], np.int32)
+    for y in range(h):
+        for x in range(w):
+            k = holes[y, x]
+            if k > 0 and inner[k] and hole_label[k] == 0:
+                if x > 0 and out[y, x - 1] > 0:
+                    hole_label[k] = out[y, x - 1]
+                elif y > 0 and out[y - 1, x] > 0:
+                    hole_label[k] = out[y - 1, x]
+    for y in range(h):
+        for x in range(w):
+            k = holes[y, x]
+            if k > 0 and inner[k] and hole_label[k] > 0:
+                out[y, x] = hole_label[k]
+
+
+@njit(cache=True, nogil=True)
+def _region_features(labels, delta, lightness, strength, allowed, skin, hair, gradient,
+                     dist, ring_owner, ring_px, feats):
+    h, w = labels.shape
+    n = feats.shape[0]
+    sum_l = np.zeros(n)
+    sum_l2 = np.zeros(n)
+    ring_l = np.zeros(n)
+    ring_l2 = np.zeros(n)
+    edge_n = np.zeros(n)
+    for k in range(1, n):
+        feats[k, 9] = 1e9  # min_dl
+        feats[k, 10] = -1e9  # max_dl
+        feats[k, 11] = -1e9  # max_da
+        feats[k, 12] = -1e9  # max_db
+        feats[k, 23] = w
+        feats[k, 24] = h
+        feats[k, 25] = -1
+        feats[k, 26] = -1
+    # First pass: sums, extremes, bbox, ring.
+    for y in range(h):
+        for x in range(w):
+            k = labels[y, x]
+            if k > 0:
+                f = feats[k]
+                f[0] += 1
+                f[1] += x
+                f[2] += y
+                dl = delta[y, x, 0]
+                da = delta[y, x, 1]
+                db = delta[y, x, 2]
+                f[6] += dl
+                f[7] += da
+                f[8] += db
+                if dl < f[9]:
+                    f[9] = dl
+                if dl > f[10]:
+                    f[10] = dl
+                if da > f[11]:
+                    f[11] = da
+                if db > f[12]:
+                    f[12] = db
+                s = strength[y, x]
+                if s > f[13]:
+                    f[13] = s
+                lv = lightness[y, x]
+                sum_l[k] += lv
+                sum_l2[k] += lv * lv
+                if hair[y, x]:
+                    f[21] += 1
+                if x < f[23]:
+                    f[23] = x
+                if y < f[24]:
+                    f[24] = y
+                if x > f[25]:
+                    f[25] = x
+                if y > f[26]:
+                    f[26] = y
+                boundary = (
+                    x == 0 or y == 0 or x == w - 1 or y == h - 1
+                    or labels[y, x - 1] != k or labels[y, x + 1] != k
+                    or labels[y - 1, x] != k or labels[y + 1, x] != k
+                )
+                if boundary:
+                    f[22] += gradient[y, x]
+                    edge_n[k] += 1
+            else:
+                k = ring_owner[y, x]
+                if k > 0 and dist[y, x] <= ring_px[k]:
+                    f = feats[k]
+                    f[16] += 1
+                    if allowed[y, x]:
+                        f[17] += 1
+                    f[18] += skin[y, x]
+                    lv = lightness[y, x]
+                    ring_l[k] += lv
+                    ring_l2[k] += lv * lv
+                    f[20] += delta[y, x, 1]
+    for k in range(1, n):
+        f = feats[k]
+        a = f[0]
+        if a > 0:
+            f[1] /= a
+            f[2] /= a
+            f[6] /= a
+            f[7] /= a
+            f[8] /= a
+            m = sum_l[k] / a
+            f[15] = np.sqrt(max(sum_l2[k] / a - m * m, 0.0))
+            f[21] /= a
+        if edge_n[k] > 0:
+            f[22] /= edge_n[k]
+        r = f[16]
+        if r > 0:
+            f[17] /= r
+            f[18] /= r
+            m = ring_l[k] / r
+            f[19] = np.sqrt(max(ring_l2[k] / r - m * m, 0.0))
+            f[20] /= r
+    # Second pass: central moments and plateau.
+    for y in range(h):
+        for x in range(w):
+            k = labels[y, x]
+            if k > 0:
+                f = feats[k]
+                dx = x - f[1]
+                dy = y - f[2]
+                f[3] += dx * dx
+                f[4] += dy * dy
+                f[5] += dx * dy
+                if strength[y, x] >= 0.6 * f[13]:
+                    f[14] += 1
+                    f[27] += delta[y, x, 0]
+                    f[28] += delta[y, x, 1]
+                    f[29] += delta[y, x, 2]
+    for k in range(1, n):
+        f = feats[k]
+        a = f[0]
+        if a > 0:
+            f[3] /= a
+            f[4] /= a
+            f[5] /= a
+            if f[14] > 0:
+                f[27] /= f[14]
+                f[28] /= f[14]
+                f[29] /= f[14]
+            f[14] /= a
