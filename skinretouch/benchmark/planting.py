@@ -131,21 +131,16 @@ def plant_spots(
     # Moles first: they are the largest, and a bench photo without its mole tests nothing.
     wanted = ["mole"] * n_moles + [kinds[order[i % len(kinds)]] for i in range(n_spots)]
 
-    clean_rgb = photo.rgb.astype(np.float64) / 255.0
-    clean_lab = rgb2lab(clean_rgb)
-    blemished = clean_rgb.copy()
-    occupied = np.zeros(photo.skin.shape, dtype=bool)
-    free_distance = ndi.distance_transform_edt(photo.skin)
+    # Float32 for the whole photo (24-megapixel speed photos); Lab only on crops, in float64.
+    blemished = photo.rgb.astype(np.float32) / np.float32(255.0)
+    site = _Sites(photo.skin, scale)
     spots: list[PlantedSpot] = []
     for kind in wanted:
-        spot = _plant_one(kind, rng, scale, photo.skin, free_distance, occupied,
-                          clean_lab, blemished)  # fmt: skip
-        if spot is None:
-            continue
-        spots.append(spot)
-        occupied |= spot.footprint
+        spot = _plant_one(kind, rng, scale, photo.skin, site, photo.rgb, blemished)
+        if spot is not None:
+            spots.append(spot)
     spots.sort(key=lambda spot: spot.keep)
-    return blemished.astype(np.float32), spots
+    return blemished, spots
 
 
 def default_spot_count(photo: BenchPhoto) -> int:
@@ -177,34 +172,62 @@ def oracle_mask(spots, shape, *, dilation_px: int) -> np.ndarray:
         if not spot.keep:
             mask |= spot.footprint
     if dilation_px > 0 and mask.any():
-        r = int(dilation_px)
-        yy, xx = np.mgrid[-r : r + 1, -r : r + 1]
-        mask = ndi.binary_dilation(mask, structure=xx * xx + yy * yy <= r * r)
+        mask = ndi.binary_dilation(mask, structure=_disk(dilation_px))
     return mask
 
 
-def _plant_one(kind, rng, scale, skin, free_distance, occupied, clean_lab, blemished):
+class _Sites:
+    """Where a spot's centre may go: skin pixels (on a grid of about one face-scale pixel) with
+    their distance to the skin's edge, and the discs already taken by planted spots."""
+
+    def __init__(self, skin: np.ndarray, scale: float) -> None:
+        step = max(1, int(scale))
+        distance = ndi.distance_transform_edt(skin[::step, ::step]) * step
+        ys, xs = np.nonzero(distance > 0)
+        self.ys, self.xs = ys * step, xs * step
+        self.distance = distance[ys, xs]
+        self.taken: list[tuple[float, float, float]] = []  # (y, x, radius) of planted spots
+
+    def pick(self, rng, reach: float, gap: float) -> tuple[int, int] | None:
+        candidates = np.flatnonzero(self.distance >= reach)
+        if candidates.size == 0:
+            return None
+        taken = np.array(self.taken, dtype=np.float64).reshape(-1, 3)
+        # Draw-and-test is fast while skin is mostly free; filtering all sites is the fallback.
+        for index in candidates[rng.integers(candidates.size, size=64)]:
+            if self._clear(index, taken, reach, gap).all():
+                return int(self.ys[index]), int(self.xs[index])
+        for y, x, radius in taken:
+            far = np.hypot(self.ys[candidates] - y, self.xs[candidates] - x) >= reach + radius + gap
+            candidates = candidates[far]
+            if candidates.size == 0:
+                return None
+        index = candidates[rng.integers(candidates.size)]
+        return int(self.ys[index]), int(self.xs[index])
+
+    def _clear(self, index, taken, reach, gap) -> np.ndarray:
+        distance = np.hypot(taken[:, 0] - self.ys[index], taken[:, 1] - self.xs[index])
+        return distance >= reach + taken[:, 2] + gap
+
+
+def _plant_one(kind, rng, scale, skin, sites, clean_rgb, blemished):
     height, width = skin.shape
     low, high = RADIUS_PX[kind]
     gap = SPOT_GAP_PX * scale
-    clearance = ndi.distance_transform_edt(~occupied) if occupied.any() else None
     for _ in range(MAX_TRIES_PER_SPOT):
         radius = rng.uniform(low, high) * scale
         reach = radius * EDGE_RAMP[kind][1] + 1.0
-        candidates = free_distance >= reach
-        if clearance is not None:
-            candidates &= clearance >= reach + gap
-        ys, xs = np.nonzero(candidates)
-        if ys.size == 0:
+        site = sites.pick(rng, reach, gap)
+        if site is None:
             continue
-        pick = rng.integers(ys.size)
-        center = (ys[pick] + rng.uniform(-0.5, 0.5), xs[pick] + rng.uniform(-0.5, 0.5))
+        cy, cx = site
+        center = (cy + rng.uniform(-0.5, 0.5), cx + rng.uniform(-0.5, 0.5))
         half = int(np.ceil(reach * 1.3 + 3.0 * scale)) + 2
-        y0, y1 = max(0, ys[pick] - half), min(height, ys[pick] + half + 1)
-        x0, x1 = max(0, xs[pick] - half), min(width, xs[pick] + half + 1)
+        y0, y1 = max(0, cy - half), min(height, cy + half + 1)
+        x0, x1 = max(0, cx - half), min(width, cx + half + 1)
         window = (slice(y0, y1), slice(x0, x1))
         local_center = (center[0] - y0, center[1] - x0)
-        before = blemished[window].copy()
+        before = blemished[window].astype(np.float64)
         lab = rgb2lab(before)
         shape_params = _outline(rng)
         new_lab, weight, core = _render(kind, rng, lab, local_center, radius, scale, shape_params)
@@ -212,27 +235,37 @@ def _plant_one(kind, rng, scale, skin, free_distance, occupied, clean_lab, blemi
         rendered = np.clip(lab2rgb(new_lab), 0.0, 1.0)
         patch = before.copy()
         patch[touched] = rendered[touched]
-        delta = np.linalg.norm(rgb2lab(patch) - clean_lab[window], axis=-1)
+        patch = patch.astype(np.float32).astype(np.float64)  # judged as it will be stored
+        delta = np.linalg.norm(rgb2lab(patch) - rgb2lab(clean_rgb[window]), axis=-1)
         local_footprint = delta > FOOTPRINT_DE
-        if not local_footprint.any():
+        if not local_footprint.any() or not skin[window][local_footprint].all():
             continue
+        # The disc test in _Sites is only a first cut: check the real outlines stay apart.
+        ys, xs = np.nonzero(local_footprint)
+        outer = max(np.hypot(ys + y0 - center[0], xs + x0 - center[1]).max(), 1.0)
+        if any(np.hypot(y - center[0], x - center[1]) < outer + r + gap for y, x, r in sites.taken):
+            continue
+        core = core & local_footprint
+        if not core.any():
+            ly, lx = int(round(local_center[0])), int(round(local_center[1]))
+            if not local_footprint[ly, lx]:
+                continue
+            core[ly, lx] = True
         footprint = np.zeros_like(skin)
         footprint[window] = local_footprint
-        if not skin[footprint].all():
-            continue
-        if clearance is not None and clearance[footprint].min() < gap:
-            continue
         core_full = np.zeros_like(skin)
-        core_full[window] = core & local_footprint
-        if not core_full.any():
-            cy, cx = int(round(center[0])), int(round(center[1]))
-            if not footprint[cy, cx]:
-                continue
-            core_full[cy, cx] = True
+        core_full[window] = core
         blemished[window] = patch
+        sites.taken.append((center[0], center[1], outer))
         return PlantedSpot(kind, (float(center[0]), float(center[1])), footprint, core_full,
                            keep=(kind == "mole"))  # fmt: skip
     return None
+
+
+def _disk(radius: float) -> np.ndarray:
+    r = max(1, int(round(radius)))
+    yy, xx = np.mgrid[-r : r + 1, -r : r + 1]
+    return xx * xx + yy * yy <= r * r
 
 
 def _outline(rng):
