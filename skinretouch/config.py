@@ -125,8 +125,32 @@ class RemovalConfig:
 class EnginesConfig:
     """Neural engines, which need user-supplied local weights (none by default)."""
 
+    # big-lama generator weights: .safetensors / .pt state_dict or the public best.ckpt; empty = off
     lama_weights: str = ""
+    # how LaMa runs: "auto" = TensorRT on a GPU when installed, else torch; or force one
+    lama_backend: Literal["auto", "torch", "onnxruntime", "tensorrt"] = "auto"
+    # longest side (px) of LaMa's working crop; larger crops are downscaled to it
+    lama_max_side_px: Annotated[int, Range(64, 4096)] = 512
+    # folder of a local FLUX.1 Fill model in diffusers layout (model_index.json); empty = off
     flux_model_dir: str = ""
+    # FLUX runs only on regions flagged hard, and only when this is true (never by default)
+    flux_enabled: bool = False
+    # optional LoRA .safetensors for FLUX (e.g. FLUX.1-Turbo-Alpha); empty = none
+    flux_lora: str = ""
+    # denoising steps without the LoRA
+    flux_steps: Annotated[int, Range(1, 100)] = 20
+    # denoising steps with the LoRA
+    flux_lora_steps: Annotated[int, Range(1, 100)] = 8
+    # guidance scale of FLUX Fill (dimensionless; the model's documented default is 30)
+    flux_guidance: Annotated[float, Range(0.0, 100.0)] = 30.0
+    # longest side (px) of FLUX's working crop (padded to a multiple of 16)
+    flux_max_side_px: Annotated[int, Range(64, 2048)] = 1024
+    # text prompt for FLUX Fill
+    flux_prompt: str = "natural skin with realistic pores and fine texture"
+    # "auto" = cuda when torch sees a GPU, else cpu
+    device: Literal["auto", "cpu", "cuda"] = "auto"
+    # ONNX exports and TensorRT engines; empty = $XDG_CACHE_HOME/skinretouch/engines
+    cache_dir: str = ""
 
 
 @dataclass(frozen=True, kw_only=True)
