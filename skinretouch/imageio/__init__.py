@@ -113,7 +113,7 @@ def encode_image(image: ImageFile, pixels: np.ndarray, *, options: OutputConfig)
             f"pixels must be {expected.shape} {expected.dtype} like the original, "
             f"got {pixels.shape} {pixels.dtype}"
         )
-    return get_format(image.format).writer(image, pixels, options)
+    return get_format(image.format).writer(image, np.ascontiguousarray(pixels), options)
 
 
 def write_image(
