@@ -24,6 +24,7 @@ from skinretouch.errors import CorruptImage, UnsupportedFormat
 from skinretouch.imageio import (
     decode_image,
     encode_image,
+    exif_orientation,
     from_float,
     read_image,
     supported_extensions,
@@ -487,3 +488,26 @@ def test_from_float_rounds_and_clips():
         from_float(values, 12)
     with pytest.raises(TypeError):
         to_float(values)
+
+
+# --- orientation --------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("byte_order", ["<", ">"])
+def test_exif_orientation_reads_ifd0_in_either_byte_order(byte_order):
+    magic = b"II*\x00" if byte_order == "<" else b"MM\x00*"
+    entries = [(0x010F, 2, 4, b"Cam\x00"), (0x0112, 3, 1, struct.pack(byte_order + "H", 3) + b"\x00\x00")]
+    block = magic + struct.pack(byte_order + "I", 8) + struct.pack(byte_order + "H", len(entries))
+    for tag, kind, count, value in entries:
+        block += struct.pack(byte_order + "HHI", tag, kind, count) + value
+    assert exif_orientation(block + b"\x00" * 4) == 3
+    assert exif_orientation(None) == 1
+    assert exif_orientation(block[:12]) == 1  # cut short: no exception, no orientation
+    assert exif_orientation(b"garbage that is not exif") == 1
+
+
+def test_jpeg_writer_does_not_double_the_exif_header(photo):
+    image = decode_image(_jpeg(photo[:32, :32], exif=_exif_app1(3)))
+    image.exif = b"Exif\x00\x00" + image.exif
+    again = decode_image(encode_image(image, image.pixels, options=OPTIONS))
+    assert again.exif == image.exif[6:] and again.orientation == 3

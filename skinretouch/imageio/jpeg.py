@@ -125,7 +125,8 @@ def write(image: ImageFile, pixels: np.ndarray, options: OutputConfig) -> bytes:
     if jfif:
         parts.append(_segment(_APP0, jfif))
     if image.exif:
-        parts.append(_segment(_APP1, _EXIF_HEADER + bytes(image.exif)))
+        exif = bytes(image.exif)
+        parts.append(_segment(_APP1, exif if exif.startswith(_EXIF_HEADER) else _EXIF_HEADER + exif))
     if image.xmp:
         parts.append(_segment(_APP1, _XMP_HEADER + bytes(image.xmp)))
     if image.icc_profile:

@@ -6,7 +6,8 @@ Tags are carried as raw bytes in the file's own byte order, which is kept.
 Carried to the output
     ICC profile (tag 34675, ``ImageFile.icc_profile``), XMP (700, ``ImageFile.xmp``),
     resolution (282/283/296, ``extra["resolution"]``/``extra["resolution_unit"]``),
-    alpha with its ExtraSamples kind (associated/unassociated), byte order, and
+    alpha with its ExtraSamples kind (with associated alpha the RGB values are the
+    stored, premultiplied ones), byte order, and
     every other descriptive tag of the first IFD unchanged (``extra["tiff_tags"]`` as
     ``(code, type, count, raw bytes)``): Orientation (274), ImageDescription, Make,
     Model, Software, DateTime, Artist, Copyright, HostComputer, WhitePoint,
