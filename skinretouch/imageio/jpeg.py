@@ -44,7 +44,13 @@ _SOS = 0xDA
 _APP0, _APP1, _APP2, _APP14, _APP15 = 0xE0, 0xE1, 0xE2, 0xEE, 0xEF
 _COM = 0xFE
 _STANDALONE = {0x01, 0xD8, *range(0xD0, 0xD8)}  # TEM, SOI, RST0-7: no length field
-_SOF_DECODABLE = {0xC0: "baseline", 0xC1: "extended", 0xC2: "progressive", 0xC9: "arithmetic", 0xCA: "arithmetic"}
+_SOF_DECODABLE = {
+    0xC0: "baseline",
+    0xC1: "extended",
+    0xC2: "progressive",
+    0xC9: "arithmetic",
+    0xCA: "arithmetic",
+}
 _SOF_REFUSED = {
     0xC3: "lossless",
     0xC5: "hierarchical",
@@ -189,7 +195,8 @@ def _check_frame(segments: list[Segment]) -> tuple[int, int]:
     """(width, height) of a JPEG we can decode; refuses every other kind."""
     for marker, payload in segments:
         if marker in _SOF_REFUSED:
-            raise UnsupportedFormat(f"{_SOF_REFUSED[marker]} JPEG is not supported; export a baseline RGB JPEG")
+            kind = _SOF_REFUSED[marker]
+            raise UnsupportedFormat(f"{kind} JPEG is not supported; export a baseline RGB JPEG")
         if marker not in _SOF_DECODABLE:
             continue
         if len(payload) < 6:
@@ -251,7 +258,8 @@ def _assemble_icc(chunks: list[Segment]) -> bytes | None:
     header = len(_ICC_HEADER)
     numbered = sorted((payload[header], payload[header + 1], payload) for _m, payload in chunks)
     count = numbered[0][1]
-    if [seq for seq, _c, _p in numbered] != list(range(1, count + 1)) or any(c != count for _s, c, _p in numbered):
+    numbers_ok = [seq for seq, _c, _p in numbered] == list(range(1, count + 1))
+    if not numbers_ok or any(c != count for _s, c, _p in numbered):
         return None
     return b"".join(payload[header + 2 :] for _s, _c, payload in numbered)
 

@@ -63,7 +63,10 @@ _NOT_CARRIED = {
     32997, 32998,  # SGI image depth / tile depth
 }  # fmt: skip
 _IFD_TYPES = {13, 18}
-_TYPE_SIZES = {1: 1, 2: 1, 3: 2, 4: 4, 5: 8, 6: 1, 7: 1, 8: 2, 9: 4, 10: 8, 11: 4, 12: 8, 13: 4, 16: 8, 17: 8, 18: 8}
+# bytes per value of each TIFF field type
+_TYPE_SIZES = {
+    1: 1, 2: 1, 3: 2, 4: 4, 5: 8, 6: 1, 7: 1, 8: 2, 9: 4, 10: 8, 11: 4, 12: 8, 13: 4, 16: 8, 17: 8, 18: 8,
+}  # fmt: skip
 _PHOTOMETRIC_NAMES = {
     0: "greyscale", 1: "greyscale", 3: "palette (indexed-colour)", 4: "transparency-mask",
     5: "CMYK", 6: "YCbCr", 8: "CIELab", 9: "ICCLab", 10: "ITULab", 32803: "camera raw (CFA)",
@@ -169,7 +172,7 @@ def write(image: ImageFile, pixels: np.ndarray, options: OutputConfig) -> bytes:
         bigtiff=bigtiff,
         photometric="rgb",
         planarconfig="contig",
-        extrasamples=extra.get("extrasamples") or (2,) if image.alpha is not None else None,
+        extrasamples=(extra.get("extrasamples") or (2,)) if image.alpha is not None else None,
         compression=compression,
         predictor=compression is not None,
         iccprofile=bytes(image.icc_profile) if image.icc_profile else None,
@@ -225,7 +228,9 @@ def _decode(page: tifffile.TiffPage, height: int, width: int, file_size: int) ->
     if not ends:
         raise CorruptImage("TIFF has no image data")
     if max(ends) > file_size:
-        raise CorruptImage(f"TIFF is truncated (its image data needs {max(ends)} bytes, the file has {file_size})")
+        raise CorruptImage(
+            f"TIFF is truncated (its image data needs {max(ends)} bytes, the file has {file_size})"
+        )
     try:
         decoded = page.asarray()
     except KeyError as exc:  # tifffile's way of saying a codec is missing
