@@ -34,6 +34,7 @@ class FakeOutcome:
 
 
 def _log(**record) -> None:
+    record["t"] = time.time()
     line = (json.dumps(record) + "\n").encode()
     fd = os.open(os.environ["FAKE_LOG"], os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
     try:

@@ -32,7 +32,7 @@ from ..config import Config, load_config
 from ..errors import ConfigError
 from .paths import HotFolders, resolve_state_dir
 from .queue import Job, JobQueue, Offer
-from .scan import Scanner, remove_stale_temps
+from .scan import Scanner, looks_done, remove_stale_temps
 from .sdnotify import Notifier, WatchdogPinger, watchdog_interval_s
 from .status import DaemonState, InstanceLock, write_status
 from .watcher import SettleTracker, Watcher
@@ -213,6 +213,11 @@ class HotFolderService:
             self.overflowed.set()
 
     def _submit_settled(self, path: Path, root: Path, seen_at: float) -> bool:
+        try:
+            if not self.config.daemon.force and looks_done(self.folders, path, root, os.stat(path)):
+                return True  # seen by a scan and by an event: already handled
+        except OSError:
+            return True  # gone
         job = self._job(path, root, seen_at, source="settle", force=self.config.daemon.force)
         return self.queue.offer(job) is not Offer.FULL
 
@@ -225,6 +230,20 @@ class HotFolderService:
         self.tracker.note(path, root)
 
     # -- worker callbacks ------------------------------------------------------------
+    def _precheck(self, job: Job) -> str | None:
+        """Why ``job`` need not reach the pipeline, if it need not."""
+        try:
+            stat = os.stat(job.path)
+        except FileNotFoundError:
+            return "vanished before its turn"
+        except OSError:
+            return None  # let the pipeline report it
+        # A close event means new content: only the pipeline's sha256 check may skip it.
+        # A scan or settle job can be a second sighting of a photo handled meanwhile.
+        if job.source in ("scan", "settle") and not job.force and looks_done(self.folders, job.path, job.root, stat):
+            return "report newer than the photo"
+        return None
+
     def _on_outcome(self, job: Job, outcome: dict[str, Any], seconds: float) -> None:
         status = outcome.get("status", "failed")
         error = outcome.get("error")
@@ -244,6 +263,8 @@ class HotFolderService:
         )
         if moved_to is not None:
             event["moved_to"] = str(moved_to)
+        if outcome.get("reason"):
+            event["reason"] = outcome["reason"]
         if status == "failed":
             log.warning("photo", **event)
         else:
@@ -301,6 +322,7 @@ class HotFolderService:
                 on_ready=self._on_ready,
                 on_fatal=self._on_fatal,
                 abandon=self.abandon_event,
+                precheck=self._precheck,
             )
             slot.start()
             self.slots.append(slot)

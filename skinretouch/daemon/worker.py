@@ -199,8 +199,12 @@ class WorkerSlot(threading.Thread):
         ``"module:attribute"`` of a callable ``(Config) -> retoucher``.
     on_outcome : callable(job, outcome dict, seconds)
     on_ready : callable(slot)
+    on_fatal : callable(slot, reason)
+        The pipeline cannot be loaded: the daemon cannot work.
     abandon : threading.Event
         Set when the grace time is over: the running photo is killed and cleaned up.
+    precheck : callable(job) -> str or None
+        A reason not to send ``job`` to the pipeline at all (vanished, already done).
     """
 
     def __init__(
@@ -214,6 +218,7 @@ class WorkerSlot(threading.Thread):
         on_ready: Callable[[WorkerSlot], None],
         on_fatal: Callable[[WorkerSlot, str], None],
         abandon: threading.Event,
+        precheck: Callable[[Job], str | None] = lambda job: None,
     ) -> None:
         super().__init__(name=f"skinretouch-worker-{index}", daemon=True)
         self.index = index
@@ -224,6 +229,7 @@ class WorkerSlot(threading.Thread):
         self._on_ready = on_ready
         self._on_fatal = on_fatal
         self._abandon = abandon
+        self._precheck = precheck
         self._pending_config: Config | None = None
         self._lock = threading.Lock()
         self._process: multiprocessing.process.BaseProcess | None = None
@@ -338,6 +344,10 @@ class WorkerSlot(threading.Thread):
             raise WorkerDied(f"exit code {code}" if code is None or code >= 0 else f"signal {-code}")
 
     def _run_job(self, job: Job) -> None:
+        reason = self._precheck(job)
+        if reason is not None:
+            self._on_outcome(job, {"status": "skipped", "error": None, "reason": reason}, 0.0)
+            return
         with self._lock:
             new_config, self._pending_config = self._pending_config, None
         if new_config is not None:
