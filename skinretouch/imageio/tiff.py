@@ -182,10 +182,9 @@ def write(image: ImageFile, pixels: np.ndarray, options: OutputConfig) -> bytes:
         metadata=None,
         extratags=extratags,
     )
-    encoded = buffer.getvalue()
     if sub_ifds:
-        encoded = _attach_sub_ifds(encoded, byteorder, sub_ifds)
-    return encoded
+        _attach_sub_ifds(buffer, byteorder, sub_ifds)
+    return buffer.getvalue()
 
 
 def _single_page(tif: tifffile.TiffFile) -> tifffile.TiffPage:
@@ -306,46 +305,54 @@ def _parse_ifd(data: bytes, byteorder: str, offset: int, *, depth: int) -> SubIf
     return tuple(entries)
 
 
-def _attach_sub_ifds(encoded: bytes, byteorder: str, sub_ifds: dict[int, SubIfd]) -> bytes:
-    """Append each sub-IFD and point the placeholder tag of IFD0 at it."""
-    out = bytearray(encoded)
-    (ifd0,) = struct.unpack_from(byteorder + "I", out, 4)
-    (count,) = struct.unpack_from(byteorder + "H", out, ifd0)
-    for index in range(count):
-        entry = ifd0 + 2 + 12 * index
-        (code,) = struct.unpack_from(byteorder + "H", out, entry)
+def _attach_sub_ifds(buffer: io.BytesIO, byteorder: str, sub_ifds: dict[int, SubIfd]) -> None:
+    """Append each sub-IFD to the encoded file and point IFD0's placeholder tag at it.
+
+    Works in place on the encoder's buffer, so the image data is not copied again.
+    """
+    with buffer.getbuffer() as view:
+        (ifd0,) = struct.unpack_from(byteorder + "I", view, 4)
+        (count,) = struct.unpack_from(byteorder + "H", view, ifd0)
+        entries = [
+            (ifd0 + 2 + 12 * index, struct.unpack_from(byteorder + "H", view, ifd0 + 2 + 12 * index)[0])
+            for index in range(count)
+        ]
+    base = buffer.seek(0, io.SEEK_END)
+    tail = bytearray(base % 2)  # word alignment
+    patches = []
+    for entry, code in entries:
         target = code - _PLACEHOLDER_OFFSET
         if target in sub_ifds:
-            position = _append_ifd(out, byteorder, sub_ifds[target])
-            struct.pack_into(byteorder + "HHI", out, entry, target, 4, 1)
-            struct.pack_into(byteorder + "I", out, entry + 8, position)
-    return bytes(out)
+            patches.append((entry, target, _append_ifd(tail, base, byteorder, sub_ifds[target])))
+    buffer.write(tail)
+    with buffer.getbuffer() as view:
+        for entry, target, position in patches:
+            struct.pack_into(byteorder + "HHII", view, entry, target, 4, 1, position)
 
 
-def _append_ifd(out: bytearray, byteorder: str, entries: SubIfd) -> int:
-    """Write an IFD (and its nested IFDs) at the end of ``out``; return its offset."""
-    if len(out) % 2:
-        out.append(0)
-    start = len(out)
+def _append_ifd(tail: bytearray, base: int, byteorder: str, entries: SubIfd) -> int:
+    """Write an IFD (and its nested IFDs) at the end of ``tail``, which starts at file
+    offset ``base``; return the IFD's file offset."""
+    if len(tail) % 2:
+        tail.append(0)
+    start = len(tail)
     ordered = sorted(entries, key=lambda entry: entry[0])
-    table_size = 2 + 12 * len(ordered) + 4
-    out.extend(bytes(table_size))
-    struct.pack_into(byteorder + "H", out, start, len(ordered))
+    tail.extend(bytes(2 + 12 * len(ordered) + 4))
+    struct.pack_into(byteorder + "H", tail, start, len(ordered))
     for index, (code, dtype, count, value) in enumerate(ordered):
-        entry = start + 2 + 12 * index
         if isinstance(value, tuple):  # nested IFD (Interoperability)
-            raw = struct.pack(byteorder + "I", _append_ifd(out, byteorder, value))
+            raw = struct.pack(byteorder + "I", _append_ifd(tail, base, byteorder, value))
         else:
             raw = value
         if len(raw) <= 4:
             field = raw.ljust(4, b"\x00")
         else:
-            if len(out) % 2:
-                out.append(0)
-            field = struct.pack(byteorder + "I", len(out))
-            out.extend(raw)
-        struct.pack_into(byteorder + "HHI4s", out, entry, code, dtype, count, field)
-    return start
+            if len(tail) % 2:
+                tail.append(0)
+            field = struct.pack(byteorder + "I", base + len(tail))
+            tail.extend(raw)
+        struct.pack_into(byteorder + "HHI4s", tail, start + 2 + 12 * index, code, dtype, count, field)
+    return base + start
 
 
 register_format(FORMAT_ID, read, write, accept)
