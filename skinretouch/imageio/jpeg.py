@@ -122,11 +122,11 @@ def write(image: ImageFile, pixels: np.ndarray, options: OutputConfig) -> bytes:
     ok, encoded = cv2.imencode(".jpg", cv2.cvtColor(pixels, cv2.COLOR_RGB2BGR), params)
     if not ok:
         raise RuntimeError("OpenCV failed to encode the JPEG")
-    encoded_bytes = encoded.tobytes()
+    encoded_bytes = memoryview(encoded.reshape(-1))  # no copy; joined once below
     # Keep the encoder's tables, frame and scan; replace its APPn segments with ours.
     body_offset = _end_of_leading_app_segments(encoded_bytes)
 
-    parts = [_SOI]
+    parts: list[bytes | memoryview] = [_SOI]
     jfif = image.extra.get("jfif")
     if jfif:
         parts.append(_segment(_APP0, jfif))
@@ -138,7 +138,7 @@ def write(image: ImageFile, pixels: np.ndarray, options: OutputConfig) -> bytes:
     if image.icc_profile:
         parts.extend(_icc_segments(bytes(image.icc_profile)))
     parts.extend(_segment(marker, payload) for marker, payload in image.extra.get("segments", ()))
-    parts.append(memoryview(encoded_bytes)[body_offset:])
+    parts.append(encoded_bytes[body_offset:])
     return b"".join(parts)
 
 
@@ -183,7 +183,7 @@ def _header_segments(data: bytes) -> tuple[list[Segment], int]:
         pos += 2 + length
 
 
-def _end_of_leading_app_segments(data: bytes) -> int:
+def _end_of_leading_app_segments(data: bytes | memoryview) -> int:
     """Offset of the first segment after SOI that is not APPn/COM (encoder output)."""
     pos = 2
     while data[pos] == 0xFF and (_APP0 <= data[pos + 1] <= _APP15 or data[pos + 1] == _COM):

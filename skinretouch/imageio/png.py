@@ -114,7 +114,7 @@ def write(image: ImageFile, pixels: np.ndarray, options: OutputConfig) -> bytes:
     ok, encoded = cv2.imencode(".png", planes, params)
     if not ok:
         raise RuntimeError("OpenCV failed to encode the PNG")
-    encoded_bytes = encoded.tobytes()
+    encoded_bytes = memoryview(encoded.reshape(-1))  # no copy; joined once below
     header_end, image_data_start = _encoder_layout(encoded_bytes)
 
     parts: list[bytes | memoryview] = [encoded_bytes[:header_end]]  # signature + IHDR
@@ -126,7 +126,7 @@ def write(image: ImageFile, pixels: np.ndarray, options: OutputConfig) -> bytes:
         parts.append(_chunk(b"eXIf", bytes(image.exif)))
     if image.xmp:
         parts.append(_chunk(b"iTXt", _XMP_KEYWORD + b"\x00\x00\x00\x00\x00" + bytes(image.xmp)))
-    parts.append(memoryview(encoded_bytes)[image_data_start:])
+    parts.append(encoded_bytes[image_data_start:])
     return b"".join(parts)
 
 
@@ -231,7 +231,7 @@ def _parse_itxt_text(payload: bytes) -> bytes | None:
         return None
 
 
-def _encoder_layout(encoded: bytes) -> tuple[int, int]:
+def _encoder_layout(encoded: bytes | memoryview) -> tuple[int, int]:
     """(end of IHDR, start of first IDAT) in the encoder's output."""
     header_end = len(_SIGNATURE) + 12 + 13
     pos = header_end
