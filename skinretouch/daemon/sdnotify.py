@@ -17,6 +17,8 @@ __all__ = ["Notifier", "WatchdogPinger", "watchdog_interval_s"]
 
 log = structlog.get_logger(__name__)
 
+SEND_TIMEOUT_S = 1.0
+
 
 class Notifier:
     """Sends ``KEY=VALUE`` lines to ``$NOTIFY_SOCKET`` (path or ``@abstract`` name)."""
@@ -29,6 +31,8 @@ class Notifier:
         if address:
             self._address = "\0" + address[1:] if address.startswith("@") else address
             self._socket = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM | socket.SOCK_CLOEXEC)
+            # A receiver that does not read must not stall the daemon: drop the message.
+            self._socket.settimeout(SEND_TIMEOUT_S)
 
     @property
     def enabled(self) -> bool:

@@ -187,6 +187,15 @@ class WorkerDied(Exception):
     pass
 
 
+def _describe_exit(code: int | None) -> str:
+    if code is None or code >= 0:
+        return f"exit code {code}"
+    try:
+        return f"killed by {signal.Signals(-code).name}"
+    except ValueError:
+        return f"killed by signal {-code}"
+
+
 class WorkerSlot(threading.Thread):
     """One worker: a thread here that feeds one child process from the queue.
 
@@ -341,7 +350,7 @@ class WorkerSlot(threading.Thread):
                     continue
             self._process.join(1.0)
             code = self._process.exitcode
-            raise WorkerDied(f"exit code {code}" if code is None or code >= 0 else f"signal {-code}")
+            raise WorkerDied(_describe_exit(code))
 
     def _run_job(self, job: Job) -> None:
         reason = self._precheck(job)
