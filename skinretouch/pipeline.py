@@ -21,6 +21,8 @@ from .config import Config
 from .detection import Detection, Spot
 from .engines.registry import DETECTORS, load_class
 from .kernels import removal
+from .kernels.composite import composite, feather_alpha
+from .kernels.texture import texture_ratio
 from .processing import FileOutcome, process_file
 from .regions import ROUTE_FREQSPLIT, ROUTE_PATCHMATCH, Region, build_regions
 from .report import RegionRecord
@@ -196,19 +198,19 @@ class Retoucher:
 
         route = region.route
         filled = self._fill(route, crop, hole, crop_avoid, scale, seed)
-        ratio = _texture_ratio(filled, hole, scale)
+        ratio = _texture_ratio(filled, hole, crop_avoid, scale)
         fallback_reason = None
         if not _in_band(ratio, config.route.texture_ratio_min, config.route.texture_ratio_max):
             region.hard_reasons.append("texture_ratio_out_of_band")
             other = ROUTE_PATCHMATCH if route == ROUTE_FREQSPLIT else ROUTE_FREQSPLIT
             other_filled = self._fill(other, crop, hole, crop_avoid, scale, seed)
-            other_ratio = _texture_ratio(other_filled, hole, scale)
+            other_ratio = _texture_ratio(other_filled, hole, crop_avoid, scale)
             if _band_distance(other_ratio) < _band_distance(ratio):
                 fallback_reason = f"{route} texture ratio {ratio:.2f} out of band; {other} gave {other_ratio:.2f}"
                 route, filled, ratio = other, other_filled, other_ratio
 
-        alpha = removal.feather_alpha(hole, feather_px=config.mask.feather_px)
-        blended = removal.composite(crop, filled, alpha)
+        alpha = feather_alpha(hole, feather_px=config.mask.feather_px)
+        blended = composite(crop, filled, alpha)
         patch = Patch(window=window, hole=hole, values=np.ascontiguousarray(blended[hole]))
         record = RegionRecord(
             id=region.id,
@@ -253,10 +255,10 @@ def _detection_from_user_mask(mask: np.ndarray) -> Detection:
     )
 
 
-def _texture_ratio(filled: np.ndarray, hole: np.ndarray, scale: float) -> float:
+def _texture_ratio(filled: np.ndarray, hole: np.ndarray, avoid: np.ndarray, scale: float) -> float:
     if hole.sum() < MIN_TEXTURE_AREA_PX:
         return math.nan
-    return float(removal.texture_ratio(filled, hole, scale=scale))
+    return float(texture_ratio(filled, hole, scale=scale, avoid=avoid))
 
 
 def _in_band(ratio: float, low: float, high: float) -> bool:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import hashlib
-import io
 import json
 import os
 import subprocess
@@ -119,14 +118,15 @@ def test_jpeg_keeps_exif_icc_xmp_and_report_follows_schema(tmp_path, portrait, c
 def test_sixteen_bit_tiff_stays_sixteen_bit_with_icc(tmp_path, portrait):
     source = tmp_path / "scan.tif"
     pixels16 = portrait.astype(np.uint16) * 257 + 3
-    tifffile.imwrite(source, pixels16, photometric="rgb", extratags=[(34675, 7, None, _icc(), True)])
+    icc = _icc()  # the profile header holds its creation time: make it once
+    tifffile.imwrite(source, pixels16, photometric="rgb", extratags=[(34675, 7, None, icc, True)])
     assert main(["process", str(source), "--out-dir", str(tmp_path / "out")]) == 0
     image_path, mask_path, report_path = _outputs(source, tmp_path / "out")
     with tifffile.TiffFile(image_path) as tif:
         page = tif.pages[0]
         result = page.asarray()
         assert result.dtype == np.uint16 and result.shape == pixels16.shape
-        assert page.tags[34675].value == _icc()
+        assert page.tags[34675].value == icc
     mask = np.asarray(Image.open(mask_path)) > 0
     assert mask.any()
     assert np.array_equal(result[~mask], pixels16[~mask]), "pixels outside the mask changed"
