@@ -46,7 +46,7 @@ from skinretouch.scale import image_scale
 
 __all__ = ["main"]
 
-ORACLE_DILATION_PX = 2  # px at face scale around each footprint
+ORACLE_DILATION_PX = 1  # px at face scale around each footprint: a careful hand-drawn mask
 DEFAULT_SEEDS = (0, 1, 2)
 SPEED_SIZES = ((2048, 2048), (6000, 4000))  # (width, height)
 SPEED_SPOTS = 10
