@@ -528,3 +528,19 @@ def test_jpeg_writer_does_not_double_the_exif_header(photo):
     image.exif = b"Exif\x00\x00" + image.exif
     again = decode_image(encode_image(image, image.pixels, options=OPTIONS))
     assert again.exif == image.exif[6:] and again.orientation == 3
+
+
+def test_png_unreadable_or_oversized_icc_is_carried_untouched(photo, monkeypatch):
+    from skinretouch.imageio import png as png_module
+
+    monkeypatch.setattr(png_module, "_MAX_INFLATED_METADATA", 4096)
+    oversized = (b"iCCP", b"big\x00\x00" + zlib.compress(b"\x00" * 10_000))
+    image = decode_image(_png(photo[:16, :16], chunks=(oversized,)))
+    assert image.icc_profile is None, "a profile inflating past the guard is not expanded"
+    encoded = encode_image(image, image.pixels, options=OPTIONS)
+    assert _png_chunk(*oversized) in encoded, "nor dropped: colours must not silently change"
+
+    damaged = (b"iCCP", b"cut\x00\x00" + zlib.compress(b"profile" * 100)[:-6])
+    image = decode_image(_png(photo[:16, :16], chunks=(damaged,)))
+    assert image.icc_profile is None
+    assert _png_chunk(*damaged) in encode_image(image, image.pixels, options=OPTIONS)

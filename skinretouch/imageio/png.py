@@ -41,6 +41,9 @@ FORMAT_ID = "PNG"
 _SIGNATURE = b"\x89PNG\r\n\x1a\n"
 _XMP_KEYWORD = b"XML:com.adobe.xmp"
 _DEFAULT_ICC_NAME = b"ICC profile"
+# Compressed metadata (ICC, XMP) bigger than this once inflated is left compressed:
+# real profiles and packets are a few MB at most, a crafted chunk could be GBs.
+_MAX_INFLATED_METADATA = 64 * 1024 * 1024
 _COLOUR_TYPES = {0: "greyscale", 2: "RGB", 3: "palette (indexed-colour)", 4: "greyscale+alpha", 6: "RGBA"}
 # Ancillary chunks we understand and that stay valid when only pixel values change
 # (same size, bit depth and colour type).
@@ -193,6 +196,9 @@ def _split_metadata(
     for kind, payload in chunks:
         if kind == b"iCCP" and icc is None:
             icc, icc_name = _parse_iccp(payload)
+            if icc is None:
+                log.warning("png_iccp_unreadable_carried_as_is")
+                carried.append((kind, payload))
         elif kind == b"eXIf" and exif is None:
             exif = payload
         elif kind == b"iTXt" and xmp is None and payload.startswith(_XMP_KEYWORD + b"\x00"):
@@ -209,15 +215,12 @@ def _split_metadata(
 
 
 def _parse_iccp(payload: bytes) -> tuple[bytes | None, bytes | None]:
+    """(profile, name) of an iCCP chunk, or (None, None) if it is malformed."""
     name, sep, rest = payload.partition(b"\x00")
     if not sep or not rest or rest[0] != 0:
-        log.warning("png_iccp_malformed")
         return None, None
-    try:
-        return zlib.decompress(rest[1:]), name
-    except zlib.error:
-        log.warning("png_iccp_malformed")
-        return None, None
+    profile = _inflate(rest[1:])
+    return (profile, name) if profile is not None else (None, None)
 
 
 def _parse_itxt_text(payload: bytes) -> bytes | None:
@@ -226,9 +229,21 @@ def _parse_itxt_text(payload: bytes) -> bytes | None:
         _keyword, rest = payload.split(b"\x00", 1)
         compressed, _method, rest = rest[0], rest[1], rest[2:]
         _language, _translated, text = rest.split(b"\x00", 2)
-        return zlib.decompress(text) if compressed else text
-    except (ValueError, IndexError, zlib.error):
+    except (ValueError, IndexError):
         return None
+    return _inflate(text) if compressed else text
+
+
+def _inflate(data: bytes) -> bytes | None:
+    """zlib-decompressed ``data``; None if damaged or larger than a metadata bomb guard."""
+    inflater = zlib.decompressobj()
+    try:
+        result = inflater.decompress(data, _MAX_INFLATED_METADATA)
+    except zlib.error:
+        return None
+    if inflater.unconsumed_tail or not inflater.eof:
+        return None
+    return result
 
 
 def _encoder_layout(encoded: bytes | memoryview) -> tuple[int, int]:
