@@ -544,3 +544,22 @@ def test_png_unreadable_or_oversized_icc_is_carried_untouched(photo, monkeypatch
     image = decode_image(_png(photo[:16, :16], chunks=(damaged,)))
     assert image.icc_profile is None
     assert _png_chunk(*damaged) in encode_image(image, image.pixels, options=OPTIONS)
+
+
+def test_jpeg_multi_segment_icc_is_reassembled_and_split_again(photo):
+    big_profile = np.random.default_rng(1).integers(0, 256, 150_000, dtype=np.uint8).tobytes()
+    image = decode_image(_jpeg(photo[:32, :32], icc_profile=big_profile))
+    assert image.icc_profile == big_profile
+    encoded = encode_image(image, image.pixels, options=OPTIONS)
+    assert encoded.count(b"ICC_PROFILE\x00") == 3
+    with Image.open(io.BytesIO(encoded)) as written:
+        assert written.info["icc_profile"] == big_profile
+
+
+def test_jpeg_incomplete_icc_is_carried_untouched(photo):
+    plain = _jpeg(photo[:32, :32])
+    lone_chunk = b"ICC_PROFILE\x00\x02\x02" + b"second half only"
+    segment = b"\xff\xe2" + (len(lone_chunk) + 2).to_bytes(2, "big") + lone_chunk
+    image = decode_image(plain[:2] + segment + plain[2:])
+    assert image.icc_profile is None
+    assert segment in encode_image(image, image.pixels, options=OPTIONS)
