@@ -62,6 +62,7 @@ PATCHMATCH = "patchmatch"
 def main(argv: list[str] | None = None) -> int:
     """Run the bench; print the tables; write the JSON. Returns the exit status."""
     args = _parse(argv)
+    _quiet_logs()
     started = time.perf_counter()
     names = args.photos or (["grace_hopper"] if args.quick else list(BENCH_PHOTO_NAMES))
     seeds = args.seeds or (list(DEFAULT_SEEDS[:1]) if args.quick else list(DEFAULT_SEEDS))
@@ -121,6 +122,17 @@ def _parse(argv):
         if value is not None:
             setattr(args, key, [item for group in value for item in group])
     return args
+
+
+def _quiet_logs() -> None:
+    """Warnings and errors only: the pipeline's per-photo info/debug lines would bury the table."""
+    try:
+        from skinretouch.config import LoggingConfig
+        from skinretouch.logs import configure_logging
+
+        configure_logging(LoggingConfig(format="console", level="warning"), stream=sys.stderr)
+    except Exception:  # logging set-up is a nicety; the bench runs without it
+        pass
 
 
 def _names(text: str) -> list[str]:
