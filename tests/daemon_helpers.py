@@ -80,7 +80,7 @@ class Daemon:
 
     def __init__(self, tmp: Path, folders: list[Path], *, config: dict[str, dict] | None = None,
                  fake_delay_s: float = 0.01, once: bool = False, factory: str | None = FAKE_FACTORY,
-                 extra_env: dict[str, str] | None = None) -> None:
+                 extra_env: dict[str, str] | None = None, program: list[str] | None = None) -> None:
         self.tmp = tmp
         self.state_dir = tmp / "state"
         self.fake_log = tmp / "fake.log"
@@ -89,7 +89,8 @@ class Daemon:
         sections.setdefault("daemon", {}).setdefault("state_dir", str(self.state_dir))
         sections.setdefault("logging", {}).setdefault("format", "json")
         self.config_path = write_config(tmp / "config.toml", sections)
-        args = [sys.executable, "-m", "skinretouch.daemon", *map(str, folders), "--config", str(self.config_path)]
+        program = program or [sys.executable, "-m", "skinretouch.daemon"]
+        args = [*program, *map(str, folders), "--config", str(self.config_path)]
         if once:
             args.append("--once")
         if factory:

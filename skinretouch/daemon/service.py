@@ -250,6 +250,13 @@ class HotFolderService:
         moved_to = None
         if status == "failed" and self.folders.failed_dir is not None:
             moved_to = self._move_failed(job, outcome.get("report_path"))
+        if status == "skipped" and not outcome.get("reason") and outcome.get("report_path"):
+            # The pipeline found the same sha256: mark the report as checked now, so the
+            # next catch-up scan's cheap ctime test skips this photo without hashing it.
+            try:
+                os.utime(outcome["report_path"])
+            except OSError:
+                pass
         self.state.record(job.path, status, error)
         event = dict(
             path=str(job.path),
