@@ -296,3 +296,27 @@ def test_watchdog_interval_and_pinger(monkeypatch: pytest.MonkeyPatch, tmp_path:
         pinger.stop()
         pinger.join()
         sock.close()
+
+
+# -- bench hook ----------------------------------------------------------------------
+def test_measure_throughput_on_the_fake_pipeline(tmp_path: Path) -> None:
+    from daemon_helpers import FAKE_FACTORY, TESTS_DIR, photo_bytes
+
+    from skinretouch.daemon.bench import measure_throughput
+
+    photos = []
+    for i in range(6):
+        photo = tmp_path / f"src{i}.jpg"
+        photo.write_bytes(photo_bytes(i))
+        photos.append(photo)
+    (tmp_path / "run").mkdir()
+    env = {"PYTHONPATH": f"{TESTS_DIR}{os.pathsep}{os.environ.get('PYTHONPATH', '')}",
+           "FAKE_LOG": str(tmp_path / "fake.log"), "FAKE_DELAY_S": "0.05"}
+    result = measure_throughput(photos, tmp_path / "run", paced=2, retoucher_factory=FAKE_FACTORY, env=env)
+    assert result["photos"] == 6 and result["failed"] == 0 and result["exit_code"] == 0
+    # One worker at 0.05 s a photo cannot beat 20 photos/s; the queue makes later photos wait.
+    assert 0 < result["photos_per_s"] < 20
+    assert result["burst_latency_s"]["n"] == 6 and result["latency_s"]["n"] == 2
+    assert 0 < result["burst_latency_s"]["median"] <= result["burst_latency_s"]["p95"]
+    assert result["burst_latency_s"]["p95"] >= 5 * 0.05  # the last photo waited behind five
+    assert all(p.read_bytes() == photo_bytes(i) for i, p in enumerate(photos))
