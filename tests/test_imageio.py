@@ -261,7 +261,18 @@ def test_png_rgb_with_transparent_key_colour_stays_rgb(photo):
 # --- TIFF ---------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("compression", ["none", "zlib", "lzw"])
+def _has_imagecodecs() -> bool:
+    try:
+        import imagecodecs  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+NEEDS_IMAGECODECS = pytest.mark.skipif(not _has_imagecodecs(), reason="LZW needs the imagecodecs package")
+
+
+@pytest.mark.parametrize("compression", ["none", "zlib", pytest.param("lzw", marks=NEEDS_IMAGECODECS)])
 @pytest.mark.parametrize("with_alpha", [False, True], ids=["rgb", "rgba"])
 @pytest.mark.parametrize("bit_depth", [8, 16])
 def test_tiff_round_trip_keeps_depth_pixels_and_tags(photo, icc, bit_depth, with_alpha, compression):
@@ -271,7 +282,7 @@ def test_tiff_round_trip_keeps_depth_pixels_and_tags(photo, icc, bit_depth, with
         data,
         photometric="rgb",
         extrasamples=("unassalpha",) if with_alpha else None,
-        compression="lzw",
+        compression="zlib",
         iccprofile=icc,
         resolution=(300, 300),
         resolutionunit="inch",
@@ -563,3 +574,18 @@ def test_jpeg_incomplete_icc_is_carried_untouched(photo):
     image = decode_image(plain[:2] + segment + plain[2:])
     assert image.icc_profile is None
     assert segment in encode_image(image, image.pixels, options=OPTIONS)
+
+
+def test_tiff_without_lzw_codec_reads_with_a_reason_and_writes_zlib(photo, monkeypatch):
+    from skinretouch.imageio import tiff as tiff_module
+
+    source = decode_image(_tiff(photo, photometric="rgb"))
+    monkeypatch.setattr(tiff_module, "_codec_available", lambda compression, *, encode: compression in (1, 8))
+    encoded = encode_image(source, source.pixels, options=OutputConfig(tiff_compression="lzw"))
+    with tifffile.TiffFile(io.BytesIO(encoded)) as tif:
+        assert int(tif.pages[0].compression) == 8, "lossless zlib instead of failing the photo"
+        assert np.array_equal(tif.pages[0].asarray(), photo)
+    lzw_source = io.BytesIO()
+    Image.fromarray(photo).save(lzw_source, "TIFF", compression="tiff_lzw")
+    with pytest.raises(UnsupportedFormat, match="LZW-compressed TIFF needs the 'imagecodecs' package"):
+        decode_image(lzw_source.getvalue())

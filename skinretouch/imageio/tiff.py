@@ -163,6 +163,10 @@ def write(image: ImageFile, pixels: np.ndarray, options: OutputConfig) -> bytes:
                 sub_ifds[code] = extra[key]
                 extratags.append((code + _PLACEHOLDER_OFFSET, 4, 1, 0, True))
     compression = _COMPRESSION[options.tiff_compression]
+    if compression == "lzw" and not _codec_available(5, encode=True):
+        # still lossless and readable everywhere; failing every TIFF would be worse
+        log.warning("tiff_lzw_unavailable_using_zlib", reason="the 'imagecodecs' package is not installed")
+        compression = "zlib"
     resolution = extra.get("resolution")
     buffer = io.BytesIO()
     tifffile.imwrite(
@@ -220,6 +224,27 @@ def _check_page(page: tifffile.TiffPage) -> None:
     samples = int(page.samplesperpixel)
     if samples not in (3, 4) or len(page.extrasamples) != samples - 3:
         raise UnsupportedFormat(f"TIFF with {samples} samples per pixel is not supported; export RGB or RGBA")
+    if not _codec_available(compression, encode=False):
+        raise UnsupportedFormat(
+            f"{_compression_name(compression)}-compressed TIFF needs the 'imagecodecs' package, "
+            "which is not installed"
+        )
+
+
+def _codec_available(compression: int, *, encode: bool) -> bool:
+    codecs = tifffile.TIFF.COMPRESSORS if encode else tifffile.TIFF.DECOMPRESSORS
+    try:
+        codecs[compression]
+    except (KeyError, NotImplementedError):
+        return False
+    return True
+
+
+def _compression_name(compression: int) -> str:
+    try:
+        return tifffile.COMPRESSION(compression).name
+    except ValueError:
+        return f"compression {compression}"
 
 
 def _decode(page: tifffile.TiffPage, height: int, width: int, file_size: int) -> np.ndarray:
