@@ -78,7 +78,7 @@ def process_file(
             return outcome
 
         tick = time.perf_counter()
-        image = read_image(path)
+        image = read_image(path, data=data)
         report.timings_ms["decode"] = ms_since(tick)
         _describe_input(report.input, image)
         user_mask = load_user_mask(mask_path, image) if mask_path is not None else None
