@@ -204,3 +204,32 @@ def test_catch_up_scan_on_start_and_once(tmp_path: Path, observer: str) -> None:
     with Daemon(tmp_path, [hot], config=config, once=True) as daemon:
         assert daemon.wait(60) == 0  # nothing left to do: nothing failed this time
     assert done_counts(read_log(tmp_path / "fake.log")) == done
+
+
+def test_a_writer_pausing_longer_than_settle_time_is_waited_for(tmp_path: Path) -> None:
+    """inotify: a file still open for writing is not taken, however long the writer pauses."""
+    hot = tmp_path / "hot"
+    hot.mkdir()
+    config = {"daemon": {"workers": 1, "observer": "inotify", "settle_s": 0.3}}
+    with Daemon(tmp_path, [hot], config=config) as daemon:
+        daemon.wait_ready()
+        drop = Drop()
+        photos = [hot / "stalled.jpg", hot / "new" / "stalled_in_new_folder.jpg"]
+        writers = [
+            threading.Thread(target=_write_slowly, args=(p, photo_bytes(i)),
+                             kwargs={"chunks": 3, "pause_s": 1.2, "drop": drop})
+            for i, p in enumerate(photos)
+        ]
+        for writer in writers:
+            writer.start()
+        for writer in writers:
+            writer.join()
+        daemon.wait_for(lambda: all(report_of(p) for p in photos), 30, "both reports")
+        time.sleep(0.6)
+        assert daemon.stop() == 0
+    log = read_log(daemon.fake_log)
+    assert done_counts(log) == {str(p): 1 for p in photos}
+    assert all(report_of(p)["status"] == "ok" for p in photos)
+    started = {e["path"]: e["t"] for e in log if e["event"] == "started"}
+    for path, closed in drop.closed_at.items():
+        assert started[str(path)] >= closed - 0.05, f"{path} was taken while its writer paused"

@@ -320,3 +320,54 @@ def test_measure_throughput_on_the_fake_pipeline(tmp_path: Path) -> None:
     assert 0 < result["burst_latency_s"]["median"] <= result["burst_latency_s"]["p95"]
     assert result["burst_latency_s"]["p95"] >= 5 * 0.05  # the last photo waited behind five
     assert all(p.read_bytes() == photo_bytes(i) for i, p in enumerate(photos))
+
+
+def test_settle_tracker_waits_while_a_writer_has_the_file_open(tmp_path: Path) -> None:
+    taken: list[Path] = []
+    tracker = SettleTracker(settle_s=0.0, submit=lambda p, r, t: taken.append(p) or True, stop=threading.Event())
+    photo = tmp_path / "a.jpg"
+    photo.write_bytes(b"x")
+    tracker.note(photo, tmp_path)
+    tracker.opened(photo)  # the writer
+    tracker.opened(photo)  # a reader
+    tracker.closed(photo)  # the reader is done; the writer still has it open
+    tracker.check()
+    tracker.check()
+    assert taken == []
+    tracker.closed(photo)
+    tracker.check()
+    tracker.check()
+    assert taken == [photo]
+
+    other = tmp_path / "b.jpg"
+    other.write_bytes(b"x")
+    tracker.note(other, tmp_path)
+    tracker.touch(other, writer_open=True)  # IN_MODIFY: a writer we never saw open it
+    tracker.check()
+    tracker.check()
+    assert taken == [photo]
+
+
+# -- systemd unit --------------------------------------------------------------------
+def test_systemd_unit_verifies(tmp_path: Path) -> None:
+    import shutil
+    import subprocess
+    import sys
+
+    analyze = shutil.which("systemd-analyze")
+    if analyze is None:
+        pytest.skip("systemd-analyze is not installed")
+    unit = (Path(__file__).resolve().parents[1] / "systemd" / "skinretouch.service").read_text()
+    for required in ("Type=notify", "NotifyAccess=main", "WatchdogSec=", "ProtectSystem=strict",
+                     "ReadWritePaths=", "NoNewPrivileges=yes", "PrivateTmp=yes", "User=skinretouch",
+                     "KillMode=mixed", "NUMBA_CACHE_DIR=/var/cache/skinretouch/numba", "CacheDirectory="):
+        assert required in unit, required
+    # verify checks that ExecStart exists: point it at this interpreter's installation.
+    executable = Path(sys.executable).with_name("skinretouch")
+    if not executable.exists():
+        executable = Path(sys.executable)
+    local = tmp_path / "skinretouch.service"
+    local.write_text(unit.replace("/opt/skinretouch/.venv/bin/skinretouch", str(executable)))
+    result = subprocess.run([analyze, "verify", str(local)], capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stderr
+    assert "skinretouch.service" not in result.stderr, result.stderr

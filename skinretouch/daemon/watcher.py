@@ -6,7 +6,10 @@ Files that appear without a close we saw (moved in from outside the watched tree
 written in a new folder before its watch existed, or everything under
 ``PollingObserver``, which network shares need because inotify misses writes made on
 other machines) go to the :class:`SettleTracker`: taken once size and mtime have not
-changed for ``settle_s``.
+changed for ``settle_s``. Under inotify a tracked file is also not taken while a writer
+has it open (opens and closes are counted, and a write seen after the watch began
+means its close will be reported too), so a writer pausing longer than ``settle_s`` is
+waited for.
 
 watchdog calls the handler on its dispatcher thread while holding its lock, so the
 handler only filters and hands paths on; it never blocks.
@@ -25,9 +28,11 @@ from watchdog.events import (
     DirCreatedEvent,
     DirMovedEvent,
     FileClosedEvent,
+    FileClosedNoWriteEvent,
     FileCreatedEvent,
     FileModifiedEvent,
     FileMovedEvent,
+    FileOpenedEvent,
     FileSystemEvent,
     FileSystemEventHandler,
 )
@@ -39,6 +44,10 @@ from .paths import HotFolders
 __all__ = ["SettleTracker", "Watcher", "make_observer"]
 
 log = structlog.get_logger(__name__)
+
+# A tracked file still open for writing is taken anyway after this long without a change
+# (a missed close must not keep a photo waiting for ever).
+OPEN_FILE_PATIENCE_S = 120.0
 
 # Submit = (path, root, seen_at) -> None
 Submit = Callable[[Path, Path, float], None]
@@ -75,6 +84,8 @@ class SettleTracker(threading.Thread):
         self._max = max_tracked
         # path -> (root, (size, mtime_ns) or None, monotonic time of the last change)
         self._files: dict[Path, tuple[Path, tuple[int, int] | None, float]] = {}
+        # path -> opens minus closes seen (inotify only): a writer still has it open
+        self._open: dict[Path, int] = {}
         self._lock = threading.Lock()
         self.overflowed = threading.Event()
 
@@ -86,16 +97,37 @@ class SettleTracker(threading.Thread):
                 return
             self._files[path] = (root, None, time.monotonic())
 
-    def touch(self, path: Path) -> None:
-        """``path`` changed: restart its clock if it is tracked."""
+    def touch(self, path: Path, *, writer_open: bool = False) -> None:
+        """``path`` changed: restart its clock if it is tracked.
+
+        ``writer_open``: the change came from an inotify ``IN_MODIFY``, so a writer has
+        the file open now and its close will be reported; wait for that close.
+        """
         with self._lock:
             entry = self._files.get(path)
             if entry is not None:
                 self._files[path] = (entry[0], entry[1], time.monotonic())
+                if writer_open:
+                    self._open[path] = max(1, self._open.get(path, 0))
 
     def discard(self, path: Path) -> None:
         with self._lock:
             self._files.pop(path, None)
+            self._open.pop(path, None)
+
+    def opened(self, path: Path) -> None:
+        """Someone opened ``path`` (inotify ``IN_OPEN``); counted while it is tracked."""
+        with self._lock:
+            if path in self._files:
+                self._open[path] = self._open.get(path, 0) + 1
+
+    def closed(self, path: Path) -> None:
+        with self._lock:
+            count = self._open.get(path, 0) - 1
+            if count > 0:
+                self._open[path] = count
+            else:
+                self._open.pop(path, None)
 
     def __len__(self) -> int:
         with self._lock:
@@ -128,11 +160,16 @@ class SettleTracker(threading.Thread):
                     continue
             if now - changed_at < self.settle_s:
                 continue
+            with self._lock:
+                still_open = self._open.get(path, 0) > 0
+            if still_open and now - changed_at < max(OPEN_FILE_PATIENCE_S, 10 * self.settle_s):
+                continue  # a paused writer; its close will submit it
             if self._submit(path, root, time.time()):
                 with self._lock:
                     entry = self._files.get(path)
                     if entry is not None and entry[2] == changed_at:
                         del self._files[path]
+                        self._open.pop(path, None)
 
 
 class _HotFolderHandler(FileSystemEventHandler):
@@ -158,7 +195,11 @@ class _HotFolderHandler(FileSystemEventHandler):
             log.exception("event_handling_failed", event=repr(event))
 
     def _route(self, event: FileSystemEvent) -> None:
-        if isinstance(event, FileClosedEvent):
+        if isinstance(event, FileOpenedEvent):
+            self._tracker.opened(_path(event.src_path))
+        elif isinstance(event, FileClosedNoWriteEvent):
+            self._tracker.closed(_path(event.src_path))
+        elif isinstance(event, FileClosedEvent):
             self._complete(_path(event.src_path))
         elif isinstance(event, FileMovedEvent):
             self._tracker.discard(_path(event.src_path))
@@ -170,7 +211,7 @@ class _HotFolderHandler(FileSystemEventHandler):
             if self.polling:
                 self._settle(path)
             else:
-                self._tracker.touch(path)
+                self._tracker.touch(path, writer_open=True)
         elif isinstance(event, (DirCreatedEvent, DirMovedEvent)):
             target = event.dest_path if isinstance(event, DirMovedEvent) else event.src_path
             directory = _path(target)
