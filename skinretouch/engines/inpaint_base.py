@@ -42,6 +42,9 @@ __all__ = [
 
 log = structlog.get_logger(__name__)
 
+# support radius (working px) of the bicubic kernel that resizes predictions back
+RESAMPLE_REACH = 2
+
 
 class EngineError(SkinRetouchError):
     """An inpainting engine failed to load or run."""
@@ -91,6 +94,9 @@ class InpaintEngine(abc.ABC):
         box's longest side, at least ``min_context_px`` (px at stored resolution).
     hard_cases_only
         The engine is only for regions flagged hard (diffusion models: slow, GPU).
+    heavy
+        Needs most of the device's memory: the manager keeps at most one heavy engine
+        loaded and frees it before loading another.
     """
 
     name: ClassVar[str]
@@ -99,6 +105,7 @@ class InpaintEngine(abc.ABC):
     context_factor: ClassVar[float] = 1.0
     min_context_px: ClassVar[int] = 32
     hard_cases_only: ClassVar[bool] = False
+    heavy: ClassVar[bool] = False
 
     def __init__(self, config: EnginesConfig) -> None:
         self.config = config
@@ -126,7 +133,7 @@ class InpaintEngine(abc.ABC):
         Parameters
         ----------
         image : (h, w, 3) float32 ndarray
-            RGB in [0, 1]; ``h`` and ``w`` are multiples of :attr:`pad_mod`.
+            RGB in [0, 1]; ``h`` and ``w`` are multiples of :meth:`padding_multiple`.
         hole : (h, w) bool ndarray
             True where pixels are to be replaced (never empty).
         seed : int
@@ -148,6 +155,11 @@ class InpaintEngine(abc.ABC):
     def working_max_side_px(self) -> int:
         """Longest side of the working crop; engines may read it from their config."""
         return self.max_side_px
+
+    def padding_multiple(self) -> int:
+        """Working sizes are padded to multiples of this; engines whose model decides it
+        after loading override it."""
+        return self.pad_mod
 
     @classmethod
     def crop_margin(cls, hole_width: int, hole_height: int) -> int:
@@ -193,9 +205,14 @@ class InpaintEngine(abc.ABC):
             # any hole pixel in a working pixel makes it a hole pixel: nothing of the spot
             # survives into the model's input
             work_hole = cv2.resize(crop_hole.astype(np.float32), size, interpolation=cv2.INTER_AREA) > 0
+            # and the model fills RESAMPLE_REACH working px more, so resizing the prediction
+            # back never mixes in pixels it did not predict
+            reach = 2 * RESAMPLE_REACH + 1
+            work_hole = cv2.dilate(work_hole.astype(np.uint8), np.ones((reach, reach), np.uint8)) > 0
         work_height, work_width = work_hole.shape
-        padded = pad_to_multiple(work, self.pad_mod)
-        padded_hole = pad_to_multiple(work_hole, self.pad_mod)
+        multiple = self.padding_multiple()
+        padded = pad_to_multiple(work, multiple)
+        padded_hole = pad_to_multiple(work_hole, multiple)
         predicted = self.forward(np.ascontiguousarray(padded), np.ascontiguousarray(padded_hole), seed=seed)
         predicted = np.asarray(predicted, dtype=np.float32)[:work_height, :work_width]
         if scale < 1.0:

@@ -72,7 +72,8 @@ def _nvidia_device_present() -> bool:
 def resolve_device(wanted: str) -> str:
     """``"auto"`` -> ``"cuda"`` when torch sees a GPU, else ``"cpu"``; others pass through."""
     if wanted == "auto":
-        return "cuda" if cuda_available() else "cpu"
+        # the device-node check spares importing torch (seconds) on machines without a GPU
+        return "cuda" if _nvidia_device_present() and cuda_available() else "cpu"
     return wanted
 
 
