@@ -242,7 +242,7 @@ def test_lama_availability_reasons(tmp_path, monkeypatch):
     ok, reason = LamaEngine.available(EnginesConfig(lama_weights=str(weights)))
     assert not ok and reason.startswith("package missing: torch")
     monkeypatch.undo()
-    if importlib.util.find_spec("tensorrt") is None:
+    if importlib.util.find_spec("torch") is not None and importlib.util.find_spec("tensorrt") is None:
         ok, reason = LamaEngine.available(EnginesConfig(lama_weights=str(weights), lama_backend="tensorrt", device="cpu"))
         assert not ok and reason == "backend tensorrt: unavailable: tensorrt not installed"
     if importlib.util.find_spec("torch") is not None:
