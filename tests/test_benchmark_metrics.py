@@ -205,3 +205,46 @@ def test_mask_over_a_mole_is_a_mole_hit(planted):
     assert metrics["moles_hit"] == 1
     assert metrics["false_regions"] == 0
     assert metrics["recall"] == 0.0
+
+
+# --- peers and the run ------------------------------------------------------------------------
+
+
+def test_smooth_peer_flattens_texture_and_patchmatch_keeps_it(textured):
+    from skinretouch.benchmark.peers import available_peers, run_peer
+
+    photo, blemished, spots = textured
+    rgb8 = np.clip(np.rint(blemished * 255.0), 0, 255).astype(np.uint8)
+    mask = oracle_mask(spots, rgb8.shape, dilation_px=1)
+    untouched = removal_metrics(rgb8, photo.rgb, spots, scale=photo.scale)
+    telea, _ = run_peer("telea", rgb8, mask)
+    smooth = removal_metrics(telea, photo.rgb, spots, scale=photo.scale, blemished=rgb8)
+    assert smooth["dE"] < 0.3 * untouched["dE"]
+    assert smooth["texture_ratio_median"] < 0.7
+    assert smooth["collateral"] == 0.0
+    assert np.isnan(smooth["moles_dE"]) or smooth["moles_dE"] < 1e-3
+    if "patchmatch" in available_peers():
+        patched, _ = run_peer("patchmatch", rgb8, mask)
+        textured_fill = removal_metrics(patched, photo.rgb, spots, scale=photo.scale)
+        assert 0.7 < textured_fill["texture_ratio_median"] < 1.3
+        assert textured_fill["texture_ratio_median"] > smooth["texture_ratio_median"] + 0.3
+
+
+def test_quick_run_writes_table_and_json_without_the_project(tmp_path, monkeypatch, capsys):
+    import json
+
+    from skinretouch.benchmark import run
+
+    monkeypatch.setattr(run._Project, "load", classmethod(lambda cls: cls(None, None, "off in test")))
+    out = tmp_path / "bench.json"
+    status = run.main(["--quick", "--no-speed", "--peers", "telea", "--out", str(out)])
+    assert status == 0
+    report = json.loads(out.read_text())
+    methods = report["removal"]["methods"]
+    assert set(methods) == {"input (untouched)", "telea"}
+    assert methods["telea"]["dE"] < methods["input (untouched)"]["dE"]
+    assert methods["telea"]["n_spots"] == methods["input (untouched)"]["n_spots"] > 0
+    assert report["detection"] == {"available": False, "reason": "off in test"}
+    printed = capsys.readouterr().out
+    assert "project: unavailable (off in test)" in printed
+    assert "telea" in printed and (tmp_path / "bench.txt").exists()
