@@ -13,7 +13,7 @@ from pathlib import Path
 
 from daemon_helpers import Daemon, done_counts, photo_bytes, pid_alive, read_log, report_of, sha256, temp_files
 
-KILLS = 22
+KILLS = 20
 
 
 def test_kill_9_at_random_moments_then_everything_completed_exactly_once(tmp_path: Path) -> None:

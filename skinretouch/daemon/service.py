@@ -22,6 +22,7 @@ import socket
 import sys
 import threading
 import time
+from collections import deque
 from pathlib import Path
 from types import TracebackType
 from typing import Any
@@ -120,7 +121,7 @@ class HotFolderService:
         self.pinger: WatchdogPinger | None = None
         self.fatal: str | None = None
         self._heartbeat = time.monotonic()
-        self._pending_signals: list[int] = []
+        self._pending_signals: deque[int] = deque()  # appended from other threads too
         self._signal_socket: socket.socket | None = None
         self._signal_writer: socket.socket | None = None
         self._saved_handlers: dict[int, Any] = {}
@@ -177,23 +178,33 @@ class HotFolderService:
 
     def request_stop(self) -> None:
         """Ask the main loop to stop, as SIGTERM does (from any thread)."""
-        self._pending_signals.append(signal.SIGTERM)
+        self._post(signal.SIGTERM)
 
     def request_reload(self) -> None:
-        self._pending_signals.append(signal.SIGHUP)
+        """Ask the main loop to reload the config, as SIGHUP does (from any thread)."""
+        self._post(signal.SIGHUP)
+
+    def _post(self, signum: int) -> None:
+        self._pending_signals.append(signum)  # seen within one tick of the main loop
 
     def _wait_for_signals(self, timeout: float) -> list[int]:
         if self._signal_socket is not None:
             ready, _, _ = select.select([self._signal_socket], [], [], timeout)
             if ready:
                 try:
-                    self._pending_signals.extend(self._signal_socket.recv(64))
+                    received = self._signal_socket.recv(64)
                 except BlockingIOError:
-                    pass
+                    received = b""
+                signals = set(received)
+                while self._pending_signals:
+                    signals.add(self._pending_signals.popleft())
+                return sorted(signals)
         else:
             time.sleep(timeout)
-        signals, self._pending_signals = self._pending_signals, []
-        return signals
+        signals = set()
+        while self._pending_signals:
+            signals.add(self._pending_signals.popleft())
+        return sorted(signals)
 
     # -- submission (called from other threads) --------------------------------------
     def _job(self, path: Path, root: Path, seen_at: float, *, source: str, force: bool) -> Job:
@@ -433,6 +444,7 @@ class HotFolderService:
         for slot in self.slots:
             while slot.is_alive() and time.monotonic() < deadline:
                 slot.join(MAIN_TICK_S)
+                self._heartbeat = time.monotonic()
                 self._write_status()
                 # A second SIGTERM/SIGINT: do not wait out the grace time.
                 if any(s in (signal.SIGTERM, signal.SIGINT) for s in self._wait_for_signals(0)):
