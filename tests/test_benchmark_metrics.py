@@ -248,3 +248,25 @@ def test_quick_run_writes_table_and_json_without_the_project(tmp_path, monkeypat
     printed = capsys.readouterr().out
     assert "project: unavailable (off in test)" in printed
     assert "telea" in printed and (tmp_path / "bench.txt").exists()
+
+
+def test_macro_is_skipped_with_a_warning_when_pip_cannot_fetch_it(tmp_path, monkeypatch):
+    monkeypatch.setenv("PIP_NO_INDEX", "1")  # pip download fails at once, as offline
+    with pytest.warns(UserWarning, match="dermapred"):
+        photos = load_bench_photos(tmp_path, names=["dermapred", "astronaut"])
+    assert [photo.name for photo in photos] == ["astronaut"]
+    assert not list(tmp_path.glob("*.jpg"))
+
+
+def test_macro_skin_leaves_out_its_real_moles_and_hairs():
+    if not (DEFAULT_CACHE_DIR / "dermapred_example_image.jpg").exists():
+        pytest.skip("dermapred macro not cached (needs pip download once)")
+    from skinretouch.benchmark.photos import DERMAPRED_EXCLUDED
+
+    photo = load_bench_photos(names=["dermapred"])[0]
+    for y, x, radius in DERMAPRED_EXCLUDED:
+        assert not photo.skin[y - radius // 2 : y + radius // 2, x - radius // 2 : x + radius // 2].any()
+    lightness = rgb2lab(photo.rgb)[..., 0]
+    darker = lightness < ndi.gaussian_filter(lightness, 8) - 8  # moles, hairs, the scratch
+    assert photo.skin[darker].mean() < 0.05
+    assert photo.skin.mean() > 0.6
