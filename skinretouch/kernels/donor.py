@@ -1,0 +1,296 @@
+"""Donor search in the high-pass (texture) layer: real nearby skin for a hole's pores.
+
+Two stages, both on the high-pass layer (see :mod:`.freqsplit`), both jitted:
+
+1. **Block offset.** One translation ``d`` for the whole hole, chosen among all offsets
+   within ``radius`` whose shifted hole (grown by the patch radius) lies on clean skin,
+   minimising the weighted squared difference between the texture around and inside the
+   hole and the texture at ``p + d``. A single offset keeps the donor texture coherent (a
+   pore is copied whole, not stitched from pixels of different pores).
+2. **PatchMatch refinement.** A per-pixel offset field started at ``d`` and improved by
+   propagation from neighbours and a shrinking random search (Barnes et al. 2009), using
+   patches of ``(2 * patch_radius + 1) ** 2`` pixels. A pixel moves away from ``d`` only
+   when its patch carries enough known texture (ring pixels, or trusted pixels inside the
+   hole given by ``guide_weight``) and the new match is clearly better.
+
+Donor pixels never come from ``hole`` or ``avoid``: every source patch lies wholly on
+pixels outside both.
+"""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+from numba import njit
+
+__all__ = ["donor_high_pass", "valid_sources"]
+
+# A pixel leaves the block offset only if its patch has at least this share of known
+# texture and the new match costs at most this fraction of the old one.
+_MIN_KNOWN_SHARE = 0.3
+_IMPROVEMENT = 0.8
+
+
+def valid_sources(excluded: np.ndarray, patch_radius: int) -> np.ndarray:
+    """Pixels whose whole patch lies inside the crop and off ``excluded``.
+
+    Parameters
+    ----------
+    excluded : (H, W) bool ndarray
+        Hole and avoided pixels.
+    patch_radius : int
+        Patch half-width in pixels.
+
+    Returns
+    -------
+    (H, W) bool ndarray
+    """
+    clean = (~excluded).astype(np.uint8)
+    if patch_radius > 0:
+        size = 2 * patch_radius + 1
+        clean = cv2.erode(clean, np.ones((size, size), np.uint8), borderType=cv2.BORDER_CONSTANT,
+                          borderValue=0)
+    return clean.astype(bool)
+
+
+def donor_high_pass(
+    high: np.ndarray,
+    hole: np.ndarray,
+    *,
+    avoid: np.ndarray | None = None,
+    guide_weight: np.ndarray | None = None,
+    radius: int = 24,
+    patch_radius: int = 2,
+    iterations: int = 3,
+    seed: int = 0,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Texture for each hole pixel copied from clean skin nearby.
+
+    Parameters
+    ----------
+    high : (H, W) or (H, W, C) float32 ndarray
+        Texture (high-pass) layer, e.g. L* units. Channel 0 drives the matching.
+    hole : (H, W) bool ndarray
+        Pixels that need donor texture.
+    avoid : (H, W) bool ndarray or None
+        Pixels that must not be copied (other spots, protected features).
+    guide_weight : (H, W) float32 ndarray or None
+        Trust in ``[0, 1]`` of ``high`` inside the hole as a guide for the match (1: the
+        hole's own texture is genuine skin); 0 inside the hole when ``None``.
+    radius : int
+        Largest donor offset, in pixels, along each axis.
+    patch_radius : int
+        Half-width of compared patches, in pixels.
+    iterations : int
+        PatchMatch sweeps; 0 keeps the single block offset.
+    seed : int
+        Seed of the random search (same seed, same result).
+
+    Returns
+    -------
+    donor : float32 ndarray, shape of ``high``
+        ``high`` outside the hole; the donor texture inside.
+    offsets : (H, W, 2) int32 ndarray
+        ``(dy, dx)`` of each hole pixel's source; ``(0, 0)`` outside the hole.
+    """
+    high = np.ascontiguousarray(high, dtype=np.float32)
+    single_channel = high.ndim == 2
+    if single_channel:
+        high = high[:, :, None]
+    hole = np.ascontiguousarray(hole, dtype=bool)
+    height, width = hole.shape
+    excluded = hole.copy()
+    if avoid is not None:
+        excluded |= avoid
+    weight = (~excluded).astype(np.float32)
+    if guide_weight is not None:
+        weight[hole] = np.clip(guide_weight[hole], 0.0, 1.0)
+    offsets = np.zeros((height, width, 2), dtype=np.int32)
+    donor = high.copy()
+    ys, xs = np.nonzero(hole)
+    if ys.size == 0:
+        return (donor[:, :, 0] if single_channel else donor), offsets
+    ys = ys.astype(np.int32)
+    xs = xs.astype(np.int32)
+
+    sources = valid_sources(excluded, patch_radius)
+    if not sources.any():
+        sources = valid_sources(excluded, 0)
+        if not sources.any():
+            raise ValueError("no clean pixel in the crop to take texture from")
+    band = cv2.dilate(hole.astype(np.uint8), np.ones((2 * patch_radius + 1,) * 2, np.uint8))
+    band_ys, band_xs = np.nonzero(band)
+    guide = np.ascontiguousarray(high[:, :, 0])
+    block = _best_block_offset(
+        guide, weight, sources, ys, xs, band_ys.astype(np.int32), band_xs.astype(np.int32), radius
+    )
+    if block[0] == 0 and block[1] == 0:
+        # No offset within reach moves the whole hole onto clean skin: start each pixel
+        # at its nearest clean source and let PatchMatch improve from there.
+        _nearest_source_offsets(sources, ys, xs, offsets)
+        iterations = max(iterations, 2)
+    else:
+        offsets[ys, xs, 0] = block[0]
+        offsets[ys, xs, 1] = block[1]
+    if iterations > 0:
+        _patchmatch(guide, weight, sources, hole, ys, xs, offsets, radius, patch_radius,
+                    iterations, seed)
+    _copy_from_offsets(high, ys, xs, offsets, donor)
+    return (donor[:, :, 0] if single_channel else donor), offsets
+
+
+@njit(cache=True, nogil=True)
+def _best_block_offset(guide, weight, sources, ys, xs, band_ys, band_xs, radius):
+    height, width = guide.shape
+    best = np.zeros(2, dtype=np.int32)
+    best_cost = np.inf
+    for dy in range(-radius, radius + 1):
+        for dx in range(-radius, radius + 1):
+            if dy == 0 and dx == 0:
+                continue
+            usable = True
+            for k in range(ys.size):
+                sy = ys[k] + dy
+                sx = xs[k] + dx
+                if sy < 0 or sy >= height or sx < 0 or sx >= width or not sources[sy, sx]:
+                    usable = False
+                    break
+            if not usable:
+                continue
+            cost = 0.0
+            total = 0.0
+            for k in range(band_ys.size):
+                y = band_ys[k]
+                x = band_xs[k]
+                w = weight[y, x]
+                sy = y + dy
+                sx = x + dx
+                if w <= 0.0 or sy < 0 or sy >= height or sx < 0 or sx >= width:
+                    continue
+                diff = guide[y, x] - guide[sy, sx]
+                cost += w * diff * diff
+                total += w
+            if total <= 0.0:
+                continue
+            # A mild preference for near donors: skin changes slowly across a face.
+            cost = cost / total * (1.0 + 0.002 * (dy * dy + dx * dx))
+            if cost < best_cost:
+                best_cost = cost
+                best[0] = dy
+                best[1] = dx
+    return best
+
+
+@njit(cache=True, nogil=True)
+def _nearest_source_offsets(sources, ys, xs, offsets):
+    height, width = sources.shape
+    for k in range(ys.size):
+        y = ys[k]
+        x = xs[k]
+        found = False
+        for r in range(1, max(height, width)):
+            for dy in range(-r, r + 1):
+                for dx in range(-r, r + 1):
+                    if max(abs(dy), abs(dx)) != r:
+                        continue
+                    sy = y + dy
+                    sx = x + dx
+                    if 0 <= sy < height and 0 <= sx < width and sources[sy, sx]:
+                        offsets[y, x, 0] = dy
+                        offsets[y, x, 1] = dx
+                        found = True
+                        break
+                if found:
+                    break
+            if found:
+                break
+
+
+@njit(cache=True, nogil=True)
+def _patch_cost(guide, weight, y, x, dy, dx, patch_radius, min_known):
+    height, width = guide.shape
+    cost = 0.0
+    total = 0.0
+    for oy in range(-patch_radius, patch_radius + 1):
+        ty = y + oy
+        if ty < 0 or ty >= height or ty + dy < 0 or ty + dy >= height:
+            continue
+        for ox in range(-patch_radius, patch_radius + 1):
+            tx = x + ox
+            if tx < 0 or tx >= width or tx + dx < 0 or tx + dx >= width:
+                continue
+            w = weight[ty, tx]
+            if w <= 0.0:
+                continue
+            diff = guide[ty, tx] - guide[ty + dy, tx + dx]
+            cost += w * diff * diff
+            total += w
+    if total < min_known:
+        return np.inf
+    return cost / total
+
+
+@njit(cache=True, nogil=True)
+def _patchmatch(guide, weight, sources, hole, ys, xs, offsets, radius, patch_radius,
+                iterations, seed):
+    np.random.seed(seed)
+    height, width = guide.shape
+    area = (2 * patch_radius + 1) ** 2
+    min_known = _MIN_KNOWN_SHARE * area
+    n = ys.size
+    costs = np.empty(n, dtype=np.float64)
+    for k in range(n):
+        costs[k] = _patch_cost(guide, weight, ys[k], xs[k], offsets[ys[k], xs[k], 0],
+                               offsets[ys[k], xs[k], 1], patch_radius, min_known)
+    for it in range(iterations):
+        forward = it % 2 == 0
+        step = -1 if forward else 1
+        for i in range(n):
+            k = i if forward else n - 1 - i
+            y = ys[k]
+            x = xs[k]
+            # Propagation from the already visited neighbours.
+            for axis in range(2):
+                ny = y + step if axis == 0 else y
+                nx = x + step if axis == 1 else x
+                if ny < 0 or ny >= height or nx < 0 or nx >= width or not hole[ny, nx]:
+                    continue
+                dy = offsets[ny, nx, 0]
+                dx = offsets[ny, nx, 1]
+                sy = y + dy
+                sx = x + dx
+                if sy < 0 or sy >= height or sx < 0 or sx >= width or not sources[sy, sx]:
+                    continue
+                cost = _patch_cost(guide, weight, y, x, dy, dx, patch_radius, min_known)
+                if cost < _IMPROVEMENT * costs[k]:
+                    costs[k] = cost
+                    offsets[y, x, 0] = dy
+                    offsets[y, x, 1] = dx
+            # Random search in a shrinking window around the current offset.
+            span = radius
+            while span >= 1:
+                dy = offsets[y, x, 0] + np.random.randint(-span, span + 1)
+                dx = offsets[y, x, 1] + np.random.randint(-span, span + 1)
+                span //= 2
+                if abs(dy) > radius or abs(dx) > radius:
+                    continue
+                sy = y + dy
+                sx = x + dx
+                if sy < 0 or sy >= height or sx < 0 or sx >= width or not sources[sy, sx]:
+                    continue
+                cost = _patch_cost(guide, weight, y, x, dy, dx, patch_radius, min_known)
+                if cost < _IMPROVEMENT * costs[k]:
+                    costs[k] = cost
+                    offsets[y, x, 0] = dy
+                    offsets[y, x, 1] = dx
+
+
+@njit(cache=True, nogil=True)
+def _copy_from_offsets(high, ys, xs, offsets, out):
+    for k in range(ys.size):
+        y = ys[k]
+        x = xs[k]
+        sy = y + offsets[y, x, 0]
+        sx = x + offsets[y, x, 1]
+        for c in range(high.shape[2]):
+            out[y, x, c] = high[sy, sx, c]

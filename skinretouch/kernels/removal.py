@@ -1,0 +1,303 @@
+"""The removal routes: what replaces a blemish inside its (dilated) mask.
+
+All functions take a crop around ONE region: ``image`` ``(h, w, 3)`` float32 sRGB in
+``[0, 1]``, ``hole`` ``(h, w)`` bool (the spot dilated by a few px, so its outer pixels are
+clean skin), ``avoid`` ``(h, w)`` bool (pixels never used as texture donors: other spots,
+eyes, moles, hair). Results are new arrays equal to ``image`` outside ``hole`` exactly.
+``scale`` is the face-scale factor (:mod:`skinretouch.scale`): every sigma and radius
+below is given at face scale and multiplied by it.
+
+Frequency separation, as retouchers do it (:func:`remove_freqsplit`), in CIE Lab:
+
+- **tone layer**: a biharmonic fill (:func:`.lowfill.biharmonic_fill`) of the Gaussian
+  low-pass (sigma 1 px) from the hole's surround. It is smooth, continues the skin's
+  shading across the hole, and meets the ring in value and slope, so there is no seam.
+  It carries the whole of a* and b*.
+- **texture layer** (L* only): ``(1 - G_2px)^2`` of the image minus that tone layer. Inside
+  the hole it is the spot's OWN fine texture wherever that is statistically skin-like (a
+  dark spot or a papule still carries the true pores, and keeping them beats any donor on
+  colour error); where it is an outlier against the ring's texture (a highlight, a
+  pustule's head, a blackhead, the spot's rim) it is replaced by real skin texture found
+  by a donor search (:mod:`.donor`), blended with energy-preserving weights; where its
+  local energy still clearly exceeds the ring's (leftover shading of the rim) it is damped.
+"""
+
+from __future__ import annotations
+
+import math
+
+import cv2
+import numpy as np
+
+from ._checks import as_image, as_mask, as_optional_mask
+from .color import lab_to_rgb, rgb_to_lab
+from .donor import donor_high_pass
+from .freqsplit import gaussian, high_pass, masked_gaussian
+from .lowfill import biharmonic_fill, ring_mask
+from .patchmatch import patchmatch_fill
+from .poisson import poisson_blend
+
+__all__ = [
+    "crop_margin",
+    "reinject_high_frequencies",
+    "remove_freqsplit",
+    "remove_patchmatch_poisson",
+]
+
+# All lengths in px at face scale.
+TONE_SIGMA = 1.0  # low-pass whose surround seeds the biharmonic (tone) fill
+TEXTURE_SIGMA = 2.0  # cut-off of the texture layer ...
+TEXTURE_ORDER = 2  # ... taken as (1 - G) ** order for a sharp cut-off
+RING_WIDTH = 4.0  # ring whose texture statistics judge the hole's own texture
+DONOR_RADIUS = 20.0  # farthest donor offset
+DONOR_PATCH_RADIUS = 2.0  # half-width of the patches compared in the donor search
+# Own texture beyond this many robust sigmas of the ring's is not skin: the share of donor
+# texture ramps from 0 at OUTLIER_LOW to 1 at OUTLIER_HIGH.
+OUTLIER_LOW = 3.0
+OUTLIER_HIGH = 4.5
+# Where the kept texture's local RMS (Gaussian window) exceeds the ring's by more than the
+# tolerance (leftover shading of the spot's rim), it is damped down to it, by at most half.
+ENERGY_SIGMA = 1.5
+ENERGY_SHRINK = 0.3  # the local estimate is pulled this much towards the ring's energy
+ENERGY_TOLERANCE = 1.2
+GAIN_MIN = 0.5
+
+
+def crop_margin(scale: float) -> int:
+    """Context in px a kernel needs on every side of a hole's bounding box.
+
+    Parameters
+    ----------
+    scale : float
+        Face-scale factor.
+
+    Returns
+    -------
+    int
+        The donor search reach plus its patch and the texture filter's support.
+    """
+    reach = DONOR_RADIUS + DONOR_PATCH_RADIUS + 2.0 * TEXTURE_SIGMA
+    return int(math.ceil(reach * max(float(scale), 1e-3)))
+
+
+def remove_freqsplit(
+    image: np.ndarray,
+    hole: np.ndarray,
+    *,
+    avoid: np.ndarray | None = None,
+    scale: float = 1.0,
+    seed: int = 0,
+) -> np.ndarray:
+    """Remove a small spot by frequency separation (route ``"freqsplit"``).
+
+    Parameters
+    ----------
+    image : (h, w, 3) float ndarray
+        Crop, sRGB in ``[0, 1]``.
+    hole : (h, w) bool ndarray
+        Dilated spot mask.
+    avoid : (h, w) bool ndarray or None
+        Pixels never used as texture donors.
+    scale : float
+        Face-scale factor.
+    seed : int
+        Seed of the donor search.
+
+    Returns
+    -------
+    (h, w, 3) float32 ndarray
+        ``image`` outside ``hole`` (bit-identical), the repaired skin inside.
+    """
+    image, hole, avoid = _check(image, hole, avoid)
+    if not hole.any():
+        return image.copy()
+    lab = rgb_to_lab(image)
+    tone, texture = _split(lab, hole, scale)
+    layer = _skin_texture(texture, hole, avoid, scale=scale, seed=seed, keep_own=True)
+    tone[:, :, 0] += layer
+    return _write_back(image, hole, tone)
+
+
+def reinject_high_frequencies(
+    fill: np.ndarray,
+    image: np.ndarray,
+    hole: np.ndarray,
+    *,
+    avoid: np.ndarray | None = None,
+    scale: float = 1.0,
+    seed: int = 0,
+    keep_own: bool = False,
+) -> np.ndarray:
+    """Give a smooth fill (Telea, a neural engine) real skin texture.
+
+    Keeps ``fill``'s low frequencies inside ``hole`` and replaces its fine texture by
+    texture copied from clean skin around the hole (:mod:`.donor`).
+
+    Parameters
+    ----------
+    fill : (h, w, 3) float ndarray
+        The other method's result, sRGB in ``[0, 1]``; only its values inside ``hole`` are
+        used.
+    image : (h, w, 3) float ndarray
+        The original crop: the donor texture comes from it.
+    hole : (h, w) bool ndarray
+    avoid : (h, w) bool ndarray or None
+        Pixels never used as texture donors.
+    scale : float
+        Face-scale factor.
+    seed : int
+        Seed of the donor search.
+    keep_own : bool
+        Also keep the original's own texture where it is skin-like (as
+        :func:`remove_freqsplit` does); off by default because a region sent to another
+        method is usually not skin inside.
+
+    Returns
+    -------
+    (h, w, 3) float32 ndarray
+        ``image`` outside ``hole`` (bit-identical).
+    """
+    image, hole, avoid = _check(image, hole, avoid)
+    fill = as_image(fill, "fill")
+    if fill.shape != image.shape:
+        raise ValueError(f"fill must have shape {image.shape}, got {fill.shape}")
+    if not hole.any():
+        return image.copy()
+    merged = image.copy()
+    merged[hole] = fill[hole]
+    merged_lab = rgb_to_lab(merged)
+    smooth = merged_lab.copy()
+    smooth[:, :, 0] -= high_pass(merged_lab[:, :, 0], TEXTURE_SIGMA * scale, order=TEXTURE_ORDER)
+    _, texture = _split(rgb_to_lab(image), hole, scale)
+    smooth[:, :, 0] += _skin_texture(texture, hole, avoid, scale=scale, seed=seed,
+                                     keep_own=keep_own)  # fmt: skip
+    return _write_back(image, hole, smooth)
+
+
+def remove_patchmatch_poisson(
+    image: np.ndarray,
+    hole: np.ndarray,
+    *,
+    avoid: np.ndarray | None = None,
+    scale: float = 1.0,
+    patch_size: int = 3,
+    seed: int = 0,
+) -> np.ndarray:
+    """Remove a larger spot: PatchMatch on the crop, then a Poisson NORMAL clone.
+
+    PatchMatch brings real texture; cloning its gradients into the original with the
+    hole's boundary fixed removes any tone step at the boundary.
+
+    Parameters
+    ----------
+    image, hole, avoid, seed : see :func:`remove_freqsplit`.
+    scale : float
+        Face-scale factor (PatchMatch itself works in pixels; kept for a uniform signature).
+    patch_size : int
+        pypatchmatch's patch radius, 1 to 7.
+
+    Returns
+    -------
+    (h, w, 3) float32 ndarray
+        ``image`` outside ``hole`` (bit-identical).
+    """
+    image, hole, avoid = _check(image, hole, avoid)
+    if not hole.any():
+        return image.copy()
+    filled = patchmatch_fill(image, hole, avoid=avoid, patch_size=patch_size, seed=seed)
+    blended = poisson_blend(filled, image, hole, max_iter=3000, tol=1e-5)
+    out = image.copy()
+    out[hole] = blended[hole]
+    return out
+
+
+def _check(image, hole, avoid):
+    image = as_image(image)
+    hole = as_mask(hole, image.shape, "hole")
+    avoid = as_optional_mask(avoid, image.shape, "avoid") & ~hole
+    return image, hole, avoid
+
+
+def _split(lab: np.ndarray, hole: np.ndarray, scale: float) -> tuple[np.ndarray, np.ndarray]:
+    """Tone fill (Lab, hole filled) and the L* texture layer.
+
+    Inside the hole the texture is the sharp high-pass of the image minus its tone fill
+    (the spot's own texture plus whatever of the spot's shape leaks into that band);
+    outside it is the sharp high-pass of the image itself, the full-strength skin texture
+    that donors copy and the ring statistics describe. (Taking the outside texture from
+    the image minus its 1-px tone layer instead would be weaker than the real texture and
+    left donor-filled pixels at ~0.8 of the ring's texture.)
+    """
+    tone = biharmonic_fill(gaussian(lab, TONE_SIGMA * scale), hole)
+    detail = np.ascontiguousarray(lab[:, :, 0] - tone[:, :, 0])
+    own = high_pass(detail, TEXTURE_SIGMA * scale, order=TEXTURE_ORDER)
+    outside = high_pass(lab[:, :, 0], TEXTURE_SIGMA * scale, order=TEXTURE_ORDER)
+    return tone, np.where(hole, own, outside).astype(np.float32)
+
+
+def _write_back(image: np.ndarray, hole: np.ndarray, lab: np.ndarray) -> np.ndarray:
+    out = image.copy()
+    ys, xs = np.nonzero(hole)
+    y0, y1, x0, x1 = ys.min(), ys.max() + 1, xs.min(), xs.max() + 1
+    rgb = lab_to_rgb(lab[y0:y1, x0:x1])
+    inside = hole[y0:y1, x0:x1]
+    out[y0:y1, x0:x1][inside] = rgb[inside]
+    return out
+
+
+def _skin_texture(
+    texture: np.ndarray,
+    hole: np.ndarray,
+    avoid: np.ndarray,
+    *,
+    scale: float,
+    seed: int,
+    keep_own: bool,
+) -> np.ndarray:
+    """The texture inside the hole: own where skin-like, donor texture elsewhere.
+
+    ``texture`` is ``(h, w)`` float32 (L* units); returns the same shape, 0 outside the hole.
+    """
+    own_share = np.zeros(hole.shape, np.float32)
+    ring = ring_mask(hole, int(round(RING_WIDTH * scale)), avoid)
+    if ring.sum() < 8:
+        ring = ring_mask(hole, int(round(2 * RING_WIDTH * scale)))
+    if keep_own:
+        ring_values = texture[ring]
+        centre = float(np.median(ring_values))
+        robust_sigma = 1.4826 * float(np.median(np.abs(ring_values - centre))) + 1e-3
+        z = np.abs(texture - centre) / robust_sigma
+        donor_share = np.clip((z - OUTLIER_LOW) / (OUTLIER_HIGH - OUTLIER_LOW), 0.0, 1.0)
+        # An outlier's neighbours belong to the same structure (a rim, a highlight).
+        radius = max(1, int(round(scale)))
+        donor_share = cv2.dilate(donor_share.astype(np.float32),
+                                 np.ones((2 * radius + 1,) * 2, np.uint8))  # fmt: skip
+        donor_share = gaussian(donor_share, 0.7 * scale)
+        own_share = np.where(hole, 1.0 - donor_share, 0.0).astype(np.float32)
+
+    donor, _ = donor_high_pass(
+        texture,
+        hole,
+        avoid=avoid,
+        guide_weight=own_share,
+        radius=max(2, int(round(DONOR_RADIUS * scale))),
+        patch_radius=max(1, int(round(DONOR_PATCH_RADIUS * scale))),
+        seed=seed,
+    )
+    # Own and donor textures are uncorrelated: weights whose squares sum to 1 keep the
+    # blend's energy (a linear cross-fade would dip to half the energy midway).
+    norm = np.sqrt(own_share**2 + (1.0 - own_share) ** 2)
+    layer = (own_share * texture + (1.0 - own_share) * donor) / norm
+    if keep_own:
+        layer = _damp_excess_energy(layer, texture, hole, ring, scale)
+    layer[~hole] = 0.0
+    return layer.astype(np.float32)
+
+
+def _damp_excess_energy(layer, texture, hole, ring, scale):
+    """Damp the layer where its local RMS clearly exceeds the ring's texture RMS."""
+    ring_energy = float(np.mean(texture[ring] ** 2)) + 1e-6
+    local = masked_gaussian(layer**2, hole, ENERGY_SIGMA * scale)
+    local = (1.0 - ENERGY_SHRINK) * local + ENERGY_SHRINK * ring_energy
+    gain = np.clip(ENERGY_TOLERANCE * np.sqrt(ring_energy / (local + 1e-6)), GAIN_MIN, 1.0)
+    return layer * gain
