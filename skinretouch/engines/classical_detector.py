@@ -48,25 +48,43 @@ _COL = {name: i for i, name in enumerate(kd.FEATURES)}
 
 @dataclass(frozen=True, kw_only=True)
 class _Thresholds:
-    """Contrast thresholds in Lab units at sensitivity 0.5; divided by the sensitivity gain."""
+    """Contrasts in Lab units at sensitivity 0.5 (divided by the sensitivity gain); sizes
+    in face units (px of a 256-px-wide face)."""
 
-    red: float = 5.0  # a* above the ring for a red seed
-    dark: float = 7.0  # L below the ring for a dark seed
-    grow: float = 0.45  # growth threshold as a fraction of the seed thresholds
-    relative_grow: float = 0.3  # ... and as a fraction of the region's own peak
+    # Seeds and growth (strength units: contrast / threshold).
+    red: float = 5.0  # a* above the background for a red seed
+    dark: float = 8.0  # L below the background for a dark seed
+    yellow: float = 4.5  # b* above the background, with dark, for a brown seed
+    grow: float = 0.45  # absolute growth floor (strength)
+    relative_grow: float = 0.3  # growth floor as a fraction of the spot's own peak
+    merge: float = 0.7  # peaks joined by a saddle this high (of the lower peak) are one spot
     noise_k: float = 2.5  # seeds must also exceed this many local texture SDs
-    papule_red: float = 7.0  # a* rise over the core of a papule/pustule
-    dark_spot_dark: float = 7.0  # L drop over the core of a dark spot
-    dark_spot_yellow: float = 3.0  # b* rise over the core of a dark spot (brown, not grey)
-    blackhead_dark: float = 20.0  # L drop at the darkest pixel of a blackhead
-    blackhead_max_r: float = 2.6  # face units
-    mole_dark: float = 20.0  # L drop over the core of a mole
-    mole_r: tuple[float, float] = (3.0, 11.0)  # face units
-    freckle_dark: float = 9.0  # freckles are fainter than this (L units)
-    freckle_max_r: float = 3.0  # face units
-    freckle_min_count: int = 6  # this many faint small brown spots make a freckled face
-    max_r: float = 16.0  # face units; larger regions are shading, not spots
+    texture_sigma: float = 10.0  # window of the local texture SD
+    # Acceptance of a region as a spot at all.
+    max_r: float = 16.0  # larger regions are shading, not spots
     max_elongation: float = 3.0  # major/minor axis ratio above which a region is a line
+    min_solidity: float = 0.5  # area / convex hull: jagged pieces are texture
+    max_ring_busy: float = 0.25  # share of the ring as strong as the spot's edge
+    min_ring_allowed: float = 0.6  # share of the ring that is searchable skin
+    min_ring_skin: float = 0.3  # mean skin likelihood of the ring
+    # Kinds (over the spot's core: the part at >= 60 % of its peak).
+    papule_red: float = 8.0  # a* rise of a papule/pustule
+    papule_max_ring_sd: float = 6.0  # L SD of the ring: red creases sit in busy skin
+    pustule_head: float = 7.0  # L of the pale head above the core
+    blackhead_dark: float = 22.0  # L drop of a blackhead (a grey-black plug)...
+    blackhead_max_chroma: float = 2.0  # ... less saturated than skin: a* + b* rise at most
+    blackhead_dark_any: float = 35.0  # L drop that makes a blackhead whatever its colour
+    blackhead_max_r: float = 2.6
+    dark_spot_dark: float = 6.0  # L drop of a dark spot
+    dark_spot_yellow: float = 3.0  # b* rise of a dark spot (brown, not grey)
+    dark_spot_brown: float = 1.9  # L drop / dark + b* rise / yellow
+    dark_spot_max_ring_sd: float = 4.5  # L SD of the ring: wrinkles and pores are not spots
+    mole_dark: float = 16.5  # L drop of a mole
+    mole_r: tuple[float, float] = (3.0, 11.0)
+    mole_plateau: float = 0.55  # moles are flat-topped with a sharp edge
+    freckle_dark: float = 9.0  # freckles are fainter than this
+    freckle_max_r: float = 3.0
+    freckle_min_count: int = 6  # this many faint small brown spots make a freckled face
 
 
 class ClassicalDetector:
@@ -76,8 +94,9 @@ class ClassicalDetector:
 
     def __init__(self, config: DetectConfig) -> None:
         self.config = config
-        # 0 -> thresholds x1.6 (only obvious spots); 1 -> x0.6 (faint ones too).
-        self._gain = 1.0 / (1.6 - 1.0 * float(config.sensitivity))
+        # Contrast thresholds are divided by this: sensitivity 0 -> x1.5 (only obvious
+        # spots), 0.5 -> x1, 1 -> x0.5 (faint ones too).
+        self._gain = 1.0 / (1.5 - float(config.sensitivity))
         self._t = _Thresholds()
         # Intermediate maps of the last call, on the working grid (for debugging/overlays).
         self.last_maps: dict[str, object] = {}
@@ -148,7 +167,7 @@ class ClassicalDetector:
 
         skin = self._skin_map(lab, faces, roi, to_small, in_face_small)
         hair = self._hair_map(lab[..., 0], unit)
-        skin_area = _skin_area(skin >= 0.2, unit, max_hole_r=self._t.max_r)
+        skin_area = _skin_area(skin >= 0.08, unit, max_hole_r=self._t.max_r)
         allowed = skin_area & in_face_small & ~protected_small
 
         labels_small, spots, kept_protected = self._find_spots(lab, skin, hair, allowed, unit)
@@ -250,14 +269,22 @@ class ClassicalDetector:
             strength = np.maximum(delta[..., 1] / red_t, -delta[..., 0] / dark_t)
             exclude = cv2.dilate((strength >= t.grow).astype(np.uint8), kernel).astype(bool)
         # Local texture: seeds must stand out from it, not only from the thresholds.
-        quiet = weights * ~exclude
-        sd_l = np.sqrt(kd.normalized_blur(delta[..., 0] ** 2, quiet, 6.0 * unit))
-        sd_a = np.sqrt(kd.normalized_blur(delta[..., 1] ** 2, quiet, 6.0 * unit))
+        # Only clear spots are left out of it: wrinkles and pores are the texture.
+        clear = cv2.dilate((strength >= 1.0).astype(np.uint8), kernel).astype(bool)
+        quiet = weights * ~clear
+        sd_sigma = t.texture_sigma * unit
+        sd_l = np.sqrt(kd.normalized_blur(delta[..., 0] ** 2, quiet, sd_sigma))
+        sd_a = np.sqrt(kd.normalized_blur(delta[..., 1] ** 2, quiet, sd_sigma))
+        sd_b = np.sqrt(kd.normalized_blur(delta[..., 2] ** 2, quiet, sd_sigma))
         red = delta[..., 1] / np.maximum(red_t, t.noise_k * sd_a)
         dark = -delta[..., 0] / np.maximum(dark_t, t.noise_k * sd_l)
-        strength = np.maximum(red, dark)
-        labels, count = kd.hysteresis_labels(
-            strength, high=1.0, low=t.grow, relative=t.relative_grow, allowed=allowed,
+        yellow = delta[..., 2] / np.maximum(t.yellow / g, t.noise_k * sd_b)
+        # Brown = darker and yellower together; each alone may be too faint.
+        brown = np.where((dark > 0) & (yellow > 0), 0.5 * (dark + yellow), 0.0)
+        strength = np.maximum(np.maximum(red, dark), brown)
+        labels, count = kd.flood_labels(
+            strength, high=1.0, low=t.grow, relative=t.relative_grow, merge=t.merge,
+            allowed=allowed,
             seedable=~hair,
         )
         labels = kd.fill_label_holes(labels, max_hole_px=int(math.pi * (4 * unit) ** 2))
@@ -273,9 +300,11 @@ class ClassicalDetector:
             hair=hair, gradient=grad, ring_px=ring,
         )
         self.last_maps["features"] = feats
-        return self._classify(labels, count, feats, unit)
+        solidity = _solidity(labels, count, feats)
+        self.last_maps["solidity"] = solidity
+        return self._classify(labels, count, feats, solidity, unit)
 
-    def _classify(self, labels, count, feats, unit):
+    def _classify(self, labels, count, feats, solidity, unit):
         t = self._t
         g = self._gain
         cfg = self.config
@@ -284,6 +313,7 @@ class ClassicalDetector:
         moles: list[int] = []
         for k in range(1, count + 1):
             f = {name: feats[k, i] for name, i in _COL.items()}
+            f["solidity"] = solidity[k]
             kind = self._kind_of(f, unit)
             if kind is None:
                 continue
@@ -319,6 +349,7 @@ class ClassicalDetector:
         return lut[labels], spots, protected
 
     def _kind_of(self, f: dict[str, float], unit: float) -> str | None:
+        """The kind of one measured region ("mole"/"freckle" are protected), or None."""
         t = self._t
         g = self._gain
         area = f["area"]
@@ -330,27 +361,45 @@ class ClassicalDetector:
         tr = 0.5 * (f["sxx"] + f["syy"])
         det = math.sqrt(max(0.25 * (f["sxx"] - f["syy"]) ** 2 + f["sxy"] ** 2, 0.0))
         major, minor = tr + det, max(tr - det, 0.25)
-        elongation = math.sqrt(major / minor)
-        if elongation > t.max_elongation and 4.0 * math.sqrt(major) > 5.0 * unit:
+        if math.sqrt(major / minor) > t.max_elongation and 4.0 * math.sqrt(major) > 5.0 * unit:
             return None
-        if f["hair_frac"] > 0.5 or f["ring_allowed"] < 0.6 or f["ring_skin"] < 0.2:
+        if (
+            f["hair_frac"] > 0.5
+            or f["ring_allowed"] < t.min_ring_allowed
+            or f["ring_skin"] < t.min_ring_skin
+            or f["ring_busy"] > t.max_ring_busy
+            or (area >= 12 and f.get("solidity", 1.0) < t.min_solidity)
+        ):
             return None
         dark = -f["core_dl"]
         red = f["core_da"]
+        yellow = f["core_db"]
+        ring_sd = f["ring_l_std"]
         if red >= t.papule_red / g and red >= 0.5 * dark:
-            bright_centre = f["max_dl"] - f["core_dl"] >= 7.0 and f["max_dl"] >= -3.0
+            if ring_sd > t.papule_max_ring_sd or yellow > max(5.0, 0.6 * red):
+                return None
+            bright_centre = f["max_dl"] - f["core_dl"] >= t.pustule_head and f["max_dl"] >= -3.0
             return "pustule" if bright_centre else "papule"
-        if r_eq <= t.blackhead_max_r and f["min_dl"] <= -t.blackhead_dark / g:
+        if r_eq <= t.blackhead_max_r and (
+            dark >= t.blackhead_dark_any / g
+            or (dark >= t.blackhead_dark / g and red + yellow <= t.blackhead_max_chroma)
+        ):
             return "blackhead"
         uniform = f["l_std"] <= 0.45 * max(dark, 1e-3)
         if (
             dark >= t.mole_dark
             and t.mole_r[0] <= r_eq <= t.mole_r[1]
-            and f["plateau"] >= 0.4
+            and f["plateau"] >= t.mole_plateau
             and uniform
         ):
             return "mole"
-        if dark >= t.dark_spot_dark / g and f["core_db"] >= t.dark_spot_yellow / g:
+        brown = dark / t.dark + yellow / t.yellow
+        if (
+            dark >= t.dark_spot_dark / g
+            and yellow >= t.dark_spot_yellow / g
+            and brown >= t.dark_spot_brown / g
+            and ring_sd <= t.dark_spot_max_ring_sd
+        ):
             if dark < t.freckle_dark and r_eq <= t.freckle_max_r:
                 return "freckle"
             return "dark_spot"
@@ -358,6 +407,25 @@ class ClassicalDetector:
 
 
 # --- geometry helpers -----------------------------------------------------------------
+
+
+def _solidity(labels: np.ndarray, count: int, feats: np.ndarray) -> np.ndarray:
+    """Area over convex-hull area per region (1 for a convex blob, low for a jagged piece)."""
+    out = np.ones(count + 1, np.float64)
+    x0s, y0s = feats[:, _COL["x0"]].astype(int), feats[:, _COL["y0"]].astype(int)
+    x1s, y1s = feats[:, _COL["x1"]].astype(int), feats[:, _COL["y1"]].astype(int)
+    for k in range(1, count + 1):
+        if feats[k, _COL["area"]] < 6:
+            continue
+        crop = (labels[y0s[k] : y1s[k] + 1, x0s[k] : x1s[k] + 1] == k).astype(np.uint8)
+        contours, _ = cv2.findContours(crop, cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE)
+        if not contours:
+            continue
+        hull = cv2.convexHull(np.vstack(contours))
+        # Pixel areas: contour areas run through pixel centres, so add half a perimeter.
+        hull_area = cv2.contourArea(hull) + 0.5 * cv2.arcLength(hull, True) + 1.0
+        out[k] = min(1.0, feats[k, _COL["area"]] / hull_area)
+    return out
 
 
 def _face_region(face: FaceLayout, h: int, w: int) -> BBox:
@@ -370,9 +438,14 @@ def _face_region(face: FaceLayout, h: int, w: int) -> BBox:
 
 
 def _face_ellipse(mask: np.ndarray, face: FaceLayout, roi: BBox, to_small) -> None:
+    """The face's skin as an ellipse: cheek to cheek (no ears), brow-top forehead to chin.
+
+    A Haar face box spans about the cheeks' outer edges and, vertically, from the middle
+    of the forehead to just above the chin's tip.
+    """
     fx, fy, fw, fh = face.face
-    cx, cy = _point_small(fx + 0.5 * fw, fy + 0.55 * fh, roi, to_small)
-    axes = (max(1, round(0.6 * fw * to_small[0])), max(1, round(0.78 * fh * to_small[1])))
+    cx, cy = _point_small(fx + 0.5 * fw, fy + 0.52 * fh, roi, to_small)
+    axes = (max(1, round(0.48 * fw * to_small[0])), max(1, round(0.66 * fh * to_small[1])))
     cv2.ellipse(mask, (cx, cy), axes, 0, 0, 360, 1, thickness=-1)
 
 

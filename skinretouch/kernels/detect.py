@@ -20,6 +20,7 @@ from numba import njit
 __all__ = [
     "FEATURES",
     "fill_label_holes",
+    "flood_labels",
     "hysteresis_labels",
     "normalized_blur",
     "region_features",
@@ -78,6 +79,7 @@ def hysteresis_labels(
     high: float,
     low: float,
     relative: float = 0.0,
+    relative_radius: float = 0.0,
     allowed: np.ndarray | None = None,
     seedable: np.ndarray | None = None,
 ) -> tuple[np.ndarray, int]:
@@ -96,6 +98,10 @@ def hysteresis_labels(
         Seed and growth thresholds, ``low <= high``.
     relative : float
         Growth threshold relative to each region's peak, in [0, 1).
+    relative_radius : float
+        If > 0, "peak" is the highest strength within this many pixels rather than over
+        the whole region, so a faint spot joined to a strong one by a faint bridge keeps
+        its own outline.
     allowed : (H, W) bool, optional
         Pixels outside are never part of a region.
     seedable : (H, W) bool, optional
@@ -117,9 +123,15 @@ def hysteresis_labels(
         grow &= allowed.astype(bool)
     n, raw = cv2.connectedComponents(grow.astype(np.uint8), connectivity=8, ltype=cv2.CV_32S)
     if relative > 0.0 and n > 1:
-        peak = np.zeros(n, np.float32)
-        _label_peak(raw, strength, peak)
-        grow &= strength >= relative * peak[raw]
+        if relative_radius > 0:
+            size = 2 * int(round(relative_radius)) + 1
+            kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (size, size))
+            local_peak = cv2.dilate(strength, kernel)
+            grow &= strength >= relative * local_peak
+        else:
+            peak = np.zeros(n, np.float32)
+            _label_peak(raw, strength, peak)
+            grow &= strength >= relative * peak[raw]
         n, raw = cv2.connectedComponents(grow.astype(np.uint8), connectivity=8, ltype=cv2.CV_32S)
     keep = np.zeros(n, np.bool_)
     seed_strength = strength if seedable is None else np.where(seedable, strength, 0.0)
@@ -128,6 +140,78 @@ def hysteresis_labels(
     relabel = np.zeros(n, np.int32)
     relabel[keep] = np.arange(1, int(keep.sum()) + 1, dtype=np.int32)
     return relabel[raw], int(keep.sum())
+
+
+def flood_labels(
+    strength: np.ndarray,
+    *,
+    high: float,
+    low: float,
+    relative: float,
+    merge: float = 0.7,
+    allowed: np.ndarray | None = None,
+    seedable: np.ndarray | None = None,
+) -> tuple[np.ndarray, int]:
+    """Seeded flooding: each spot grows downhill from its own peak, down to a share of it.
+
+    Pixels are visited from the strongest down. One touching a region joins it (the one
+    with the highest peak when it touches several) if it is at least ``relative`` times that
+    region's peak and at least ``low``; one touching none starts a region if it is at least
+    ``high``. So two spots joined by a faint saddle stay two regions, a blackhead does not
+    spill into the pores around it, and a faint spot next to a strong one keeps its own
+    outline (a watershed with a per-basin floor).
+
+    Parameters
+    ----------
+    strength : (H, W) float32
+        Contrast in threshold units.
+    high, low : float
+        Seed and absolute growth thresholds, ``low <= high``.
+    relative : float
+        Growth floor as a fraction of the region's peak, in [0, 1).
+    merge : float
+        Two regions meeting at a saddle at least ``merge`` times the lower one's peak are
+        one region (texture bumps on one spot), in (0, 1].
+    allowed : (H, W) bool, optional
+        Pixels outside are never part of a region.
+    seedable : (H, W) bool, optional
+        Only these pixels can start a region (growth may cross the others).
+
+    Returns
+    -------
+    labels : (H, W) int32
+        0 outside regions, 1..count inside (8-connected), numbered by decreasing peak.
+        Two regions may touch (along a watershed line).
+    count : int
+    """
+    if low > high:
+        raise ValueError(f"low ({low}) must not exceed high ({high})")
+    if not 0.0 <= relative < 1.0:
+        raise ValueError(f"relative must be in [0, 1), got {relative}")
+    strength = np.ascontiguousarray(strength, dtype=np.float32)
+    h, w = strength.shape
+    candidate = strength >= low
+    if allowed is not None:
+        candidate &= allowed.astype(bool)
+    order = np.flatnonzero(candidate.ravel())
+    # Stable sort on the negated strength: ties keep raster order (deterministic).
+    order = order[np.argsort(-strength.ravel()[order], kind="stable")].astype(np.int64)
+    can_seed = (
+        np.ones(h * w, np.bool_) if seedable is None
+        else np.ascontiguousarray(seedable, dtype=np.bool_).ravel()
+    )
+    labels = np.zeros(h * w, np.int32)
+    peaks = np.zeros(order.size + 1, np.float32)
+    parent = np.arange(order.size + 1, dtype=np.int32)
+    count = _flood(strength.ravel(), order, can_seed, labels, peaks, parent, h, w,
+                   np.float32(high), np.float32(relative), np.float32(merge))
+    # Resolve merged regions to their roots and number them 1..n in order of first seed.
+    roots = np.array([_find(parent, k) for k in range(count + 1)], dtype=np.int32)
+    unique_roots = np.unique(roots[1:]) if count else np.zeros(0, np.int32)
+    renumber = np.zeros(count + 1, np.int32)
+    renumber[unique_roots] = np.arange(1, unique_roots.size + 1, dtype=np.int32)
+    labels = renumber[roots[labels]]
+    return labels.reshape(h, w), int(unique_roots.size)
 
 
 def fill_label_holes(labels: np.ndarray, max_hole_px: int) -> np.ndarray:
@@ -166,7 +250,7 @@ FEATURES = (
     "peak", "plateau", "l_std",
     "ring_n", "ring_allowed", "ring_skin", "ring_l_std", "ring_mean_da",
     "hair_frac", "edge_grad", "x0", "y0", "x1", "y1",
-    "core_dl", "core_da", "core_db",
+    "core_dl", "core_da", "core_db", "ring_busy",
 )
 _F = {name: i for i, name in enumerate(FEATURES)}
 
@@ -183,6 +267,8 @@ def region_features(
     hair: np.ndarray,
     gradient: np.ndarray,
     ring_px: np.ndarray,
+    busy_low: float = 0.45,
+    busy_relative: float = 0.3,
 ) -> np.ndarray:
     """Measure each labelled region and the ring of pixels around it.
 
@@ -208,6 +294,10 @@ def region_features(
     ring_px : (count + 1,) float32
         Ring width per region (pixels); the ring is the pixels within that distance of the
         region that belong to no region.
+    busy_low, busy_relative : float
+        ``ring_busy`` is the fraction of allowed ring pixels whose strength is at least
+        ``max(busy_low, busy_relative * peak)``: near 0 around an isolated spot, high
+        around a piece cut out of a longer structure (a wrinkle, a shadow's edge).
 
     Returns
     -------
@@ -241,6 +331,8 @@ def region_features(
         dist.astype(np.float32),
         ring_owner,
         np.ascontiguousarray(ring_px, dtype=np.float32),
+        np.float32(busy_low),
+        np.float32(busy_relative),
         feats,
     )
     return feats
@@ -254,6 +346,57 @@ def _label_max_at_least(raw, strength, high, keep):
             k = raw[y, x]
             if k > 0 and strength[y, x] >= high:
                 keep[k] = True
+
+
+@njit(cache=True, nogil=True)
+def _find(parent, k):
+    root = k
+    while parent[root] != root:
+        root = parent[root]
+    while parent[k] != root:  # path compression
+        nxt = parent[k]
+        parent[k] = root
+        k = nxt
+    return root
+
+
+@njit(cache=True, nogil=True)
+def _flood(strength, order, can_seed, labels, peaks, parent, h, w, high, relative, merge):
+    count = 0
+    for idx in order:
+        y = idx // w
+        x = idx - y * w
+        value = strength[idx]
+        best = 0
+        for dy in range(-1, 2):
+            yy = y + dy
+            if yy < 0 or yy >= h:
+                continue
+            for dx in range(-1, 2):
+                xx = x + dx
+                if (dy == 0 and dx == 0) or xx < 0 or xx >= w:
+                    continue
+                k = labels[yy * w + xx]
+                if k == 0:
+                    continue
+                k = _find(parent, k)
+                if best == 0:
+                    best = k
+                elif k != best:
+                    # Two regions meet here. The lower one is only a bump on the higher
+                    # one (texture on a plateau) when this saddle is close to its peak.
+                    hi, lo = (best, k) if peaks[best] >= peaks[k] else (k, best)
+                    if value >= merge * peaks[lo]:
+                        parent[lo] = hi
+                    best = hi
+        if best > 0:
+            if value >= relative * peaks[best]:
+                labels[idx] = best
+        elif value >= high and can_seed[idx]:
+            count += 1
+            labels[idx] = count
+            peaks[count] = value
+    return count
 
 
 @njit(cache=True, nogil=True)
@@ -288,7 +431,7 @@ def _fill_holes(out, holes, inner):
 
 @njit(cache=True, nogil=True)
 def _region_features(labels, delta, lightness, strength, allowed, skin, hair, gradient,
-                     dist, ring_owner, ring_px, feats):
+                     dist, ring_owner, ring_px, busy_low, busy_relative, feats):
     h, w = labels.shape
     n = feats.shape[0]
     sum_l = np.zeros(n)
@@ -413,3 +556,16 @@ def _region_features(labels, delta, lightness, strength, allowed, skin, hair, gr
                 f[28] /= f[14]
                 f[29] /= f[14]
             f[14] /= a
+    # Third pass: how busy the ring is, now that each region's peak is known.
+    allowed_ring = np.zeros(n)
+    for y in range(h):
+        for x in range(w):
+            if labels[y, x] == 0:
+                k = ring_owner[y, x]
+                if k > 0 and dist[y, x] <= ring_px[k] and allowed[y, x]:
+                    allowed_ring[k] += 1
+                    if strength[y, x] >= max(busy_low, busy_relative * feats[k, 13]):
+                        feats[k, 30] += 1
+    for k in range(1, n):
+        if allowed_ring[k] > 0:
+            feats[k, 30] /= allowed_ring[k]
