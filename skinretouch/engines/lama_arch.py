@@ -111,14 +111,15 @@ class FourierUnit(nn.Module):
 
 
 def _dft_matrices(size: int, bins: int, device: torch.device) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """cos and sin of 2*pi*n*k/size, each (size, bins), and ``size`` as a (1,) int64 tensor.
+    """cos and sin of 2*pi*n*k/size, each (size, bins), and ``size`` as a (1,) int32 tensor.
 
     The product n*k is reduced mod size in integers first so the angle stays accurate for
     large maps.  Sizes are turned into tensors (from the ``arange``), never Python numbers,
-    so both ONNX exporters keep them symbolic.
+    so both ONNX exporters keep them symbolic.  int32 rather than int64 because TensorRT
+    computes in int32 (n*k stays below 2**31 for maps up to 46000 px a side).
     """
-    n = torch.arange(size, device=device, dtype=torch.int64)
-    k = torch.arange(bins, device=device, dtype=torch.int64)
+    n = torch.arange(size, device=device, dtype=torch.int32)
+    k = torch.arange(bins, device=device, dtype=torch.int32)
     size_t = n[-1:] + 1
     phase = torch.remainder(n[:, None] * k[None, :], size_t).to(torch.float32)
     angle = phase * (2.0 * math.pi) / size_t.to(torch.float32)
@@ -154,7 +155,7 @@ def _irfft2_matmul(real: torch.Tensor, imag: torch.Tensor, width: int) -> torch.
     imag_h = cos_h @ imag + sin_h @ real
     cos_w, sin_w, width_t = _dft_matrices(width, bins, real.device)
     # bins 1 .. ceil(width/2)-1 stand for their mirrored twins too
-    k = torch.arange(bins, device=real.device, dtype=torch.int64)
+    k = torch.arange(bins, device=real.device, dtype=torch.int32)
     twice = (k > 0) & (2 * k < width_t)
     weight = 1.0 + twice.to(torch.float32)
     out = (real_h * weight) @ cos_w.transpose(0, 1) - (imag_h * weight) @ sin_w.transpose(0, 1)
