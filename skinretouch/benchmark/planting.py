@@ -316,7 +316,7 @@ def _render(kind, rng, lab, center, radius, scale, shape_params):
         out[..., 1] += rng.uniform(1.0, 4.0) * weight
         out[..., 2] += rng.uniform(5.0, 9.0) * weight
     elif kind == "blackhead":
-        target = np.array([rng.uniform(14.0, 26.0), rng.uniform(0.0, 4.0), rng.uniform(2.0, 8.0)])
+        target = np.array([rng.uniform(14.0, 26.0), rng.uniform(2.0, 6.0), rng.uniform(6.0, 12.0)])
         strength = 0.95 * weight
         out = out * (1.0 - strength[..., None]) + target * strength[..., None]
     elif kind == "mole":
