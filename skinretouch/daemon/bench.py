@@ -108,7 +108,7 @@ def measure_throughput(
     config = tmpdir / "config.toml"
     config.write_text(
         f'[daemon]\nworkers = {int(workers)}\nstate_dir = "{state}"\nsettle_s = 0.5\n'
-        f'queue_size = {max(16, len(photos))}\n\n[logging]\nformat = "json"\nlevel = "warning"\n'
+        f'queue_size = {max(16, len(photos))}\n\n[logging]\nformat = "json"\nlevel = "info"\n'
     )
     log_path = tmpdir / "daemon.log"
     process_env = {**os.environ, **(env or {})}
