@@ -6,7 +6,6 @@ in place, so kills land mid-photo and the log counts completions.
 
 from __future__ import annotations
 
-import os
 import random
 import time
 from pathlib import Path

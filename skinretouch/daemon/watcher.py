@@ -275,6 +275,7 @@ class Watcher:
         scan: Callable[[Path], None],
     ) -> None:
         self.folders = folders
+        self.poll_interval_s = poll_interval_s
         self.observer, self.polling = make_observer(observer_kind, poll_interval_s=poll_interval_s)
         self.handler = _HotFolderHandler(
             folders, polling=self.polling, submit=submit, tracker=tracker, scan=scan
@@ -290,7 +291,7 @@ class Watcher:
                 raise
             # e.g. fs.inotify.max_user_watches reached: keep working, by polling.
             log.warning("inotify_failed_polling", reason=str(exc))
-            self.observer = PollingObserver(timeout=1.0)
+            self.observer = PollingObserver(timeout=self.poll_interval_s)
             self.polling = self.handler.polling = True
             for root in self.folders.roots:
                 self.observer.schedule(self.handler, str(root), recursive=self.folders.recursive)
