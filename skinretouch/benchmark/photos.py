@@ -18,9 +18,11 @@ How the skin regions are derived (``BenchPhoto.skin``):
 2. Intersected with a skin-colour test in CIE Lab (L*, chroma and hue angle of skin).
 3. Intersected with a low-gradient test: the gradient of the smoothed L* channel is below a
    bound, so edges (wrinkle folds, glasses rims, lip lines) are left out.
-4. Minus hairs on the macro (long thin dark ridges) and dark outliers: pixels much darker than their neighbourhood mean (hairs, brows,
-   lashes and the real moles and scratch on the macro), dilated so planted spots stay away.
-5. Eroded by a margin (3 px at face scale) and stripped of fragments too small to hold a spot.
+4. Minus dark marks: pixels much darker than their neighbourhood mean (brows, lashes, stray
+   hairs), dilated so planted spots stay away; on the macro also its hairs (long thin dark
+   ridges) and, by hand-placed discs (``DERMAPRED_EXCLUDED``), its two real moles, a faint
+   brown macule and a scratch.
+5. Eroded by a margin (2 px at face scale) and stripped of fragments too small to hold a spot.
 
 Planting (``planting.py``) further requires each spot's whole footprint to lie inside the region.
 """

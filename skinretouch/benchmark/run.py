@@ -77,7 +77,9 @@ def main(argv: list[str] | None = None) -> int:
 
     removal = _removal_section(photos, seeds, peers, project)
     detection = _detection_section(removal.pop("_runs"), project)
-    speed = {} if args.no_speed else _speed_section(photos, project, removal, quick=args.quick, daemon=not args.no_daemon)
+    speed = {}
+    if not args.no_speed:
+        speed = _speed_section(photos, project, removal, quick=args.quick, daemon=not args.no_daemon)
 
     report = {
         "benchmark": "skinretouch",
@@ -171,7 +173,8 @@ class _Project:
         try:
             from skinretouch import imageio
 
-            if all(hasattr(imageio, name) for name in ("read_image", "encode_image", "to_float", "from_float")):
+            needed = ("read_image", "decode_image", "encode_image", "to_float", "from_float")
+            if all(hasattr(imageio, name) for name in needed):
                 io = imageio
         except Exception:  # a half-written module must not stop the peers' bench
             io = None
@@ -307,8 +310,8 @@ def _detection_section(runs, project) -> dict:
             pixels, applied, _, ms = project.retouch(rgb8, None)
             metrics = detection_metrics(applied, spots)
             per_run.append({"photo": photo.name, "seed": seed, "time_ms": ms, **metrics})
-            removal.add(photo.name, seed,
-                        removal_metrics(pixels, photo.rgb, spots, scale=photo.scale, blemished=rgb8), ms)  # fmt: skip
+            scores = removal_metrics(pixels, photo.rgb, spots, scale=photo.scale, blemished=rgb8)
+            removal.add(photo.name, seed, scores, ms)
     except Exception as exc:
         traceback.print_exc(limit=3)
         return {"available": False, "reason": f"{type(exc).__name__}: {exc}"}
@@ -362,7 +365,8 @@ def _speed_section(photos, project, removal, *, quick: bool, daemon: bool) -> di
                 blemished, spots = plant_spots(photo, seed=0, n_spots=SPEED_SPOTS, n_moles=0)
                 path = _write_jpeg(workdir / f"{width}x{height}.jpg", _to_uint8(blemished))
                 del blemished
-                section["photos"].append(_time_photo(project, path, spots, repeats=1, label=f"{width}x{height}"))
+                label = f"{width}x{height}"
+                section["photos"].append(_time_photo(project, path, spots, repeats=1, label=label))
                 if (width, height) == SPEED_SIZES[-1] and project.ready:
                     section["memory"] = _memory(path)
         if project.ready and daemon and not quick:
@@ -419,7 +423,8 @@ def _time_photo(project, path: Path, spots, *, repeats: int, label: str) -> dict
             entry[f"{stage}_ms"] = float(np.median(values))
             entry[f"{stage}_over_floor"] = entry[f"{stage}_ms"] / entry["floor_ms"]
     if mask is not None and mask.shape == spots[0].footprint.shape:
-        entry["detection"] = {k: v for k, v in detection_metrics(mask, spots).items() if k != "recall_per_kind"}
+        found = detection_metrics(mask, spots)
+        entry["detection"] = {k: v for k, v in found.items() if k != "recall_per_kind"}
     return entry
 
 
@@ -591,7 +596,8 @@ def _nanmean(values) -> float:
 
 def _format_report(report: dict) -> str:
     lines = ["", "REMOVAL (oracle masks; per spot, pooled over photos and seeds)"]
-    header = f"{'method':<28}{'dE':>7}{'lf_dE':>8}{'tex_med':>9}{'tex_ok':>8}{'collat':>9}{'moles':>7}{'time_ms':>10}{'spots':>7}"
+    header = (f"{'method':<28}{'dE':>7}{'lf_dE':>8}{'tex_med':>9}{'tex_ok':>8}{'collat':>9}"
+              f"{'moles':>7}{'time_ms':>10}{'spots':>7}")  # fmt: skip
     lines.append(header)
     lines.append("-" * len(header))
     methods = dict(report["removal"]["methods"])
@@ -643,8 +649,10 @@ def _format_report(report: dict) -> str:
     for entry in speed.get("photos", []):
         text = f"  {entry['photo']:<24} floor (decode+encode) {_f(entry['floor_ms'], 0)} ms"
         if "process_ms" in entry:
-            text += (f"; process {_f(entry['process_ms'], 0)} ms = {_f(entry['process_over_floor'], 2)}x floor"
-                     f" (detect {_f(entry.get('detect_over_floor'), 2)}x, remove {_f(entry.get('inpaint_over_floor'), 2)}x)")  # fmt: skip
+            text += (f"; process {_f(entry['process_ms'], 0)} ms = "
+                     f"{_f(entry['process_over_floor'], 2)}x floor "
+                     f"(detect {_f(entry.get('detect_over_floor'), 2)}x, "
+                     f"remove {_f(entry.get('inpaint_over_floor'), 2)}x)")  # fmt: skip
         if "reason" in entry:
             text += f"; process n/a: {entry['reason']}"
         if "detection" in entry:
