@@ -161,8 +161,10 @@ def main_status(config: Config, *, stream: TextIO | None = None) -> int:
     else:
         headline = f"not running (last status from pid {status.get('pid')}, stale)"
     print(f"skinretouch watch: {headline}", file=out)
-    print(f"  state:    {status.get('state')}  (updated {now - status.get('updated_at', now):.0f} s ago, "
-          f"up {_duration(now - status.get('started_at', now))})", file=out)
+    updated = status.get("updated_at", now)
+    uptime = (now if holder else updated) - status.get("started_at", updated)
+    print(f"  state:    {status.get('state')}  (updated {now - updated:.0f} s ago, "
+          f"{'up' if holder else 'ran for'} {_duration(uptime)})", file=out)
     print(f"  folders:  {', '.join(status.get('folders') or []) or '-'}", file=out)
     print(
         f"  queued:   {status.get('queued', 0)}   settling: {status.get('settling', 0)}   "
