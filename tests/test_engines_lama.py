@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import sys
 import types
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -205,3 +206,16 @@ def test_engine_downscales_big_crops_to_the_working_size(tmp_path):
     (shape,) = seen
     assert max(shape[:2]) <= 64 and shape[0] % 8 == 0 and shape[1] % 8 == 0
     assert np.array_equal(fill[~hole], crop[~hole])
+
+
+def test_torchscript_archive_loads_its_tensors(tmp_path):
+    # IOPaint distributes big-lama as a traced TorchScript file
+    model = tiny_lama(seed=9)
+    with torch.no_grad(), warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)  # torch.jit.trace is deprecated
+        traced = torch.jit.trace(model, (torch.rand(1, 3, 32, 32), torch.zeros(1, 1, 32, 32)))
+    traced.save(str(tmp_path / "big-lama.pt"))
+    loaded = BigLamaGenerator(tiny_lama_spec())
+    load_generator_weights(loaded, tmp_path / "big-lama.pt")
+    for (name, a), b in zip(model.state_dict().items(), loaded.state_dict().values()):
+        assert torch.equal(a, b), name

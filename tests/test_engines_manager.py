@@ -176,6 +176,10 @@ def test_failed_load_rolls_back_reraises_and_marks_the_engine_unavailable():
     assert not ok and reason == "failed to load: out of memory"
     with pytest.raises(EngineUnavailable):
         manager.get("heavy-b")
+    HeavyB.fail_load = False
+    manager.refresh()  # e.g. memory was freed elsewhere, or weights were fixed
+    manager.get("heavy-b")
+    assert manager.loaded() == ["heavy-b"]
 
 
 def test_unknown_engine_is_unavailable_not_a_crash():

@@ -19,6 +19,7 @@ import os
 import pickle
 import types
 import warnings
+import zipfile
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -119,14 +120,12 @@ def _find_state_dict(raw: Any) -> dict[str, Any] | None:
 def _torch_load_without_code(path: Path) -> Any:
     import torch
 
+    if _is_torchscript_archive(path):
+        return _torchscript_state_dict(path)
     try:
         return torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError:
         pass  # objects beyond tensors (a Lightning checkpoint's config): read inertly below
-    except RuntimeError as exc:
-        if "TorchScript" in str(exc) or "torch.jit.load" in str(exc):
-            return _torchscript_state_dict(path)
-        raise WeightsError(f"cannot read {path}: {exc}") from exc
     except Exception as exc:
         raise WeightsError(f"cannot read {path}: {exc}") from exc
     try:
@@ -135,11 +134,25 @@ def _torch_load_without_code(path: Path) -> Any:
         raise WeightsError(f"cannot read {path}: {exc}") from exc
 
 
+def _is_torchscript_archive(path: Path) -> bool:
+    """TorchScript zips carry their graph as ``code/`` and ``constants.pkl`` entries."""
+    if not zipfile.is_zipfile(path):
+        return False
+    with zipfile.ZipFile(path) as archive:
+        return any(name.endswith("/constants.pkl") for name in archive.namelist())
+
+
 def _torchscript_state_dict(path: Path) -> dict[str, Any]:
-    """Tensors of a TorchScript archive (a traced big-lama); its code is loaded, never run."""
+    """Tensors of a TorchScript archive (IOPaint ships big-lama traced); its graph is
+    deserialised, never run."""
     import torch
 
-    module = torch.jit.load(str(path), map_location="cpu")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)  # torch.jit is deprecated, still reads
+        try:
+            module = torch.jit.load(str(path), map_location="cpu")
+        except Exception as exc:
+            raise WeightsError(f"cannot read the TorchScript archive {path}: {exc}") from exc
     return dict(module.state_dict())
 
 

@@ -119,6 +119,13 @@ class EngineManager:
                     self._availability[name] = (False, str(exc))
             return self._availability[name]
 
+    def refresh(self) -> None:
+        """Forget cached availability and load failures (weights were added or fixed);
+        loaded engines stay loaded."""
+        with self._lock:
+            self._availability.clear()
+            self._failed.clear()
+
     # --- loading -----------------------------------------------------------------------
 
     def get(self, name: str) -> InpaintEngine:
