@@ -147,6 +147,9 @@ class EnginesConfig:
     flux_max_side_px: Annotated[int, Range(64, 2048)] = 1024
     # text prompt for FLUX Fill
     flux_prompt: str = "natural skin with realistic pores and fine texture"
+    # keep FLUX's parts in CPU memory and move each to the GPU while it runs: for GPUs with
+    # less than ~40 GB (slower; needs accelerate)
+    flux_cpu_offload: bool = False
     # "auto" = cuda when torch sees a GPU, else cpu
     device: Literal["auto", "cpu", "cuda"] = "auto"
     # ONNX exports and TensorRT engines; empty = $XDG_CACHE_HOME/skinretouch/engines

@@ -65,7 +65,8 @@ class FluxFillEngine(InpaintEngine):
             return False, f"no FLUX.1 Fill model at {folder} ({MODEL_INDEX} missing; engines.flux_model_dir)"
         if config.flux_lora and not Path(config.flux_lora).expanduser().is_file():
             return False, f"no LoRA at {config.flux_lora} (engines.flux_lora)"
-        needed = ["torch", "diffusers", "transformers"] + (["peft"] if config.flux_lora else [])
+        needed = ["torch", "diffusers", "transformers"]
+        needed += (["peft"] if config.flux_lora else []) + (["accelerate"] if config.flux_cpu_offload else [])
         absent = missing_packages(*needed)
         if absent:
             return False, f"package missing: {', '.join(absent)} (pip install '.[neural]')"
@@ -104,7 +105,10 @@ class FluxFillEngine(InpaintEngine):
                 pipeline.unload_lora_weights()
             except Exception as exc:
                 raise EngineError(f"flux-fill: cannot apply the LoRA {lora}: {exc}") from exc
-        pipeline.to(device)
+        if device == "cuda" and self.config.flux_cpu_offload:
+            pipeline.enable_model_cpu_offload()
+        else:
+            pipeline.to(device)
         pipeline.set_progress_bar_config(disable=True)
         self.pipeline = pipeline
         self.device = device

@@ -1,8 +1,9 @@
 """LaMa (big-lama) inpainting: checkpoint loading, ONNX export and the engine.
 
 Weights are the user's: the public ``big-lama/models/best.ckpt`` (a PyTorch Lightning
-checkpoint whose generator sits under ``generator.``), or a plain generator ``state_dict``
-saved with ``torch.save`` or as ``.safetensors`` (``skinretouch engines build`` writes one).
+checkpoint whose generator sits under ``generator.``), IOPaint's traced ``big-lama.pt``
+(TorchScript), or a plain generator ``state_dict`` saved with ``torch.save`` or as
+``.safetensors``.
 Loading is strict: a file for another architecture fails with the missing and unexpected key
 names, never with a half-loaded model.
 
