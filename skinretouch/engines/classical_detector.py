@@ -57,7 +57,7 @@ class _Thresholds:
     yellow: float = 4.5  # b* above the background, with dark, for a brown seed
     grow: float = 0.45  # absolute growth floor (strength)
     relative_grow: float = 0.3  # growth floor as a fraction of the spot's own peak
-    merge: float = 0.7  # peaks joined by a saddle this high (of the lower peak) are one spot
+    merge: float = 0.6  # peaks joined by a saddle this high (of the lower peak) are one spot
     noise_k: float = 2.5  # seeds must also exceed this many local texture SDs
     texture_sigma: float = 10.0  # window of the local texture SD
     # Acceptance of a region as a spot at all.
@@ -69,6 +69,7 @@ class _Thresholds:
     min_ring_skin: float = 0.3  # mean skin likelihood of the ring
     # Kinds (over the spot's core: the part at >= 60 % of its peak).
     papule_red: float = 8.0  # a* rise of a papule/pustule
+    papule_red_share: float = 0.7  # a* rise at least this share of the L drop (else: shadow)
     papule_max_ring_sd: float = 6.0  # L SD of the ring: red creases sit in busy skin
     pustule_head: float = 7.0  # L of the pale head above the core
     blackhead_dark: float = 22.0  # L drop of a blackhead (a grey-black plug)...
@@ -77,13 +78,16 @@ class _Thresholds:
     blackhead_max_r: float = 2.6
     dark_spot_dark: float = 6.0  # L drop of a dark spot
     dark_spot_yellow: float = 3.0  # b* rise of a dark spot (brown, not grey)
-    dark_spot_brown: float = 1.9  # L drop / dark + b* rise / yellow
+    dark_spot_brown: float = 1.7  # L drop / dark + b* rise / yellow
+    dark_spot_max_red: float = 6.0  # a* rise (or 0.4 of the L drop): brown, not a red bump
+    dark_spot_min_r: float = 2.2  # smaller brown dots are pores or freckles
+    dark_spot_min_peak: float = 1.45  # strength: faint brown patches are skin tone
     dark_spot_max_ring_sd: float = 4.5  # L SD of the ring: wrinkles and pores are not spots
     mole_dark: float = 16.5  # L drop of a mole
     mole_r: tuple[float, float] = (3.0, 11.0)
     mole_plateau: float = 0.55  # moles are flat-topped with a sharp edge
     freckle_dark: float = 9.0  # freckles are fainter than this
-    freckle_max_r: float = 3.0
+    freckle_max_r: float = 2.2
     freckle_min_count: int = 6  # this many faint small brown spots make a freckled face
 
 
@@ -183,13 +187,17 @@ class ClassicalDetector:
         features.extend(
             ProtectedFeature(kind="hair", bbox=_to_photo(b, roi, to_small, h, w)) for b in hair_features
         )
-        protected_small |= extra_protected | hair
+        protected_small |= extra_protected
 
         labels = np.zeros((h, w), np.int32)
         labels[ry : ry + rh, rx : rx + rw] = _grow_to_full(labels_small, (rh, rw))
         protected_crop = protected_full[ry : ry + rh, rx : rx + rw]
         protected_crop |= _grow_mask(protected_small, (rh, rw))
-        labels[protected_full] = 0
+        labels, spots = _drop_protected(labels, spots, protected_full)
+        # Hair strands are kept where they are not inside a spot (a spot with a hair over
+        # it is replaced whole; the strand is not a texture donor elsewhere).
+        hair_full = _grow_mask(hair, (rh, rw)) & (labels[ry : ry + rh, rx : rx + rw] == 0)
+        protected_crop |= hair_full
 
         elapsed_ms = 1000.0 * (time.perf_counter() - started)
         log.debug(
@@ -329,10 +337,13 @@ class ClassicalDetector:
             protected.extend(("mole", labels == k) for k in moles)
         else:
             decisions.extend((k, "dark_spot", 0.5) for k in moles)
-        if len(freckles) >= t.freckle_min_count and cfg.protect_freckles:
-            protected.extend(("freckle", labels == k) for k in freckles)
-        else:
-            decisions.extend((k, "dark_spot", 0.3) for k in freckles)
+        # Faint small brown dots: on a freckled face they are freckles (kept, or removed as
+        # faint dark spots when the user asks); a few of them alone are just skin tone.
+        if len(freckles) >= t.freckle_min_count:
+            if cfg.protect_freckles:
+                protected.extend(("freckle", labels == k) for k in freckles)
+            else:
+                decisions.extend((k, "dark_spot", 0.3) for k in freckles)
         enabled = {
             "papule": cfg.papule, "pustule": cfg.pustule,
             "dark_spot": cfg.dark_spot, "blackhead": cfg.blackhead,
@@ -363,19 +374,23 @@ class ClassicalDetector:
         major, minor = tr + det, max(tr - det, 0.25)
         if math.sqrt(major / minor) > t.max_elongation and 4.0 * math.sqrt(major) > 5.0 * unit:
             return None
+        dark = -f["core_dl"]
+        red = f["core_da"]
+        yellow = f["core_db"]
+        ring_sd = f["ring_l_std"]
+        tiny_and_black = r_eq <= t.blackhead_max_r and dark >= t.blackhead_dark_any / g
+        # A blackhead may sit right at a lip or nostril edge; larger spots there are
+        # usually the feature's own shadow.
+        min_ring_allowed = 0.4 if tiny_and_black else t.min_ring_allowed
         if (
             f["hair_frac"] > 0.5
-            or f["ring_allowed"] < t.min_ring_allowed
+            or f["ring_allowed"] < min_ring_allowed
             or f["ring_skin"] < t.min_ring_skin
             or f["ring_busy"] > t.max_ring_busy
             or (area >= 12 and f.get("solidity", 1.0) < t.min_solidity)
         ):
             return None
-        dark = -f["core_dl"]
-        red = f["core_da"]
-        yellow = f["core_db"]
-        ring_sd = f["ring_l_std"]
-        if red >= t.papule_red / g and red >= 0.5 * dark:
+        if red >= t.papule_red / g and red >= t.papule_red_share * dark:
             if ring_sd > t.papule_max_ring_sd or yellow > max(5.0, 0.6 * red):
                 return None
             bright_centre = f["max_dl"] - f["core_dl"] >= t.pustule_head and f["max_dl"] >= -3.0
@@ -398,15 +413,51 @@ class ClassicalDetector:
             dark >= t.dark_spot_dark / g
             and yellow >= t.dark_spot_yellow / g
             and brown >= t.dark_spot_brown / g
-            and ring_sd <= t.dark_spot_max_ring_sd
+            and red <= max(t.dark_spot_max_red, 0.4 * dark)
+            and ring_sd <= max(t.dark_spot_max_ring_sd, 0.3 * dark)
         ):
             if dark < t.freckle_dark and r_eq <= t.freckle_max_r:
                 return "freckle"
-            return "dark_spot"
+            if r_eq >= t.dark_spot_min_r and f["peak"] >= t.dark_spot_min_peak:
+                return "dark_spot"
         return None
 
 
 # --- geometry helpers -----------------------------------------------------------------
+
+
+def _drop_protected(labels: np.ndarray, spots: list[Spot], protected: np.ndarray):
+    """Cut spots off protected features; drop those mostly on them and cut-off crumbs."""
+    if not spots:
+        return labels, spots
+    n = len(spots) + 1
+    area = np.bincount(labels.ravel(), minlength=n)
+    covered = np.bincount(labels[protected].ravel(), minlength=n)
+    keep = np.ones(n, bool)
+    keep[0] = False
+    keep[1:] = covered[1:] <= 0.7 * np.maximum(area[1:], 1)
+    labels = np.where(protected & (labels > 0), 0, labels)
+    if covered[1:].any():
+        # A feature cutting through a spot can leave a crumb on its far side: keep only
+        # the pieces of each spot at least a quarter the size of its largest piece.
+        count, pieces, stats, _ = cv2.connectedComponentsWithStats(
+            (labels > 0).astype(np.uint8), connectivity=8
+        )
+        piece_label = np.zeros(count, np.int64)
+        piece_label[pieces.ravel()] = labels.ravel()
+        piece_area = stats[:, cv2.CC_STAT_AREA].astype(np.int64)
+        largest = np.zeros(n, np.int64)
+        np.maximum.at(largest, piece_label[1:], piece_area[1:])
+        small = piece_area < 0.25 * largest[piece_label]
+        small[0] = False
+        labels = np.where(small[pieces], 0, labels)
+    lut = np.zeros(n, np.int32)
+    kept = [s for s in spots if keep[s.label] and (labels == s.label).any()]
+    for new, spot in enumerate(kept, start=1):
+        lut[spot.label] = new
+    labels = lut[labels]
+    spots = [Spot(label=i, kind=s.kind, score=s.score) for i, s in enumerate(kept, start=1)]
+    return labels, spots
 
 
 def _solidity(labels: np.ndarray, count: int, feats: np.ndarray) -> np.ndarray:

@@ -173,10 +173,12 @@ def _layout(rgb: np.ndarray, face: BBox) -> FaceLayout:
         ew = max(1.3 * size, 0.24 * cw)
         eh = max(0.75 * size, 0.13 * ch)
         eyes_px.append(to_photo((cx - ew / 2, cy - eh / 2, ew, eh)))
-        # The brow lies just above the cascade's square (or the eye's top for the prior).
-        top = cy - max(size, 0.2 * cw) / 2
+        # The brow is the darkest band of rows above the eye (or a glasses rim over it).
         bw = 1.15 * ew
-        brows_px.append(to_photo((cx - bw / 2, top - 0.05 * ch, bw, 0.09 * ch)))
+        brow_row = _darkest_row(plain, cx - ew / 2, cx + ew / 2, cy - 0.17 * ch, cy - 0.05 * ch)
+        if brow_row is None:
+            brow_row = cy - 0.1 * ch
+        brows_px.append(to_photo((cx - bw / 2, brow_row - 0.045 * ch, bw, 0.09 * ch)))
 
     # Mouth: the lips are redder than the cheeks above them; else the smile cascade
     # (union with the prior), else the prior.
@@ -216,6 +218,18 @@ def _layout(rgb: np.ndarray, face: BBox) -> FaceLayout:
         eyes_found=found,
         mouth_found=mouth_found,
     )
+
+
+def _darkest_row(gray: np.ndarray, x0: float, x1: float, y0: float, y1: float) -> float | None:
+    """Row of the darkest horizontal band (3-row smoothed) of a box, or None if empty."""
+    h, w = gray.shape
+    xa, xb = max(0, int(x0)), min(w, int(x1))
+    ya, yb = max(0, int(y0)), min(h, int(y1))
+    if xb - xa < 3 or yb - ya < 3:
+        return None
+    profile = gray[ya:yb, xa:xb].astype(np.float32).mean(axis=1)
+    profile = np.convolve(profile, np.ones(3, np.float32) / 3.0, mode="same")
+    return float(ya + int(np.argmin(profile[1:-1])) + 1)
 
 
 def _lip_line_row(gray: np.ndarray, cw: int, ch: int) -> float | None:
