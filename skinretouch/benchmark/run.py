@@ -619,12 +619,21 @@ def _format_report(report: dict) -> str:
     if "project_over_patchmatch_time" in report["removal"]:
         lines.append(f"  removal time, project / pypatchmatch-on-crops (same masks): "
                      f"{_f(report['removal']['project_over_patchmatch_time'], 2)}")  # fmt: skip
-    kinds = sorted({kind for m in methods.values() for kind in m["per_kind"]})
-    if kinds:
-        lines += ["", "dE BY KIND (same runs)"]
-        lines.append(f"{'method':<28}" + "".join(f"{kind:>11}" for kind in kinds))
+    for title, key in (("dE BY KIND", "per_kind"), ("dE / lf_dE / tex_med BY PHOTO", "per_photo")):
+        groups = sorted({group for m in methods.values() for group in m[key]})
+        if not groups:
+            continue
+        width = 11 if key == "per_kind" else 19
+        lines += ["", f"{title} (same runs)"]
+        lines.append(f"{'method':<28}" + "".join(f"{group:>{width}}" for group in groups))
         for name, m in methods.items():
-            cells = "".join(f"{_f(m['per_kind'].get(kind, {}).get('dE'), 2):>11}" for kind in kinds)
+            cells = ""
+            for group in groups:
+                figures = m[key].get(group, {})
+                cell = _f(figures.get("dE"), 2)
+                if key == "per_photo":
+                    cell += f"/{_f(figures.get('lf_dE'), 2)}/{_f(figures.get('texture_ratio_median'), 2)}"
+                cells += f"{cell:>{width}}"
             lines.append(f"{name:<28}{cells}")
 
     lines += ["", "DETECTION (project's own mask)"]
