@@ -1,0 +1,294 @@
+"""The classical detector: measured on the bench photos with planted spots, and its parts.
+
+Figures asserted here were measured on these photos and seeds (see the module constants);
+the margins leave room for small numeric differences between platforms, not for a
+detector that got worse.
+"""
+
+from __future__ import annotations
+
+import os
+import warnings
+
+import numpy as np
+import pytest
+
+os.environ.setdefault("NUMBA_CACHE_DIR", "/tmp/numba_cache")
+
+from skinretouch.config import DetectConfig  # noqa: E402
+from skinretouch.detection import Detection  # noqa: E402
+from skinretouch.engines.classical_detector import ClassicalDetector  # noqa: E402
+from skinretouch.engines.overlay import debug_overlay  # noqa: E402
+from skinretouch.kernels import detect as kd  # noqa: E402
+from skinretouch.kernels import skin as ks  # noqa: E402
+
+bench_photos = pytest.importorskip("skinretouch.benchmark.photos")
+planting = pytest.importorskip("skinretouch.benchmark.planting")
+metrics = pytest.importorskip("skinretouch.benchmark.metrics")
+
+# Pipeline default (MaskConfig.dilation_px): the mask the bench scores is dilated by this.
+PIPELINE_DILATION_PX = 3
+
+# Astronaut features drawn by hand (x0, y0, x1, y1), read off an enlarged crop: the eye
+# openings with lashes, and the mouth (lips and teeth).
+ASTRONAUT_EYES = ((188, 94, 214, 106), (234, 96, 259, 108))
+ASTRONAUT_MOUTH = (203, 139, 244, 154)
+ASTRONAUT_BROWS = ((186, 86, 214, 92), (232, 88, 260, 94))
+
+
+@pytest.fixture(scope="module")
+def detector() -> ClassicalDetector:
+    return ClassicalDetector(DetectConfig())
+
+
+@pytest.fixture(scope="module")
+def photos():
+    loaded = {p.name: p for p in bench_photos.load_bench_photos(names=["astronaut", "grace_hopper"])}
+    return loaded
+
+
+def _dilate(mask: np.ndarray, radius: int) -> np.ndarray:
+    import cv2
+
+    size = 2 * radius + 1
+    kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (size, size))
+    return cv2.dilate(mask.astype(np.uint8), kernel).astype(bool)
+
+
+def _measure(detector, photo, seeds):
+    found = spots = false_raw = false_dilated = moles_hit = 0
+    per_kind: dict[str, list[int]] = {}
+    for seed in seeds:
+        image, planted = planting.plant_spots(photo, seed=seed)
+        detection = detector.detect(image)
+        raw = metrics.detection_metrics(detection.mask, planted)
+        dilated = metrics.detection_metrics(_dilate(detection.mask, PIPELINE_DILATION_PX), planted)
+        found += raw["found"]
+        spots += raw["n_spots"]
+        false_raw += raw["false_regions"]
+        false_dilated += dilated["false_regions"]
+        moles_hit += dilated["moles_hit"]
+        for spot in planted:
+            if not spot.keep:
+                hit = detection.mask[spot.core].mean() >= 0.5
+                per_kind.setdefault(spot.kind, [0, 0])
+                per_kind[spot.kind][0] += int(hit)
+                per_kind[spot.kind][1] += 1
+    return {
+        "recall": found / spots,
+        "false_raw": false_raw / spots,
+        "false_dilated": false_dilated / spots,
+        "moles_hit": moles_hit,
+        "spots": spots,
+        "per_kind": {k: v[0] / v[1] for k, v in per_kind.items()},
+    }
+
+
+# --- measured on the bench photos ---------------------------------------------------------
+
+
+def test_bench_faces_recall_false_regions_and_moles(detector, photos):
+    """Astronaut and Grace Hopper together, 3 seeds each (about 27 planted spots)."""
+    totals = {"found": 0.0, "spots": 0, "false_raw": 0.0, "false_dilated": 0.0, "moles": 0}
+    for name in ("astronaut", "grace_hopper"):
+        m = _measure(detector, photos[name], seeds=(0, 1, 2))
+        totals["found"] += m["recall"] * m["spots"]
+        totals["spots"] += m["spots"]
+        totals["false_raw"] += m["false_raw"] * m["spots"]
+        totals["false_dilated"] += m["false_dilated"] * m["spots"]
+        totals["moles"] += m["moles_hit"]
+    recall = totals["found"] / totals["spots"]
+    false_dilated = totals["false_dilated"] / totals["spots"]
+    # Measured: recall 0.89 (24 of 27), 0.07 false regions per spot in the mask as the
+    # pipeline dilates it (1.0 before dilation: crumbs next to each other merge), no mole.
+    assert recall >= 0.85
+    assert false_dilated <= 0.15
+    assert totals["moles"] == 0
+
+
+def test_bench_macro_recall_false_regions_and_moles(detector):
+    """The dermapred macro (real pores, hairs, two real moles), when it can be fetched."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # "skipped" warning when offline; we skip below
+        loaded = bench_photos.load_bench_photos(names=["dermapred"])
+    if not loaded:
+        pytest.skip("dermapred photo not obtainable offline")
+    m = _measure(detector, loaded[0], seeds=(0,))
+    # Measured: recall 1.0 (16 spots), no false region, no mole hit.
+    assert m["recall"] >= 0.9
+    assert m["false_dilated"] <= 0.1
+    assert m["moles_hit"] == 0
+    assert all(r >= 0.75 for r in m["per_kind"].values()), m["per_kind"]
+
+
+# --- protection and fallback ----------------------------------------------------------------
+
+
+def _box_mask(shape, box):
+    x0, y0, x1, y1 = box
+    mask = np.zeros(shape, bool)
+    mask[y0:y1, x0:x1] = True
+    return mask
+
+
+def test_astronaut_features_are_protected_and_never_spots(detector, photos):
+    photo = photos["astronaut"]
+    shape = photo.rgb.shape[:2]
+    features = np.zeros(shape, bool)
+    for box in (*ASTRONAUT_EYES, ASTRONAUT_MOUTH, *ASTRONAUT_BROWS):
+        features |= _box_mask(shape, box)
+    clean = detector.detect(photo.rgb.astype(np.float32) / 255.0)
+    assert clean.method == "face"
+    kinds = {f.kind for f in clean.protected}
+    assert {"eye", "brow", "lips"} <= kinds
+    # The features' pixels are protected (nearly all: the boxes are drawn a bit loose) ...
+    assert clean.protected_mask[features].mean() >= 0.9
+    for box in (*ASTRONAUT_EYES, ASTRONAUT_MOUTH):
+        x0, y0, x1, y1 = box
+        assert clean.protected_mask[(y0 + y1) // 2, (x0 + x1) // 2]
+    # ... and no spot touches them, with or without planted spots next to them.
+    assert not clean.mask[features].any()
+    for seed in (0, 1):
+        image, _ = planting.plant_spots(photo, seed=seed)
+        assert not detector.detect(image).mask[features].any()
+
+
+def test_skin_colour_fallback_without_a_face(detector, photos):
+    """A close-up of Grace Hopper's forehead has no face in it: skin comes from colour."""
+    rows, cols = slice(120, 180), slice(166, 350)
+    found = total = 0
+    for seed in (0, 2, 3):
+        image, planted = planting.plant_spots(photos["grace_hopper"], seed=seed)
+        close_up = np.ascontiguousarray(image[rows, cols])
+        detection = detector.detect(close_up)
+        assert detection.method == "skin_colour"
+        assert detection.labels.shape == close_up.shape[:2]
+        assert not any(f.kind in ("eye", "lips", "brow") for f in detection.protected)
+        for spot in planted:
+            core = spot.core[rows, cols]
+            if not spot.keep and core.sum() >= 0.8 * spot.core.sum():
+                total += 1
+                found += detection.mask[core].mean() >= 0.5
+    # Measured: 8 of the 8 spots inside the close-up found.
+    assert total >= 6
+    assert found / total >= 0.8
+
+
+def test_detection_is_deterministic_and_well_formed(detector, photos):
+    image, _ = planting.plant_spots(photos["grace_hopper"], seed=0)
+    first = detector.detect(image)
+    second = ClassicalDetector(DetectConfig()).detect(image.copy())
+    assert isinstance(first, Detection)
+    assert np.array_equal(first.labels, second.labels)
+    assert first.spots == second.spots
+    assert np.array_equal(first.protected_mask, second.protected_mask)
+    assert first.labels.dtype == np.int32 and first.labels.shape == image.shape[:2]
+    assert first.protected_mask.dtype == bool
+    assert [s.label for s in first.spots] == list(range(1, len(first.spots) + 1))
+    assert set(np.unique(first.labels)) == {0, *range(1, len(first.spots) + 1)}
+    assert not (first.mask & first.protected_mask).any()
+    assert all(0.0 <= s.score <= 1.0 for s in first.spots)
+    assert first.scale >= 1.0
+
+
+def test_kind_switches_and_sensitivity(photos):
+    image, _ = planting.plant_spots(photos["grace_hopper"], seed=1)
+    everything = ClassicalDetector(DetectConfig()).detect(image)
+    kinds = {s.kind for s in everything.spots}
+    assert "papule" in kinds or "pustule" in kinds
+    no_red = ClassicalDetector(DetectConfig(papule=False, pustule=False)).detect(image)
+    assert {s.kind for s in no_red.spots} <= {"dark_spot", "blackhead"}
+    timid = ClassicalDetector(DetectConfig(sensitivity=0.0)).detect(image)
+    eager = ClassicalDetector(DetectConfig(sensitivity=1.0)).detect(image)
+    assert len(timid.spots) <= len(everything.spots) <= len(eager.spots)
+    assert timid.mask.sum() < eager.mask.sum()
+
+
+def test_debug_overlay_draws_spots_and_features(detector, photos):
+    image, _ = planting.plant_spots(photos["astronaut"], seed=0)
+    detection = detector.detect(image)
+    overlay = debug_overlay(image, detection)
+    assert overlay.dtype == np.uint8 and overlay.shape == image.shape
+    plain = (np.clip(image, 0, 1) * 255 + 0.5).astype(np.uint8)
+    changed = np.any(overlay != plain, axis=-1)
+    assert changed[detection.protected_mask].mean() > 0.5
+    for spot in detection.spots:
+        near = _dilate(detection.labels == spot.label, 2)
+        assert changed[near].any()
+
+
+# --- kernels ----------------------------------------------------------------------------------
+
+
+def _blob(shape, centre, radius, depth):
+    yy, xx = np.mgrid[: shape[0], : shape[1]]
+    d2 = (yy - centre[0]) ** 2 + (xx - centre[1]) ** 2
+    return (depth * np.exp(-d2 / (2.0 * radius**2))).astype(np.float32)
+
+
+def test_flood_labels_splits_at_deep_saddles_and_merges_texture_bumps():
+    shape = (40, 60)
+    two = _blob(shape, (20, 15), 3, 5.0) + _blob(shape, (20, 32), 3, 2.0)
+    labels, count = kd.flood_labels(two, high=1.0, low=0.3, relative=0.3, merge=0.7)
+    assert count == 2
+    assert labels[20, 15] != labels[20, 32] and labels[20, 15] > 0 and labels[20, 32] > 0
+    # One flat-topped spot with two tiny bumps on it is one region.
+    plateau = np.minimum(_blob(shape, (20, 30), 6, 6.0), 3.0)
+    plateau[18, 27] += 0.3
+    plateau[22, 33] += 0.2
+    labels, count = kd.flood_labels(plateau, high=1.0, low=0.3, relative=0.3, merge=0.7)
+    assert count == 1
+    # A region never spreads below its own floor: a strong spot keeps a tight outline.
+    strong = _blob(shape, (20, 30), 2, 10.0) + 0.5
+    labels, count = kd.flood_labels(strong, high=1.0, low=0.3, relative=0.3)
+    assert count == 1 and labels.sum() < 60
+    # Seeds only where allowed to seed.
+    labels, count = kd.flood_labels(two, high=1.0, low=0.3, relative=0.3,
+                                    seedable=np.zeros(shape, bool))
+    assert count == 0
+
+
+def test_normalized_blur_ignores_excluded_pixels():
+    plane = np.full((50, 50), 10.0, np.float32)
+    plane[20:30, 20:30] = 100.0  # a spot
+    weights = np.ones_like(plane)
+    weights[18:32, 18:32] = 0.0
+    background = kd.normalized_blur(plane, weights, 6.0)
+    assert abs(background[25, 25] - 10.0) < 0.5
+    plain = kd.normalized_blur(plane, np.ones_like(plane), 6.0)
+    assert plain[25, 25] > 30.0
+
+
+def test_fill_label_holes_fills_enclosed_only():
+    labels = np.zeros((20, 20), np.int32)
+    labels[5:12, 5:12] = 3
+    labels[7:10, 7:10] = 0  # enclosed hole
+    labels[0:4, 14:20] = 4
+    labels[0:2, 16:18] = 0  # touches the border: not a hole
+    filled = kd.fill_label_holes(labels, max_hole_px=20)
+    assert (filled[7:10, 7:10] == 3).all()
+    assert (filled[0:2, 16:18] == 0).all()
+
+
+def test_strand_map_finds_lines_not_blobs_or_edges():
+    yy, xx = np.mgrid[:64, :64]
+    lightness = np.full((64, 64), 70.0, np.float32)
+    lightness[:, 20] = 50.0  # a dark strand one pixel wide
+    lightness -= _blob((64, 64), (32, 44), 6, 30.0)  # a dark spot
+    lightness[:, 58:] -= 20.0  # the border of a shadow: darker on one side only
+    strands = ks.strand_map(lightness, sigmas=(1.0,), min_depth=2.0)
+    assert strands[10:54, 20].min() > 0
+    assert strands[20:44, 32:56].max() == 0
+    assert strands[:, 54:].max() == 0
+
+
+def test_skin_colour_model_fits_and_scores():
+    rng = np.random.default_rng(0)
+    skin = np.stack([rng.normal(65, 4, 2000), rng.normal(14, 2, 2000), rng.normal(17, 2, 2000)],
+                    axis=-1).astype(np.float32).reshape(40, 50, 3)
+    model = ks.fit_skin_colour(skin, np.ones((40, 50), np.float32))
+    assert model is not None
+    assert np.allclose(model.mean, [65, 14, 17], atol=1.0)
+    probe = np.array([[[65, 14, 17], [40, -20, -30]]], np.float32)
+    likelihood = ks.skin_likelihood(probe, model)
+    assert likelihood[0, 0] > 0.9 and likelihood[0, 1] < 1e-3
