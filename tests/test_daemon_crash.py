@@ -40,11 +40,16 @@ def test_kill_9_at_random_moments_then_everything_completed_exactly_once(tmp_pat
         launched = time.time()
         daemon = Daemon(tmp_path, [hot], config=config, fake_delay_s=0.12)
         with daemon:
-            if round_number % 3:
+            kind = round_number % 3
+            if kind == 0:
+                time.sleep(rng.uniform(0.2, 2.0))  # at start-up, during the catch-up, or later
+            elif kind == 1:
                 daemon.wait_ready()
                 time.sleep(rng.uniform(0.0, 0.4))
-            else:
-                time.sleep(rng.uniform(0.2, 2.0))  # at start-up, during the catch-up, or later
+            else:  # while a photo is being written
+                daemon.wait_for(lambda: any(e["event"] == "started" and e["t"] > launched
+                                            for e in read_log(log_path)), 30, "a photo in progress")
+                time.sleep(rng.uniform(0.0, 0.1))
             in_flight = {e["path"] for e in read_log(log_path) if e["event"] == "started" and e["t"] > launched}
             daemon.kill()
         log = read_log(log_path)
