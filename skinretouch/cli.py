@@ -27,6 +27,12 @@ class _UsageError(Exception):
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv[:1] == ["bench"]:
+        # The benchmark parses its own options (argparse's REMAINDER drops "--flags").
+        from .benchmark.run import main as bench_main
+
+        return bench_main(argv[1:])
     parser = _build_parser()
     args = parser.parse_args(argv)
     if args.command is None:
@@ -81,9 +87,14 @@ def _build_parser() -> argparse.ArgumentParser:
     doctor.add_argument("--config", type=Path, metavar="FILE")
     doctor.set_defaults(handler=_cmd_doctor)
 
-    bench = commands.add_parser("bench", help="run the project's benchmark", add_help=False)
-    bench.add_argument("bench_args", nargs=argparse.REMAINDER)
-    bench.set_defaults(handler=_cmd_bench)
+    commands.add_parser("bench", help="run the project's benchmark (skinretouch bench --help)")
+
+    engines = commands.add_parser("engines", help="neural engines")
+    engine_commands = engines.add_subparsers(dest="engines_command", metavar="ACTION", required=True)
+    build = engine_commands.add_parser("build", help="export to ONNX and build TensorRT engines where available")
+    build.add_argument("--config", type=Path, metavar="FILE")
+    build.add_argument("--force", action="store_true", help="rebuild even if cached")
+    build.set_defaults(handler=_cmd_engines_build)
     return parser
 
 
@@ -126,10 +137,11 @@ def _cmd_doctor(args: argparse.Namespace, config: Config) -> int:
     return run_doctor(config)
 
 
-def _cmd_bench(args: argparse.Namespace, config: Config) -> int:
-    from .benchmark.run import main as bench_main
+def _cmd_engines_build(args: argparse.Namespace, config: Config) -> int:
+    from .engines.build import run_build
 
-    return bench_main(args.bench_args)
+    configure_logging(config.logging)
+    return run_build(config.engines, force=args.force)
 
 
 if __name__ == "__main__":

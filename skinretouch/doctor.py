@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import importlib
-import importlib.util
 import os
-import shutil
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -33,11 +31,6 @@ def collect_checks(config: Config) -> list[Check]:
         _face_cascades,
         _kernels_numba,
         _patchmatch,
-        _lama,
-        _flux,
-        _onnxruntime,
-        _tensorrt,
-        _gpu,
     ]
     checks = []
     for probe in probes:
@@ -45,6 +38,10 @@ def collect_checks(config: Config) -> list[Check]:
             checks.append(probe(config))
         except Exception as exc:  # a probe must not hide the others
             checks.append(Check("?", probe.__name__.strip("_"), False, f"probe failed: {exc}"))
+    try:
+        checks.extend(_neural_rows(config))
+    except Exception as exc:
+        checks.append(Check("inpaint", "neural", False, f"probe failed: {exc}"))
     return checks
 
 
@@ -93,43 +90,10 @@ def _patchmatch(config: Config) -> Check:
     return Check("removal", "patchmatch+poisson", True, "pypatchmatch prebuilt library loaded")
 
 
-def _lama(config: Config) -> Check:
-    return _weights_check("lama", config.engines.lama_weights, "engines.lama_weights", ["torch"])
+def _neural_rows(config: Config) -> list[Check]:
+    from .engines.manager import doctor_rows
 
-
-def _flux(config: Config) -> Check:
-    return _weights_check("flux-fill", config.engines.flux_model_dir, "engines.flux_model_dir", ["torch", "diffusers"])
-
-
-def _weights_check(name: str, location: str, key: str, packages: list[str]) -> Check:
-    if not location:
-        return Check("inpaint", name, False, f"no weights configured ({key} is empty); classical routes are used")
-    if not Path(location).exists():
-        return Check("inpaint", name, False, f"weights not found at {location} ({key})")
-    absent = [p for p in packages if importlib.util.find_spec(p) is None]
-    if absent:
-        return Check("inpaint", name, False, f"package(s) not installed: {', '.join(absent)} (pip install '.[neural]')")
-    return Check("inpaint", name, False, "engine not implemented in this version")
-
-
-def _onnxruntime(config: Config) -> Check:
-    if importlib.util.find_spec("onnxruntime") is None:
-        return Check("backend", "onnxruntime", False, "not installed (pip install '.[neural]')")
-    import onnxruntime
-
-    return Check("backend", "onnxruntime", True, f"{onnxruntime.__version__}, providers {onnxruntime.get_available_providers()}")
-
-
-def _tensorrt(config: Config) -> Check:
-    if importlib.util.find_spec("tensorrt") is None:
-        return Check("backend", "tensorrt", False, "not installed (needs an NVIDIA GPU and the TensorRT wheels)")
-    return Check("backend", "tensorrt", True, "importable")
-
-
-def _gpu(config: Config) -> Check:
-    if shutil.which("nvidia-smi") is None and not Path("/dev/nvidia0").exists():
-        return Check("backend", "gpu", False, "no NVIDIA GPU found; everything runs on the CPU")
-    return Check("backend", "gpu", True, "NVIDIA device present")
+    return [Check(group, name, ok, reason) for group, name, ok, reason in doctor_rows(config.engines)]
 
 
 if __name__ == "__main__":

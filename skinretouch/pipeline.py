@@ -19,6 +19,8 @@ import structlog
 
 from .config import Config
 from .detection import Detection, Spot
+from .engines.inpaint_base import EngineError
+from .engines.manager import CLASSICAL, ROUTE_HARD, ROUTE_MEDIUM, EngineManager, choose_engine, engine_class
 from .engines.registry import DETECTORS, load_class
 from .kernels import removal
 from .kernels.composite import composite, feather_alpha
@@ -39,7 +41,10 @@ MIN_TEXTURE_AREA_PX = 40
 ENGINE_BY_ROUTE = {
     ROUTE_FREQSPLIT: "freqsplit-numba",
     ROUTE_PATCHMATCH: "patchmatch+poisson",
+    "lama": "lama",
+    "flux": "flux-fill",
 }
+ROUTE_BY_ENGINE = {"lama": "lama", "flux-fill": "flux"}
 
 
 @dataclass(frozen=True)
@@ -93,7 +98,18 @@ class Retoucher:
         self.config = config
         detector_class = load_class(DETECTORS, config.detect.detector, key="detect.detector")
         self.detector = detector_class(config.detect)
+        self.engines = EngineManager(config.engines)
         self.threads = config.removal.threads or os.cpu_count() or 1
+
+    def close(self) -> None:
+        """Free the neural engines' memory (the classical path holds none)."""
+        self.engines.close()
+
+    def __enter__(self) -> Retoucher:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
 
     def warm_up(self) -> None:
         """Compile the numba kernels on a tiny synthetic photo so the first real photo is fast."""
@@ -184,8 +200,11 @@ class Retoucher:
     ) -> tuple[Patch, RegionRecord]:
         """Fill one region on a crop; reads only the input image, so regions run in any order."""
         config = self.config
-        margin = removal.crop_margin(scale)
         x, y, w, h = region.bbox
+        engine_name, fallback_reason = self._choose_engine(region)
+        margin = removal.crop_margin(scale)
+        if engine_name != CLASSICAL:
+            margin = max(margin, engine_class(engine_name).crop_margin(w, h))
         height, width = image.shape[:2]
         x0, y0 = max(0, x - margin), max(0, y - margin)
         x1, y1 = min(width, x + w + margin), min(height, y + h + margin)
@@ -197,9 +216,20 @@ class Retoucher:
         seed = config.removal.seed + region.id
 
         route = region.route
-        filled = self._fill(route, crop, hole, crop_avoid, scale, seed)
+        filled = None
+        if engine_name != CLASSICAL:
+            try:
+                fill = self.engines.inpaint(engine_name, crop, hole, seed=seed)
+                # Neural fills are smooth at pore scale: put real skin texture back.
+                filled = removal.reinject_high_frequencies(
+                    fill, crop, hole, avoid=crop_avoid, scale=scale, seed=seed
+                )
+                route = ROUTE_BY_ENGINE[engine_name]
+            except EngineError as exc:
+                fallback_reason = f"{engine_name} failed: {exc}"
+        if filled is None:
+            filled = self._fill(route, crop, hole, crop_avoid, scale, seed)
         ratio = _texture_ratio(filled, hole, crop_avoid, scale)
-        fallback_reason = None
         if not _in_band(ratio, config.route.texture_ratio_min, config.route.texture_ratio_max):
             region.hard_reasons.append("texture_ratio_out_of_band")
             other = ROUTE_PATCHMATCH if route == ROUTE_FREQSPLIT else ROUTE_FREQSPLIT
@@ -227,6 +257,16 @@ class Retoucher:
             fallback_reason=fallback_reason,
         )
         return patch, record
+
+    def _choose_engine(self, region: Region) -> tuple[str, str | None]:
+        """Small spots stay classical; medium ones want LaMa, hard ones FLUX (with fallbacks)."""
+        if region.hard_reasons:
+            wanted = ROUTE_HARD
+        elif region.route == ROUTE_PATCHMATCH:
+            wanted = ROUTE_MEDIUM
+        else:
+            return CLASSICAL, None
+        return choose_engine(wanted, self.engines, self.config.engines)
 
     def _fill(
         self, route: str, crop: np.ndarray, hole: np.ndarray, avoid: np.ndarray, scale: float, seed: int

@@ -38,7 +38,6 @@ __all__ = [
     "doctor_rows",
     "engine_class",
     "free_device_memory",
-    "shared_manager",
 ]
 
 log = structlog.get_logger(__name__)
@@ -226,26 +225,6 @@ class EngineManager:
         """
         with self._lock:  # one model call at a time: models are not re-entrant on one device
             return self.get(name)(crop, hole, seed=seed)
-
-
-_shared: dict[EnginesConfig, EngineManager] = {}
-_shared_lock = threading.Lock()
-
-
-def shared_manager(config: EnginesConfig) -> EngineManager:
-    """The process-wide manager for this engines config (engines stay warm across photos).
-
-    A different config (a daemon reloaded on SIGHUP) closes the previous manager first, so
-    its models leave memory before new ones load.
-    """
-    with _shared_lock:
-        manager = _shared.get(config)
-        if manager is None:
-            for old in _shared.values():
-                old.close()
-            _shared.clear()
-            manager = _shared[config] = EngineManager(config)
-        return manager
 
 
 def choose_engine(route_wanted: str, manager: EngineManager, config: EnginesConfig) -> tuple[str, str | None]:
