@@ -76,6 +76,7 @@ class _Thresholds:
     blackhead_max_chroma: float = 2.0  # ... less saturated than skin: a* + b* rise at most
     blackhead_dark_any: float = 35.0  # L drop that makes a blackhead whatever its colour
     blackhead_max_r: float = 2.6
+    blackhead_max_ring_sd: float = 10.0  # L SD of the ring: a dark notch in a rim or fold is not one
     dark_spot_dark: float = 6.0  # L drop of a dark spot
     dark_spot_yellow: float = 3.0  # b* rise of a dark spot (brown, not grey)
     dark_spot_brown: float = 1.7  # L drop / dark + b* rise / yellow
@@ -83,9 +84,9 @@ class _Thresholds:
     dark_spot_min_r: float = 2.2  # smaller brown dots are pores or freckles
     dark_spot_min_peak: float = 1.45  # strength: faint brown patches are skin tone
     dark_spot_max_ring_sd: float = 4.5  # L SD of the ring: wrinkles and pores are not spots
-    mole_dark: float = 16.5  # L drop of a mole
+    mole_dark: float = 20.0  # L drop of a mole
     mole_r: tuple[float, float] = (3.0, 11.0)
-    mole_plateau: float = 0.55  # moles are flat-topped with a sharp edge
+    mole_plateau: float = 0.75  # moles are flat-topped with a sharp edge
     freckle_dark: float = 9.0  # freckles are fainter than this
     freckle_max_r: float = 2.2
     freckle_min_count: int = 6  # this many faint small brown spots make a freckled face
@@ -193,7 +194,8 @@ class ClassicalDetector:
         labels[ry : ry + rh, rx : rx + rw] = _grow_to_full(labels_small, (rh, rw))
         protected_crop = protected_full[ry : ry + rh, rx : rx + rw]
         protected_crop |= _grow_mask(protected_small, (rh, rw))
-        labels, spots = _drop_protected(labels, spots, protected_full)
+        roi_labels, spots = _drop_protected(labels[ry : ry + rh, rx : rx + rw], spots, protected_crop)
+        labels[ry : ry + rh, rx : rx + rw] = roi_labels
         # Hair strands are kept where they are not inside a spot (a spot with a hair over
         # it is replaced whole; the strand is not a texture donor elsewhere).
         hair_full = _grow_mask(hair, (rh, rw)) & (labels[ry : ry + rh, rx : rx + rw] == 0)
@@ -372,13 +374,17 @@ class ClassicalDetector:
         tr = 0.5 * (f["sxx"] + f["syy"])
         det = math.sqrt(max(0.25 * (f["sxx"] - f["syy"]) ** 2 + f["sxy"] ** 2, 0.0))
         major, minor = tr + det, max(tr - det, 0.25)
-        if math.sqrt(major / minor) > t.max_elongation and 4.0 * math.sqrt(major) > 5.0 * unit:
-            return None
         dark = -f["core_dl"]
         red = f["core_da"]
         yellow = f["core_db"]
         ring_sd = f["ring_l_std"]
-        tiny_and_black = r_eq <= t.blackhead_max_r and dark >= t.blackhead_dark_any / g
+        # A blackhead's size is its black core's: the region may have caught some of the
+        # dark texture around it.
+        core_r = math.sqrt(f["plateau"] * area / math.pi) / unit
+        tiny_and_black = core_r <= t.blackhead_max_r and dark >= t.blackhead_dark_any / g
+        elongated = math.sqrt(major / minor) > t.max_elongation
+        if elongated and 4.0 * math.sqrt(major) > 5.0 * unit and not tiny_and_black:
+            return None
         # A blackhead may sit right at a lip or nostril edge; larger spots there are
         # usually the feature's own shadow.
         min_ring_allowed = 0.4 if tiny_and_black else t.min_ring_allowed
@@ -395,17 +401,19 @@ class ClassicalDetector:
                 return None
             bright_centre = f["max_dl"] - f["core_dl"] >= t.pustule_head and f["max_dl"] >= -3.0
             return "pustule" if bright_centre else "papule"
-        if r_eq <= t.blackhead_max_r and (
+        if (
+            core_r <= t.blackhead_max_r
+            and r_eq <= 2.0 * t.blackhead_max_r
+            and ring_sd <= t.blackhead_max_ring_sd
+        ) and (
             dark >= t.blackhead_dark_any / g
             or (dark >= t.blackhead_dark / g and red + yellow <= t.blackhead_max_chroma)
         ):
             return "blackhead"
-        uniform = f["l_std"] <= 0.45 * max(dark, 1e-3)
         if (
             dark >= t.mole_dark
             and t.mole_r[0] <= r_eq <= t.mole_r[1]
             and f["plateau"] >= t.mole_plateau
-            and uniform
         ):
             return "mole"
         brown = dark / t.dark + yellow / t.yellow
@@ -452,7 +460,8 @@ def _drop_protected(labels: np.ndarray, spots: list[Spot], protected: np.ndarray
         small[0] = False
         labels = np.where(small[pieces], 0, labels)
     lut = np.zeros(n, np.int32)
-    kept = [s for s in spots if keep[s.label] and (labels == s.label).any()]
+    present = np.bincount(labels.ravel(), minlength=n) > 0
+    kept = [s for s in spots if keep[s.label] and present[s.label]]
     for new, spot in enumerate(kept, start=1):
         lut[spot.label] = new
     labels = lut[labels]

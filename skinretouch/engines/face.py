@@ -25,7 +25,7 @@ log = structlog.get_logger(__name__)
 
 # The cascades are run on a copy whose longer side is at most this many pixels: Haar
 # features need no more, and a 6000-px photo would take seconds at full size.
-DETECT_MAX_SIDE_PX = 360
+DETECT_MAX_SIDE_PX = 320
 # Smallest face searched, as a fraction of the shorter image side.
 MIN_FACE_FRACTION = 0.1
 # Eyes and mouth are searched in a copy of the face scaled to this width (px).
@@ -81,7 +81,7 @@ def find_faces(image: np.ndarray) -> list[FaceLayout]:
     small = cv2.equalizeHist(small)
     min_side = max(24, int(MIN_FACE_FRACTION * min(small.shape)))
     boxes = _cascade("haarcascade_frontalface_default.xml").detectMultiScale(
-        small, scaleFactor=1.15, minNeighbors=6, minSize=(min_side, min_side)
+        small, scaleFactor=1.2, minNeighbors=6, minSize=(min_side, min_side)
     )
     if len(boxes) == 0:
         return []

@@ -136,7 +136,7 @@ def skin_likelihood(
     d = lab.reshape(-1, 3) - model.mean.astype(np.float32)
     # Shading changes L far more than hue: shrink L deviations rather than drop L.
     d[:, 0] *= np.float32(np.sqrt(max(lightness_weight, 0.0)))
-    m2 = np.einsum("ij,jk,ik->i", d, inv, d, optimize=True)
+    m2 = ((d @ inv) * d).sum(axis=1)
     return np.exp(-0.5 * m2).reshape(lab.shape[:2]).astype(np.float32)
 
 
