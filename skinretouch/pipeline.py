@@ -92,13 +92,15 @@ class Retoucher:
     ----------
     config : Config
         The validated configuration tree.
+    engines : EngineManager, optional
+        Neural engines to use (tests register small fakes); by default the configured ones.
     """
 
-    def __init__(self, config: Config) -> None:
+    def __init__(self, config: Config, *, engines: EngineManager | None = None) -> None:
         self.config = config
         detector_class = load_class(DETECTORS, config.detect.detector, key="detect.detector")
         self.detector = detector_class(config.detect)
-        self.engines = EngineManager(config.engines)
+        self.engines = engines if engines is not None else EngineManager(config.engines)
         self.threads = config.removal.threads or os.cpu_count() or 1
 
     def close(self) -> None:
@@ -204,7 +206,7 @@ class Retoucher:
         engine_name, fallback_reason = self._choose_engine(region)
         margin = removal.crop_margin(scale)
         if engine_name != CLASSICAL:
-            margin = max(margin, engine_class(engine_name).crop_margin(w, h))
+            margin = max(margin, engine_class(engine_name, self.engines.table).crop_margin(w, h))
         height, width = image.shape[:2]
         x0, y0 = max(0, x - margin), max(0, y - margin)
         x1, y1 = min(width, x + w + margin), min(height, y + h + margin)
@@ -236,7 +238,8 @@ class Retoucher:
             other_filled = self._fill(other, crop, hole, crop_avoid, scale, seed)
             other_ratio = _texture_ratio(other_filled, hole, crop_avoid, scale)
             if _band_distance(other_ratio) < _band_distance(ratio):
-                fallback_reason = f"{route} texture ratio {ratio:.2f} out of band; {other} gave {other_ratio:.2f}"
+                texture_reason = f"{route} texture ratio {ratio:.2f} out of band; {other} gave {other_ratio:.2f}"
+                fallback_reason = "; ".join(filter(None, (fallback_reason, texture_reason)))
                 route, filled, ratio = other, other_filled, other_ratio
 
         alpha = feather_alpha(hole, feather_px=config.mask.feather_px)
