@@ -116,10 +116,12 @@ def test_flux_runs_two_steps_on_a_hard_region_through_process(tmp_path, skin, ti
         "flux_enabled = true\n"
         "flux_steps = 2\n"
         "device = 'cpu'\n"
+        "[route]\n"
+        "hard_area_fraction = 0.001\n"  # a small hard region keeps the tiny model's crop small
     )
     source = tmp_path / "face.png"
     Image.fromarray(skin).save(source)
-    user_mask = _square_mask(512, 250, 250, 64)  # 1.6 % of the photo: a hard case
+    user_mask = _square_mask(512, 250, 250, 24)  # 0.22 % of the photo: hard under this config
     mask_file = tmp_path / "mask.png"
     Image.fromarray(user_mask.astype(np.uint8) * 255).save(mask_file)
 
