@@ -371,3 +371,36 @@ def test_systemd_unit_verifies(tmp_path: Path) -> None:
     result = subprocess.run([analyze, "verify", str(local)], capture_output=True, text=True, timeout=60)
     assert result.returncode == 0, result.stderr
     assert "skinretouch.service" not in result.stderr, result.stderr
+
+
+# -- watcher (inotify, in-process) ---------------------------------------------------
+def test_inotify_watcher_takes_closed_and_moved_in_files_at_once(tmp_path: Path) -> None:
+    from skinretouch.daemon.watcher import Watcher
+
+    hot, outside = tmp_path / "hot", tmp_path / "outside"
+    hot.mkdir()
+    outside.mkdir()
+    folders = HotFolders.from_config([hot], DaemonConfig(), state_dir=None)
+    submitted: list[Path] = []
+    stop = threading.Event()
+    tracker = SettleTracker(settle_s=60.0, submit=lambda p, r, t: True, stop=stop)  # never settles here
+    watcher = Watcher(folders, observer_kind="inotify", poll_interval_s=1.0,
+                      submit=lambda p, r, t: submitted.append(p), tracker=tracker, scan=lambda d: None)
+    with watcher:
+        assert not watcher.polling and tracker.unseen_writer_factor > 1
+        (outside / "moved.jpg").write_bytes(b"x")
+        os.rename(outside / "moved.jpg", hot / "moved.jpg")  # moved in: complete
+        with open(hot / "written.jpg", "wb") as handle:  # complete once closed
+            handle.write(b"x")
+            handle.flush()
+            time.sleep(0.3)
+            assert hot / "written.jpg" not in submitted
+        (hot / "draft.jpg.part").write_bytes(b"x")
+        os.rename(hot / "draft.jpg.part", hot / "draft.jpg")  # renamed into place
+        (hot / "notes.txt").write_bytes(b"x")
+        deadline = time.monotonic() + 5
+        while len(submitted) < 3 and time.monotonic() < deadline:
+            time.sleep(0.02)
+        time.sleep(0.2)
+    stop.set()
+    assert sorted(p.name for p in submitted) == ["draft.jpg", "moved.jpg", "written.jpg"]

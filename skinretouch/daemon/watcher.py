@@ -49,6 +49,9 @@ log = structlog.get_logger(__name__)
 # (a missed close must not keep a photo waiting for ever).
 OPEN_FILE_PATIENCE_S = 120.0
 
+# Under inotify, how many times settle_s a file waits when no writer was ever seen on it.
+UNSEEN_WRITER_FACTOR = 5.0
+
 # Submit = (path, root, seen_at) -> None
 Submit = Callable[[Path, Path, float], None]
 
@@ -66,6 +69,14 @@ class SettleTracker(threading.Thread):
     max_tracked : int
         Files tracked at once; past it new ones are dropped and ``overflowed`` is set
         (the service then rescans), so memory stays bounded.
+
+    Attributes
+    ----------
+    unseen_writer_factor : float
+        Under inotify, a file nobody has been seen opening (it was created before the
+        watch on its new folder existed, or found by a scan) may still have a writer we
+        cannot see: it must be stable ``unseen_writer_factor * settle_s`` seconds.
+        1 under polling, where no open is ever seen.
     """
 
     def __init__(
@@ -86,6 +97,9 @@ class SettleTracker(threading.Thread):
         self._files: dict[Path, tuple[Path, tuple[int, int] | None, float]] = {}
         # path -> opens minus closes seen (inotify only): a writer still has it open
         self._open: dict[Path, int] = {}
+        # tracked files seen opened, or written to, since tracking began (inotify only)
+        self._seen_open: set[Path] = set()
+        self.unseen_writer_factor = 1.0
         self._lock = threading.Lock()
         self.overflowed = threading.Event()
 
@@ -109,17 +123,20 @@ class SettleTracker(threading.Thread):
                 self._files[path] = (entry[0], entry[1], time.monotonic())
                 if writer_open:
                     self._open[path] = max(1, self._open.get(path, 0))
+                    self._seen_open.add(path)
 
     def discard(self, path: Path) -> None:
         with self._lock:
             self._files.pop(path, None)
             self._open.pop(path, None)
+            self._seen_open.discard(path)
 
     def opened(self, path: Path) -> None:
         """Someone opened ``path`` (inotify ``IN_OPEN``); counted while it is tracked."""
         with self._lock:
             if path in self._files:
                 self._open[path] = self._open.get(path, 0) + 1
+                self._seen_open.add(path)
 
     def closed(self, path: Path) -> None:
         with self._lock:
@@ -158,10 +175,12 @@ class SettleTracker(threading.Thread):
                         self._files[path] = (root, current, now if signature is not None else changed_at)
                 if signature is not None:
                     continue
-            if now - changed_at < self.settle_s:
-                continue
             with self._lock:
                 still_open = self._open.get(path, 0) > 0
+                seen_open = path in self._seen_open
+            settle_s = self.settle_s if seen_open else self.settle_s * self.unseen_writer_factor
+            if now - changed_at < settle_s:
+                continue
             if still_open and now - changed_at < max(OPEN_FILE_PATIENCE_S, 10 * self.settle_s):
                 continue  # a paused writer; its close will submit it
             if self._submit(path, root, time.time()):
@@ -170,6 +189,7 @@ class SettleTracker(threading.Thread):
                     if entry is not None and entry[2] == changed_at:
                         del self._files[path]
                         self._open.pop(path, None)
+                        self._seen_open.discard(path)
 
 
 class _HotFolderHandler(FileSystemEventHandler):
@@ -202,8 +222,12 @@ class _HotFolderHandler(FileSystemEventHandler):
         elif isinstance(event, FileClosedEvent):
             self._complete(_path(event.src_path))
         elif isinstance(event, FileMovedEvent):
-            self._tracker.discard(_path(event.src_path))
-            self._complete(_path(event.dest_path))
+            # With full events, src is empty for a file moved in from outside the tree
+            # and dest is empty for one moved out.
+            if event.src_path:
+                self._tracker.discard(_path(event.src_path))
+            if event.dest_path:
+                self._complete(_path(event.dest_path))
         elif isinstance(event, FileCreatedEvent):
             self._settle(_path(event.src_path))
         elif isinstance(event, FileModifiedEvent):
@@ -214,6 +238,8 @@ class _HotFolderHandler(FileSystemEventHandler):
                 self._tracker.touch(path, writer_open=True)
         elif isinstance(event, (DirCreatedEvent, DirMovedEvent)):
             target = event.dest_path if isinstance(event, DirMovedEvent) else event.src_path
+            if not target:
+                return  # a folder moved out of the tree
             directory = _path(target)
             if self.folders.walks_into(directory):
                 # Files written before the new folder's watch existed gave no close event.
@@ -255,7 +281,9 @@ def make_observer(kind: str, *, poll_interval_s: float) -> tuple[BaseObserver, b
             raise OSError(f"inotify is not available here: {exc}") from exc
         log.warning("inotify_unavailable_polling", reason=str(exc))
         return PollingObserver(timeout=poll_interval_s), True
-    return InotifyObserver(), False
+    # Full events: a file moved in from outside arrives as a move (complete), not as a
+    # creation (which may still be written to).
+    return InotifyObserver(generate_full_events=True), False
 
 
 class Watcher:
@@ -277,6 +305,7 @@ class Watcher:
         self.folders = folders
         self.poll_interval_s = poll_interval_s
         self.observer, self.polling = make_observer(observer_kind, poll_interval_s=poll_interval_s)
+        self.tracker = tracker
         self.handler = _HotFolderHandler(
             folders, polling=self.polling, submit=submit, tracker=tracker, scan=scan
         )
@@ -296,6 +325,7 @@ class Watcher:
             for root in self.folders.roots:
                 self.observer.schedule(self.handler, str(root), recursive=self.folders.recursive)
             self.observer.start()
+        self.tracker.unseen_writer_factor = 1.0 if self.polling else UNSEEN_WRITER_FACTOR
         log.info(
             "watching",
             folders=[str(r) for r in self.folders.roots],
