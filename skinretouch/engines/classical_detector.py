@@ -41,7 +41,7 @@ log = structlog.get_logger(__name__)
 
 # Detection runs at most at this many face units per face-scale unit (1 unit = the
 # scale of a 256-px-wide face), i.e. a face at most ~384 px wide.
-WORK_FACE_SCALE = 1.5
+WORK_FACE_SCALE = 1.0
 
 _COL = {name: i for i, name in enumerate(kd.FEATURES)}
 
@@ -191,7 +191,10 @@ class ClassicalDetector:
         protected_small |= extra_protected
 
         labels = np.zeros((h, w), np.int32)
-        labels[ry : ry + rh, rx : rx + rw] = _grow_to_full(labels_small, (rh, rw))
+        roi_labels = _grow_to_full(labels_small, (rh, rw))
+        if work < 1.0 and spots:
+            roi_labels = self._refine_outlines(crop, roi_labels, len(spots), scale, to_small)
+        labels[ry : ry + rh, rx : rx + rw] = roi_labels
         protected_crop = protected_full[ry : ry + rh, rx : rx + rw]
         protected_crop |= _grow_mask(protected_small, (rh, rw))
         roi_labels, spots = _drop_protected(labels[ry : ry + rh, rx : rx + rw], spots, protected_crop)
@@ -265,6 +268,58 @@ class ClassicalDetector:
 
     # --- spots ------------------------------------------------------------------------
 
+    def _refine_outlines(self, crop, labels, count, scale, to_small):
+        """Redraw each spot's outline on the full-resolution pixels (the high-res path).
+
+        The working grid is shrunk; a spot found there is re-thresholded at full
+        resolution, against the same background and the same floor, in a band around its
+        shrunk outline, so the mask follows the spot to the pixel.
+        """
+        t = self._t
+        ctx = self._contrast
+        background, divisors = ctx["background"], ctx["divisors"]
+        floors = np.maximum(t.grow, t.relative_grow * ctx["peaks"][ctx["sources"]])
+        sx, sy = to_small
+        band = max(2, math.ceil(1.5 / min(sx, sy)))
+        sigma = 0.6 * scale  # the working grid's smoothing, in full-resolution pixels
+        out = labels.copy()
+        h, w = labels.shape
+        objects = _label_boxes(labels, count)
+        for label in range(1, count + 1):
+            box = objects[label]
+            if box is None:
+                continue
+            x0, y0, x1, y1 = box
+            x0, y0 = max(0, x0 - 2 * band), max(0, y0 - 2 * band)
+            x1, y1 = min(w, x1 + 2 * band), min(h, y1 + 2 * band)
+            own = labels[y0:y1, x0:x1] == label
+            rgb = cv2.GaussianBlur(np.ascontiguousarray(crop[y0:y1, x0:x1]), (0, 0), sigma)
+            lab = ks.rgb_to_lab(rgb)
+            gx, gy = np.meshgrid(
+                (np.arange(x0, x1, dtype=np.float32) + 0.5) * sx - 0.5,
+                (np.arange(y0, y1, dtype=np.float32) + 0.5) * sy - 0.5,
+            )
+            bg = cv2.remap(background, gx, gy, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+            div = cv2.remap(divisors, gx, gy, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+            strength = _strength(lab - bg, div)
+            kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * band + 1,) * 2)
+            near = cv2.dilate(own.astype(np.uint8), kernel).astype(bool)
+            region = (strength >= floors[label]) & near
+            free = (labels[y0:y1, x0:x1] == 0) | own
+            region &= free
+            n, pieces = cv2.connectedComponents(region.astype(np.uint8), connectivity=8)
+            if n <= 1:
+                continue
+            touching = np.unique(pieces[own & region])
+            region = np.isin(pieces, touching[touching > 0])
+            if region.sum() < 0.3 * own.sum():
+                continue  # the full-resolution contrast disagrees: keep the coarse outline
+            window = out[y0:y1, x0:x1]
+            window[own] = 0
+            window[region] = label
+        return kd.fill_label_holes(out, max_hole_px=int(math.pi * (2.0 / min(sx, sy)) ** 2))
+
+
     def _find_spots(self, lab, skin, hair, allowed, unit):
         t = self._t
         g = self._gain
@@ -286,12 +341,16 @@ class ClassicalDetector:
         sd_l = np.sqrt(kd.normalized_blur(delta[..., 0] ** 2, quiet, sd_sigma))
         sd_a = np.sqrt(kd.normalized_blur(delta[..., 1] ** 2, quiet, sd_sigma))
         sd_b = np.sqrt(kd.normalized_blur(delta[..., 2] ** 2, quiet, sd_sigma))
-        red = delta[..., 1] / np.maximum(red_t, t.noise_k * sd_a)
-        dark = -delta[..., 0] / np.maximum(dark_t, t.noise_k * sd_l)
-        yellow = delta[..., 2] / np.maximum(t.yellow / g, t.noise_k * sd_b)
-        # Brown = darker and yellower together; each alone may be too faint.
-        brown = np.where((dark > 0) & (yellow > 0), 0.5 * (dark + yellow), 0.0)
-        strength = np.maximum(np.maximum(red, dark), brown)
+        divisors = np.stack(
+            [
+                np.maximum(dark_t, t.noise_k * sd_l),
+                np.maximum(red_t, t.noise_k * sd_a),
+                np.maximum(t.yellow / g, t.noise_k * sd_b),
+            ],
+            axis=-1,
+        ).astype(np.float32)
+        strength = _strength(delta, divisors)
+        self._contrast = {"background": bg, "divisors": divisors, "peaks": None}
         labels, count = kd.flood_labels(
             strength, high=1.0, low=t.grow, relative=t.relative_grow, merge=t.merge,
             allowed=allowed,
@@ -310,6 +369,7 @@ class ClassicalDetector:
             hair=hair, gradient=grad, ring_px=ring,
         )
         self.last_maps["features"] = feats
+        self._contrast["peaks"] = feats[:, _COL["peak"]].astype(np.float32)
         solidity = _solidity(labels, count, feats)
         self.last_maps["solidity"] = solidity
         return self._classify(labels, count, feats, solidity, unit)
@@ -352,12 +412,15 @@ class ClassicalDetector:
         }
         lut = np.zeros(count + 1, np.int32)
         spots: list[Spot] = []
+        sources = [0]
         for k, kind, score in sorted(decisions):
             if not enabled[kind]:
                 continue
             label = len(spots) + 1
             lut[k] = label
+            sources.append(k)
             spots.append(Spot(label=label, kind=kind, score=round(score, 4)))
+        self._contrast["sources"] = np.asarray(sources, np.int64)
         del g
         return lut[labels], spots, protected
 
@@ -432,6 +495,35 @@ class ClassicalDetector:
 
 
 # --- geometry helpers -----------------------------------------------------------------
+
+
+def _strength(delta: np.ndarray, divisors: np.ndarray) -> np.ndarray:
+    """Spot strength from Lab contrast: the largest of redness, darkness and brownness,
+    each in units of its threshold (``divisors``: dark, red, yellow)."""
+    dark = -delta[..., 0] / divisors[..., 0]
+    red = delta[..., 1] / divisors[..., 1]
+    yellow = delta[..., 2] / divisors[..., 2]
+    # Brown = darker and yellower together; each alone may be too faint.
+    brown = np.where((dark > 0) & (yellow > 0), 0.5 * (dark + yellow), 0.0)
+    return np.maximum(np.maximum(red, dark), brown).astype(np.float32)
+
+
+def _label_boxes(labels: np.ndarray, count: int) -> list:
+    """(x0, y0, x1, y1) per label 1..count (None when absent); index 0 unused."""
+    boxes: list = [None] * (count + 1)
+    ys, xs = np.nonzero(labels)
+    if ys.size == 0:
+        return boxes
+    ids = labels[ys, xs]
+    order = np.argsort(ids, kind="stable")
+    ids, ys, xs = ids[order], ys[order], xs[order]
+    starts = np.searchsorted(ids, np.arange(1, count + 2))
+    for label in range(1, count + 1):
+        a, b = starts[label - 1], starts[label]
+        if b > a:
+            boxes[label] = (int(xs[a:b].min()), int(ys[a:b].min()),
+                            int(xs[a:b].max()) + 1, int(ys[a:b].max()) + 1)
+    return boxes
 
 
 def _drop_protected(labels: np.ndarray, spots: list[Spot], protected: np.ndarray):
