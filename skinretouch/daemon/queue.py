@@ -158,10 +158,6 @@ class JobQueue:
         with self._cond:
             return len(self._pending) + len(self._rerun)
 
-    def pending_paths(self, limit: int = 20) -> list[Path]:
-        with self._cond:
-            return [job.path for _, job in zip(range(limit), self._pending)]
-
     def running(self) -> list[tuple[Job, float]]:
         """Running jobs with their start time (``time.monotonic()``)."""
         with self._cond:
