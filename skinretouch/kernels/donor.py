@@ -59,6 +59,7 @@ def donor_high_pass(
     *,
     avoid: np.ndarray | None = None,
     guide_weight: np.ndarray | None = None,
+    targets: np.ndarray | None = None,
     radius: int = 24,
     patch_radius: int = 2,
     iterations: int = 3,
@@ -77,21 +78,25 @@ def donor_high_pass(
     guide_weight : (H, W) float32 ndarray or None
         Trust in ``[0, 1]`` of ``high`` inside the hole as a guide for the match (1: the
         hole's own texture is genuine skin); 0 inside the hole when ``None``.
+    targets : (H, W) bool ndarray or None
+        The hole pixels that actually need donor texture (default: the whole hole); the
+        others keep ``high`` and cost nothing.
     radius : int
         Largest donor offset, in pixels, along each axis.
     patch_radius : int
         Half-width of compared patches, in pixels.
     iterations : int
-        PatchMatch sweeps; 0 keeps the single block offset.
+        PatchMatch sweeps; 0 keeps the single block offset (PatchMatch then runs only as a
+        fallback, when no block offset within reach is wholly clean).
     seed : int
         Seed of the random search (same seed, same result).
 
     Returns
     -------
     donor : float32 ndarray, shape of ``high``
-        ``high`` outside the hole; the donor texture inside.
+        The donor texture on the target pixels, ``high`` elsewhere.
     offsets : (H, W, 2) int32 ndarray
-        ``(dy, dx)`` of each hole pixel's source; ``(0, 0)`` outside the hole.
+        ``(dy, dx)`` of each target pixel's source; ``(0, 0)`` elsewhere.
     """
     high = np.ascontiguousarray(high, dtype=np.float32)
     single_channel = high.ndim == 2
@@ -107,7 +112,8 @@ def donor_high_pass(
         weight[hole] = np.clip(guide_weight[hole], 0.0, 1.0)
     offsets = np.zeros((height, width, 2), dtype=np.int32)
     donor = high.copy()
-    ys, xs = np.nonzero(hole)
+    targets = hole if targets is None else np.ascontiguousarray(targets & hole, dtype=bool)
+    ys, xs = np.nonzero(targets)
     if ys.size == 0:
         return (donor[:, :, 0] if single_channel else donor), offsets
     ys = ys.astype(np.int32)
@@ -118,7 +124,7 @@ def donor_high_pass(
         sources = valid_sources(excluded, 0)
         if not sources.any():
             raise ValueError("no clean pixel in the crop to take texture from")
-    band = cv2.dilate(hole.astype(np.uint8), np.ones((2 * patch_radius + 1,) * 2, np.uint8))
+    band = cv2.dilate(targets.astype(np.uint8), np.ones((2 * patch_radius + 1,) * 2, np.uint8))
     band_ys, band_xs = np.nonzero(band)
     guide = np.ascontiguousarray(high[:, :, 0])
     block = _best_block_offset(
@@ -133,47 +139,73 @@ def donor_high_pass(
         offsets[ys, xs, 0] = block[0]
         offsets[ys, xs, 1] = block[1]
     if iterations > 0:
-        _patchmatch(guide, weight, sources, hole, ys, xs, offsets, radius, patch_radius,
+        _patchmatch(guide, weight, sources, targets, ys, xs, offsets, radius, patch_radius,
                     iterations, seed)
     _copy_from_offsets(high, ys, xs, offsets, donor)
     return (donor[:, :, 0] if single_channel else donor), offsets
 
 
 @njit(cache=True, nogil=True)
-def _best_block_offset(guide, weight, sources, ys, xs, band_ys, band_xs, radius):
+def _block_cost(guide, weight, sources, ys, xs, band_ys, band_xs, dy, dx):
+    """Mean weighted squared texture difference for one block offset (inf if unusable)."""
     height, width = guide.shape
+    for k in range(ys.size):
+        sy = ys[k] + dy
+        sx = xs[k] + dx
+        if sy < 0 or sy >= height or sx < 0 or sx >= width or not sources[sy, sx]:
+            return np.inf
+    cost = 0.0
+    total = 0.0
+    for k in range(band_ys.size):
+        y = band_ys[k]
+        x = band_xs[k]
+        w = weight[y, x]
+        sy = y + dy
+        sx = x + dx
+        if w <= 0.0 or sy < 0 or sy >= height or sx < 0 or sx >= width:
+            continue
+        diff = guide[y, x] - guide[sy, sx]
+        cost += w * diff * diff
+        total += w
+    if total <= 0.0:
+        return np.inf
+    # A mild preference for near donors: skin changes slowly across a face.
+    return cost / total * (1.0 + 0.002 * (dy * dy + dx * dx))
+
+
+@njit(cache=True, nogil=True)
+def _best_block_offset(guide, weight, sources, ys, xs, band_ys, band_xs, radius):
+    """Coarse-to-fine search: every second offset, then the 8 neighbours of the best."""
     best = np.zeros(2, dtype=np.int32)
     best_cost = np.inf
-    for dy in range(-radius, radius + 1):
-        for dx in range(-radius, radius + 1):
+    for dy in range(-radius, radius + 1, 2):
+        for dx in range(-radius, radius + 1, 2):
             if dy == 0 and dx == 0:
                 continue
-            usable = True
-            for k in range(ys.size):
-                sy = ys[k] + dy
-                sx = xs[k] + dx
-                if sy < 0 or sy >= height or sx < 0 or sx >= width or not sources[sy, sx]:
-                    usable = False
-                    break
-            if not usable:
-                continue
-            cost = 0.0
-            total = 0.0
-            for k in range(band_ys.size):
-                y = band_ys[k]
-                x = band_xs[k]
-                w = weight[y, x]
-                sy = y + dy
-                sx = x + dx
-                if w <= 0.0 or sy < 0 or sy >= height or sx < 0 or sx >= width:
+            cost = _block_cost(guide, weight, sources, ys, xs, band_ys, band_xs, dy, dx)
+            if cost < best_cost:
+                best_cost = cost
+                best[0] = dy
+                best[1] = dx
+    if best_cost == np.inf:
+        # Nothing on the coarse grid: an exhaustive pass (rare; small crops).
+        for dy in range(-radius, radius + 1):
+            for dx in range(-radius, radius + 1):
+                if (dy == 0 and dx == 0) or (dy % 2 == 0 and dx % 2 == 0):
                     continue
-                diff = guide[y, x] - guide[sy, sx]
-                cost += w * diff * diff
-                total += w
-            if total <= 0.0:
+                cost = _block_cost(guide, weight, sources, ys, xs, band_ys, band_xs, dy, dx)
+                if cost < best_cost:
+                    best_cost = cost
+                    best[0] = dy
+                    best[1] = dx
+        return best
+    centre_y = best[0]
+    centre_x = best[1]
+    for dy in range(centre_y - 1, centre_y + 2):
+        for dx in range(centre_x - 1, centre_x + 2):
+            if (dy == 0 and dx == 0) or abs(dy) > radius or abs(dx) > radius:
                 continue
-            # A mild preference for near donors: skin changes slowly across a face.
-            cost = cost / total * (1.0 + 0.002 * (dy * dy + dx * dx))
+            cost = _block_cost(guide, weight, sources, ys, xs, band_ys, band_xs, dy, dx)
             if cost < best_cost:
                 best_cost = cost
                 best[0] = dy

@@ -20,6 +20,7 @@ import cv2
 import numpy as np
 import scipy.sparse as sparse
 import scipy.sparse.linalg as sparse_linalg
+from numba import njit
 
 from .poisson import solve_poisson
 
@@ -129,39 +130,73 @@ def biharmonic_fill(values: np.ndarray, hole: np.ndarray) -> np.ndarray:
     hole = np.ascontiguousarray(hole, dtype=bool)
     if not hole.any():
         return out
-    height, width = hole.shape
     unknown_y, unknown_x = np.nonzero(hole)
-    index = np.full((height, width), -1, dtype=np.int64)
-    index[unknown_y, unknown_x] = np.arange(unknown_y.size)
-
-    # Rows: every pixel whose Laplacian stencil reaches an unknown pixel.
+    n_unknown = unknown_y.size
+    index = np.full(hole.shape, -1, dtype=np.int32)
+    index[unknown_y, unknown_x] = np.arange(n_unknown, dtype=np.int32)
     cross = np.array([[0, 1, 0], [1, 1, 1], [0, 1, 0]], np.uint8)
     row_y, row_x = np.nonzero(cv2.dilate(hole.astype(np.uint8), cross))
-    n_rows = row_y.size
-    row_ids = np.arange(n_rows)
-    stencil = ((0, 0, -4.0), (-1, 0, 1.0), (1, 0, 1.0), (0, -1, 1.0), (0, 1, 1.0))
-    entries_row, entries_col, entries_val = [], [], []
-    rhs = np.zeros((n_rows, out.shape[2]), dtype=np.float64)
-    for dy, dx, weight in stencil:
-        ny = _mirror_index(row_y + dy, height)
-        nx = _mirror_index(row_x + dx, width)
-        col = index[ny, nx]
-        is_unknown = col >= 0
-        entries_row.append(row_ids[is_unknown])
-        entries_col.append(col[is_unknown])
-        entries_val.append(np.full(int(is_unknown.sum()), weight))
-        known = ~is_unknown
-        rhs[known] -= weight * out[ny[known], nx[known]].astype(np.float64)
-    laplacian = sparse.csr_matrix(
-        (np.concatenate(entries_val), (np.concatenate(entries_row), np.concatenate(entries_col))),
-        shape=(n_rows, unknown_y.size),
+    capacity = 25 * row_y.size
+    rows = np.empty(capacity, np.int32)
+    cols = np.empty(capacity, np.int32)
+    weights = np.empty(capacity, np.float64)
+    rhs = np.zeros((n_unknown, out.shape[2]), np.float64)
+    count = _assemble_normal_equations(out, index, row_y.astype(np.int32),
+                                       row_x.astype(np.int32), rows, cols, weights, rhs)  # fmt: skip
+    # Duplicate (row, col) pairs are summed by the constructor.
+    normal = sparse.csc_matrix(
+        (weights[:count], (rows[:count], cols[:count])), shape=(n_unknown, n_unknown)
     )
-    normal = (laplacian.T @ laplacian).tocsc()
-    solution = sparse_linalg.splu(normal).solve(np.asarray(laplacian.T @ rhs))
-    out[unknown_y, unknown_x] = solution.astype(np.float32)
+    # The normal matrix is symmetric: a symmetric fill-reducing order halves the factor time.
+    factor = sparse_linalg.splu(normal, permc_spec="MMD_AT_PLUS_A", options={"SymmetricMode": True})
+    out[unknown_y, unknown_x] = factor.solve(rhs).astype(np.float32)
     return out
 
 
-def _mirror_index(i: np.ndarray, n: int) -> np.ndarray:
-    i = np.where(i < 0, -i, i)
-    return np.where(i >= n, 2 * n - 2 - i, i)
+@njit(cache=True, nogil=True)
+def _assemble_normal_equations(values, index, row_y, row_x, rows, cols, weights, rhs):
+    """Normal equations ``L_u^T L_u x = L_u^T r`` of the least-squares Laplacian system.
+
+    Each row pixel's 5-point Laplacian splits into unknown terms (weights on hole pixels)
+    and known terms (moved to the right-hand side ``r``); every pair of its unknown terms
+    adds one entry to the normal matrix. Returns the number of (row, col, weight) entries.
+    """
+    height, width, channels = values.shape
+    count = 0
+    local_cols = np.empty(5, np.int32)
+    local_weights = np.empty(5, np.float64)
+    known = np.empty(channels, np.float64)
+    for r in range(row_y.size):
+        n_local = 0
+        known[:] = 0.0
+        for k in range(5):
+            dy = (0, -1, 1, 0, 0)[k]
+            dx = (0, 0, 0, -1, 1)[k]
+            weight = -4.0 if k == 0 else 1.0
+            y = row_y[r] + dy
+            x = row_x[r] + dx
+            if y < 0:
+                y = -y
+            elif y >= height:
+                y = 2 * height - 2 - y
+            if x < 0:
+                x = -x
+            elif x >= width:
+                x = 2 * width - 2 - x
+            col = index[y, x]
+            if col >= 0:
+                local_cols[n_local] = col
+                local_weights[n_local] = weight
+                n_local += 1
+            else:
+                for c in range(channels):
+                    known[c] -= weight * values[y, x, c]
+        for i in range(n_local):
+            for c in range(channels):
+                rhs[local_cols[i], c] += local_weights[i] * known[c]
+            for j in range(n_local):
+                rows[count] = local_cols[i]
+                cols[count] = local_cols[j]
+                weights[count] = local_weights[i] * local_weights[j]
+                count += 1
+    return count
