@@ -249,8 +249,10 @@ def _lip_line_row(gray: np.ndarray, cw: int, ch: int) -> float | None:
 def _lips_box(rgb: np.ndarray, face: BBox, k: float, cw: int, ch: int):
     """The lips' box in face-crop coordinates (scaled by ``k``), from redness; or None."""
     fx, fy, fw, fh = face
+    # The mouth lies between the nose and the chin, inside the cheeks' inner edges: a
+    # red cheek spot outside this box must not be taken for (and widen) the lips.
     y0, y1 = fy + int(0.50 * fh), min(rgb.shape[0], fy + int(0.98 * fh))
-    x0, x1 = fx + int(0.15 * fw), fx + int(0.85 * fw)
+    x0, x1 = fx + int(0.22 * fw), fx + int(0.78 * fw)
     if y1 - y0 < 8 or x1 - x0 < 8:
         return None
     patch = rgb[y0:y1, x0:x1]
@@ -273,7 +275,8 @@ def _lips_box(rgb: np.ndarray, face: BBox, k: float, cw: int, ch: int):
         cx = centroids[i][0] / pw
         area = stats[i, cv2.CC_STAT_AREA]
         width = stats[i, cv2.CC_STAT_WIDTH]
-        if 0.3 <= cx <= 0.7 and width >= 0.15 * pw and area >= 0.01 * ph * pw:
+        height = stats[i, cv2.CC_STAT_HEIGHT]
+        if 0.3 <= cx <= 0.7 and width >= 0.2 * pw and width >= 1.5 * height and area >= 0.01 * ph * pw:
             if best is None or area > stats[best, cv2.CC_STAT_AREA]:
                 best = i
     if best is None:
@@ -282,16 +285,17 @@ def _lips_box(rgb: np.ndarray, face: BBox, k: float, cw: int, ch: int):
     # Both lips and what is between them (teeth): join red parts near the best one.
     for i in range(1, n):
         ix, iy, iw, ih = (int(v) for v in stats[i, :4])
-        if i != best and stats[i, cv2.CC_STAT_AREA] >= 0.003 * ph * pw:
-            if ix < bx + bw and ix + iw > bx and abs((iy + ih / 2) - (by + bh / 2)) < 0.15 * ph:
+        if i != best and stats[i, cv2.CC_STAT_AREA] >= 0.003 * ph * pw and iw >= ih:
+            overlap = min(bx + bw, ix + iw) - max(bx, ix)
+            if overlap >= 0.5 * min(bw, iw) and abs((iy + ih / 2) - (by + bh / 2)) < 0.15 * ph:
                 nx0, ny0 = min(bx, ix), min(by, iy)
                 bx, by, bw, bh = nx0, ny0, max(bx + bw, ix + iw) - nx0, max(by + bh, iy + ih) - ny0
     if bw > 0.7 * pw or bh > 0.2 * (fh * k):
         return None
     # Back to face-crop coordinates, with a margin for the lip line.
-    left = (x0 - fx) * k + bx - 0.08 * bw
+    left = (x0 - fx) * k + bx - 0.12 * bw
     top = (y0 - fy) * k + by - 0.2 * bh
-    return (left, top, 1.16 * bw, 1.4 * bh)
+    return (left, top, 1.24 * bw, 1.4 * bh)
 
 
 def _ellipse(mask: np.ndarray, box: BBox, *, grow: float) -> None:
