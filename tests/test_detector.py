@@ -29,11 +29,25 @@ metrics = pytest.importorskip("skinretouch.benchmark.metrics")
 # Pipeline default (MaskConfig.dilation_px): the mask the bench scores is dilated by this.
 PIPELINE_DILATION_PX = 3
 
-# Astronaut features drawn by hand (x0, y0, x1, y1), read off an enlarged crop: the eye
-# openings with lashes, and the mouth (lips and teeth).
-ASTRONAUT_EYES = ((188, 94, 214, 106), (234, 96, 259, 108))
-ASTRONAUT_MOUTH = (203, 139, 244, 154)
-ASTRONAUT_BROWS = ((186, 86, 214, 92), (232, 88, 260, 94))
+# Facial features drawn by hand, (x0, y0, x1, y1) in image pixels, read off enlarged crops:
+# eye openings with lashes, brows (Grace Hopper's lie behind her glasses' top rim), the
+# nostrils and the mouth (lips and teeth).
+FEATURES = {
+    "astronaut": {
+        "eye": ((188, 94, 214, 106), (234, 96, 259, 108)),
+        "brow": ((186, 86, 214, 92), (232, 88, 260, 94)),
+        "nostril": ((213, 124, 222, 131), (229, 124, 238, 131)),
+        "lips": ((203, 139, 244, 154),),
+    },
+    "grace_hopper": {
+        "eye": ((200, 183, 232, 198), (290, 180, 325, 195)),
+        "brow": ((190, 170, 235, 178), (285, 167, 330, 175)),
+        "nostril": ((250, 241, 262, 249), (276, 240, 288, 248)),
+        "lips": ((230, 270, 300, 290),),
+    },
+}
+# The real marks on the dermapred macro, (y, x, radius): two moles (photos.py).
+DERMAPRED_MOLES = ((693, 616, 14), (371, 631, 12))
 
 
 @pytest.fixture(scope="module")
@@ -113,44 +127,51 @@ def test_bench_macro_recall_false_regions_and_moles(detector):
         loaded = bench_photos.load_bench_photos(names=["dermapred"])
     if not loaded:
         pytest.skip("dermapred photo not obtainable offline")
-    m = _measure(detector, loaded[0], seeds=(0,))
-    # Measured: recall 1.0 (16 spots), no false region, no mole hit.
+    photo = loaded[0]
+    m = _measure(detector, photo, seeds=(0,))
+    # Measured: recall 1.0 (16 spots, every kind), no false region, no mole hit.
     assert m["recall"] >= 0.9
     assert m["false_dilated"] <= 0.1
     assert m["moles_hit"] == 0
     assert all(r >= 0.75 for r in m["per_kind"].values()), m["per_kind"]
+    # The photo's own two moles are left alone (and no spot is found on the clean photo).
+    clean = detector.detect(photo.rgb.astype(np.float32) / 255.0)
+    assert clean.method == "skin_colour"
+    yy, xx = np.mgrid[: clean.mask.shape[0], : clean.mask.shape[1]]
+    for y, x, radius in DERMAPRED_MOLES:
+        assert not clean.mask[(yy - y) ** 2 + (xx - x) ** 2 <= radius**2].any()
+    assert len(clean.spots) <= 1
 
 
 # --- protection and fallback ----------------------------------------------------------------
 
 
-def _box_mask(shape, box):
-    x0, y0, x1, y1 = box
+def _feature_mask(shape, boxes):
     mask = np.zeros(shape, bool)
-    mask[y0:y1, x0:x1] = True
+    for x0, y0, x1, y1 in boxes:
+        mask[y0:y1, x0:x1] = True
     return mask
 
 
-def test_astronaut_features_are_protected_and_never_spots(detector, photos):
-    photo = photos["astronaut"]
+@pytest.mark.parametrize("name", ["astronaut", "grace_hopper"])
+def test_facial_features_are_protected_and_never_spots(detector, photos, name):
+    photo = photos[name]
     shape = photo.rgb.shape[:2]
-    features = np.zeros(shape, bool)
-    for box in (*ASTRONAUT_EYES, ASTRONAUT_MOUTH, *ASTRONAUT_BROWS):
-        features |= _box_mask(shape, box)
     clean = detector.detect(photo.rgb.astype(np.float32) / 255.0)
     assert clean.method == "face"
-    kinds = {f.kind for f in clean.protected}
-    assert {"eye", "brow", "lips"} <= kinds
-    # The features' pixels are protected (nearly all: the boxes are drawn a bit loose) ...
-    assert clean.protected_mask[features].mean() >= 0.9
-    for box in (*ASTRONAUT_EYES, ASTRONAUT_MOUTH):
-        x0, y0, x1, y1 = box
-        assert clean.protected_mask[(y0 + y1) // 2, (x0 + x1) // 2]
-    # ... and no spot touches them, with or without planted spots next to them.
-    assert not clean.mask[features].any()
-    for seed in (0, 1):
+    assert {"eye", "brow", "lips", "nostril"} <= {f.kind for f in clean.protected}
+    everything = np.zeros(shape, bool)
+    for kind, boxes in FEATURES[name].items():
+        feature = _feature_mask(shape, boxes)
+        everything |= feature
+        # Measured: eyes, brows, lips >= 0.93 covered; nostrils >= 0.81 (a nostril in
+        # light is paler than the threshold; the boxes are drawn a little loose).
+        assert clean.protected_mask[feature].mean() >= (0.75 if kind == "nostril" else 0.9), kind
+    # No spot touches a feature, on the photo as it is or with spots planted next to them.
+    assert not clean.mask[everything].any()
+    for seed in (0, 1, 2):
         image, _ = planting.plant_spots(photo, seed=seed)
-        assert not detector.detect(image).mask[features].any()
+        assert not detector.detect(image).mask[everything].any()
 
 
 def test_skin_colour_fallback_without_a_face(detector, photos):

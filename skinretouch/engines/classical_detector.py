@@ -665,29 +665,46 @@ def _gradient(lightness: np.ndarray) -> np.ndarray:
 
 
 def _nostrils(lightness, face: FaceLayout, roi, to_small, unit):
+    """Nostrils: dark blobs in the lower-middle nose area, as one protected area.
+
+    The area is the convex hull of the blobs and, when they all lie on one side, of
+    their mirror image (a nostril in light is paler than its twin), so the columella
+    between them is covered too; grown by 2.5 face units (their rims).
+    """
     sh, sw = lightness.shape
     nx, ny, nw, nh = face.nose
     x0, y0 = _point_small(nx, ny, roi, to_small)
     x1, y1 = _point_small(nx + nw, ny + nh, roi, to_small)
     x0, y0, x1, y1 = max(0, x0), max(0, y0), min(sw, x1), min(sh, y1)
-    mask = np.zeros((sh, sw), bool)
+    mask = np.zeros((sh, sw), np.uint8)
     boxes: list[BBox] = []
     if x1 - x0 < 4 or y1 - y0 < 4:
-        return mask, boxes
+        return mask.astype(bool), boxes
     area = lightness[y0:y1, x0:x1]
-    dark = (area < np.median(area) - 15.0).astype(np.uint8)
+    dark = (area < np.median(area) - 11.0).astype(np.uint8)
     n, lab, stats, _ = cv2.connectedComponentsWithStats(dark, connectivity=8)
+    points = []
     for k in range(1, n):
         if stats[k, cv2.CC_STAT_AREA] < max(4.0, 2.0 * unit * unit):
             continue
-        blob = lab == k
-        region = np.zeros((sh, sw), np.uint8)
-        region[y0:y1, x0:x1] = blob
-        pad = max(2, round(1.5 * unit))
-        region = cv2.dilate(region, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * pad + 1,) * 2))
-        mask |= region.astype(bool)
-        boxes.append(bbox_of(region.astype(bool)))
-    return mask, boxes
+        bx, by, bw, bh = (int(v) for v in stats[k, :4])
+        boxes.append((x0 + bx, y0 + by, bw, bh))
+        ys, xs = np.nonzero(lab == k)
+        points.append(np.stack([xs + x0, ys + y0], axis=1))
+    if points:
+        pts = np.concatenate(points)
+        centre_x = 0.5 * (x0 + x1)
+        left, right = (pts[:, 0] < centre_x).any(), (pts[:, 0] >= centre_x).any()
+        if not (left and right):
+            # One nostril seen (the other in light): its twin is the mirror image.
+            mirrored = pts.copy()
+            mirrored[:, 0] = np.clip(np.rint(2 * centre_x - pts[:, 0]), 0, sw - 1)
+            pts = np.concatenate([pts, mirrored])
+        hull = cv2.convexHull(pts.astype(np.int32))
+        cv2.fillConvexPoly(mask, hull, 1)
+        pad = max(3, round(2.5 * unit))
+        mask = cv2.dilate(mask, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * pad + 1,) * 2))
+    return mask.astype(bool), boxes
 
 
 def _hair_features(hair: np.ndarray, unit: float, limit: int = 24) -> list[BBox]:
