@@ -103,7 +103,9 @@ class ClassicalDetector:
         # spots), 0.5 -> x1, 1 -> x0.5 (faint ones too).
         self._gain = 1.0 / (1.5 - float(config.sensitivity))
         self._t = _Thresholds()
-        # Intermediate maps of the last call, on the working grid (for debugging/overlays).
+        # Set keep_maps to keep the last call's intermediate maps (working grid) in
+        # last_maps, for debugging; off by default so one detector can serve threads.
+        self.keep_maps = False
         self.last_maps: dict[str, object] = {}
 
     def detect(self, image: np.ndarray) -> Detection:
@@ -175,9 +177,14 @@ class ClassicalDetector:
         skin_area = _skin_area(skin >= 0.08, unit, max_hole_r=self._t.max_r)
         allowed = skin_area & in_face_small & ~protected_small
 
-        labels_small, spots, kept_protected = self._find_spots(lab, skin, hair, allowed, unit)
-        self.last_maps.update(roi=roi, to_small=to_small, unit=unit, skin=skin, hair=hair,
-                              allowed=allowed, labels_small=labels_small)
+        maps: dict[str, object] = {}
+        labels_small, spots, kept_protected, contrast = self._find_spots(
+            lab, skin, hair, allowed, unit, maps
+        )
+        if self.keep_maps:
+            maps.update(roi=roi, to_small=to_small, unit=unit, skin=skin, hair=hair,
+                        allowed=allowed, labels_small=labels_small)
+            self.last_maps = maps
 
         # Protected things found on the working grid.
         extra_protected = np.zeros((sh, sw), bool)
@@ -193,7 +200,8 @@ class ClassicalDetector:
         labels = np.zeros((h, w), np.int32)
         roi_labels = _grow_to_full(labels_small, (rh, rw))
         if work < 1.0 and spots:
-            roi_labels = self._refine_outlines(crop, roi_labels, len(spots), scale, to_small)
+            roi_labels = self._refine_outlines(crop, roi_labels, len(spots), scale, to_small,
+                                               contrast)
         labels[ry : ry + rh, rx : rx + rw] = roi_labels
         protected_crop = protected_full[ry : ry + rh, rx : rx + rw]
         protected_crop |= _grow_mask(protected_small, (rh, rw))
@@ -268,7 +276,7 @@ class ClassicalDetector:
 
     # --- spots ------------------------------------------------------------------------
 
-    def _refine_outlines(self, crop, labels, count, scale, to_small):
+    def _refine_outlines(self, crop, labels, count, scale, to_small, ctx):
         """Redraw each spot's outline on the full-resolution pixels (the high-res path).
 
         The working grid is shrunk; a spot found there is re-thresholded at full
@@ -276,7 +284,6 @@ class ClassicalDetector:
         shrunk outline, so the mask follows the spot to the pixel.
         """
         t = self._t
-        ctx = self._contrast
         background, divisors = ctx["background"], ctx["divisors"]
         floors = np.maximum(t.grow, t.relative_grow * ctx["peaks"][ctx["sources"]])
         sx, sy = to_small
@@ -320,7 +327,7 @@ class ClassicalDetector:
         return kd.fill_label_holes(out, max_hole_px=int(math.pi * (2.0 / min(sx, sy)) ** 2))
 
 
-    def _find_spots(self, lab, skin, hair, allowed, unit):
+    def _find_spots(self, lab, skin, hair, allowed, unit, maps):
         t = self._t
         g = self._gain
         red_t, dark_t = t.red / g, t.dark / g
@@ -350,7 +357,7 @@ class ClassicalDetector:
             axis=-1,
         ).astype(np.float32)
         strength = _strength(delta, divisors)
-        self._contrast = {"background": bg, "divisors": divisors, "peaks": None}
+        contrast = {"background": bg, "divisors": divisors}
         labels, count = kd.flood_labels(
             strength, high=1.0, low=t.grow, relative=t.relative_grow, merge=t.merge,
             allowed=allowed,
@@ -358,8 +365,8 @@ class ClassicalDetector:
         )
         labels = kd.fill_label_holes(labels, max_hole_px=int(math.pi * (4 * unit) ** 2))
         if count == 0:
-            return labels, [], []
-        self.last_maps.update(strength=strength, delta=delta, candidates=labels)
+            return labels, [], [], contrast
+        maps.update(strength=strength, delta=delta, candidates=labels)
         grad = _gradient(lab[..., 0])
         # Provisional ring widths from the region sizes.
         areas = np.bincount(labels.ravel(), minlength=count + 1).astype(np.float32)
@@ -368,11 +375,13 @@ class ClassicalDetector:
             labels, count, delta, lab[..., 0], strength, allowed=allowed, skin=skin,
             hair=hair, gradient=grad, ring_px=ring,
         )
-        self.last_maps["features"] = feats
-        self._contrast["peaks"] = feats[:, _COL["peak"]].astype(np.float32)
+        maps["features"] = feats
+        contrast["peaks"] = feats[:, _COL["peak"]].astype(np.float32)
         solidity = _solidity(labels, count, feats)
-        self.last_maps["solidity"] = solidity
-        return self._classify(labels, count, feats, solidity, unit)
+        maps["solidity"] = solidity
+        labels, spots, protected, sources = self._classify(labels, count, feats, solidity, unit)
+        contrast["sources"] = sources
+        return labels, spots, protected, contrast
 
     def _classify(self, labels, count, feats, solidity, unit):
         t = self._t
@@ -420,9 +429,9 @@ class ClassicalDetector:
             lut[k] = label
             sources.append(k)
             spots.append(Spot(label=label, kind=kind, score=round(score, 4)))
-        self._contrast["sources"] = np.asarray(sources, np.int64)
+        sources_arr = np.asarray(sources, np.int64)  # candidate label of each spot
         del g
-        return lut[labels], spots, protected
+        return lut[labels], spots, protected, sources_arr
 
     def _kind_of(self, f: dict[str, float], unit: float) -> str | None:
         """The kind of one measured region ("mole"/"freckle" are protected), or None."""
