@@ -5,15 +5,20 @@ Steps for one photo:
 1. Faces (Haar cascades, :mod:`.face`) set the face scale and the protected features
    (eyes, brows, lips; nostrils are found as dark blobs under the nose). Without a face
    the whole photo is searched and skin is found by colour alone (``method="skin_colour"``).
-2. The search area is cropped and shrunk so a face is at most ``WORK_FACE_SCALE`` face
-   units wide (about 384 px): detection runs at face scale, not at 24 megapixels.
+2. The search area (the faces and a margin, or the whole photo) is cropped and shrunk so
+   one face unit is at most ``WORK_FACE_SCALE`` pixels (a face about 256 px wide):
+   detection runs at face scale, not at 24 megapixels.
 3. Skin: a colour model fitted to the face's cheeks (or to skin-coloured pixels of the
-   whole photo), minus hair strands (Hessian valleys) and protected features.
+   whole photo) with the holes a spot makes filled, inside the face's ellipse, minus the
+   protected features; hair strands (Hessian valleys darker than both sides) cannot seed
+   a spot and are protected where no spot covers them.
 4. Spots: Lab contrast against the local skin background (normalised convolution that
-   skips non-skin and spot pixels), grown by hysteresis from strong seeds so the mask
-   follows the outline, then measured and classified (papule, pustule, dark spot,
-   blackhead) or rejected (too big, elongated like a hair or wrinkle, ring not skin, too
-   faint). Moles and freckles are recognised and protected rather than returned.
+   skips non-skin and spot pixels), in units of thresholds that grow with the local
+   texture; regions flood downhill from strong seeds, each down to a share of its own
+   peak, so the mask follows the outline; then they are measured and classified (papule,
+   pustule, dark spot, blackhead) or rejected (too big, elongated like a hair or a
+   wrinkle, jagged, a busy or non-skin ring, too faint for its kind). Moles and (on a
+   freckled face) freckles are recognised and protected rather than returned.
 5. Labels are brought back to the photo's pixel grid; where the search ran shrunk, each
    spot's outline is redrawn at full resolution from the full-resolution contrast.
 """
@@ -39,8 +44,8 @@ __all__ = ["ClassicalDetector"]
 
 log = structlog.get_logger(__name__)
 
-# Detection runs at most at this many face units per face-scale unit (1 unit = the
-# scale of a 256-px-wide face), i.e. a face at most ~384 px wide.
+# Detection runs at most at this many pixels per face unit (1 unit = 1 px of a face
+# 256 px wide), i.e. on a face at most ~256 px wide; larger photos are shrunk.
 WORK_FACE_SCALE = 1.0
 
 _COL = {name: i for i, name in enumerate(kd.FEATURES)}

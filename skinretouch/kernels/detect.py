@@ -4,8 +4,9 @@ The idea: a blemish is a patch that differs from the skin *around it* (its ring)
 redness (a*), lightness (L) or yellowness (b*). The background is a Gaussian average of
 the surrounding skin that skips pixels which are not skin, are protected, or already look
 like a spot (normalised convolution, iterated), so a 12-px papule does not raise its own
-background. Regions then grow from strong seeds into weaker contrast (hysteresis), so a
-region follows the spot's outline instead of being a disc.
+background. Regions then flood downhill from strong seeds into weaker contrast, each
+down to a share of its own peak, so a region follows the spot's outline instead of
+being a disc, and two spots joined by a faint saddle stay two.
 
 Lab planes are float32 as :func:`cv2.cvtColor` gives them for float RGB: L in [0, 100],
 a*, b* roughly in [-128, 127]. Lengths are pixels at the working resolution.
@@ -21,7 +22,6 @@ __all__ = [
     "FEATURES",
     "fill_label_holes",
     "flood_labels",
-    "hysteresis_labels",
     "normalized_blur",
     "region_features",
 ]
@@ -71,75 +71,6 @@ def _wide_blur(array: np.ndarray, sigma: float) -> np.ndarray:
     inner = np.sqrt(max(sigma**2 - (factor**2) / 12.0, 0.25)) / factor
     small = cv2.GaussianBlur(small, (0, 0), inner, borderType=cv2.BORDER_REFLECT)
     return cv2.resize(small, (w, h), interpolation=cv2.INTER_LINEAR)
-
-
-def hysteresis_labels(
-    strength: np.ndarray,
-    *,
-    high: float,
-    low: float,
-    relative: float = 0.0,
-    relative_radius: float = 0.0,
-    allowed: np.ndarray | None = None,
-    seedable: np.ndarray | None = None,
-) -> tuple[np.ndarray, int]:
-    """Connected regions of ``strength >= low`` that contain a pixel ``>= high``.
-
-    With ``relative > 0`` each region is then cut back to the pixels at least ``relative``
-    times its own peak, so a strong spot does not spill into the faint texture around it
-    (a blackhead into the pores next to it), and the cut pieces are kept only if they
-    still hold a seed.
-
-    Parameters
-    ----------
-    strength : (H, W) float32
-        Contrast in threshold units.
-    high, low : float
-        Seed and growth thresholds, ``low <= high``.
-    relative : float
-        Growth threshold relative to each region's peak, in [0, 1).
-    relative_radius : float
-        If > 0, "peak" is the highest strength within this many pixels rather than over
-        the whole region, so a faint spot joined to a strong one by a faint bridge keeps
-        its own outline.
-    allowed : (H, W) bool, optional
-        Pixels outside are never part of a region.
-    seedable : (H, W) bool, optional
-        Only these pixels can be seeds (growth may still cross the others: a spot with a
-        hair across it is one spot, but a hair alone is none).
-
-    Returns
-    -------
-    labels : (H, W) int32
-        0 outside regions, 1..count inside (8-connected), numbered in raster order of
-        their first pixel.
-    count : int
-    """
-    if low > high:
-        raise ValueError(f"low ({low}) must not exceed high ({high})")
-    strength = np.ascontiguousarray(strength, dtype=np.float32)
-    grow = strength >= low
-    if allowed is not None:
-        grow &= allowed.astype(bool)
-    n, raw = cv2.connectedComponents(grow.astype(np.uint8), connectivity=8, ltype=cv2.CV_32S)
-    if relative > 0.0 and n > 1:
-        if relative_radius > 0:
-            size = 2 * int(round(relative_radius)) + 1
-            kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (size, size))
-            local_peak = cv2.dilate(strength, kernel)
-            grow &= strength >= relative * local_peak
-        else:
-            peak = np.zeros(n, np.float32)
-            _label_peak(raw, strength, peak)
-            grow &= strength >= relative * peak[raw]
-        n, raw = cv2.connectedComponents(grow.astype(np.uint8), connectivity=8, ltype=cv2.CV_32S)
-    keep = np.zeros(n, np.bool_)
-    seed_strength = strength if seedable is None else np.where(seedable, strength, 0.0)
-    _label_max_at_least(raw, np.ascontiguousarray(seed_strength, dtype=np.float32), high, keep)
-    keep[0] = False
-    relabel = np.zeros(n, np.int32)
-    relabel[keep] = np.arange(1, int(keep.sum()) + 1, dtype=np.int32)
-    return relabel[raw], int(keep.sum())
 
 
 def flood_labels(
@@ -339,16 +270,6 @@ def region_features(
 
 
 @njit(cache=True, nogil=True)
-def _label_max_at_least(raw, strength, high, keep):
-    h, w = raw.shape
-    for y in range(h):
-        for x in range(w):
-            k = raw[y, x]
-            if k > 0 and strength[y, x] >= high:
-                keep[k] = True
-
-
-@njit(cache=True, nogil=True)
 def _find(parent, k):
     root = k
     while parent[root] != root:
@@ -397,16 +318,6 @@ def _flood(strength, order, can_seed, labels, peaks, parent, h, w, high, relativ
             labels[idx] = count
             peaks[count] = value
     return count
-
-
-@njit(cache=True, nogil=True)
-def _label_peak(raw, strength, peak):
-    h, w = raw.shape
-    for y in range(h):
-        for x in range(w):
-            k = raw[y, x]
-            if k > 0 and strength[y, x] > peak[k]:
-                peak[k] = strength[y, x]
 
 
 @njit(cache=True, nogil=True)

@@ -132,12 +132,20 @@ def skin_likelihood(
     (H, W) float32
         ``exp(-d^2 / 2)``, d the Mahalanobis distance to the model (1 at the mean).
     """
-    inv = (np.linalg.inv(model.cov) / (spread * spread)).astype(np.float32)
-    d = lab.reshape(-1, 3) - model.mean.astype(np.float32)
+    inv = np.linalg.inv(model.cov) / (spread * spread)
     # Shading changes L far more than hue: shrink L deviations rather than drop L.
-    d[:, 0] *= np.float32(np.sqrt(max(lightness_weight, 0.0)))
-    m2 = ((d @ inv) * d).sum(axis=1)
-    return np.exp(-0.5 * m2).reshape(lab.shape[:2]).astype(np.float32)
+    scale_l = np.sqrt(max(lightness_weight, 0.0))
+    d = [
+        (lab[..., c] - np.float32(model.mean[c])) * np.float32(scale_l if c == 0 else 1.0)
+        for c in range(3)
+    ]
+    # The quadratic form plane by plane (a 3x3 matmul per pixel is slower in numpy).
+    m2 = np.zeros(lab.shape[:2], np.float32)
+    for i in range(3):
+        m2 += np.float32(inv[i, i]) * d[i] * d[i]
+        for j in range(i + 1, 3):
+            m2 += np.float32(2.0 * inv[i, j]) * d[i] * d[j]
+    return np.exp(-0.5 * m2).astype(np.float32)
 
 
 def strand_map(
@@ -150,7 +158,9 @@ def strand_map(
     """Thin dark line strength (hair strands, lash lines) from the Hessian of L.
 
     A dark line is a valley: the second derivative across it is strongly positive and
-    along it near zero. Blobs (spots) curve in both directions and score low.
+    along it near zero, and it is darker than the skin on *both* sides (2.5 sigma away,
+    across it). Blobs (spots) curve in both directions, and the foot of a step edge (a
+    spot's rim, a shadow's border) is darker than one side only: both score 0.
 
     Parameters
     ----------
@@ -159,7 +169,8 @@ def strand_map(
     sigmas : floats
         Gaussian scales (pixels at working resolution), about half a strand's width.
     min_depth : float
-        Minimal scale-normalised depth of a valley (L units).
+        Minimal scale-normalised depth of a valley, and minimal drop below both sides
+        (L units).
     min_anisotropy : float
         Minimal ``(l1 - |l2|) / l1`` (1 for a perfect line, 0 for a round blob).
 
