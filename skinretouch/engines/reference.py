@@ -1,0 +1,452 @@
+"""Reference mode: segment a defect kind shown by 1-3 annotated examples, with no training.
+
+The idea (after INSID3-style one-shot segmentation): describe every skin pixel in a feature
+space where "the same kind of defect" is close, build prototypes of the defect from the
+reference masks and prototypes of clean skin from the references' unmasked skin *and from the
+target photo's own skin*, and label the target's pixels by which prototypes they are nearest.
+
+Steps for one target photo:
+
+1. The base detector (:class:`ClassicalDetector`) finds the face, scale, searchable skin and
+   protected features, on a working grid of at most ~1.5 face units per pixel.
+2. Features on that grid from the backbone: by default the numba descriptors of
+   :mod:`skinretouch.kernels.descriptors` (CPU, no weights); a ViT plug-in
+   (:mod:`.backbone`) may replace them.
+3. Features are whitened by the spread of clean skin; defect prototypes are k-means centres of
+   the reference-mask pixels, skin prototypes k-means centres of clean skin (references plus a
+   sample of the target's skin).  A pixel's defect probability is ``d_skin / (d_skin + d_defect)``
+   with ``d`` the squared distance to the nearest prototype of each set.
+4. Transduction: target pixels that look like the defect are taken out of the target's skin
+   sample and the skin prototypes are rebuilt, so a photo full of the defect does not teach
+   that the defect is skin.
+5. Regions grow by hysteresis from confident seeds and are kept when their size and
+   elongation are like a reference region's (in face units, so the example may come from a
+   photo of another size).  Masks are pixel-accurate on the working grid and redrawn from the
+   interpolated probability at full resolution.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from pathlib import Path
+from typing import Protocol
+
+import cv2
+import numpy as np
+import structlog
+from scipy import ndimage as ndi
+
+from ..config import DetectConfig
+from ..detection import Detection, Spot
+from ..errors import SkinRetouchError
+from ..kernels import skin as ks
+from ..kernels.descriptors import DESCRIPTOR_NAMES, skin_descriptors
+
+__all__ = [
+    "MAX_REFERENCES",
+    "DescriptorBackbone",
+    "FeatureBackbone",
+    "ReferenceDetector",
+    "ReferenceError",
+    "load_references",
+]
+
+log = structlog.get_logger(__name__)
+
+MAX_REFERENCES = 3
+SKIN_SAMPLE = 4000  # clean-skin pixels sampled per photo
+SKIN_PROTOTYPES = 48
+DEFECT_PROTOTYPES = 8
+FEATURE_WEIGHTS = {"da": 0.5, "db": 0.5, "texture": 0.3}  # by descriptor family; others 1
+LIKENESS_GROW = 0.7  # cosine to a defect prototype for a pixel to be scored at all
+MIN_CONTRAST_NORM = 1.5  # whitened norm: pixels closer to typical skin are skin
+MAX_SCORED = 150000  # pixels given the k-nearest-neighbour rareness test, most defect-like first
+SKIN_NEIGHBOURS = 5
+TYPICAL_QUANTILE = 0.5  # rareness is measured against the median skin sample
+RARE_RATIO = 2.5  # ... and a pixel this many times farther from skin is fully rare
+SEED_PROBABILITY = 0.75
+GROW_PROBABILITY = 0.5
+EXCLUDE_PROBABILITY = 0.5  # target pixels above this leave the target's skin sample
+SIZE_TOLERANCE = 4.0  # a region may be this many times smaller/larger than a reference region
+ELONGATION_TOLERANCE = 1.8  # ... and this many times less/more elongated
+MASK_MARGIN_UNITS = 3.0  # clean skin starts this far (face units) from a reference mask
+
+
+class ReferenceError(SkinRetouchError, ValueError):
+    """A reference image or mask cannot be used (the message says why)."""
+
+
+class FeatureBackbone(Protocol):
+    """Per-pixel features of a working-grid image (the plug-in interface)."""
+
+    name: str
+
+    def features(self, image: np.ndarray, *, skin: np.ndarray, unit: float) -> np.ndarray:
+        """(h, w, 3) float32 RGB, (h, w) float32 skin weight, px per face unit -> (h, w, C) float32."""
+
+
+class DescriptorBackbone:
+    """The default features: multi-scale colour/texture/line descriptors (numba, CPU)."""
+
+    name = "descriptors"
+
+    def features(self, image: np.ndarray, *, skin: np.ndarray, unit: float) -> np.ndarray:
+        return skin_descriptors(ks.rgb_to_lab(image), skin, unit=unit)
+
+
+def load_references(pairs: list[tuple[Path, Path]]) -> list[tuple[np.ndarray, np.ndarray]]:
+    """Read (reference image, reference mask) file pairs.
+
+    Parameters
+    ----------
+    pairs : list of (Path, Path)
+        1..``MAX_REFERENCES`` pairs. A mask is any image whose non-zero (or, with an alpha
+        channel, opaque non-black) pixels mark the defect.
+
+    Returns
+    -------
+    list of ((H, W, 3) float32 RGB in [0, 1], (H, W) bool)
+
+    Raises
+    ------
+    ReferenceError
+        Wrong count, unreadable file, size mismatch or empty mask.
+    """
+    from PIL import Image
+
+    pairs = list(pairs)
+    if not 1 <= len(pairs) <= MAX_REFERENCES:
+        raise ReferenceError(f"give 1 to {MAX_REFERENCES} reference image/mask pairs, got {len(pairs)}")
+    out = []
+    for image_path, mask_path in pairs:
+        try:
+            with Image.open(image_path) as im:
+                image = np.asarray(im.convert("RGB"), dtype=np.float32) / np.float32(255.0)
+            with Image.open(mask_path) as im:
+                mask = _mask_from_pil(im)
+        except (OSError, ValueError) as exc:
+            raise ReferenceError(f"cannot read reference {image_path} / {mask_path}: {exc}") from exc
+        out.append(check_reference(image, mask, name=f"{image_path} / {mask_path}"))
+    return out
+
+
+def check_reference(image: np.ndarray, mask: np.ndarray, *, name: str = "reference") -> tuple[np.ndarray, np.ndarray]:
+    """Validate one in-memory (image, mask) pair; returns them as float32 RGB and bool."""
+    image = np.asarray(image)
+    mask = np.asarray(mask)
+    if image.ndim != 3 or image.shape[2] != 3:
+        raise ReferenceError(f"{name}: image must be (H, W, 3) RGB, got shape {image.shape}")
+    if not np.issubdtype(image.dtype, np.floating):
+        raise ReferenceError(f"{name}: image must be float in [0, 1], got dtype {image.dtype}")
+    if mask.ndim != 2:
+        raise ReferenceError(f"{name}: mask must be (H, W), got shape {mask.shape}")
+    if mask.shape != image.shape[:2]:
+        raise ReferenceError(
+            f"{name}: mask size {mask.shape[1]}x{mask.shape[0]} does not match image size "
+            f"{image.shape[1]}x{image.shape[0]}"
+        )
+    mask = mask.astype(bool)
+    if not mask.any():
+        raise ReferenceError(f"{name}: mask is empty (no pixel marks the defect)")
+    if mask.mean() > 0.25:
+        raise ReferenceError(f"{name}: mask covers {mask.mean():.0%} of the image; mark only the defect")
+    return np.ascontiguousarray(image, dtype=np.float32), mask
+
+
+class ReferenceDetector:
+    """Detects the defect kind shown by 1-3 reference (image, mask) pairs."""
+
+    name = "reference"
+
+    def __init__(self, config: DetectConfig, references, *, base=None, backbone=None) -> None:
+        from .classical_detector import ClassicalDetector
+
+        references = list(references)
+        if not 1 <= len(references) <= MAX_REFERENCES:
+            raise ReferenceError(f"give 1 to {MAX_REFERENCES} references, got {len(references)}")
+        self.config = config
+        self.base = base if base is not None else ClassicalDetector(config)
+        self.backbone = backbone if backbone is not None else DescriptorBackbone()
+        self._rng_seed = 0
+        positives, negatives, shapes = [], [], []
+        for index, (image, mask) in enumerate(references):
+            image, mask = check_reference(image, mask, name=f"reference {index + 1}")
+            grid = self._analyse(image)
+            small_mask = _to_grid(mask, grid)
+            if not small_mask.any():
+                raise ReferenceError(
+                    f"reference {index + 1}: the mask lies outside the skin the detector searches "
+                    "(no face region or skin under it)"
+                )
+            positives.append(grid.features[small_mask])
+            margin = _disk(MASK_MARGIN_UNITS * grid.unit)
+            clean = grid.allowed & ~ndi.binary_dilation(small_mask, structure=margin)
+            negatives.append(_sample(grid.features[clean], SKIN_SAMPLE, self._rng_seed + index))
+            shapes.extend(_region_shapes(small_mask, grid.unit))
+        self._positives = np.concatenate(positives).astype(np.float32)
+        self._ref_negatives = np.concatenate(negatives).astype(np.float32)
+        self._shapes = shapes
+        if not shapes:
+            raise ReferenceError("the reference masks hold no region")
+
+    def detect(self, image: np.ndarray) -> Detection:
+        """Find regions of the reference kind in one photo.
+
+        Parameters
+        ----------
+        image : (H, W, 3) float32 RGB in [0, 1]
+
+        Returns
+        -------
+        Detection
+            Spots of kind ``"reference"`` (score = mean defect probability); protected
+            features, scale and method from the base detector.
+        """
+        started = time.perf_counter()
+        grid = self._analyse(np.ascontiguousarray(image, dtype=np.float32))
+        h, w = image.shape[:2]
+        feats = grid.features
+        allowed = grid.allowed
+        target_sample = _sample(feats[allowed], SKIN_SAMPLE, self._rng_seed + 17)
+        probability = self._probability(feats, allowed, np.concatenate([self._ref_negatives, target_sample]))
+        # Transduction: what looks like the defect is not evidence of clean skin.
+        suspicious = allowed & (probability > EXCLUDE_PROBABILITY)
+        if suspicious.any():
+            target_sample = _sample(feats[allowed & ~suspicious], SKIN_SAMPLE, self._rng_seed + 17)
+            probability = self._probability(feats, allowed, np.concatenate([self._ref_negatives, target_sample]))
+        labels_small, scores = self._regions(probability, allowed, grid.unit)
+
+        labels = np.zeros((h, w), np.int32)
+        rx, ry, rw, rh = grid.roi
+        if labels_small.any():
+            roi_labels = cv2.resize(labels_small, (rw, rh), interpolation=cv2.INTER_NEAREST)
+            if (rw, rh) != labels_small.shape[::-1]:
+                # Redraw outlines from the interpolated probability at full resolution.
+                grown = cv2.resize(ndi.grey_dilation(labels_small, size=(3, 3)), (rw, rh),
+                                   interpolation=cv2.INTER_NEAREST)
+                full_p = cv2.resize(probability, (rw, rh), interpolation=cv2.INTER_LINEAR)
+                roi_labels = np.where(full_p >= GROW_PROBABILITY, grown, 0).astype(np.int32)
+            labels[ry : ry + rh, rx : rx + rw] = roi_labels
+        labels[grid.detection.protected_mask] = 0
+        spots = []
+        relabelled = np.zeros_like(labels)
+        for old in range(1, len(scores) + 1):
+            region = labels == old
+            if not region.any():
+                continue
+            new = len(spots) + 1
+            relabelled[region] = new
+            spots.append(Spot(label=new, kind="reference", score=float(scores[old - 1])))
+        log.debug("reference detected", spots=len(spots), ms=round(1000.0 * (time.perf_counter() - started), 1))
+        base = grid.detection
+        return Detection(labels=relabelled, spots=spots, protected_mask=base.protected_mask,
+                         protected=base.protected, scale=base.scale, method=base.method)  # fmt: skip
+
+    # --- steps ----------------------------------------------------------------------------
+
+    def _analyse(self, image: np.ndarray) -> _Grid:
+        # The working-grid maps (skin, searchable area, scale) come from the base detector's
+        # last call: one ReferenceDetector (with its base) serves one thread at a time.
+        self.base.keep_maps = True
+        detection = self.base.detect(image)
+        maps = self.base.last_maps
+        rx, ry, rw, rh = maps["roi"]
+        allowed = np.asarray(maps["allowed"], bool)
+        sh, sw = allowed.shape
+        crop = image[ry : ry + rh, rx : rx + rw]
+        small = crop if (sw, sh) == (rw, rh) else cv2.resize(crop, (sw, sh), interpolation=cv2.INTER_AREA)
+        skin = np.asarray(maps["skin"], np.float32) * allowed
+        unit = float(maps["unit"])
+        features = np.ascontiguousarray(self.backbone.features(small, skin=skin, unit=unit), dtype=np.float32)
+        if features.shape[:2] != (sh, sw):
+            raise ValueError(f"backbone {self.backbone.name} returned {features.shape}, expected ({sh}, {sw}, C)")
+        return _Grid(detection, (rx, ry, rw, rh), allowed, unit, features)
+
+    def _probability(self, feats: np.ndarray, allowed: np.ndarray, negatives: np.ndarray) -> np.ndarray:
+        """Defect score in [0, 1] per pixel: likeness to the defect times rareness in this skin.
+
+        Likeness is the cosine between a pixel's whitened feature vector and the nearest
+        defect prototype's: the *direction* of the contrast (paler, pinker, line-shaped)
+        transfers between photos better than its size, which varies from one defect to the
+        next.  Rareness (the MuSc principle) is the distance to the k-th nearest clean-skin
+        sample over the same distance for typical skin samples: a look this photo has
+        everywhere (wrinkle highlights, pores) is skin, however much it resembles the example.
+        """
+        centre = np.median(negatives, axis=0)
+        spread = 1.4826 * np.median(np.abs(negatives - centre), axis=0)
+        spread = np.maximum(spread, 0.05 * float(np.median(spread)) + 1e-6)
+        spread = spread / self._weights(negatives.shape[1])
+        skin = (negatives - centre) / spread
+        defect = (self._positives - centre) / spread
+        protos = _kmeans(defect, DEFECT_PROTOTYPES, seed=2)
+        directions = protos / np.maximum(np.linalg.norm(protos, axis=1, keepdims=True), 1e-6)
+        score = np.zeros(allowed.shape, np.float32)
+        pixels = (feats[allowed] - centre) / spread
+        norms = np.linalg.norm(pixels, axis=1)
+        likeness = (pixels @ directions.T).max(axis=1) / np.maximum(norms, 1e-6)
+        candidates = np.flatnonzero((likeness >= LIKENESS_GROW) & (norms >= MIN_CONTRAST_NORM))
+        values = np.zeros(pixels.shape[0], np.float32)
+        if candidates.size > MAX_SCORED:
+            # Only the most defect-like pixels are worth a nearest-neighbour search.
+            candidates = candidates[np.argsort(-likeness[candidates])[:MAX_SCORED]]
+        if candidates.size:
+            typical = _typical_knn(skin, SKIN_NEIGHBOURS)
+            rare = np.sqrt(_kth_nearest_sq(pixels[candidates], skin, SKIN_NEIGHBOURS)) / typical
+            values[candidates] = likeness[candidates] * np.clip(rare / RARE_RATIO, 0.0, 1.0)
+        score[allowed] = values
+        return score
+
+    def _weights(self, n_features: int) -> np.ndarray:
+        """Per-feature weights: colour and texture transfer less well between photos than
+        lightness and line/bump shape (gamut clipping shifts a* and b* on saturated skin;
+        texture depends on the photo's grain), so they count less."""
+        if getattr(self.backbone, "name", "") != "descriptors" or n_features != len(DESCRIPTOR_NAMES):
+            return np.ones(n_features, np.float32)
+        return np.array([FEATURE_WEIGHTS.get(name.split("_")[0], 1.0) for name in DESCRIPTOR_NAMES], np.float32)
+
+    def _regions(self, probability: np.ndarray, allowed: np.ndarray, unit: float):
+        grown = (probability >= GROW_PROBABILITY) & allowed
+        labels, count = ndi.label(grown, structure=np.ones((3, 3), bool))
+        if count == 0:
+            return np.zeros_like(labels, dtype=np.int32), []
+        index = np.arange(1, count + 1)
+        peaks = ndi.maximum(probability, labels, index)
+        means = ndi.mean(probability, labels, index)
+        keep = np.zeros(count + 1, bool)
+        objects = ndi.find_objects(labels)
+        for i in range(count):
+            if peaks[i] < SEED_PROBABILITY or objects[i] is None:
+                continue
+            region = labels[objects[i]] == i + 1
+            shape = _shape_of(region, unit)
+            if any(_like(shape, ref) for ref in self._shapes):
+                keep[i + 1] = True
+        new_ids = np.cumsum(keep) * keep
+        out = new_ids[labels].astype(np.int32)
+        scores = [float(means[i]) for i in range(count) if keep[i + 1]]
+        return out, scores
+
+
+class _Grid:
+    """One photo analysed on the base detector's working grid."""
+
+    def __init__(self, detection, roi, allowed, unit, features) -> None:
+        self.detection = detection
+        self.roi = roi
+        self.allowed = allowed
+        self.unit = unit
+        self.features = features
+
+
+def _to_grid(mask: np.ndarray, grid: _Grid) -> np.ndarray:
+    rx, ry, rw, rh = grid.roi
+    sh, sw = grid.allowed.shape
+    crop = mask[ry : ry + rh, rx : rx + rw].astype(np.float32)
+    if (sw, sh) != (rw, rh):
+        crop = cv2.resize(crop, (sw, sh), interpolation=cv2.INTER_AREA)
+    return (crop >= 0.5) & grid.allowed
+
+
+def _region_shapes(mask: np.ndarray, unit: float) -> list[tuple[float, float]]:
+    labels, count = ndi.label(mask, structure=np.ones((3, 3), bool))
+    shapes = []
+    for i, sl in enumerate(ndi.find_objects(labels)):
+        if sl is not None:
+            shapes.append(_shape_of(labels[sl] == i + 1, unit))
+    return shapes
+
+
+def _shape_of(region: np.ndarray, unit: float) -> tuple[float, float]:
+    """(area in face units squared, elongation = major/minor axis) of one region."""
+    ys, xs = np.nonzero(region)
+    area = ys.size / (unit * unit)
+    if ys.size < 3:
+        return area, 1.0
+    cov = np.cov(np.stack([ys, xs]).astype(np.float64)) + np.eye(2) / 12.0
+    eig = np.linalg.eigvalsh(cov)
+    return area, float(math.sqrt(eig[1] / max(eig[0], 1e-6)))
+
+
+def _like(shape, ref) -> bool:
+    area, elong = shape
+    ref_area, ref_elong = ref
+    return (ref_area / SIZE_TOLERANCE <= area <= ref_area * SIZE_TOLERANCE
+            and ref_elong / ELONGATION_TOLERANCE <= elong <= ref_elong * ELONGATION_TOLERANCE)  # fmt: skip
+
+
+def _sample(rows: np.ndarray, n: int, seed: int) -> np.ndarray:
+    if rows.shape[0] <= n:
+        return rows
+    pick = np.random.default_rng(seed).choice(rows.shape[0], size=n, replace=False)
+    return rows[np.sort(pick)]
+
+
+def _kmeans(points: np.ndarray, k: int, *, seed: int, iterations: int = 12) -> np.ndarray:
+    """Plain k-means (k-means++ start); returns up to ``k`` centres (fewer for few points)."""
+    points = np.asarray(points, np.float32)
+    k = max(1, min(k, points.shape[0] // 3 or 1))
+    rng = np.random.default_rng(seed)
+    centres = [points[rng.integers(points.shape[0])]]
+    d = ((points - centres[0]) ** 2).sum(1)
+    for _ in range(1, k):
+        total = float(d.sum())
+        if total <= 0:
+            break
+        centres.append(points[rng.choice(points.shape[0], p=d / total)])
+        d = np.minimum(d, ((points - centres[-1]) ** 2).sum(1))
+    centres = np.stack(centres)
+    for _ in range(iterations):
+        assign = _nearest_index(points, centres)
+        for j in range(centres.shape[0]):
+            members = points[assign == j]
+            if members.size:
+                centres[j] = members.mean(0)
+    return centres
+
+
+def _nearest_sq(points: np.ndarray, centres: np.ndarray, chunk: int = 1 << 16) -> np.ndarray:
+    out = np.empty(points.shape[0], np.float32)
+    cc = (centres * centres).sum(1)
+    for start in range(0, points.shape[0], chunk):
+        p = points[start : start + chunk]
+        d = (p * p).sum(1)[:, None] - 2.0 * p @ centres.T + cc[None, :]
+        out[start : start + chunk] = np.maximum(d.min(1), 0.0)
+    return out
+
+
+def _typical_knn(bank: np.ndarray, k: int, n: int = 1000) -> float:
+    """A high quantile of the k-th-nearest-neighbour distance of bank rows to the others."""
+    probe = _sample(bank, n, 5)
+    d = np.sqrt(_kth_nearest_sq(probe, bank, k + 1))  # k + 1: a probe is its own nearest
+    return max(float(np.quantile(d, TYPICAL_QUANTILE)), 1e-6)
+
+
+def _kth_nearest_sq(points: np.ndarray, bank: np.ndarray, k: int, chunk: int = 4096) -> np.ndarray:
+    """Squared distance of each point to its k-th nearest row of ``bank``."""
+    out = np.empty(points.shape[0], np.float32)
+    bb = (bank * bank).sum(1)
+    k = max(1, min(k, bank.shape[0]))
+    for start in range(0, points.shape[0], chunk):
+        p = points[start : start + chunk]
+        d = (p * p).sum(1)[:, None] - 2.0 * p @ bank.T + bb[None, :]
+        out[start : start + chunk] = np.maximum(np.partition(d, k - 1, axis=1)[:, k - 1], 0.0)
+    return out
+
+
+def _nearest_index(points: np.ndarray, centres: np.ndarray) -> np.ndarray:
+    cc = (centres * centres).sum(1)
+    return np.argmin(cc[None, :] - 2.0 * points @ centres.T, axis=1)
+
+
+def _disk(radius: float) -> np.ndarray:
+    r = max(1, int(round(radius)))
+    yy, xx = np.mgrid[-r : r + 1, -r : r + 1]
+    return xx * xx + yy * yy <= r * r
+
+
+def _mask_from_pil(im) -> np.ndarray:
+    if im.mode in ("RGBA", "LA") or "transparency" in im.info:
+        rgba = np.asarray(im.convert("RGBA"))
+        return (rgba[..., 3] > 127) & (rgba[..., :3].max(axis=-1) > 127)
+    return np.asarray(im.convert("L")) > 127
