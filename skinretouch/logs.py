@@ -13,13 +13,34 @@ from .config import LoggingConfig
 __all__ = ["configure_logging"]
 
 
+class _CurrentStream:
+    """``sys.stdout`` or ``sys.stderr`` as it is at each write, not as it was when logging
+    was configured (they are replaced under test runners and by daemonising tools)."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+
+    def write(self, text: str) -> int:
+        return getattr(sys, self.name).write(text)
+
+    def flush(self) -> None:
+        getattr(sys, self.name).flush()
+
+    def isatty(self) -> bool:
+        return getattr(sys, self.name).isatty()
+
+
 def configure_logging(config: LoggingConfig, *, stream: TextIO | None = None) -> None:
     """Route structlog (and stdlib logging) to ``stream`` in the configured format.
 
-    ``format = "auto"`` gives JSON unless ``stream`` is a terminal, so the same command
-    logs readable lines by hand and JSON under systemd.
+    ``stream`` defaults to standard error; ``sys.stdout`` and ``sys.stderr`` are looked up
+    at each write. ``format = "auto"`` gives JSON unless the stream is a terminal, so the
+    same command logs readable lines by hand and JSON under systemd.
     """
-    stream = stream if stream is not None else sys.stderr
+    if stream is None or stream is sys.stderr:
+        stream = _CurrentStream("stderr")
+    elif stream is sys.stdout:
+        stream = _CurrentStream("stdout")
     use_json = config.format == "json" or (config.format == "auto" and not stream.isatty())
     level = getattr(logging, config.level.upper())
     renderer = (
