@@ -124,13 +124,9 @@ def donor_high_pass(
         sources = valid_sources(excluded, 0)
         if not sources.any():
             raise ValueError("no clean pixel in the crop to take texture from")
-    band = cv2.dilate(targets.astype(np.uint8), np.ones((2 * patch_radius + 1,) * 2, np.uint8))
-    band_ys, band_xs = np.nonzero(band)
     guide = np.ascontiguousarray(high[:, :, 0])
-    block = _best_block_offset(
-        guide, weight, sources, ys, xs, band_ys.astype(np.int32), band_xs.astype(np.int32), radius
-    )
-    if block[0] == 0 and block[1] == 0:
+    block = _best_block_offset(guide, weight, sources, targets, radius, patch_radius)
+    if block is None:
         # No offset within reach moves the whole hole onto clean skin: start each pixel
         # at its nearest clean source and let PatchMatch improve from there.
         _nearest_source_offsets(sources, ys, xs, offsets)
@@ -145,72 +141,53 @@ def donor_high_pass(
     return (donor[:, :, 0] if single_channel else donor), offsets
 
 
-@njit(cache=True, nogil=True)
-def _block_cost(guide, weight, sources, ys, xs, band_ys, band_xs, dy, dx):
-    """Mean weighted squared texture difference for one block offset (inf if unusable)."""
+def _best_block_offset(guide, weight, sources, targets, radius, patch_radius):
+    """The offset ``(dy, dx)`` whose shifted targets lie wholly on ``sources`` and whose
+    texture best matches the weighted texture around and inside the targets; ``None`` when
+    no offset within ``radius`` is usable.
+
+    Both tests run over all offsets at once in OpenCV: the usable offsets are an erosion of
+    ``sources`` by the targets' shape, the costs a masked template match of the band (the
+    targets grown by the patch radius).
+    """
     height, width = guide.shape
-    for k in range(ys.size):
-        sy = ys[k] + dy
-        sx = xs[k] + dx
-        if sy < 0 or sy >= height or sx < 0 or sx >= width or not sources[sy, sx]:
-            return np.inf
-    cost = 0.0
-    total = 0.0
-    for k in range(band_ys.size):
-        y = band_ys[k]
-        x = band_xs[k]
-        w = weight[y, x]
-        sy = y + dy
-        sx = x + dx
-        if w <= 0.0 or sy < 0 or sy >= height or sx < 0 or sx >= width:
-            continue
-        diff = guide[y, x] - guide[sy, sx]
-        cost += w * diff * diff
-        total += w
+    ty, tx = np.nonzero(targets)
+    ty0, tx0 = int(ty.min()), int(tx.min())
+    shape = targets[ty0 : ty.max() + 1, tx0 : tx.max() + 1].astype(np.uint8)
+    usable = cv2.erode(sources.astype(np.uint8), shape, anchor=(0, 0),
+                       borderType=cv2.BORDER_CONSTANT, borderValue=0)  # fmt: skip
+    grow = np.ones((2 * patch_radius + 1,) * 2, np.uint8)
+    band = cv2.dilate(targets.astype(np.uint8), grow).astype(bool)
+    by, bx = np.nonzero(band)
+    by0, by1, bx0, bx1 = int(by.min()), int(by.max()) + 1, int(bx.min()), int(bx.max()) + 1
+    mask = np.where(band, weight, 0.0)[by0:by1, bx0:bx1].astype(np.float32)
+    total = float(mask.sum())
     if total <= 0.0:
-        return np.inf
+        mask = band[by0:by1, bx0:bx1].astype(np.float32)
+        total = float(mask.sum())
+    template = np.ascontiguousarray(guide[by0:by1, bx0:bx1])
+    # TM_SQDIFF squares (template - image) * mask, so the mask is the weights' square root.
+    costs = cv2.matchTemplate(guide, template, cv2.TM_SQDIFF, mask=np.sqrt(mask)) / total
+
+    dy = np.arange(-radius, radius + 1)
+    dx = np.arange(-radius, radius + 1)
+    grid_y, grid_x = np.meshgrid(dy, dx, indexing="ij")
+    cost_y, cost_x = by0 + grid_y, bx0 + grid_x
+    use_y, use_x = ty0 + grid_y, tx0 + grid_x
+    inside = (
+        (cost_y >= 0) & (cost_y < costs.shape[0]) & (cost_x >= 0) & (cost_x < costs.shape[1])
+        & (use_y >= 0) & (use_y < height) & (use_x >= 0) & (use_x < width)
+        & ((grid_y != 0) | (grid_x != 0))
+    )
+    candidate = np.full(grid_y.shape, np.inf)
+    ok = inside.copy()
+    ok[inside] = usable[use_y[inside], use_x[inside]] > 0
     # A mild preference for near donors: skin changes slowly across a face.
-    return cost / total * (1.0 + 0.002 * (dy * dy + dx * dx))
-
-
-@njit(cache=True, nogil=True)
-def _best_block_offset(guide, weight, sources, ys, xs, band_ys, band_xs, radius):
-    """Coarse-to-fine search: every second offset, then the 8 neighbours of the best."""
-    best = np.zeros(2, dtype=np.int32)
-    best_cost = np.inf
-    for dy in range(-radius, radius + 1, 2):
-        for dx in range(-radius, radius + 1, 2):
-            if dy == 0 and dx == 0:
-                continue
-            cost = _block_cost(guide, weight, sources, ys, xs, band_ys, band_xs, dy, dx)
-            if cost < best_cost:
-                best_cost = cost
-                best[0] = dy
-                best[1] = dx
-    if best_cost == np.inf:
-        # Nothing on the coarse grid: an exhaustive pass (rare; small crops).
-        for dy in range(-radius, radius + 1):
-            for dx in range(-radius, radius + 1):
-                if (dy == 0 and dx == 0) or (dy % 2 == 0 and dx % 2 == 0):
-                    continue
-                cost = _block_cost(guide, weight, sources, ys, xs, band_ys, band_xs, dy, dx)
-                if cost < best_cost:
-                    best_cost = cost
-                    best[0] = dy
-                    best[1] = dx
-        return best
-    centre_y = best[0]
-    centre_x = best[1]
-    for dy in range(centre_y - 1, centre_y + 2):
-        for dx in range(centre_x - 1, centre_x + 2):
-            if (dy == 0 and dx == 0) or abs(dy) > radius or abs(dx) > radius:
-                continue
-            cost = _block_cost(guide, weight, sources, ys, xs, band_ys, band_xs, dy, dx)
-            if cost < best_cost:
-                best_cost = cost
-                best[0] = dy
-                best[1] = dx
-    return best
+    candidate[ok] = costs[cost_y[ok], cost_x[ok]] * (1.0 + 0.002 * (grid_y[ok] ** 2 + grid_x[ok] ** 2))
+    if not np.isfinite(candidate).any():
+        return None
+    best = np.unravel_index(int(np.argmin(candidate)), candidate.shape)
+    return int(grid_y[best]), int(grid_x[best])
 
 
 @njit(cache=True, nogil=True)
