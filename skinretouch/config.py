@@ -93,6 +93,18 @@ class DetectConfig:
     blackhead: bool = True
     protect_moles: bool = True
     protect_freckles: bool = True
+    # drop classical candidates that look like the photo's ordinary skin (MuSc-style score)
+    anomaly_filter: bool = False
+    # anomaly score a candidate needs (dimensionless; 1 = ordinary skin, blemishes 2.5..50)
+    anomaly_threshold: Annotated[float, Range(0.0, None)] = 2.25
+    # reference mode: 1-3 example photos of a defect kind, paired with reference_masks
+    references: tuple[str, ...] = ()
+    # masks (white = defect) of the reference photos, same order and pixel size
+    reference_masks: tuple[str, ...] = ()
+    # plug-in box detector: a YOLO-style ONNX file (input 1x3xSxS RGB [0, 1]); empty = off
+    onnx_model: str = ""
+    # class score (0..1) a box of the ONNX detector needs
+    onnx_score_threshold: Fraction = 0.25
 
 
 @dataclass(frozen=True, kw_only=True)
