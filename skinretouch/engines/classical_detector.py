@@ -722,11 +722,16 @@ def _nostrils(lightness, face: FaceLayout, roi, to_small, unit):
 
 
 def _hair_features(hair: np.ndarray, unit: float, limit: int = 24) -> list[BBox]:
-    """Boxes of the largest hair-strand groups (merged when close), for the report."""
+    """Boxes of the longest hair-strand groups (merged when close), for the report.
+
+    Short pieces (a crease here and there) stay protected but are not listed.
+    """
     if not hair.any():
         return []
     gap = max(3, round(3 * unit))
     merged = cv2.dilate(hair.astype(np.uint8), np.ones((gap, gap), np.uint8))
     n, _, stats, _ = cv2.connectedComponentsWithStats(merged, connectivity=8)
-    order = np.argsort(-stats[1:, cv2.CC_STAT_AREA])[:limit] + 1
+    extent = np.hypot(stats[:, cv2.CC_STAT_WIDTH], stats[:, cv2.CC_STAT_HEIGHT])
+    extent[0] = 0
+    order = [k for k in np.argsort(-extent) if extent[k] >= 24.0 * unit][:limit]
     return [tuple(int(v) for v in stats[k, :4]) for k in order]
