@@ -57,8 +57,8 @@ def detector() -> ClassicalDetector:
 
 @pytest.fixture(scope="module")
 def photos():
-    loaded = {p.name: p for p in bench_photos.load_bench_photos(names=["astronaut", "grace_hopper"])}
-    return loaded
+    loaded = bench_photos.load_bench_photos(names=["astronaut", "grace_hopper"])
+    return {p.name: p for p in loaded}
 
 
 def _dilate(mask: np.ndarray, radius: int) -> np.ndarray:

@@ -81,7 +81,7 @@ class _Thresholds:
     blackhead_max_chroma: float = 2.0  # ... less saturated than skin: a* + b* rise at most
     blackhead_dark_any: float = 35.0  # L drop that makes a blackhead whatever its colour
     blackhead_max_r: float = 2.6
-    blackhead_max_ring_sd: float = 10.0  # L SD of the ring: a dark notch in a rim or fold is not one
+    blackhead_max_ring_sd: float = 10.0  # ring L SD: a dark notch in a rim or fold is not one
     dark_spot_dark: float = 6.0  # L drop of a dark spot
     dark_spot_yellow: float = 3.0  # b* rise of a dark spot (brown, not grey)
     dark_spot_brown: float = 1.7  # L drop / dark + b* rise / yellow
@@ -157,7 +157,8 @@ class ClassicalDetector:
         in_face_small = np.ones((sh, sw), bool)
         for face in faces:
             masks = draw_feature_masks((h, w), face)
-            for kind, box_list in (("eye", face.eyes), ("brow", face.brows), ("lips", (face.mouth,))):
+            named = (("eye", face.eyes), ("brow", face.brows), ("lips", (face.mouth,)))
+            for kind, box_list in named:
                 protected_full |= masks[kind]
                 features.extend(ProtectedFeature(kind=kind, bbox=b) for b in box_list)
         if faces:
@@ -174,7 +175,8 @@ class ClassicalDetector:
             nostril_mask, boxes = _nostrils(lab[..., 0], face, roi, to_small, unit)
             protected_small |= nostril_mask
             features.extend(
-                ProtectedFeature(kind="nostril", bbox=_to_photo(b, roi, to_small, h, w)) for b in boxes
+                ProtectedFeature(kind="nostril", bbox=_to_photo(b, roi, to_small, h, w))
+                for b in boxes
             )
 
         skin = self._skin_map(lab, faces, roi, to_small, in_face_small)
@@ -195,10 +197,12 @@ class ClassicalDetector:
         extra_protected = np.zeros((sh, sw), bool)
         for kind, mask in kept_protected:
             extra_protected |= mask
-            features.append(ProtectedFeature(kind=kind, bbox=_to_photo(bbox_of(mask), roi, to_small, h, w)))
+            box = _to_photo(bbox_of(mask), roi, to_small, h, w)
+            features.append(ProtectedFeature(kind=kind, bbox=box))
         hair_features = _hair_features(hair, unit)
         features.extend(
-            ProtectedFeature(kind="hair", bbox=_to_photo(b, roi, to_small, h, w)) for b in hair_features
+            ProtectedFeature(kind="hair", bbox=_to_photo(b, roi, to_small, h, w))
+            for b in hair_features
         )
         protected_small |= extra_protected
 
@@ -210,7 +214,9 @@ class ClassicalDetector:
         labels[ry : ry + rh, rx : rx + rw] = roi_labels
         protected_crop = protected_full[ry : ry + rh, rx : rx + rw]
         protected_crop |= _grow_mask(protected_small, (rh, rw))
-        roi_labels, spots = _drop_protected(labels[ry : ry + rh, rx : rx + rw], spots, protected_crop)
+        roi_labels, spots = _drop_protected(
+            labels[ry : ry + rh, rx : rx + rw], spots, protected_crop
+        )
         labels[ry : ry + rh, rx : rx + rw] = roi_labels
         # Hair strands are kept where they are not inside a spot (a spot with a hair over
         # it is replaced whole; the strand is not a texture donor elsewhere).
@@ -390,7 +396,6 @@ class ClassicalDetector:
 
     def _classify(self, labels, count, feats, solidity, unit):
         t = self._t
-        g = self._gain
         cfg = self.config
         decisions: list[tuple[int, str, float]] = []
         freckles: list[int] = []
@@ -435,7 +440,6 @@ class ClassicalDetector:
             sources.append(k)
             spots.append(Spot(label=label, kind=kind, score=round(score, 4)))
         sources_arr = np.asarray(sources, np.int64)  # candidate label of each spot
-        del g
         return lut[labels], spots, protected, sources_arr
 
     def _kind_of(self, f: dict[str, float], unit: float) -> str | None:

@@ -132,7 +132,8 @@ def _layout(rgb: np.ndarray, face: BBox) -> FaceLayout:
 
     def to_photo(box: tuple[float, float, float, float]) -> BBox:
         bx, by, bw, bh = box
-        return _clip_box((round(fx + bx / k), round(fy + by / k), round(bw / k), round(bh / k)), h, w)
+        photo_box = (round(fx + bx / k), round(fy + by / k), round(bw / k), round(bh / k))
+        return _clip_box(photo_box, h, w)
 
     # Eyes: cascades (plain and equalised crops: glasses defeat one or the other) in the
     # upper part; the face-proportion prior where nothing is found on a side.
@@ -276,7 +277,8 @@ def _lips_box(rgb: np.ndarray, face: BBox, k: float, cw: int, ch: int):
         area = stats[i, cv2.CC_STAT_AREA]
         width = stats[i, cv2.CC_STAT_WIDTH]
         height = stats[i, cv2.CC_STAT_HEIGHT]
-        if 0.3 <= cx <= 0.7 and width >= 0.2 * pw and width >= 1.5 * height and area >= 0.01 * ph * pw:
+        flat_and_wide = width >= 0.2 * pw and width >= 1.5 * height
+        if 0.3 <= cx <= 0.7 and flat_and_wide and area >= 0.01 * ph * pw:
             if best is None or area > stats[best, cv2.CC_STAT_AREA]:
                 best = i
     if best is None:
