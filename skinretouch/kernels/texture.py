@@ -10,7 +10,7 @@ from __future__ import annotations
 import numpy as np
 
 from ._checks import as_image, as_mask
-from .color import rgb_to_lab
+from .color import rgb_to_lightness
 from .freqsplit import gaussian
 from .lowfill import ring_mask
 
@@ -35,7 +35,7 @@ def high_pass_lightness(image: np.ndarray, *, scale: float = 1.0) -> np.ndarray:
     (H, W) float32 ndarray
         L* units.
     """
-    lightness = rgb_to_lab(image)[:, :, 0]
+    lightness = rgb_to_lightness(image)
     return lightness - gaussian(lightness, HIGH_PASS_SIGMA * scale)
 
 
