@@ -134,12 +134,16 @@ def test_bench_macro_recall_false_regions_and_moles(detector):
     assert m["false_dilated"] <= 0.1
     assert m["moles_hit"] == 0
     assert all(r >= 0.75 for r in m["per_kind"].values()), m["per_kind"]
-    # The photo's own two moles are left alone (and no spot is found on the clean photo).
+    # The photo's own two moles are left alone, and listed as protected moles; no spot is
+    # found on the clean photo.
     clean = detector.detect(photo.rgb.astype(np.float32) / 255.0)
     assert clean.method == "skin_colour"
     yy, xx = np.mgrid[: clean.mask.shape[0], : clean.mask.shape[1]]
     for y, x, radius in DERMAPRED_MOLES:
-        assert not clean.mask[(yy - y) ** 2 + (xx - x) ** 2 <= radius**2].any()
+        distance2 = (yy - y) ** 2 + (xx - x) ** 2
+        assert not clean.mask[distance2 <= radius**2].any()
+        assert clean.protected_mask[distance2 <= 5**2].mean() >= 0.9
+    assert sum(f.kind == "mole" for f in clean.protected) >= 2
     assert len(clean.spots) <= 1
 
 

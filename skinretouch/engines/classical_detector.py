@@ -92,6 +92,8 @@ class _Thresholds:
     mole_dark: float = 20.0  # L drop of a mole
     mole_r: tuple[float, float] = (3.0, 11.0)
     mole_plateau: float = 0.75  # moles are flat-topped with a sharp edge
+    large_mark_max_r: float = 24.0  # a dark mark between mole_r[1] and this is kept whole
+    large_mark_dark: float = 10.0  # L drop of such a mark
     freckle_dark: float = 9.0  # freckles are fainter than this
     freckle_max_r: float = 2.2
     freckle_min_count: int = 6  # this many faint small brown spots make a freckled face
@@ -450,7 +452,7 @@ class ClassicalDetector:
         if area < 3:
             return None
         r_eq = math.sqrt(area / math.pi) / unit
-        if r_eq > t.max_r:
+        if r_eq > t.large_mark_max_r:
             return None
         tr = 0.5 * (f["sxx"] + f["syy"])
         det = math.sqrt(max(0.25 * (f["sxx"] - f["syy"]) ** 2 + f["sxy"] ** 2, 0.0))
@@ -477,6 +479,16 @@ class ClassicalDetector:
             or (area >= 12 and f.get("solidity", 1.0) < t.min_solidity)
         ):
             return None
+        if r_eq > t.max_r or (r_eq > t.mole_r[1] and dark >= t.large_mark_dark / g):
+            # Too big for a blemish. A compact, quiet, brown-grey mark this big is a
+            # mole or birthmark: keep it (and keep it from being a texture donor).
+            large_mark = (
+                dark >= t.large_mark_dark / g
+                and red <= max(t.dark_spot_max_red, 0.4 * dark)
+                and f.get("solidity", 1.0) >= 0.6
+                and f["ring_busy"] <= 0.1
+            )
+            return "mole" if large_mark else None
         if red >= t.papule_red / g and red >= t.papule_red_share * dark:
             if ring_sd > t.papule_max_ring_sd or yellow > max(5.0, 0.6 * red):
                 return None
