@@ -83,7 +83,10 @@ def test_guide_weight_makes_the_holes_own_texture_count():
 def test_same_seed_same_donors():
     case = spot_cases(1.0)[1]
     texture = _texture(case)
-    runs = [donor_high_pass(texture, case.hole, avoid=case.avoid, iterations=3, seed=4) for _ in range(2)]
+    runs = [
+        donor_high_pass(texture, case.hole, avoid=case.avoid, iterations=3, seed=4)
+        for _ in range(2)
+    ]
     assert np.array_equal(runs[0][0], runs[1][0])
     assert np.array_equal(runs[0][1], runs[1][1])
 

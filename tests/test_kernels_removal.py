@@ -72,7 +72,9 @@ def test_freqsplit_accepts_any_float_layout(dtype, order):
 
 
 def test_patchmatch_poisson_route_on_real_spots(cases):
-    results = [remove_patchmatch_poisson(c.image, c.hole, avoid=c.avoid, scale=c.scale) for c in cases]
+    results = [
+        remove_patchmatch_poisson(c.image, c.hole, avoid=c.avoid, scale=c.scale) for c in cases
+    ]
     for case, result in zip(cases, results):
         assert np.array_equal(result[~case.hole], case.image[~case.hole])
     ours = summary(results, cases)

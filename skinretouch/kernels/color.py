@@ -41,7 +41,8 @@ def _tables() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     t = np.linspace(0.0, _LAB_F_RANGE, _TABLE_STEPS + 1)
     lab_f = np.where(t > 0.008856, np.cbrt(t), 7.787 * t + 16.0 / 116.0)
     # One extra entry each, so interpolating at the top of the range stays in bounds.
-    return tuple(np.append(curve, curve[-1]).astype(np.float64) for curve in (decode, encode, lab_f))
+    curves = (decode, encode, lab_f)
+    return tuple(np.append(curve, curve[-1]).astype(np.float64) for curve in curves)
 
 
 _DECODE, _ENCODE, _LAB_F = _tables()

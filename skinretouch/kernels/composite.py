@@ -5,7 +5,7 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-from ._checks import as_image, as_mask
+from ._checks import as_image
 
 __all__ = ["composite", "feather_alpha"]
 

@@ -183,7 +183,8 @@ def _best_block_offset(guide, weight, sources, targets, radius, patch_radius):
     ok = inside.copy()
     ok[inside] = usable[use_y[inside], use_x[inside]] > 0
     # A mild preference for near donors: skin changes slowly across a face.
-    candidate[ok] = costs[cost_y[ok], cost_x[ok]] * (1.0 + 0.002 * (grid_y[ok] ** 2 + grid_x[ok] ** 2))
+    distance2 = grid_y[ok] ** 2 + grid_x[ok] ** 2
+    candidate[ok] = costs[cost_y[ok], cost_x[ok]] * (1.0 + 0.002 * distance2)
     if not np.isfinite(candidate).any():
         return None
     best = np.unravel_index(int(np.argmin(candidate)), candidate.shape)

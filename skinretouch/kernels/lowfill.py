@@ -141,8 +141,9 @@ def biharmonic_fill(values: np.ndarray, hole: np.ndarray) -> np.ndarray:
     cols = np.empty(capacity, np.int32)
     weights = np.empty(capacity, np.float64)
     rhs = np.zeros((n_unknown, out.shape[2]), np.float64)
-    count = _assemble_normal_equations(out, index, row_y.astype(np.int32),
-                                       row_x.astype(np.int32), rows, cols, weights, rhs)  # fmt: skip
+    count = _assemble_normal_equations(
+        out, index, row_y.astype(np.int32), row_x.astype(np.int32), rows, cols, weights, rhs
+    )
     indptr, indices, data = _to_csc(rows[:count], cols[:count], weights[:count], n_unknown)
     normal = sparse.csc_matrix((data, indices, indptr), shape=(n_unknown, n_unknown))
     # The normal matrix is symmetric: a symmetric fill-reducing order halves the factor time.

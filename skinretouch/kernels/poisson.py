@@ -138,7 +138,8 @@ def _sor(values, ys, xs, guidance, use_guidance, omega, max_iter, tol):
                 left = _mirror(x - 1, width)
                 right = _mirror(x + 1, width)
                 for c in range(channels):
-                    total = values[up, x, c] + values[down, x, c] + values[y, left, c] + values[y, right, c]
+                    total = values[up, x, c] + values[down, x, c]
+                    total += values[y, left, c] + values[y, right, c]
                     if use_guidance:
                         total -= guidance[y, x, c]
                     change = omega * (0.25 * total - values[y, x, c])

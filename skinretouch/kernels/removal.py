@@ -21,6 +21,19 @@ Frequency separation, as retouchers do it (:func:`remove_freqsplit`), in CIE Lab
   pustule's head, a blackhead, the spot's rim) it is replaced by real skin texture found
   by a donor search (:mod:`.donor`), blended with energy-preserving weights; where its
   local energy still clearly exceeds the ring's (leftover shading of the rim) it is damped.
+
+The fill meets the surround in value (and, for small holes, slope) by construction, so it
+needs no feathering; on a tight mask (the spot's footprint plus 1 px) a feather inside the
+hole blends part of the blemish back in (bench: dE 4.2 with a 2-px feather, 2.05 without).
+
+Measured on the bench photos (planted spots, 1-px oracle masks, 75 spots, per-spot crops):
+dE 2.05, lf_dE 0.85, texture_ok 0.96, median texture ratio 1.01; Telea 2.28 / 1.04 / 0.00 /
+0.41; PatchMatch 2.39 / 0.87 / 0.83 / 1.05. Tried and measured worse: a membrane tone fill
+for small holes (dE 2.32 vs 2.07), the tone from a plain blur (spot colour leaks in on
+tight masks: dE 4.3), bilateral or median texture splits (pores are the large excursions
+and went into the tone), keeping the hole's own a*/b* texture (dE +0.2), re-gaining the
+own texture's energy upwards (no effect), per-pixel PatchMatch refinement of the donor
+block (dE +0.04).
 """
 
 from __future__ import annotations
@@ -272,8 +285,8 @@ def _tone_fill(low: np.ndarray, hole: np.ndarray, scale: float) -> np.ndarray:
     """
     ys, xs = np.nonzero(hole)
     extent = (max(int(ys.max() - ys.min()), int(xs.max() - xs.min())) + 1) / max(scale, 1e-3)
-    share = float(np.clip((BIHARMONIC_MAX_EXTENT[1] - extent)
-                          / (BIHARMONIC_MAX_EXTENT[1] - BIHARMONIC_MAX_EXTENT[0]), 0.0, 1.0))  # fmt: skip
+    low_extent, high_extent = BIHARMONIC_MAX_EXTENT
+    share = float(np.clip((high_extent - extent) / (high_extent - low_extent), 0.0, 1.0))
     if share >= 1.0:
         return biharmonic_fill(low, hole)
     membrane = membrane_fill(low, hole, tol=1e-3)
