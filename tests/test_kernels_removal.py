@@ -111,6 +111,36 @@ def test_empty_hole_returns_a_copy():
         assert result is not case.image
 
 
+@pytest.mark.parametrize(
+    "shape_name", ["single-pixel", "corner", "edge-strip", "scattered", "all-but-one", "all"]
+)
+def test_degenerate_holes_stay_finite_and_local(shape_name):
+    image = spot_cases(1.0)[4].clean[:40, :36]
+    hole = np.zeros(image.shape[:2], bool)
+    if shape_name == "single-pixel":
+        hole[17, 11] = True
+    elif shape_name == "corner":
+        hole[:12, :9] = True
+    elif shape_name == "edge-strip":
+        hole[:, -3:] = True
+    elif shape_name == "scattered":
+        hole = np.random.default_rng(0).random(hole.shape) < 0.3
+    elif shape_name == "all-but-one":
+        hole[:] = True
+        hole[0, 0] = False
+    else:
+        hole[:] = True
+    avoid = np.zeros_like(hole)
+    avoid[::3, ::2] = True
+    for result in (
+        remove_freqsplit(image, hole, avoid=avoid & ~hole, scale=1.33, seed=1),
+        remove_patchmatch_poisson(image, hole, avoid=avoid & ~hole),
+        reinject_high_frequencies(image, image, hole, avoid=avoid & ~hole),
+    ):
+        assert np.all(np.isfinite(result)) and result.min() >= 0.0 and result.max() <= 1.0
+        assert np.array_equal(result[~hole], image[~hole])
+
+
 def test_crop_margin_grows_with_scale():
     assert crop_margin(1.0) >= 20
     assert crop_margin(2.0) >= 2 * crop_margin(1.0) - 1

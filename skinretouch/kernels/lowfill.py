@@ -124,11 +124,12 @@ def biharmonic_fill(values: np.ndarray, hole: np.ndarray) -> np.ndarray:
     Returns
     -------
     (H, W, C) float32 ndarray
-        ``values`` outside the hole (bit-identical); the fill inside.
+        ``values`` outside the hole (bit-identical); the fill inside. A hole covering the
+        whole array is returned unfilled.
     """
     out = np.ascontiguousarray(values, dtype=np.float32).copy()
     hole = np.ascontiguousarray(hole, dtype=bool)
-    if not hole.any():
+    if not hole.any() or hole.all():  # nothing to fill, or nothing known to fill it from
         return out
     unknown_y, unknown_x = np.nonzero(hole)
     n_unknown = unknown_y.size

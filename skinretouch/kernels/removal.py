@@ -3,7 +3,8 @@
 All functions take a crop around ONE region: ``image`` ``(h, w, 3)`` float32 sRGB in
 ``[0, 1]``, ``hole`` ``(h, w)`` bool (the spot dilated by a few px, so its outer pixels are
 clean skin), ``avoid`` ``(h, w)`` bool (pixels never used as texture donors: other spots,
-eyes, moles, hair). Results are new arrays equal to ``image`` outside ``hole`` exactly.
+eyes, moles, hair). Results are new arrays equal to ``image`` outside ``hole`` exactly (an
+empty hole, or one covering the whole crop, gives an unchanged copy).
 ``scale`` is the face-scale factor (:mod:`skinretouch.scale`): every sigma and radius
 below is given at face scale and multiplied by it.
 
@@ -128,7 +129,7 @@ def remove_freqsplit(
         ``image`` outside ``hole`` (bit-identical), the repaired skin inside.
     """
     image, hole, avoid = _check(image, hole, avoid)
-    if not hole.any():
+    if not hole.any() or hole.all():  # nothing to fill, or nothing to fill it from
         return image.copy()
     window = _work_window(hole, scale)
     tone, texture = _split(rgb_to_lab(image[window]), hole[window], scale)
@@ -182,7 +183,7 @@ def reinject_high_frequencies(
     fill = as_image(fill, "fill")
     if fill.shape != image.shape:
         raise ValueError(f"fill must have shape {image.shape}, got {fill.shape}")
-    if not hole.any():
+    if not hole.any() or hole.all():  # nothing to fill, or nothing to fill it from
         return image.copy()
     merged = image.copy()
     merged[hole] = fill[hole]
@@ -226,7 +227,7 @@ def remove_patchmatch_poisson(
         ``image`` outside ``hole`` (bit-identical).
     """
     image, hole, avoid = _check(image, hole, avoid)
-    if not hole.any():
+    if not hole.any() or hole.all():  # nothing to fill, or nothing to fill it from
         return image.copy()
     filled = patchmatch_fill(image, hole, avoid=avoid, patch_size=patch_size, seed=seed)
     blended = poisson_blend(filled, image, hole, max_iter=3000, tol=1e-5)
@@ -351,6 +352,9 @@ def _skin_texture(
     ring = ring_mask(hole, int(round(RING_WIDTH * scale)), avoid)
     if ring.sum() < 8:
         ring = ring_mask(hole, int(round(2 * RING_WIDTH * scale)))
+    if not (~(hole | avoid)).any():
+        # No clean skin anywhere in the crop to copy from: keep the own texture as it is.
+        return np.where(hole, texture, 0.0).astype(np.float32)
     if keep_own:
         ring_values = texture[ring]
         centre = float(np.median(ring_values))
