@@ -199,6 +199,17 @@ def test_skin_colour_fallback_without_a_face(detector, photos):
     assert found / total >= 0.8
 
 
+@pytest.mark.parametrize("name", ["coffee", "chelsea"])
+def test_no_spots_on_photos_without_skin(detector, name):
+    """No face and no skin close-up (a cup of coffee, a tabby cat's fur): nothing found."""
+    from skimage import data
+
+    image = getattr(data, name)()[..., :3].astype(np.float32) / 255.0
+    detection = detector.detect(image)
+    assert detection.method == "skin_colour"
+    assert detection.spots == [] and not detection.mask.any()
+
+
 def test_detection_is_deterministic_and_well_formed(detector, photos):
     image, _ = planting.plant_spots(photos["grace_hopper"], seed=0)
     first = detector.detect(image)

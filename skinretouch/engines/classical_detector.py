@@ -185,6 +185,12 @@ class ClassicalDetector:
         hair = self._hair_map(lab[..., 0], unit)
         skin_area = _skin_area(skin >= 0.08, unit, max_hole_r=self._t.max_r)
         allowed = skin_area & in_face_small & ~protected_small
+        if not faces and not _looks_like_skin(skin, hair):
+            # No face, and not a skin close-up either (a landscape, a pet, clothes): a
+            # skin-coloured patch here is no evidence of skin, so nothing is searched.
+            log.debug("no skin to search", skin=float((skin >= 0.3).mean()),
+                      strands=float(hair.mean()))
+            allowed = np.zeros_like(allowed)
 
         maps: dict[str, object] = {}
         labels_small, spots, kept_protected, contrast = self._find_spots(
@@ -629,6 +635,18 @@ def _face_ellipse(mask: np.ndarray, face: FaceLayout, roi: BBox, to_small) -> No
     cx, cy = _point_small(fx + 0.5 * fw, fy + 0.52 * fh, roi, to_small)
     axes = (max(1, round(0.48 * fw * to_small[0])), max(1, round(0.66 * fh * to_small[1])))
     cv2.ellipse(mask, (cx, cy), axes, 0, 0, 360, 1, thickness=-1)
+
+
+# Without a face, a photo is searched only if it looks like a skin close-up or body shot:
+FALLBACK_MIN_SKIN_FRACTION = 0.2  # share of pixels with skin colour
+FALLBACK_MAX_STRAND_FRACTION = 0.06  # share of pixels on strands (fur is all strands)
+
+
+def _looks_like_skin(skin: np.ndarray, strands: np.ndarray) -> bool:
+    return bool(
+        (skin >= 0.3).mean() >= FALLBACK_MIN_SKIN_FRACTION
+        and strands.mean() <= FALLBACK_MAX_STRAND_FRACTION
+    )
 
 
 def _skin_area(skin: np.ndarray, unit: float, *, max_hole_r: float) -> np.ndarray:
