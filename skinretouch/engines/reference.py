@@ -58,16 +58,21 @@ MAX_REFERENCES = 3
 SKIN_SAMPLE = 4000  # clean-skin pixels sampled per photo
 SKIN_PROTOTYPES = 48
 DEFECT_PROTOTYPES = 8
-FEATURE_WEIGHTS = {"da": 0.5, "db": 0.5, "texture": 0.3}  # by descriptor family; others 1
-LIKENESS_GROW = 0.7  # cosine to a defect prototype for a pixel to be scored at all
-MIN_CONTRAST_NORM = 1.5  # whitened norm: pixels closer to typical skin are skin
-MAX_SCORED = 150000  # pixels given the k-nearest-neighbour rareness test, most defect-like first
-SKIN_NEIGHBOURS = 5
-TYPICAL_QUANTILE = 0.5  # rareness is measured against the median skin sample
-RARE_RATIO = 2.5  # ... and a pixel this many times farther from skin is fully rare
-SEED_PROBABILITY = 0.75
-GROW_PROBABILITY = 0.5
-EXCLUDE_PROBABILITY = 0.5  # target pixels above this leave the target's skin sample
+# Unit of each descriptor family: about the spread of clean skin in an ordinary photo (Lab
+# units, or the descriptor's own); colour and texture get larger units (count less) because
+# they transfer less well between photos (gamut clipping on saturated skin, grain).
+FEATURE_UNITS = {"dL": 4.0, "da": 3.0, "db": 3.0, "texture": 1.0, "ridge": 2.0, "blob": 0.6, "edge": 1.5, "line": 4.0, "asym": 4.0}
+RARE_QUANTILE = 0.995  # a defect pixel projects farther than this share of the photo's skin
+RARE_MARGIN = 1.0  # ... times this
+EXAMPLE_FRACTION = 0.5  # ... and at least this share of the example's own projection
+SEED_PROBABILITY = 0.8
+GROW_PROBABILITY = 0.55
+REGION_LIKENESS = 0.8  # cosine between a region's mean feature and an example region's
+REGION_STRENGTH = 0.35  # projection on the example's direction over the example's own length
+REGION_RARE_Z = 3.0  # robust z of that projection among the photo's candidate regions ...
+REGION_RARE_MIN_COUNT = 30  # ... when there are at least this many candidates
+RING_UNITS = 3.0  # face units: the ring of skin around a region ...
+MIN_RING_ALLOWED = 0.8  # ... that must be this much searchable skin
 SIZE_TOLERANCE = 4.0  # a region may be this many times smaller/larger than a reference region
 ELONGATION_TOLERANCE = 1.8  # ... and this many times less/more elongated
 MASK_MARGIN_UNITS = 3.0  # clean skin starts this far (face units) from a reference mask
@@ -183,10 +188,10 @@ class ReferenceDetector:
             margin = _disk(MASK_MARGIN_UNITS * grid.unit)
             clean = grid.allowed & ~ndi.binary_dilation(small_mask, structure=margin)
             negatives.append(_sample(grid.features[clean], SKIN_SAMPLE, self._rng_seed + index))
-            shapes.extend(_region_shapes(small_mask, grid.unit))
+            shapes.extend(_region_examples(small_mask, grid.features, grid.unit))
         self._positives = np.concatenate(positives).astype(np.float32)
         self._ref_negatives = np.concatenate(negatives).astype(np.float32)
-        self._shapes = shapes
+        self._examples = shapes  # (shape, mean feature) per example region
         if not shapes:
             raise ReferenceError("the reference masks hold no region")
 
@@ -208,14 +213,8 @@ class ReferenceDetector:
         h, w = image.shape[:2]
         feats = grid.features
         allowed = grid.allowed
-        target_sample = _sample(feats[allowed], SKIN_SAMPLE, self._rng_seed + 17)
-        probability = self._probability(feats, allowed, np.concatenate([self._ref_negatives, target_sample]))
-        # Transduction: what looks like the defect is not evidence of clean skin.
-        suspicious = allowed & (probability > EXCLUDE_PROBABILITY)
-        if suspicious.any():
-            target_sample = _sample(feats[allowed & ~suspicious], SKIN_SAMPLE, self._rng_seed + 17)
-            probability = self._probability(feats, allowed, np.concatenate([self._ref_negatives, target_sample]))
-        labels_small, scores = self._regions(probability, allowed, grid.unit)
+        probability = self._probability(feats, allowed)
+        labels_small, scores = self._regions(probability, allowed, feats, grid.unit)
 
         labels = np.zeros((h, w), np.int32)
         rx, ry, rw, rh = grid.roi
@@ -263,65 +262,102 @@ class ReferenceDetector:
             raise ValueError(f"backbone {self.backbone.name} returned {features.shape}, expected ({sh}, {sw}, C)")
         return _Grid(detection, (rx, ry, rw, rh), allowed, unit, features)
 
-    def _probability(self, feats: np.ndarray, allowed: np.ndarray, negatives: np.ndarray) -> np.ndarray:
-        """Defect score in [0, 1] per pixel: likeness to the defect times rareness in this skin.
+    def _probability(self, feats: np.ndarray, allowed: np.ndarray) -> np.ndarray:
+        """Defect score in [0, 1] per pixel: likeness to the example times rareness in this skin.
 
-        Likeness is the cosine between a pixel's whitened feature vector and the nearest
-        defect prototype's: the *direction* of the contrast (paler, pinker, line-shaped)
-        transfers between photos better than its size, which varies from one defect to the
-        next.  Rareness (the MuSc principle) is the distance to the k-th nearest clean-skin
-        sample over the same distance for typical skin samples: a look this photo has
-        everywhere (wrinkle highlights, pores) is skin, however much it resembles the example.
+        Likeness is the cosine between a pixel's feature vector and a defect prototype: the
+        *direction* of the contrast (paler, pinker, line-shaped) transfers between photos
+        better than its size, which varies from one defect to the next.  Rareness follows
+        the MuSc principle within the one photo: the pixel's projection on that prototype's
+        direction, over the projection that only ``1 - RARE_QUANTILE`` of this photo's skin
+        pixels reach (and at least half the example's own), so a look the photo has
+        everywhere (wrinkle highlights, pores) stays skin however much it resembles the
+        example.
         """
-        centre = np.median(negatives, axis=0)
-        spread = 1.4826 * np.median(np.abs(negatives - centre), axis=0)
-        spread = np.maximum(spread, 0.05 * float(np.median(spread)) + 1e-6)
-        spread = spread / self._weights(negatives.shape[1])
-        skin = (negatives - centre) / spread
+        centre, spread = self._units(self._ref_negatives)
         defect = (self._positives - centre) / spread
         protos = _kmeans(defect, DEFECT_PROTOTYPES, seed=2)
         directions = protos / np.maximum(np.linalg.norm(protos, axis=1, keepdims=True), 1e-6)
-        score = np.zeros(allowed.shape, np.float32)
+        example = np.median(defect @ directions.T, axis=0)  # (k,) the example's projections
         pixels = (feats[allowed] - centre) / spread
-        norms = np.linalg.norm(pixels, axis=1)
-        likeness = (pixels @ directions.T).max(axis=1) / np.maximum(norms, 1e-6)
-        candidates = np.flatnonzero((likeness >= LIKENESS_GROW) & (norms >= MIN_CONTRAST_NORM))
-        values = np.zeros(pixels.shape[0], np.float32)
-        if candidates.size > MAX_SCORED:
-            # Only the most defect-like pixels are worth a nearest-neighbour search.
-            candidates = candidates[np.argsort(-likeness[candidates])[:MAX_SCORED]]
-        if candidates.size:
-            typical = _typical_knn(skin, SKIN_NEIGHBOURS)
-            rare = np.sqrt(_kth_nearest_sq(pixels[candidates], skin, SKIN_NEIGHBOURS)) / typical
-            values[candidates] = likeness[candidates] * np.clip(rare / RARE_RATIO, 0.0, 1.0)
-        score[allowed] = values
+        norms = np.maximum(np.linalg.norm(pixels, axis=1), 1e-6)
+        projection = pixels @ directions.T  # (n, k)
+        skin_level = np.quantile(projection, RARE_QUANTILE, axis=0)
+        gate = np.maximum(skin_level * RARE_MARGIN, EXAMPLE_FRACTION * example)
+        gate = np.maximum(gate, 1e-6)
+        per_proto = (projection / norms[:, None]) * np.clip(projection / gate[None, :], 0.0, 1.0)
+        score = np.zeros(allowed.shape, np.float32)
+        score[allowed] = per_proto.max(axis=1)
         return score
 
-    def _weights(self, n_features: int) -> np.ndarray:
-        """Per-feature weights: colour and texture transfer less well between photos than
-        lightness and line/bump shape (gamut clipping shifts a* and b* on saturated skin;
-        texture depends on the photo's grain), so they count less."""
-        if getattr(self.backbone, "name", "") != "descriptors" or n_features != len(DESCRIPTOR_NAMES):
-            return np.ones(n_features, np.float32)
-        return np.array([FEATURE_WEIGHTS.get(name.split("_")[0], 1.0) for name in DESCRIPTOR_NAMES], np.float32)
+    def _units(self, negatives: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Centre and unit of each feature.
 
-    def _regions(self, probability: np.ndarray, allowed: np.ndarray, unit: float):
+        The descriptors get fixed units (typical skin spreads, :data:`FEATURE_UNITS`), the
+        same for every photo: a defect's Lab contrast is physical, so the example's
+        direction in feature space transfers to a photo with rougher or smoother skin. Other
+        backbones are whitened by the robust spread of the clean-skin samples.
+        """
+        if getattr(self.backbone, "name", "") == "descriptors" and negatives.shape[1] == len(DESCRIPTOR_NAMES):
+            spread = np.array([FEATURE_UNITS[name.split("_")[0]] for name in DESCRIPTOR_NAMES], np.float32)
+            return np.zeros(negatives.shape[1], np.float32), spread
+        centre = np.median(negatives, axis=0)
+        spread = 1.4826 * np.median(np.abs(negatives - centre), axis=0)
+        return centre, np.maximum(spread, 0.05 * float(np.median(spread)) + 1e-6)
+
+    def _regions(self, probability: np.ndarray, allowed: np.ndarray, feats: np.ndarray, unit: float):
+        """Grow regions from seeds, then judge each region as a whole against the examples.
+
+        A region's mean feature vector is far less noisy than its pixels'. It is kept when
+        its shape (size, elongation) is like an example region's, its mean points the same
+        way (cosine >= ``REGION_LIKENESS``), it is at least ``REGION_STRENGTH`` as strong as
+        the example along that direction and, when the photo offers enough candidate regions
+        to tell what is ordinary here, it stands out among them (robust z >=
+        ``REGION_RARE_Z``: the MuSc principle at region level).
+        """
         grown = (probability >= GROW_PROBABILITY) & allowed
         labels, count = ndi.label(grown, structure=np.ones((3, 3), bool))
+        self.last_regions = []
         if count == 0:
             return np.zeros_like(labels, dtype=np.int32), []
         index = np.arange(1, count + 1)
         peaks = ndi.maximum(probability, labels, index)
         means = ndi.mean(probability, labels, index)
-        keep = np.zeros(count + 1, bool)
+        centre, spread = self._units(self._ref_negatives)
+        refs = [((mean - centre) / spread, shape) for shape, mean in self._examples]
         objects = ndi.find_objects(labels)
+        rows = []
         for i in range(count):
             if peaks[i] < SEED_PROBABILITY or objects[i] is None:
                 continue
             region = labels[objects[i]] == i + 1
+            if _ring_allowed(labels, objects[i], i + 1, allowed, unit) < MIN_RING_ALLOWED:
+                continue  # on the edge of the skin: the contrast may be the edge itself
             shape = _shape_of(region, unit)
-            if any(_like(shape, ref) for ref in self._shapes):
-                keep[i + 1] = True
+            mean = (feats[objects[i]][region].mean(axis=0) - centre) / spread
+            best = None
+            for ref_mean, ref_shape in refs:
+                if not _like(shape, ref_shape):
+                    continue
+                size = max(float(np.linalg.norm(ref_mean)), 1e-6)
+                along = float(mean @ ref_mean) / size
+                cosine = along / max(float(np.linalg.norm(mean)), 1e-6)
+                if best is None or along / size > best[1]:
+                    best = (cosine, along / size)
+            if best is not None:
+                rows.append((i + 1, best[0], best[1]))
+        strengths = np.array([r[2] for r in rows])
+        if strengths.size >= REGION_RARE_MIN_COUNT:
+            median = float(np.median(strengths))
+            mad = max(1.4826 * float(np.median(np.abs(strengths - median))), 1e-3)
+            z = (strengths - median) / mad
+        else:
+            z = np.full(strengths.size, np.inf)
+        keep = np.zeros(count + 1, bool)
+        for (label, cosine, strength), rare in zip(rows, z):
+            ok = cosine >= REGION_LIKENESS and strength >= REGION_STRENGTH and rare >= REGION_RARE_Z
+            keep[label] = ok
+            self.last_regions.append({"label": label, "cosine": cosine, "strength": strength, "z": float(rare), "kept": ok})
         new_ids = np.cumsum(keep) * keep
         out = new_ids[labels].astype(np.int32)
         scores = [float(means[i]) for i in range(count) if keep[i + 1]]
@@ -348,13 +384,28 @@ def _to_grid(mask: np.ndarray, grid: _Grid) -> np.ndarray:
     return (crop >= 0.5) & grid.allowed
 
 
-def _region_shapes(mask: np.ndarray, unit: float) -> list[tuple[float, float]]:
+def _region_examples(mask: np.ndarray, feats: np.ndarray, unit: float) -> list:
+    """((area, elongation), mean feature vector) of each region of a reference mask."""
     labels, count = ndi.label(mask, structure=np.ones((3, 3), bool))
-    shapes = []
+    out = []
     for i, sl in enumerate(ndi.find_objects(labels)):
         if sl is not None:
-            shapes.append(_shape_of(labels[sl] == i + 1, unit))
-    return shapes
+            region = labels[sl] == i + 1
+            out.append((_shape_of(region, unit), feats[sl][region].mean(axis=0)))
+    return out
+
+
+def _ring_allowed(labels, sl, label, allowed, unit) -> float:
+    """Share of searchable skin in the ring of ``RING_UNITS`` around one region."""
+    pad = int(math.ceil(RING_UNITS * unit)) + 1
+    h, w = labels.shape
+    y0, y1 = max(0, sl[0].start - pad), min(h, sl[0].stop + pad)
+    x0, x1 = max(0, sl[1].start - pad), min(w, sl[1].stop + pad)
+    region = labels[y0:y1, x0:x1] == label
+    ring = ndi.binary_dilation(region, structure=_disk(RING_UNITS * unit)) & ~region
+    if not ring.any():
+        return 0.0
+    return float(allowed[y0:y1, x0:x1][ring].mean())
 
 
 def _shape_of(region: np.ndarray, unit: float) -> tuple[float, float]:
