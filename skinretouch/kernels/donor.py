@@ -166,13 +166,17 @@ def _best_block_offset(guide, weight, sources, targets, radius, patch_radius):
         mask = band[by0:by1, bx0:bx1].astype(np.float32)
         total = float(mask.sum())
     template = np.ascontiguousarray(guide[by0:by1, bx0:bx1])
+    # Only placements within the radius matter: match inside that window of the crop.
+    sy0, sy1 = max(0, by0 - radius), min(height, by1 + radius)
+    sx0, sx1 = max(0, bx0 - radius), min(width, bx1 + radius)
+    searched = np.ascontiguousarray(guide[sy0:sy1, sx0:sx1])
     # TM_SQDIFF squares (template - image) * mask, so the mask is the weights' square root.
-    costs = cv2.matchTemplate(guide, template, cv2.TM_SQDIFF, mask=np.sqrt(mask)) / total
+    costs = cv2.matchTemplate(searched, template, cv2.TM_SQDIFF, mask=np.sqrt(mask)) / total
 
     dy = np.arange(-radius, radius + 1)
     dx = np.arange(-radius, radius + 1)
     grid_y, grid_x = np.meshgrid(dy, dx, indexing="ij")
-    cost_y, cost_x = by0 + grid_y, bx0 + grid_x
+    cost_y, cost_x = by0 - sy0 + grid_y, bx0 - sx0 + grid_x
     use_y, use_x = ty0 + grid_y, tx0 + grid_x
     inside = (
         (cost_y >= 0) & (cost_y < costs.shape[0]) & (cost_x >= 0) & (cost_x < costs.shape[1])
