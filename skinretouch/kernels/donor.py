@@ -1,17 +1,21 @@
 """Donor search in the high-pass (texture) layer: real nearby skin for a hole's pores.
 
-Two stages, both on the high-pass layer (see :mod:`.freqsplit`), both jitted:
+Two stages on the texture layer (see :mod:`.freqsplit`):
 
-1. **Block offset.** One translation ``d`` for the whole hole, chosen among all offsets
-   within ``radius`` whose shifted hole (grown by the patch radius) lies on clean skin,
-   minimising the weighted squared difference between the texture around and inside the
-   hole and the texture at ``p + d``. A single offset keeps the donor texture coherent (a
-   pore is copied whole, not stitched from pixels of different pores).
-2. **PatchMatch refinement.** A per-pixel offset field started at ``d`` and improved by
-   propagation from neighbours and a shrinking random search (Barnes et al. 2009), using
-   patches of ``(2 * patch_radius + 1) ** 2`` pixels. A pixel moves away from ``d`` only
-   when its patch carries enough known texture (ring pixels, or trusted pixels inside the
-   hole given by ``guide_weight``) and the new match is clearly better.
+1. **Block offset** (OpenCV). One translation ``d`` for the whole hole, chosen among all
+   offsets within ``radius`` whose shifted hole lies on clean skin (an erosion of the clean
+   pixels by the hole's shape), minimising the weighted squared difference between the
+   texture around and inside the hole and the texture at ``p + d`` (a masked template
+   match). A single offset keeps the donor texture coherent: a pore is copied whole, not
+   stitched from pixels of different pores.
+2. **PatchMatch refinement** (numba). A per-pixel offset field started at ``d`` and
+   improved by propagation from neighbours and a shrinking random search (Barnes et al.
+   2009), using patches of ``(2 * patch_radius + 1) ** 2`` pixels. A pixel moves away from
+   ``d`` only when its patch carries enough known texture (ring pixels, or trusted pixels
+   inside the hole given by ``guide_weight``) and the new match is clearly better. When no
+   block offset is usable (a hole too large for its crop), every pixel starts at its
+   nearest clean pixel and this stage always runs. The removal routes otherwise skip it:
+   on planted spots it measured no better than the block alone.
 
 Donor pixels never come from ``hole`` or ``avoid``: every source patch lies wholly on
 pixels outside both.
