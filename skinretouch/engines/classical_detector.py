@@ -65,6 +65,9 @@ class _Thresholds:
     merge: float = 0.6  # peaks joined by a saddle this high (of the lower peak) are one spot
     noise_k: float = 2.5  # seeds must also exceed this many local texture SDs
     texture_sigma: float = 10.0  # window of the local texture SD
+    # A second look inside large rejected regions (a spot on a flushed or shaded patch).
+    patch_min_r: float = 5.0  # regions at least this big are looked into
+    patch_sigma: float = 3.0  # near background: Gaussian sigma
     # Acceptance of a region as a spot at all.
     max_r: float = 16.0  # larger regions are shading, not spots
     max_elongation: float = 3.0  # major/minor axis ratio above which a region is a line
@@ -304,7 +307,8 @@ class ClassicalDetector:
         """
         t = self._t
         background, divisors = ctx["background"], ctx["divisors"]
-        floors = np.maximum(t.grow, t.relative_grow * ctx["peaks"][ctx["sources"]])
+        sources = ctx["sources"]
+        floors = np.maximum(t.grow, t.relative_grow * ctx["peaks"][np.maximum(sources, 0)])
         sx, sy = to_small
         band = max(2, math.ceil(1.5 / min(sx, sy)))
         sigma = 0.6 * scale  # the working grid's smoothing, in full-resolution pixels
@@ -313,7 +317,7 @@ class ClassicalDetector:
         objects = _label_boxes(labels, count)
         for label in range(1, count + 1):
             box = objects[label]
-            if box is None:
+            if box is None or sources[label] < 0:
                 continue
             x0, y0, x1, y1 = box
             x0, y0 = max(0, x0 - 2 * band), max(0, y0 - 2 * band)
@@ -398,11 +402,64 @@ class ClassicalDetector:
         contrast["peaks"] = feats[:, _COL["peak"]].astype(np.float32)
         solidity = _solidity(labels, count, feats)
         maps["solidity"] = solidity
-        labels, spots, protected, sources = self._classify(labels, count, feats, solidity, unit)
-        contrast["sources"] = sources
+        labels, count, feats, solidity, second = self._second_look(
+            labels, count, feats, solidity, smooth, weights, divisors, lab, skin, hair,
+            allowed, grad, unit,
+        )
+        labels, spots, protected, sources = self._classify(
+            labels, count, feats, solidity, unit, second
+        )
+        # Spots found on a patch were measured against their own small ring, not the
+        # skin background: the full-resolution pass must not regrow them into the patch.
+        contrast["sources"] = np.where(np.isin(sources, list(second)), -1, sources)
         return labels, spots, protected, contrast
 
-    def _classify(self, labels, count, feats, solidity, unit):
+    def _second_look(self, labels, count, feats, solidity, smooth, weights, divisors, lab,
+                     skin, hair, allowed, grad, unit):
+        """Look again inside large rejected regions for a spot sitting on them.
+
+        A brown spot on a flushed cheek floods into the redness around it and the whole
+        patch is rejected. Inside such patches the contrast is measured again against a
+        near background (a few face units), where the patch itself is flat and only
+        what stands out of it remains.
+        """
+        t = self._t
+        big = np.zeros(count + 1, bool)
+        for k in range(1, count + 1):
+            if feats[k, _COL["area"]] < math.pi * (t.patch_min_r * unit) ** 2:
+                continue
+            f = {name: feats[k, i] for name, i in _COL.items()}
+            f["solidity"] = solidity[k]
+            big[k] = self._kind_of(f, unit) is None
+        if not big.any():
+            return labels, count, feats, solidity, set()
+        patch = big[labels]
+        near_bg = kd.normalized_blur(smooth, weights, t.patch_sigma * unit)
+        near_delta = smooth - near_bg
+        near_strength = _strength(near_delta, divisors)
+        sub, n_sub = kd.flood_labels(
+            near_strength, high=1.0, low=t.grow, relative=t.relative_grow, merge=t.merge,
+            allowed=patch & allowed, seedable=~hair,
+        )
+        if n_sub == 0:
+            return labels, count, feats, solidity, set()
+        areas = np.bincount(sub.ravel(), minlength=n_sub + 1).astype(np.float32)
+        ring = np.maximum(2.0 * unit, 0.6 * np.sqrt(areas / math.pi)).astype(np.float32)
+        sub_feats = kd.region_features(
+            sub, n_sub, near_delta, lab[..., 0], near_strength, allowed=allowed, skin=skin,
+            hair=hair, gradient=grad, ring_px=ring,
+        )
+        sub_solidity = _solidity(sub, n_sub, sub_feats)
+        merged = np.where(sub > 0, sub + count, labels)
+        return (
+            merged,
+            count + n_sub,
+            np.concatenate([feats, sub_feats[1:]]),
+            np.concatenate([solidity, sub_solidity[1:]]),
+            set(range(count + 1, count + n_sub + 1)),
+        )
+
+    def _classify(self, labels, count, feats, solidity, unit, on_patch=frozenset()):
         t = self._t
         cfg = self.config
         decisions: list[tuple[int, str, float]] = []
@@ -414,6 +471,8 @@ class ClassicalDetector:
             kind = self._kind_of(f, unit)
             if kind is None:
                 continue
+            if k in on_patch and kind in ("mole", "freckle"):
+                continue  # a flat dark part of a patch is not a mole
             score = float(1.0 - math.exp(-max(f["peak"] - 0.5, 0.0)))
             if kind == "mole":
                 moles.append(k)
