@@ -7,6 +7,8 @@ colour error no worse than Telea's on the same masks, and nothing outside the ho
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
+
 import numpy as np
 import pytest
 from kernel_cases import spot_cases, spot_figures, summary, telea
@@ -59,6 +61,14 @@ def test_freqsplit_is_deterministic_and_seeded(cases):
     first = remove_freqsplit(case.image, case.hole, avoid=case.avoid, scale=case.scale, seed=3)
     again = remove_freqsplit(case.image, case.hole, avoid=case.avoid, scale=case.scale, seed=3)
     assert np.array_equal(first, again)
+
+
+def test_freqsplit_gives_the_same_results_on_parallel_threads(cases, freqsplit_results):
+    with ThreadPoolExecutor(2) as pool:
+        threaded = list(
+            pool.map(lambda c: remove_freqsplit(c.image, c.hole, avoid=c.avoid, scale=c.scale), cases)
+        )
+    assert all(np.array_equal(a, b) for a, b in zip(threaded, freqsplit_results))
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
