@@ -64,10 +64,11 @@ def test_freqsplit_is_deterministic_and_seeded(cases):
 
 
 def test_freqsplit_gives_the_same_results_on_parallel_threads(cases, freqsplit_results):
+    def fill(case):
+        return remove_freqsplit(case.image, case.hole, avoid=case.avoid, scale=case.scale)
+
     with ThreadPoolExecutor(2) as pool:
-        threaded = list(
-            pool.map(lambda c: remove_freqsplit(c.image, c.hole, avoid=c.avoid, scale=c.scale), cases)
-        )
+        threaded = list(pool.map(fill, cases))
     assert all(np.array_equal(a, b) for a, b in zip(threaded, freqsplit_results))
 
 
