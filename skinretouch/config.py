@@ -115,6 +115,9 @@ class RouteConfig:
     small_max_diameter_px: Annotated[float, Range(1.0, None)] = 24.0
     # ... and up to this fraction of the image area
     small_max_area_fraction: Fraction = 0.0015
+    # classical route of larger ("medium") regions when LaMa does not serve them; the
+    # frequency split measured better than PatchMatch + Poisson on the bench's large spots
+    medium_classical_route: Literal["freqsplit", "patchmatch"] = "freqsplit"
     # regions above this fraction of the image area are flagged as hard cases
     hard_area_fraction: Fraction = 0.01
     # a filled region whose texture ratio against its ring leaves this band is a hard case

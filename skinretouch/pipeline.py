@@ -26,7 +26,7 @@ from .kernels import removal
 from .kernels.composite import composite, feather_alpha
 from .kernels.texture import texture_ratio
 from .processing import FileOutcome, process_file
-from .regions import ROUTE_FREQSPLIT, ROUTE_PATCHMATCH, Region, build_regions
+from .regions import ROUTE_FREQSPLIT, ROUTE_PATCHMATCH, SIZE_MEDIUM, Region, build_regions
 from .report import RegionRecord
 from .scale import image_scale
 from .timing import ms_since
@@ -154,11 +154,18 @@ class Retoucher:
         for region in regions:
             x, y, w, h = region.bbox
             avoid[y : y + h, x : x + w] |= region.hole
+        # The blend ramp stays within the ring the dilation added: a user's exact mask is
+        # replaced whole, not blended back towards the blemish at its edge.
+        feather_px = min(self.config.mask.feather_px, dilation_px)
+
+        def repair(region: Region) -> tuple[Patch, RegionRecord]:
+            return self._repair(image, region, avoid, detection.scale, feather_px=feather_px)
+
         if len(regions) > 1 and self.threads > 1:
             with ThreadPoolExecutor(self.threads, thread_name_prefix="skinretouch-region") as pool:
-                repairs = list(pool.map(lambda r: self._repair(image, r, avoid, detection.scale), regions))
+                repairs = list(pool.map(repair, regions))
         else:
-            repairs = [self._repair(image, region, avoid, detection.scale) for region in regions]
+            repairs = [repair(region) for region in regions]
         timings["inpaint"] = ms_since(started)
 
         applied = np.zeros(image.shape[:2], bool)
@@ -198,7 +205,7 @@ class Retoucher:
         )
 
     def _repair(
-        self, image: np.ndarray, region: Region, avoid: np.ndarray, scale: float
+        self, image: np.ndarray, region: Region, avoid: np.ndarray, scale: float, *, feather_px: int
     ) -> tuple[Patch, RegionRecord]:
         """Fill one region on a crop; reads only the input image, so regions run in any order."""
         config = self.config
@@ -242,7 +249,7 @@ class Retoucher:
                 fallback_reason = "; ".join(filter(None, (fallback_reason, texture_reason)))
                 route, filled, ratio = other, other_filled, other_ratio
 
-        alpha = feather_alpha(hole, feather_px=config.mask.feather_px)
+        alpha = feather_alpha(hole, feather_px=feather_px)
         blended = composite(crop, filled, alpha)
         patch = Patch(window=window, hole=hole, values=np.ascontiguousarray(blended[hole]))
         record = RegionRecord(
@@ -265,7 +272,7 @@ class Retoucher:
         """Small spots stay classical; medium ones want LaMa, hard ones FLUX (with fallbacks)."""
         if region.hard_reasons:
             wanted = ROUTE_HARD
-        elif region.route == ROUTE_PATCHMATCH:
+        elif region.size == SIZE_MEDIUM:
             wanted = ROUTE_MEDIUM
         else:
             return CLASSICAL, None

@@ -19,6 +19,8 @@ __all__ = ["Region", "build_regions", "dilate", "route_region"]
 
 ROUTE_FREQSPLIT = "freqsplit"
 ROUTE_PATCHMATCH = "patchmatch"
+SIZE_SMALL = "small"
+SIZE_MEDIUM = "medium"
 
 
 @dataclass(kw_only=True)
@@ -30,6 +32,7 @@ class Region:
     hole: np.ndarray  # (bbox h, bbox w) bool: pixels to replace, within bbox
     kind: str
     score: float
+    size: str = SIZE_SMALL
     route: str = ROUTE_FREQSPLIT
     hard_reasons: list[str] = field(default_factory=list)
 
@@ -78,14 +81,19 @@ def build_regions(detection: Detection, *, dilation_px: int, route: RouteConfig)
 
 
 def route_region(region: Region, *, image_area: int, scale: float, config: RouteConfig) -> None:
-    """Choose the removal route by size, and flag large regions as hard cases."""
+    """Class the region by size, choose its classical route, flag large regions as hard.
+
+    Small regions take the frequency-split kernel; medium ones want LaMa, and take
+    ``route.medium_classical_route`` when no neural engine serves them.
+    """
     area_fraction = region.area_px / image_area
     diameter_at_face_scale = region.equivalent_diameter_px / scale
     small = (
         diameter_at_face_scale <= config.small_max_diameter_px
         and area_fraction <= config.small_max_area_fraction
     )
-    region.route = ROUTE_FREQSPLIT if small else ROUTE_PATCHMATCH
+    region.size = SIZE_SMALL if small else SIZE_MEDIUM
+    region.route = ROUTE_FREQSPLIT if small else config.medium_classical_route
     if area_fraction > config.hard_area_fraction:
         region.hard_reasons.append("large_area")
 

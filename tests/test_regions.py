@@ -7,7 +7,7 @@ import pytest
 
 from skinretouch.config import RouteConfig
 from skinretouch.detection import Detection, Spot, bbox_of
-from skinretouch.regions import ROUTE_FREQSPLIT, ROUTE_PATCHMATCH, build_regions, dilate
+from skinretouch.regions import ROUTE_FREQSPLIT, build_regions, dilate
 from skinretouch.sidecars import is_ignored_name, is_sidecar_or_output, output_paths
 
 
@@ -71,7 +71,7 @@ def test_routing_by_size_at_face_scale_and_edge_flag():
     regions = build_regions(_detection(labels), dilation_px=2, route=RouteConfig())
     by_center = {r.bbox[1] + r.bbox[3] // 2: r for r in regions}
     assert by_center[100].route == ROUTE_FREQSPLIT and not by_center[100].hard_reasons
-    assert by_center[250].route == ROUTE_PATCHMATCH
+    assert by_center[250].size == "medium" and by_center[250].route == ROUTE_FREQSPLIT
     assert "large_area" in by_center[250].hard_reasons
     edge = next(r for r in regions if r.bbox[1] == 0)
     assert "touches_image_edge" in edge.hard_reasons
@@ -81,8 +81,8 @@ def test_routing_by_size_at_face_scale_and_edge_flag():
     tight = RouteConfig(small_max_diameter_px=8.0)
     at_scale_1 = build_regions(_detection(labels), dilation_px=2, route=tight)
     at_scale_2 = build_regions(_detection(labels, scale=2.0), dilation_px=2, route=tight)
-    assert at_scale_1[0].route == ROUTE_PATCHMATCH
-    assert at_scale_2[0].route == ROUTE_FREQSPLIT
+    assert at_scale_1[0].size == "medium"
+    assert at_scale_2[0].size == "small"
 
 
 def test_sidecar_names_follow_darktable_and_are_recognised(tmp_path):
