@@ -211,9 +211,12 @@ class Retoucher:
         config = self.config
         x, y, w, h = region.bbox
         engine_name, fallback_reason = self._choose_engine(region)
+        # An out-of-band texture after the fill makes the region hard; it is then redone by
+        # the hard-case engine when one is available, so the crop must suit that one too.
+        hard_engine = choose_engine(ROUTE_HARD, self.engines, config.engines)[0]
         margin = removal.crop_margin(scale)
-        if engine_name != CLASSICAL:
-            margin = max(margin, engine_class(engine_name, self.engines.table).crop_margin(w, h))
+        for name in {engine_name, hard_engine} - {CLASSICAL}:
+            margin = max(margin, engine_class(name, self.engines.table).crop_margin(w, h))
         height, width = image.shape[:2]
         x0, y0 = max(0, x - margin), max(0, y - margin)
         x1, y1 = min(width, x + w + margin), min(height, y + h + margin)
@@ -224,30 +227,19 @@ class Retoucher:
         crop_avoid = avoid[window] & ~hole
         seed = config.removal.seed + region.id
 
-        route = region.route
-        filled = None
-        if engine_name != CLASSICAL:
-            try:
-                fill = self.engines.inpaint(engine_name, crop, hole, seed=seed)
-                # Neural fills are smooth at pore scale: put real skin texture back.
-                filled = removal.reinject_high_frequencies(
-                    fill, crop, hole, avoid=crop_avoid, scale=scale, seed=seed
-                )
-                route = ROUTE_BY_ENGINE[engine_name]
-            except EngineError as exc:
-                fallback_reason = f"{engine_name} failed: {exc}"
-        if filled is None:
-            filled = self._fill(route, crop, hole, crop_avoid, scale, seed)
+        route, filled, failure = self._fill(engine_name, region.route, crop, hole, crop_avoid, scale, seed)
+        fallback_reason = _join_reasons(fallback_reason, failure)
         ratio = _texture_ratio(filled, hole, crop_avoid, scale)
         if not _in_band(ratio, config.route.texture_ratio_min, config.route.texture_ratio_max):
             region.hard_reasons.append("texture_ratio_out_of_band")
-            other = ROUTE_PATCHMATCH if route == ROUTE_FREQSPLIT else ROUTE_FREQSPLIT
-            other_filled = self._fill(other, crop, hole, crop_avoid, scale, seed)
-            other_ratio = _texture_ratio(other_filled, hole, crop_avoid, scale)
-            if _band_distance(other_ratio) < _band_distance(ratio):
-                texture_reason = f"{route} texture ratio {ratio:.2f} out of band; {other} gave {other_ratio:.2f}"
-                fallback_reason = "; ".join(filter(None, (fallback_reason, texture_reason)))
-                route, filled, ratio = other, other_filled, other_ratio
+            if hard_engine not in (CLASSICAL, engine_name):
+                hard_route, hard_filled, failure = self._fill(
+                    hard_engine, region.route, crop, hole, crop_avoid, scale, seed
+                )
+                if failure is None:
+                    route, filled = hard_route, hard_filled
+                    ratio = _texture_ratio(filled, hole, crop_avoid, scale)
+                fallback_reason = _join_reasons(fallback_reason, failure)
 
         alpha = feather_alpha(hole, feather_px=feather_px)
         blended = composite(crop, filled, alpha)
@@ -279,18 +271,37 @@ class Retoucher:
         return choose_engine(wanted, self.engines, self.config.engines)
 
     def _fill(
-        self, route: str, crop: np.ndarray, hole: np.ndarray, avoid: np.ndarray, scale: float, seed: int
-    ) -> np.ndarray:
-        if route == ROUTE_FREQSPLIT:
-            return removal.remove_freqsplit(crop, hole, avoid=avoid, scale=scale, seed=seed)
-        return removal.remove_patchmatch_poisson(
-            crop,
-            hole,
-            avoid=avoid,
-            scale=scale,
-            patch_size=self.config.removal.patchmatch_patch_size,
-            seed=seed,
-        )
+        self,
+        engine_name: str,
+        classical_route: str,
+        crop: np.ndarray,
+        hole: np.ndarray,
+        avoid: np.ndarray,
+        scale: float,
+        seed: int,
+    ) -> tuple[str, np.ndarray, str | None]:
+        """Fill with a neural engine, or classically; returns (route, fill, failure reason)."""
+        failure = None
+        if engine_name != CLASSICAL:
+            try:
+                fill = self.engines.inpaint(engine_name, crop, hole, seed=seed)
+                # Neural fills are smooth at pore scale: put real skin texture back.
+                textured = removal.reinject_high_frequencies(fill, crop, hole, avoid=avoid, scale=scale, seed=seed)
+                return ROUTE_BY_ENGINE[engine_name], textured, None
+            except EngineError as exc:
+                failure = f"{engine_name} failed: {exc}"
+        if classical_route == ROUTE_FREQSPLIT:
+            filled = removal.remove_freqsplit(crop, hole, avoid=avoid, scale=scale, seed=seed)
+        else:
+            filled = removal.remove_patchmatch_poisson(
+                crop,
+                hole,
+                avoid=avoid,
+                scale=scale,
+                patch_size=self.config.removal.patchmatch_patch_size,
+                seed=seed,
+            )
+        return classical_route, filled, failure
 
 
 def _detection_from_user_mask(mask: np.ndarray) -> Detection:
@@ -315,5 +326,5 @@ def _in_band(ratio: float, low: float, high: float) -> bool:
     return math.isnan(ratio) or low <= ratio <= high
 
 
-def _band_distance(ratio: float) -> float:
-    return abs(math.log(max(ratio, 1e-6))) if not math.isnan(ratio) else 0.0
+def _join_reasons(*reasons: str | None) -> str | None:
+    return "; ".join(reason for reason in reasons if reason) or None
