@@ -24,14 +24,17 @@ XMP = (
 )
 
 
+PAINTED_SPOTS = ((56, 90, 4), (62, 141, 3), (26, 117, 2.5))  # (y, x, radius) on cheeks and forehead
+
+
 @pytest.fixture(scope="module")
 def portrait() -> np.ndarray:
-    """A 256x256 crop of a real face with three red spots painted on the cheeks."""
+    """A 256x256 crop of a real face with three red spots painted on its skin."""
     from skimage.data import astronaut
 
     face = astronaut()[60:316, 110:366].astype(np.float32)
     yy, xx = np.mgrid[:256, :256]
-    for cy, cx, r in ((150, 95, 4), (165, 160, 3), (110, 150, 2.5)):
+    for cy, cx, r in PAINTED_SPOTS:
         weight = np.clip(r + 0.5 - np.hypot(yy - cy, xx - cx), 0, 1)[..., None]
         face = face * (1 - 0.45 * weight) + np.array([200, 60, 60], np.float32) * 0.45 * weight
     return np.clip(np.rint(face), 0, 255).astype(np.uint8)
@@ -87,6 +90,8 @@ def test_jpeg_keeps_exif_icc_xmp_and_report_follows_schema(tmp_path, portrait, c
         assert mask.mode == "L" and mask.size == (256, 256)
         mask_values = np.asarray(mask)
     assert set(np.unique(mask_values)) <= {0, 255}
+    for cy, cx, _radius in PAINTED_SPOTS:
+        assert mask_values[cy, cx] == 255, f"painted spot at {(cy, cx)} not removed"
 
     report = json.loads(report_path.read_text())
     assert report["schema"] == 1 and report["status"] == "ok" and report["error"] is None
