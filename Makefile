@@ -19,10 +19,16 @@ $(VENV)/.installed-%: pyproject.toml | $(BIN)/python
 demo: $(VENV)/.installed-demo
 	$(BIN)/python -m skinretouch.demo
 
-test: $(VENV)/.installed-test
+# The skin macro the texture tests and the bench need, from the PyPI wheel dermapred 0.0.3
+# (Apache-2.0); fetched once into bench/photos/, never committed.
+BENCH_MACRO := bench/photos/dermapred_example_image.jpg
+$(BENCH_MACRO): | $(VENV)/.installed-test
+	$(BIN)/python -c "from skinretouch.benchmark.photos import load_bench_photos as load; import sys; sys.exit(0 if load(names=['dermapred']) else 1)"
+
+test: $(VENV)/.installed-test $(BENCH_MACRO)
 	$(BIN)/python -m pytest -q
 
-bench: $(VENV)/.installed-test
+bench: $(VENV)/.installed-test $(BENCH_MACRO)
 	$(BIN)/python -m skinretouch.benchmark --out bench/results
 
 doctor: $(VENV)/.installed-demo
