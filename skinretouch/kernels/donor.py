@@ -2,7 +2,7 @@
 
 Two stages on the texture layer (see :mod:`.freqsplit`):
 
-1. **Block offset** (OpenCV). One translation ``d`` for the whole hole, chosen among all
+1. **Block offset** (numba). One translation ``d`` for the whole hole, chosen among all
    offsets within ``radius`` whose shifted hole lies on clean skin (an erosion of the clean
    pixels by the hole's shape), minimising the weighted squared difference between the
    texture around and inside the hole and the texture at ``p + d`` (a masked template
@@ -150,53 +150,109 @@ def _best_block_offset(guide, weight, sources, targets, radius, patch_radius):
     texture best matches the weighted texture around and inside the targets; ``None`` when
     no offset within ``radius`` is usable.
 
-    Both tests run over all offsets at once in OpenCV: the usable offsets are an erosion of
-    ``sources`` by the targets' shape, the costs a masked template match of the band (the
-    targets grown by the patch radius).
+    The cost of an offset is the weighted mean squared difference over the band (the
+    targets grown by the patch radius), times a mild preference for near donors (skin
+    changes slowly across a face). Offsets are tried nearest first and a sum is abandoned
+    as soon as it exceeds the best so far, which leaves the answer unchanged.
     """
-    height, width = guide.shape
-    ty, tx = np.nonzero(targets)
-    ty0, tx0 = int(ty.min()), int(tx.min())
-    shape = targets[ty0 : ty.max() + 1, tx0 : tx.max() + 1].astype(np.uint8)
-    usable = cv2.erode(sources.astype(np.uint8), shape, anchor=(0, 0),
-                       borderType=cv2.BORDER_CONSTANT, borderValue=0)  # fmt: skip
-    grow = np.ones((2 * patch_radius + 1,) * 2, np.uint8)
-    band = cv2.dilate(targets.astype(np.uint8), grow).astype(bool)
-    by, bx = np.nonzero(band)
-    by0, by1, bx0, bx1 = int(by.min()), int(by.max()) + 1, int(bx.min()), int(bx.max()) + 1
-    mask = np.where(band, weight, 0.0)[by0:by1, bx0:bx1].astype(np.float32)
-    total = float(mask.sum())
-    if total <= 0.0:
-        mask = band[by0:by1, bx0:bx1].astype(np.float32)
-        total = float(mask.sum())
-    template = np.ascontiguousarray(guide[by0:by1, bx0:bx1])
-    # Only placements within the radius matter: match inside that window of the crop.
-    sy0, sy1 = max(0, by0 - radius), min(height, by1 + radius)
-    sx0, sx1 = max(0, bx0 - radius), min(width, bx1 + radius)
-    searched = np.ascontiguousarray(guide[sy0:sy1, sx0:sx1])
-    # TM_SQDIFF squares (template - image) * mask, so the mask is the weights' square root.
-    costs = cv2.matchTemplate(searched, template, cv2.TM_SQDIFF, mask=np.sqrt(mask)) / total
-
-    dy = np.arange(-radius, radius + 1)
-    dx = np.arange(-radius, radius + 1)
-    grid_y, grid_x = np.meshgrid(dy, dx, indexing="ij")
-    cost_y, cost_x = by0 - sy0 + grid_y, bx0 - sx0 + grid_x
-    use_y, use_x = ty0 + grid_y, tx0 + grid_x
-    inside = (
-        (cost_y >= 0) & (cost_y < costs.shape[0]) & (cost_x >= 0) & (cost_x < costs.shape[1])
-        & (use_y >= 0) & (use_y < height) & (use_x >= 0) & (use_x < width)
-        & ((grid_y != 0) | (grid_x != 0))
-    )
-    candidate = np.full(grid_y.shape, np.inf)
-    ok = inside.copy()
-    ok[inside] = usable[use_y[inside], use_x[inside]] > 0
-    # A mild preference for near donors: skin changes slowly across a face.
-    distance2 = grid_y[ok] ** 2 + grid_x[ok] ** 2
-    candidate[ok] = costs[cost_y[ok], cost_x[ok]] * (1.0 + 0.002 * distance2)
-    if not np.isfinite(candidate).any():
+    found = _block_search(guide, weight, sources, targets, int(radius), int(patch_radius))
+    if found[0] == 0:
         return None
-    best = np.unravel_index(int(np.argmin(candidate)), candidate.shape)
-    return int(grid_y[best]), int(grid_x[best])
+    return int(found[1]), int(found[2])
+
+
+@njit(cache=True, nogil=True)
+def _block_search(guide, weight, sources, targets, radius, patch_radius):
+    height, width = guide.shape
+    n_targets = 0
+    for y in range(height):
+        for x in range(width):
+            if targets[y, x]:
+                n_targets += 1
+    target_y = np.empty(n_targets, np.int64)
+    target_x = np.empty(n_targets, np.int64)
+    n_targets = 0
+    ty0, ty1, tx0, tx1 = height, -1, width, -1
+    for y in range(height):
+        for x in range(width):
+            if targets[y, x]:
+                target_y[n_targets] = y
+                target_x[n_targets] = x
+                n_targets += 1
+                ty0, ty1, tx0, tx1 = min(ty0, y), max(ty1, y), min(tx0, x), max(tx1, x)
+    by0, by1 = max(0, ty0 - patch_radius), min(height - 1, ty1 + patch_radius)
+    bx0, bx1 = max(0, tx0 - patch_radius), min(width - 1, tx1 + patch_radius)
+    band = np.zeros((by1 - by0 + 1, bx1 - bx0 + 1), np.bool_)
+    for k in range(n_targets):
+        for y in range(max(by0, target_y[k] - patch_radius), min(by1, target_y[k] + patch_radius) + 1):
+            for x in range(max(bx0, target_x[k] - patch_radius), min(bx1, target_x[k] + patch_radius) + 1):
+                band[y - by0, x - bx0] = True
+    n_band = 0
+    total = 0.0
+    for y in range(by0, by1 + 1):
+        for x in range(bx0, bx1 + 1):
+            if band[y - by0, x - bx0]:
+                n_band += 1
+                total += max(weight[y, x], 0.0)
+    use_weight = total > 0.0
+    if not use_weight:
+        total = float(n_band)
+    band_y = np.empty(n_band, np.int64)
+    band_x = np.empty(n_band, np.int64)
+    band_w = np.empty(n_band, np.float64)
+    n_band = 0
+    for y in range(by0, by1 + 1):
+        for x in range(bx0, bx1 + 1):
+            if band[y - by0, x - bx0]:
+                w = max(weight[y, x], 0.0) if use_weight else 1.0
+                if w > 0.0:
+                    band_y[n_band] = y
+                    band_x[n_band] = x
+                    band_w[n_band] = w
+                    n_band += 1
+    side = 2 * radius + 1
+    distance2 = np.empty(side * side, np.int64)
+    for i in range(side * side):
+        dy = i // side - radius
+        dx = i % side - radius
+        distance2[i] = dy * dy + dx * dx
+    order = np.argsort(distance2, kind="mergesort")
+    best_cost = np.inf
+    best_index = -1
+    for i in order:
+        dy = i // side - radius
+        dx = i % side - radius
+        if dy == 0 and dx == 0:
+            continue
+        # The shifted band must lie in the crop, and every shifted target on a source.
+        if by0 + dy < 0 or by1 + dy >= height or bx0 + dx < 0 or bx1 + dx >= width:
+            continue
+        if ty0 + dy < 0 or ty0 + dy >= height or tx0 + dx < 0 or tx0 + dx >= width:
+            continue
+        usable = True
+        for k in range(n_targets):
+            sy = target_y[k] + dy
+            sx = target_x[k] + dx
+            if sy < 0 or sy >= height or sx < 0 or sx >= width or not sources[sy, sx]:
+                usable = False
+                break
+        if not usable:
+            continue
+        factor = (1.0 + 0.002 * distance2[i]) / total
+        limit = best_cost / factor
+        cost = 0.0
+        for k in range(n_band):
+            diff = np.float64(guide[band_y[k], band_x[k]]) - guide[band_y[k] + dy, band_x[k] + dx]
+            cost += band_w[k] * diff * diff
+            if cost > limit:
+                break
+        scaled = cost * factor
+        if scaled < best_cost or (scaled == best_cost and i < best_index):
+            best_cost = scaled
+            best_index = i
+    if best_index < 0:
+        return np.zeros(3, np.int64)
+    return np.array([1, best_index // side - radius, best_index % side - radius], np.int64)
 
 
 @njit(cache=True, nogil=True)
