@@ -507,41 +507,23 @@ def _reset_peak_rss() -> bool:
 
 
 def daemon_sustained_photos_per_second(sample: Path, count: int, folder: Path) -> dict:
-    """The daemon's sustained throughput: ``count`` copies of ``sample`` through ``watch --once``.
+    """The real daemon (``skinretouch watch``) on ``count`` copies of ``sample`` dropped at once,
+    then a few dropped one at a time: sustained photos/s and close -> report latency.
 
-    Hook for the daemon (``python -m skinretouch.daemon DIR --once``): the start-up cost is
-    measured on an empty folder and taken off. Returns ``{"photos_per_s": None, "reason": ...}``
-    ("n/a") when the daemon is absent or fails.
+    Returns ``{"photos_per_s": None, "reason": ...}`` ("n/a") when the daemon is absent or fails.
     """
     try:
-        import skinretouch.daemon.__main__  # noqa: F401
+        from skinretouch.daemon.bench import measure_throughput
     except Exception as exc:
         return {"photos_per_s": None, "reason": f"daemon unavailable: {type(exc).__name__}: {exc}"}
     try:
-        empty = folder / "empty"
-        empty.mkdir(parents=True, exist_ok=True)
-        startup_s = _run_daemon_once(empty)
-        busy = folder / "busy"
-        busy.mkdir(parents=True, exist_ok=True)
-        for index in range(count):
-            shutil.copyfile(sample, busy / f"photo_{index:02d}.jpg")
-        busy_s = _run_daemon_once(busy)
-        reports = list(busy.rglob("*.retouch.json"))
+        folder.mkdir(parents=True, exist_ok=True)
+        result = measure_throughput([sample] * count, folder)
     except (OSError, subprocess.SubprocessError, RuntimeError) as exc:
         return {"photos_per_s": None, "reason": f"daemon run failed: {exc}"}
-    if len(reports) < count:
-        return {"photos_per_s": None, "reason": f"daemon wrote {len(reports)} of {count} reports"}
-    work_s = max(busy_s - startup_s, 1e-3)
-    return {"photos_per_s": count / work_s, "photos": count, "startup_s": startup_s, "busy_s": busy_s}
-
-
-def _run_daemon_once(folder: Path) -> float:
-    started = time.perf_counter()
-    done = subprocess.run([sys.executable, "-m", "skinretouch.daemon", str(folder), "--once"],
-                          capture_output=True, text=True, timeout=600)  # fmt: skip
-    if done.returncode != 0:
-        raise RuntimeError(f"exit {done.returncode}: {done.stderr.strip()[-300:]}")
-    return time.perf_counter() - started
+    if result.get("failed"):
+        result["reason"] = f"{result['failed']} photo(s) failed"
+    return result
 
 
 def _resized(photo: BenchPhoto, width: int, height: int) -> BenchPhoto:
@@ -687,6 +669,11 @@ def _format_report(report: dict) -> str:
         rate = daemon.get("photos_per_s")
         lines.append(f"  daemon sustained: {_f(rate, 2) + ' photos/s' if rate else 'n/a'}"
                      + (f" ({daemon['reason']})" if daemon.get("reason") else ""))  # fmt: skip
+        for key, label in (("latency_s", "one at a time"), ("burst_latency_s", "in the burst")):
+            latency = daemon.get(key)
+            if latency:
+                lines.append(f"  daemon close->report latency {label}: median {_f(latency['median'], 2)} s, "
+                             f"p95 {_f(latency['p95'], 2)} s (n={latency['n']})")  # fmt: skip
     lines.append(f"\nwall time {report['wall_s']} s")
     return "\n".join(lines)
 
