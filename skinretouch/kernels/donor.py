@@ -2,7 +2,7 @@
 
 Two stages on the texture layer (see :mod:`.freqsplit`):
 
-1. **Block offset** (numba). One translation ``d`` for the whole hole, chosen among all
+1. **Block offset** (OpenCV). One translation ``d`` for the whole hole, chosen among all
    offsets within ``radius`` whose shifted hole lies on clean skin (an erosion of the clean
    pixels by the hole's shape), minimising the weighted squared difference between the
    texture around and inside the hole and the texture at ``p + d`` (a masked template
@@ -150,109 +150,107 @@ def _best_block_offset(guide, weight, sources, targets, radius, patch_radius):
     texture best matches the weighted texture around and inside the targets; ``None`` when
     no offset within ``radius`` is usable.
 
-    The cost of an offset is the weighted mean squared difference over the band (the
-    targets grown by the patch radius), times a mild preference for near donors (skin
-    changes slowly across a face). Offsets are tried nearest first and a sum is abandoned
-    as soon as it exceeds the best so far, which leaves the answer unchanged.
+    Both tests run over all offsets at once in OpenCV: the usable offsets are an erosion of
+    ``sources`` by the targets' shape, the costs a masked template match of the band (the
+    targets grown by the patch radius). The bookkeeping around them is jitted (it cost more
+    than the two OpenCV calls as array expressions).
     """
-    found = _block_search(guide, weight, sources, targets, int(radius), int(patch_radius))
+    height, width = guide.shape
+    box = _bounding_box(targets)
+    ty0, ty1, tx0, tx1 = int(box[0]), int(box[1]), int(box[2]), int(box[3])
+    shape = targets[ty0 : ty1 + 1, tx0 : tx1 + 1].view(np.uint8)
+    usable = cv2.erode(sources.view(np.uint8), shape, anchor=(0, 0),
+                       borderType=cv2.BORDER_CONSTANT, borderValue=0)  # fmt: skip
+    # The band (targets grown by the patch radius) and its bounding box, clipped to the crop.
+    by0, by1 = max(0, ty0 - patch_radius), min(height, ty1 + 1 + patch_radius)
+    bx0, bx1 = max(0, tx0 - patch_radius), min(width, tx1 + 1 + patch_radius)
+    mask = np.empty((by1 - by0, bx1 - bx0), np.float32)
+    total = _band_weights(targets, weight, patch_radius, by0, bx0, mask)
+    template = np.ascontiguousarray(guide[by0:by1, bx0:bx1])
+    # Only placements within the radius matter: match inside that window of the crop.
+    sy0, sy1 = max(0, by0 - radius), min(height, by1 + radius)
+    sx0, sx1 = max(0, bx0 - radius), min(width, bx1 + radius)
+    searched = np.ascontiguousarray(guide[sy0:sy1, sx0:sx1])
+    # TM_SQDIFF squares (template - image) * mask, so the mask is the weights' square root.
+    costs = cv2.matchTemplate(searched, template, cv2.TM_SQDIFF, mask=np.sqrt(mask)) / total
+    found = _select_offset(costs, usable, radius, ty0, tx0, by0 - sy0, bx0 - sx0)
     if found[0] == 0:
         return None
     return int(found[1]), int(found[2])
 
 
 @njit(cache=True, nogil=True)
-def _block_search(guide, weight, sources, targets, radius, patch_radius):
-    height, width = guide.shape
-    n_targets = 0
+def _bounding_box(mask):
+    """``(y0, y1, x0, x1)`` inclusive of the true pixels of a non-empty 2-D mask."""
+    height, width = mask.shape
+    y0, y1, x0, x1 = height, -1, width, -1
     for y in range(height):
         for x in range(width):
-            if targets[y, x]:
-                n_targets += 1
-    target_y = np.empty(n_targets, np.int64)
-    target_x = np.empty(n_targets, np.int64)
-    n_targets = 0
-    ty0, ty1, tx0, tx1 = height, -1, width, -1
+            if mask[y, x]:
+                y0 = min(y0, y)
+                y1 = max(y1, y)
+                x0 = min(x0, x)
+                x1 = max(x1, x)
+    return np.array([y0, y1, x0, x1], np.int64)
+
+
+@njit(cache=True, nogil=True)
+def _band_weights(targets, weight, patch_radius, by0, bx0, mask):
+    """Fill ``mask`` (the band's box) with ``weight`` on the band, 0 off it; return the sum.
+
+    When the band carries no weight at all, every band pixel weighs 1.
+    """
+    height, width = targets.shape
+    mask[:] = 0.0
+    band = np.zeros(mask.shape, np.bool_)
     for y in range(height):
         for x in range(width):
-            if targets[y, x]:
-                target_y[n_targets] = y
-                target_x[n_targets] = x
-                n_targets += 1
-                ty0, ty1, tx0, tx1 = min(ty0, y), max(ty1, y), min(tx0, x), max(tx1, x)
-    by0, by1 = max(0, ty0 - patch_radius), min(height - 1, ty1 + patch_radius)
-    bx0, bx1 = max(0, tx0 - patch_radius), min(width - 1, tx1 + patch_radius)
-    band = np.zeros((by1 - by0 + 1, bx1 - bx0 + 1), np.bool_)
-    for k in range(n_targets):
-        for y in range(max(by0, target_y[k] - patch_radius), min(by1, target_y[k] + patch_radius) + 1):
-            for x in range(max(bx0, target_x[k] - patch_radius), min(bx1, target_x[k] + patch_radius) + 1):
-                band[y - by0, x - bx0] = True
-    n_band = 0
+            if not targets[y, x]:
+                continue
+            for yy in range(max(0, y - patch_radius), min(height, y + patch_radius + 1)):
+                for xx in range(max(0, x - patch_radius), min(width, x + patch_radius + 1)):
+                    band[yy - by0, xx - bx0] = True
     total = 0.0
-    for y in range(by0, by1 + 1):
-        for x in range(bx0, bx1 + 1):
-            if band[y - by0, x - bx0]:
-                n_band += 1
-                total += max(weight[y, x], 0.0)
-    use_weight = total > 0.0
-    if not use_weight:
-        total = float(n_band)
-    band_y = np.empty(n_band, np.int64)
-    band_x = np.empty(n_band, np.int64)
-    band_w = np.empty(n_band, np.float64)
-    n_band = 0
-    for y in range(by0, by1 + 1):
-        for x in range(bx0, bx1 + 1):
-            if band[y - by0, x - bx0]:
-                w = max(weight[y, x], 0.0) if use_weight else 1.0
-                if w > 0.0:
-                    band_y[n_band] = y
-                    band_x[n_band] = x
-                    band_w[n_band] = w
-                    n_band += 1
-    side = 2 * radius + 1
-    distance2 = np.empty(side * side, np.int64)
-    for i in range(side * side):
-        dy = i // side - radius
-        dx = i % side - radius
-        distance2[i] = dy * dy + dx * dx
-    order = np.argsort(distance2, kind="mergesort")
-    best_cost = np.inf
-    best_index = -1
-    for i in order:
-        dy = i // side - radius
-        dx = i % side - radius
-        if dy == 0 and dx == 0:
+    for i in range(mask.shape[0]):
+        for j in range(mask.shape[1]):
+            if band[i, j]:
+                mask[i, j] = weight[by0 + i, bx0 + j]
+                total += mask[i, j]
+    if total <= 0.0:
+        total = 0.0
+        for i in range(mask.shape[0]):
+            for j in range(mask.shape[1]):
+                mask[i, j] = 1.0 if band[i, j] else 0.0
+                total += mask[i, j]
+    return total
+
+
+@njit(cache=True, nogil=True)
+def _select_offset(costs, usable, radius, ty0, tx0, cost_y0, cost_x0):
+    """Cheapest usable offset, with a mild preference for near donors (skin changes slowly
+    across a face); ties go to the first in raster order. Returns ``(found, dy, dx)``."""
+    height, width = usable.shape
+    best = np.inf
+    found = np.zeros(3, np.int64)
+    for dy in range(-radius, radius + 1):
+        cy = cost_y0 + dy
+        uy = ty0 + dy
+        if cy < 0 or cy >= costs.shape[0] or uy < 0 or uy >= height:
             continue
-        # The shifted band must lie in the crop, and every shifted target on a source.
-        if by0 + dy < 0 or by1 + dy >= height or bx0 + dx < 0 or bx1 + dx >= width:
-            continue
-        if ty0 + dy < 0 or ty0 + dy >= height or tx0 + dx < 0 or tx0 + dx >= width:
-            continue
-        usable = True
-        for k in range(n_targets):
-            sy = target_y[k] + dy
-            sx = target_x[k] + dx
-            if sy < 0 or sy >= height or sx < 0 or sx >= width or not sources[sy, sx]:
-                usable = False
-                break
-        if not usable:
-            continue
-        factor = (1.0 + 0.002 * distance2[i]) / total
-        limit = best_cost / factor
-        cost = 0.0
-        for k in range(n_band):
-            diff = np.float64(guide[band_y[k], band_x[k]]) - guide[band_y[k] + dy, band_x[k] + dx]
-            cost += band_w[k] * diff * diff
-            if cost > limit:
-                break
-        scaled = cost * factor
-        if scaled < best_cost or (scaled == best_cost and i < best_index):
-            best_cost = scaled
-            best_index = i
-    if best_index < 0:
-        return np.zeros(3, np.int64)
-    return np.array([1, best_index // side - radius, best_index % side - radius], np.int64)
+        for dx in range(-radius, radius + 1):
+            cx = cost_x0 + dx
+            ux = tx0 + dx
+            if cx < 0 or cx >= costs.shape[1] or ux < 0 or ux >= width:
+                continue
+            if (dy == 0 and dx == 0) or usable[uy, ux] == 0:
+                continue
+            candidate = np.float64(costs[cy, cx]) * (1.0 + 0.002 * (dy * dy + dx * dx))
+            if candidate < best:
+                best = candidate
+                found[0] = 1
+                found[1] = dy
+                found[2] = dx
+    return found
 
 
 @njit(cache=True, nogil=True)

@@ -44,13 +44,23 @@ import math
 import cv2
 import numpy as np
 
+from numba import njit
+
 from ._checks import as_image, as_mask, as_optional_mask
 from .color import lab_to_rgb, rgb_to_lab, rgb_to_lightness
-from .donor import donor_high_pass
-from .freqsplit import gaussian, high_pass, masked_gaussian
-from .lowfill import biharmonic_fill, membrane_fill, ring_mask
+from .donor import _bounding_box, donor_high_pass
+from .freqsplit import (
+    blur_into,
+    gaussian,
+    gaussian_taps,
+    high_pass,
+    high_pass_into,
+    masked_blur_into,
+    masked_gaussian,
+)
+from .lowfill import biharmonic_into, ring_mask
 from .patchmatch import patchmatch_fill
-from .poisson import poisson_blend
+from .poisson import _sor, poisson_blend
 
 __all__ = [
     "crop_margin",
@@ -135,8 +145,9 @@ def remove_freqsplit(
     tone, texture = _split(rgb_to_lab(image[window]), hole[window], scale)
     full_texture = _outside_texture(image, scale)
     full_texture[window][hole[window]] = texture[hole[window]]
-    layer = _skin_texture(full_texture, hole, avoid, scale=scale, seed=seed, keep_own=True)
-    tone[:, :, 0] += layer[window]
+    layer = _skin_texture(full_texture, hole, avoid, scale=scale, seed=seed, keep_own=True,
+                          window=window)  # fmt: skip
+    tone[:, :, 0] += layer
     return _write_back(image, hole, tone, window)
 
 
@@ -246,11 +257,11 @@ def _check(image, hole, avoid):
 def _work_window(hole: np.ndarray, scale: float) -> tuple[slice, slice]:
     """The hole's bounding box grown by the support of the tone and texture filters."""
     pad = int(math.ceil(2 * 3.5 * TEXTURE_SIGMA * scale)) + 2
-    ys, xs = np.nonzero(hole)
+    y0, y1, x0, x1 = (int(v) for v in _bounding_box(hole))
     height, width = hole.shape
     return (
-        slice(max(0, ys.min() - pad), min(height, ys.max() + pad + 1)),
-        slice(max(0, xs.min() - pad), min(width, xs.max() + pad + 1)),
+        slice(max(0, y0 - pad), min(height, y1 + pad + 1)),
+        slice(max(0, x0 - pad), min(width, x1 + pad + 1)),
     )
 
 
@@ -269,34 +280,60 @@ def _split(lab: np.ndarray, hole: np.ndarray, scale: float) -> tuple[np.ndarray,
 
     The own texture is the sharp high-pass of the image minus its tone fill: the spot's own
     fine texture plus whatever of the spot's shape leaks into that band. Only its values
-    inside the hole are meaningful.
+    inside the hole are meaningful. (One jitted pass over the small work window: see
+    :func:`_clean_low_pass_into` and :func:`_tone_fill_share` for the recipe.)
     """
-    tone = _tone_fill(_clean_low_pass(lab, hole, scale), hole, scale)
-    detail = np.ascontiguousarray(lab[:, :, 0] - tone[:, :, 0])
-    return tone, high_pass(detail, TEXTURE_SIGMA * scale, order=TEXTURE_ORDER)
+    lab = np.ascontiguousarray(lab, dtype=np.float32)
+    hole = np.ascontiguousarray(hole, dtype=bool)
+    tone = np.empty_like(lab)
+    own = np.empty(lab.shape[:2] + (1,), np.float32)
+    _split_into(lab, hole, gaussian_taps(TONE_SIGMA * scale), gaussian_taps(TEXTURE_SIGMA * scale),
+                _tone_fill_share(hole, scale), tone, own)  # fmt: skip
+    return tone, own[:, :, 0]
 
 
-def _tone_fill(low: np.ndarray, hole: np.ndarray, scale: float) -> np.ndarray:
-    """Biharmonic fill for small holes, membrane fill for large ones, blended in between.
+def _tone_fill_share(hole: np.ndarray, scale: float) -> float:
+    """Share of the biharmonic fill in the tone layer (the rest is the membrane fill).
 
     The biharmonic fill continues the ring's slope, which wins while the hole is small
     (CIE76 dE 2.0 vs 2.2 at 12-18 px); across a large hole it also carries the slope of
     a spot's faint halo just outside the mask a long way in, and the membrane wins (dE 1.8
     vs 3.5 at 30-36 px). Measured on planted spots, tight masks, extents at face scale.
     """
-    ys, xs = np.nonzero(hole)
-    extent = (max(int(ys.max() - ys.min()), int(xs.max() - xs.min())) + 1) / max(scale, 1e-3)
+    y0, y1, x0, x1 = (int(v) for v in _bounding_box(hole))
+    extent = (max(y1 - y0, x1 - x0) + 1) / max(scale, 1e-3)
     low_extent, high_extent = BIHARMONIC_MAX_EXTENT
-    share = float(np.clip((high_extent - extent) / (high_extent - low_extent), 0.0, 1.0))
-    if share >= 1.0:
-        return biharmonic_fill(low, hole)
-    membrane = membrane_fill(low, hole, tol=1e-3)
-    if share <= 0.0:
-        return membrane
-    return (share * biharmonic_fill(low, hole) + (1.0 - share) * membrane).astype(np.float32)
+    return float(np.clip((high_extent - extent) / (high_extent - low_extent), 0.0, 1.0))
 
 
-def _clean_low_pass(lab: np.ndarray, hole: np.ndarray, scale: float) -> np.ndarray:
+@njit(cache=True, nogil=True)
+def _split_into(lab, hole, tone_taps, texture_taps, biharmonic_share, tone, own):
+    """Tone layer (biharmonic / membrane blend of the clean low-pass) and own texture."""
+    low = np.empty_like(lab)
+    _clean_low_pass_into(lab, hole, tone_taps, low)
+    if biharmonic_share >= 1.0:
+        tone[:] = low
+        biharmonic_into(tone, hole)
+    else:
+        tone[:] = low
+        _membrane_into(tone, hole, 1e-3)
+        if biharmonic_share > 0.0:
+            smooth = low.copy()
+            biharmonic_into(smooth, hole)
+            for y in range(lab.shape[0]):
+                for x in range(lab.shape[1]):
+                    for c in range(3):
+                        tone[y, x, c] = np.float32(biharmonic_share * smooth[y, x, c]
+                                                   + (1.0 - biharmonic_share) * tone[y, x, c])
+    detail = np.empty((lab.shape[0], lab.shape[1], 1), np.float32)
+    for y in range(lab.shape[0]):
+        for x in range(lab.shape[1]):
+            detail[y, x, 0] = lab[y, x, 0] - tone[y, x, 0]
+    high_pass_into(detail, texture_taps, TEXTURE_ORDER, own)
+
+
+@njit(cache=True, nogil=True)
+def _clean_low_pass_into(lab, hole, taps, out):
     """Gaussian low-pass of Lab that ignores the hole's spot-coloured pixels.
 
     A plain blur would carry the spot's colour onto the pixels just outside a tight hole,
@@ -306,15 +343,76 @@ def _clean_low_pass(lab: np.ndarray, hole: np.ndarray, scale: float) -> np.ndarr
     membrane fill from the blur of the outside only, then every hole pixel whose blurred
     colour stays within ``SPOT_DE`` of it (clean rim) joins the outside for the real blur.
     """
-    sigma = TONE_SIGMA * scale
-    outside = ~hole
-    first_guess = membrane_fill(masked_gaussian(lab, outside, sigma), hole, tol=0.05)
-    blurred = gaussian(lab, sigma)
-    spot = hole & (np.linalg.norm(blurred - first_guess, axis=2) > SPOT_DE)
-    spot = cv2.dilate(spot.astype(np.uint8), np.ones((3, 3), np.uint8)).astype(bool) & hole
-    if not spot.any():
-        return blurred
-    return masked_gaussian(lab, ~spot, sigma)
+    height, width = hole.shape
+    first_guess = np.empty_like(lab)
+    masked_blur_into(lab, ~hole, taps, first_guess)
+    _membrane_into(first_guess, hole, 0.05)
+    blur_into(lab, taps, out)
+    far = np.zeros((height, width), np.bool_)
+    for y in range(height):
+        for x in range(width):
+            if hole[y, x]:
+                distance2 = 0.0
+                for c in range(3):
+                    diff = np.float64(out[y, x, c]) - first_guess[y, x, c]
+                    distance2 += diff * diff
+                far[y, x] = np.sqrt(distance2) > SPOT_DE
+    # The spot pixels, grown by one pixel (3 x 3) and kept inside the hole.
+    spot = np.zeros((height, width), np.bool_)
+    any_spot = False
+    for y in range(height):
+        for x in range(width):
+            if not hole[y, x]:
+                continue
+            for yy in range(max(0, y - 1), min(height, y + 2)):
+                for xx in range(max(0, x - 1), min(width, x + 2)):
+                    if far[yy, xx]:
+                        spot[y, x] = True
+            any_spot |= spot[y, x]
+    if any_spot:
+        masked_blur_into(lab, ~spot, taps, out)
+
+
+@njit(cache=True, nogil=True)
+def _membrane_into(values, hole, tol):
+    """Harmonic fill of ``hole`` in place (as :func:`.lowfill.membrane_fill`, max 2000 sweeps)."""
+    height, width, channels = values.shape
+    count = 0
+    ring_sum = np.zeros(channels, np.float64)
+    ring_count = 0
+    y0, y1, x0, x1 = height, -1, width, -1
+    for y in range(height):
+        for x in range(width):
+            if hole[y, x]:
+                count += 1
+                y0, y1, x0, x1 = min(y0, y), max(y1, y), min(x0, x), max(x1, x)
+                continue
+            touches = False
+            for yy in range(max(0, y - 1), min(height, y + 2)):
+                for xx in range(max(0, x - 1), min(width, x + 2)):
+                    touches |= hole[yy, xx]
+            if touches:
+                ring_count += 1
+                for c in range(channels):
+                    ring_sum[c] += values[y, x, c]
+    if count == 0:
+        return
+    ys = np.empty(count, np.int32)
+    xs = np.empty(count, np.int32)
+    k = 0
+    for y in range(height):
+        for x in range(width):
+            if hole[y, x]:
+                ys[k] = y
+                xs[k] = x
+                k += 1
+                if ring_count > 0:  # a flat start halves the sweeps
+                    for c in range(channels):
+                        values[y, x, c] = np.float32(ring_sum[c] / ring_count)
+    extent = max(y1 - y0, x1 - x0) + 2
+    omega = 2.0 / (1.0 + np.sin(np.pi / extent))
+    guidance = np.zeros((1, 1, channels), np.float32)
+    _sor(values, ys, xs, guidance, False, omega, 2000, tol)
 
 
 def _write_back(image: np.ndarray, hole: np.ndarray, lab: np.ndarray, window=None) -> np.ndarray:
@@ -343,52 +441,63 @@ def _skin_texture(
     scale: float,
     seed: int,
     keep_own: bool,
+    window: tuple[slice, slice] | None = None,
 ) -> np.ndarray:
     """The texture inside the hole: own where skin-like, donor texture elsewhere.
 
-    ``texture`` is ``(h, w)`` float32 (L* units); returns the same shape, 0 outside the hole.
+    ``texture`` is ``(h, w)`` float32 (L* units) over the crop (donors may lie anywhere in
+    it). Returns the layer over ``window`` (default: the crop), 0 outside the hole; every
+    step but the donor search only looks within a few px of the hole, so it runs on the
+    window (which must hold the hole with :func:`_work_window`'s padding).
     """
-    own_share = np.zeros(hole.shape, np.float32)
-    ring = ring_mask(hole, int(round(RING_WIDTH * scale)), avoid)
+    if window is None:
+        window = (slice(0, hole.shape[0]), slice(0, hole.shape[1]))
+    own_texture = texture[window]
+    inside = hole[window]
+    ring = ring_mask(inside, int(round(RING_WIDTH * scale)), avoid[window])
     if ring.sum() < 8:
-        ring = ring_mask(hole, int(round(2 * RING_WIDTH * scale)))
+        ring = ring_mask(inside, int(round(2 * RING_WIDTH * scale)))
     if not (~(hole | avoid)).any():
         # No clean skin anywhere in the crop to copy from: keep the own texture as it is.
-        return np.where(hole, texture, 0.0).astype(np.float32)
+        return np.where(inside, own_texture, 0.0).astype(np.float32)
+    own_share = np.zeros(inside.shape, np.float32)
     if keep_own:
-        ring_values = texture[ring]
+        ring_values = own_texture[ring]
         centre = float(np.median(ring_values))
         robust_sigma = 1.4826 * float(np.median(np.abs(ring_values - centre))) + 1e-3
-        z = np.abs(texture - centre) / robust_sigma
+        z = np.abs(own_texture - centre) / robust_sigma
         donor_share = np.clip((z - OUTLIER_LOW) / (OUTLIER_HIGH - OUTLIER_LOW), 0.0, 1.0)
         # An outlier's neighbours belong to the same structure (a rim, a highlight).
         radius = max(1, int(round(scale)))
         donor_share = cv2.dilate(donor_share.astype(np.float32),
                                  np.ones((2 * radius + 1,) * 2, np.uint8))  # fmt: skip
         donor_share = gaussian(donor_share, 0.7 * scale)
-        own_share = np.where(hole, 1.0 - donor_share, 0.0).astype(np.float32)
+        own_share = np.where(inside, 1.0 - donor_share, 0.0).astype(np.float32)
+    crop_share = np.zeros(hole.shape, np.float32)
+    crop_share[window] = own_share
 
     patch_radius = max(1, int(round(DONOR_PATCH_RADIUS * scale)))
     donor, _ = donor_high_pass(
         texture,
         hole,
         avoid=avoid,
-        guide_weight=own_share,
-        targets=hole & (own_share < 0.999),
+        guide_weight=crop_share,
+        targets=hole & (crop_share < 0.999),
         # One coherent block copy measured better than refining it per pixel with
         # PatchMatch (dE 2.00 vs 2.04 on the bench's tight masks; equal texture).
         iterations=0,
-        radius=_donor_radius(hole, scale, patch_radius),
+        radius=_donor_radius(inside, scale, patch_radius),
         patch_radius=patch_radius,
         seed=seed,
     )
+    donor = donor[window]
     # Own and donor textures are uncorrelated: weights whose squares sum to 1 keep the
     # blend's energy (a linear cross-fade would dip to half the energy midway).
     norm = np.sqrt(own_share**2 + (1.0 - own_share) ** 2)
-    layer = (own_share * texture + (1.0 - own_share) * donor) / norm
+    layer = (own_share * own_texture + (1.0 - own_share) * donor) / norm
     if keep_own:
-        layer = _damp_excess_energy(layer, texture, hole, ring, scale)
-    layer[~hole] = 0.0
+        layer = _damp_excess_energy(layer, own_texture, inside, ring, scale)
+    layer[~inside] = 0.0
     return layer.astype(np.float32)
 
 
@@ -399,8 +508,8 @@ def _donor_radius(hole: np.ndarray, scale: float, patch_radius: int) -> int:
     much farther away is rarely a better match (radius 10 vs 20 px measured the same), and
     the search costs the square of the radius.
     """
-    ys, xs = np.nonzero(hole)
-    extent = max(int(ys.max() - ys.min()), int(xs.max() - xs.min())) + 1
+    y0, y1, x0, x1 = (int(v) for v in _bounding_box(hole))
+    extent = max(y1 - y0, x1 - x0) + 1
     wanted = extent + 2 * patch_radius + DONOR_REACH * scale
     return max(2, int(round(min(wanted, DONOR_RADIUS * scale))))
 
