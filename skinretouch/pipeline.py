@@ -26,7 +26,7 @@ from .kernels import removal
 from .kernels.composite import composite, feather_alpha
 from .kernels.texture import texture_ratio
 from .processing import FileOutcome, process_file
-from .regions import ROUTE_FREQSPLIT, ROUTE_PATCHMATCH, SIZE_MEDIUM, Region, build_regions
+from .regions import ROUTE_FREQSPLIT, ROUTE_PATCHMATCH, SIZE_MEDIUM, Region, build_regions, route_region
 from .report import RegionRecord
 from .scale import image_scale
 from .timing import ms_since
@@ -149,7 +149,7 @@ class Retoucher:
         timings["detect"] = ms_since(started)
 
         started = time.perf_counter()
-        regions = build_regions(detection, dilation_px=dilation_px, route=self.config.route)
+        regions = _build_regions_near_spots(detection, dilation_px, self.config.route)
         avoid = detection.protected_mask.copy()
         for region in regions:
             x, y, w, h = region.bbox
@@ -241,9 +241,14 @@ class Retoucher:
                     ratio = _texture_ratio(filled, hole, crop_avoid, scale)
                 fallback_reason = _join_reasons(fallback_reason, failure)
 
-        alpha = feather_alpha(hole, feather_px=feather_px)
-        blended = composite(crop, filled, alpha)
-        patch = Patch(window=window, hole=hole, values=np.ascontiguousarray(blended[hole]))
+        # Only the hole's pixels are kept: blend on its bounding box (the ramp lies inside it).
+        box = (slice(y - y0, y - y0 + h), slice(x - x0, x - x0 + w))
+        if feather_px == 0:
+            values = filled[box][region.hole]
+        else:
+            alpha = feather_alpha(region.hole, feather_px=feather_px)
+            values = composite(crop[box], filled[box], alpha)[region.hole]
+        patch = Patch(window=window, hole=hole, values=np.ascontiguousarray(values))
         record = RegionRecord(
             id=region.id,
             bbox=region.bbox,
@@ -305,15 +310,69 @@ class Retoucher:
 
 
 def _detection_from_user_mask(mask: np.ndarray) -> Detection:
-    count, labels = cv2.connectedComponents(mask.astype(np.uint8), connectivity=8)
+    # Components are found within the mask's bounding box (same labels, raster order kept):
+    # on a large photo the whole-image pass cost more than repairing a few spots.
     height, width = mask.shape
+    labels = np.zeros((height, width), np.int32)
+    count = 1
+    window = _true_box(mask)
+    if window is not None:
+        count, labels[window] = cv2.connectedComponents(mask[window].astype(np.uint8), connectivity=8,
+                                                        ltype=cv2.CV_32S)  # fmt: skip
     return Detection(
-        labels=labels.astype(np.int32),
+        labels=labels,
         spots=[Spot(label=i, kind="user_mask", score=1.0) for i in range(1, count)],
         protected_mask=np.zeros(mask.shape, bool),
         scale=image_scale(height, width),
         method="user_mask",
     )
+
+
+def _true_box(mask: np.ndarray, grow: int = 0) -> tuple[slice, slice] | None:
+    """(y, x) slices of the bounding box of a 2-D mask's true pixels grown by ``grow`` px."""
+    rows = np.flatnonzero(mask.any(axis=1))
+    if rows.size == 0:
+        return None
+    cols = np.flatnonzero(mask[rows[0] : rows[-1] + 1].any(axis=0))
+    height, width = mask.shape
+    y0, y1, x0, x1 = int(rows[0]), int(rows[-1]) + 1, int(cols[0]), int(cols[-1]) + 1
+    return (
+        slice(max(0, y0 - grow), min(height, y1 + grow)),
+        slice(max(0, x0 - grow), min(width, x1 + grow)),
+    )
+
+
+def _build_regions_near_spots(detection: Detection, dilation_px: int, route) -> list[Region]:
+    """:func:`build_regions` run on the box around the spots only (same regions, faster).
+
+    The box is the spots' bounding box grown by the dilation plus 2 px, so every dilated
+    hole and its 1-px contact test fit inside, and a region touches the box's edge only
+    where that edge is the image's (same ``touches_image_edge`` flags). The size route and
+    ``large_area`` depend on the whole image's area, so they are decided again with it.
+    """
+    spots = detection.labels > 0
+    window = _true_box(spots, grow=max(0, dilation_px) + 2)
+    if window is None:
+        return []
+    height, width = spots.shape
+    if (window[0].stop - window[0].start) * (window[1].stop - window[1].start) == height * width:
+        return build_regions(detection, dilation_px=dilation_px, route=route)
+    local = Detection(
+        labels=detection.labels[window],
+        spots=detection.spots,
+        protected_mask=detection.protected_mask[window],
+        protected=detection.protected,
+        scale=detection.scale,
+        method=detection.method,
+    )
+    regions = build_regions(local, dilation_px=dilation_px, route=route)
+    y0, x0 = window[0].start, window[1].start
+    for region in regions:
+        x, y, w, h = region.bbox
+        region.bbox = (x + x0, y + y0, w, h)
+        region.hard_reasons = [reason for reason in region.hard_reasons if reason != "large_area"]
+        route_region(region, image_area=height * width, scale=detection.scale, config=route)
+    return regions
 
 
 def _texture_ratio(filled: np.ndarray, hole: np.ndarray, avoid: np.ndarray, scale: float) -> float:

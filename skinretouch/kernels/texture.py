@@ -63,8 +63,20 @@ def texture_ratio(
     """
     image = as_image(image)
     hole = as_mask(hole, image.shape, "hole")
+    ring_px = max(1, int(round(RING_WIDTH * scale)))
+    # Only the hole, its ring and the blur's reach around them matter: work on that box.
+    reach = ring_px + int(np.ceil(3.5 * HIGH_PASS_SIGMA * scale)) + 1
+    rows = np.flatnonzero(hole.any(axis=1))
+    if rows.size == 0:
+        return float("nan")
+    cols = np.flatnonzero(hole[rows[0] : rows[-1] + 1].any(axis=0))
+    box = (
+        slice(max(0, rows[0] - reach), rows[-1] + 1 + reach),
+        slice(max(0, cols[0] - reach), cols[-1] + 1 + reach),
+    )
+    image, hole = image[box], hole[box]
     high = high_pass_lightness(image, scale=scale)
-    ring = ring_mask(hole, int(round(RING_WIDTH * scale)), avoid)
+    ring = ring_mask(hole, ring_px, None if avoid is None else np.asarray(avoid, dtype=bool)[box])
     if not hole.any() or not ring.any():
         return float("nan")
     ring_std = float(high[ring].std())
