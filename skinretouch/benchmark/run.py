@@ -328,7 +328,17 @@ def _detection_section(runs, project) -> dict:
             found += photo_run["recall_per_kind"].get(kind, 0.0) * count
         per_kind[kind] = found / total if total else float("nan")
     false_regions = sum(run["false_regions"] for run in per_run)
+    clean_photos = {}
+    for photo in {photo.name: photo for photo, *_ in runs}.values():
+        # The same photos with nothing planted: every region found there is a false one.
+        _, _, result, _ = project.retouch(photo.rgb, None)
+        clean_photos[photo.name] = {
+            "regions": len(result.regions),
+            "masked_fraction": float(result.applied_mask.mean()),
+            "protected": sorted({feature.kind for feature in result.detection.protected}),
+        }
     return {
+        "clean_photos": clean_photos,
         "available": True,
         "recall": sum(run["found"] for run in per_run) / n_spots if n_spots else float("nan"),
         "recall_per_kind": per_kind,
@@ -626,6 +636,10 @@ def _format_report(report: dict) -> str:
         lines.append(f"  false regions {detection['false_regions']} "
                      f"({_f(detection['false_regions_per_spot'], 2)} per planted spot)")  # fmt: skip
         lines.append(f"  moles hit {detection['moles_hit']} of {detection['n_moles']} (must be 0)")
+        for name, clean in detection.get("clean_photos", {}).items():
+            lines.append(f"  {name} with nothing planted: {clean['regions']} region(s), "
+                         f"{100 * clean['masked_fraction']:.3f} % masked; protected: "
+                         f"{', '.join(clean['protected']) or 'none'}")  # fmt: skip
     else:
         lines.append(f"  n/a: {detection.get('reason', '')}")
 
