@@ -16,6 +16,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 import structlog
+from numba import njit
 
 from .config import Config
 from .detection import Detection, Spot
@@ -343,36 +344,102 @@ def _true_box(mask: np.ndarray, grow: int = 0) -> tuple[slice, slice] | None:
 
 
 def _build_regions_near_spots(detection: Detection, dilation_px: int, route) -> list[Region]:
-    """:func:`build_regions` run on the box around the spots only (same regions, faster).
+    """:func:`build_regions` run on boxes around groups of spots only (same regions, faster).
 
-    The box is the spots' bounding box grown by the dilation plus 2 px, so every dilated
-    hole and its 1-px contact test fit inside, and a region touches the box's edge only
-    where that edge is the image's (same ``touches_image_edge`` flags). The size route and
-    ``large_area`` depend on the whole image's area, so they are decided again with it.
+    Each spot's box is grown by the dilation plus 2 px and overlapping boxes are merged, so
+    every dilated hole and its 1-px contact test fit inside one box, holes of different
+    boxes cannot touch, and a region touches a box's edge only where that edge is the
+    image's (same ``touches_image_edge`` flags). The size route and ``large_area`` depend
+    on the whole image's area, so they are decided again with it, and regions are numbered
+    again in raster order of their first pixel over the whole image.
     """
-    spots = detection.labels > 0
-    window = _true_box(spots, grow=max(0, dilation_px) + 2)
-    if window is None:
-        return []
-    height, width = spots.shape
-    if (window[0].stop - window[0].start) * (window[1].stop - window[1].start) == height * width:
+    height, width = detection.labels.shape
+    largest = max((spot.label for spot in detection.spots), default=0)
+    boxes = _label_boxes(detection.labels, largest)
+    if boxes is None:  # labels the spot list does not name: the plain whole-image pass
         return build_regions(detection, dilation_px=dilation_px, route=route)
-    local = Detection(
-        labels=detection.labels[window],
-        spots=detection.spots,
-        protected_mask=detection.protected_mask[window],
-        protected=detection.protected,
-        scale=detection.scale,
-        method=detection.method,
-    )
-    regions = build_regions(local, dilation_px=dilation_px, route=route)
-    y0, x0 = window[0].start, window[1].start
-    for region in regions:
-        x, y, w, h = region.bbox
-        region.bbox = (x + x0, y + y0, w, h)
-        region.hard_reasons = [reason for reason in region.hard_reasons if reason != "large_area"]
-        route_region(region, image_area=height * width, scale=detection.scale, config=route)
+    grow = max(0, dilation_px) + 2
+    windows = _merged_windows(boxes, grow, height, width)
+    regions: list[Region] = []
+    for y0, x0, y1, x1 in windows:
+        window = (slice(y0, y1), slice(x0, x1))
+        local = Detection(
+            labels=detection.labels[window],
+            spots=detection.spots,
+            protected_mask=detection.protected_mask[window],
+            protected=detection.protected,
+            scale=detection.scale,
+            method=detection.method,
+        )
+        for region in build_regions(local, dilation_px=dilation_px, route=route):
+            x, y, w, h = region.bbox
+            region.bbox = (x + x0, y + y0, w, h)
+            region.hard_reasons = [reason for reason in region.hard_reasons if reason != "large_area"]
+            route_region(region, image_area=height * width, scale=detection.scale, config=route)
+            regions.append(region)
+    regions.sort(key=_first_pixel)
+    for number, region in enumerate(regions, start=1):
+        region.id = number
     return regions
+
+
+def _first_pixel(region: Region) -> tuple[int, int]:
+    x, y, _, _ = region.bbox
+    return y, x + int(np.argmax(region.hole[0]))
+
+
+def _label_boxes(labels: np.ndarray, largest: int) -> np.ndarray | None:
+    """``(y0, x0, y1, x1)`` (end exclusive) of each label's pixels, rows of unused labels
+    empty (``y0 > y1``); ``None`` when a label above ``largest`` occurs."""
+    boxes = np.empty((largest + 1, 4), np.int64)
+    if not _fill_label_boxes(np.ascontiguousarray(labels, dtype=np.int32), boxes):
+        return None
+    return boxes[1:][boxes[1:, 0] <= boxes[1:, 2]]
+
+
+@njit(cache=True, nogil=True)
+def _fill_label_boxes(labels, boxes):
+    height, width = labels.shape
+    largest = boxes.shape[0] - 1
+    for i in range(boxes.shape[0]):
+        boxes[i, 0] = height
+        boxes[i, 1] = width
+        boxes[i, 2] = -1
+        boxes[i, 3] = -1
+    for y in range(height):
+        for x in range(width):
+            label = labels[y, x]
+            if label <= 0:
+                continue
+            if label > largest:
+                return False
+            boxes[label, 0] = min(boxes[label, 0], y)
+            boxes[label, 1] = min(boxes[label, 1], x)
+            boxes[label, 2] = max(boxes[label, 2], y + 1)
+            boxes[label, 3] = max(boxes[label, 3], x + 1)
+    return True
+
+
+def _merged_windows(boxes: np.ndarray, grow: int, height: int, width: int) -> list[tuple[int, ...]]:
+    """Boxes grown by ``grow`` px (clipped to the image), overlapping ones merged."""
+    windows = [
+        [max(0, int(y0) - grow), max(0, int(x0) - grow), min(height, int(y1) + grow), min(width, int(x1) + grow)]
+        for y0, x0, y1, x1 in boxes
+    ]
+    merged = True
+    while merged:
+        merged = False
+        for i in range(len(windows)):
+            for j in range(i + 1, len(windows)):
+                a, b = windows[i], windows[j]
+                if a[0] < b[2] and b[0] < a[2] and a[1] < b[3] and b[1] < a[3]:
+                    windows[i] = [min(a[0], b[0]), min(a[1], b[1]), max(a[2], b[2]), max(a[3], b[3])]
+                    del windows[j]
+                    merged = True
+                    break
+            if merged:
+                break
+    return [tuple(window) for window in windows]
 
 
 def _texture_ratio(filled: np.ndarray, hole: np.ndarray, avoid: np.ndarray, scale: float) -> float:
