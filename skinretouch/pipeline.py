@@ -318,6 +318,9 @@ def _detection_from_user_mask(mask: np.ndarray) -> Detection:
     count = 1
     window = _true_box(mask)
     if window is not None:
+        # Starting the box on even rows and columns keeps OpenCV's 2 x 2 block grid (and
+        # so its numbering of the components) that of the whole image.
+        window = (slice(window[0].start & ~1, window[0].stop), slice(window[1].start & ~1, window[1].stop))
         count, labels[window] = cv2.connectedComponents(mask[window].astype(np.uint8), connectivity=8,
                                                         ltype=cv2.CV_32S)  # fmt: skip
     return Detection(
@@ -351,7 +354,7 @@ def _build_regions_near_spots(detection: Detection, dilation_px: int, route) -> 
     boxes cannot touch, and a region touches a box's edge only where that edge is the
     image's (same ``touches_image_edge`` flags). The size route and ``large_area`` depend
     on the whole image's area, so they are decided again with it, and regions are numbered
-    again in raster order of their first pixel over the whole image.
+    again in the order OpenCV gives them on the whole image (see :func:`_first_block`).
     """
     height, width = detection.labels.shape
     largest = max((spot.label for spot in detection.spots), default=0)
@@ -377,15 +380,18 @@ def _build_regions_near_spots(detection: Detection, dilation_px: int, route) -> 
             region.hard_reasons = [reason for reason in region.hard_reasons if reason != "large_area"]
             route_region(region, image_area=height * width, scale=detection.scale, config=route)
             regions.append(region)
-    regions.sort(key=_first_pixel)
+    regions.sort(key=_first_block)
     for number, region in enumerate(regions, start=1):
         region.id = number
     return regions
 
 
-def _first_pixel(region: Region) -> tuple[int, int]:
+def _first_block(region: Region) -> tuple[int, int]:
+    """OpenCV numbers components by the first 2 x 2 block (from the image's origin) they
+    cover in raster order of blocks; an 8-connected block never holds two components."""
     x, y, _, _ = region.bbox
-    return y, x + int(np.argmax(region.hole[0]))
+    rows = region.hole[: 2 - y % 2]  # the hole's rows in its top block row
+    return y // 2, (x + int(np.flatnonzero(rows.any(axis=0))[0])) // 2
 
 
 def _label_boxes(labels: np.ndarray, largest: int) -> np.ndarray | None:

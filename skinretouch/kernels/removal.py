@@ -462,17 +462,8 @@ def _skin_texture(
         return np.where(inside, own_texture, 0.0).astype(np.float32)
     own_share = np.zeros(inside.shape, np.float32)
     if keep_own:
-        ring_values = own_texture[ring]
-        centre = float(np.median(ring_values))
-        robust_sigma = 1.4826 * float(np.median(np.abs(ring_values - centre))) + 1e-3
-        z = np.abs(own_texture - centre) / robust_sigma
-        donor_share = np.clip((z - OUTLIER_LOW) / (OUTLIER_HIGH - OUTLIER_LOW), 0.0, 1.0)
-        # An outlier's neighbours belong to the same structure (a rim, a highlight).
-        radius = max(1, int(round(scale)))
-        donor_share = cv2.dilate(donor_share.astype(np.float32),
-                                 np.ones((2 * radius + 1,) * 2, np.uint8))  # fmt: skip
-        donor_share = gaussian(donor_share, 0.7 * scale)
-        own_share = np.where(inside, 1.0 - donor_share, 0.0).astype(np.float32)
+        _own_share_into(np.ascontiguousarray(own_texture), inside, ring, max(1, int(round(scale))),
+                        gaussian_taps(0.7 * scale), own_share)  # fmt: skip
     crop_share = np.zeros(hole.shape, np.float32)
     crop_share[window] = own_share
 
@@ -491,14 +482,95 @@ def _skin_texture(
         seed=seed,
     )
     donor = donor[window]
-    # Own and donor textures are uncorrelated: weights whose squares sum to 1 keep the
-    # blend's energy (a linear cross-fade would dip to half the energy midway).
-    norm = np.sqrt(own_share**2 + (1.0 - own_share) ** 2)
-    layer = (own_share * own_texture + (1.0 - own_share) * donor) / norm
-    if keep_own:
-        layer = _damp_excess_energy(layer, own_texture, inside, ring, scale)
-    layer[~inside] = 0.0
-    return layer.astype(np.float32)
+    layer = np.empty(inside.shape, np.float32)
+    _combine_into(np.ascontiguousarray(own_texture), np.ascontiguousarray(donor), own_share, inside,
+                  ring, keep_own, gaussian_taps(ENERGY_SIGMA * scale), layer)  # fmt: skip
+    return layer
+
+
+@njit(cache=True, nogil=True)
+def _own_share_into(texture, inside, ring, radius, taps, own_share):
+    """Trust in the hole's own texture: 1 where it is skin-like, 0 where it is an outlier.
+
+    Own texture beyond ``OUTLIER_LOW`` robust sigmas of the ring's is not skin (the share of
+    donor texture ramps up to 1 at ``OUTLIER_HIGH``); an outlier's neighbours (``radius``)
+    belong to the same structure (a rim, a highlight), and the share is smoothed by ``taps``.
+    """
+    height, width = inside.shape
+    count = 0
+    for y in range(height):
+        for x in range(width):
+            if ring[y, x]:
+                count += 1
+    values = np.empty(count, np.float32)
+    k = 0
+    for y in range(height):
+        for x in range(width):
+            if ring[y, x]:
+                values[k] = texture[y, x]
+                k += 1
+    centre = np.float32(np.median(values))
+    robust_sigma = 1.4826 * float(np.median(np.abs(values - centre))) + 1e-3
+    donor_share = np.empty((height, width), np.float32)
+    for y in range(height):
+        for x in range(width):
+            z = abs(texture[y, x] - centre) / robust_sigma
+            donor_share[y, x] = min(max((z - OUTLIER_LOW) / (OUTLIER_HIGH - OUTLIER_LOW), 0.0), 1.0)
+    grown = np.empty((height, width, 1), np.float32)
+    for y in range(height):
+        for x in range(width):
+            largest = np.float32(0.0)
+            for yy in range(max(0, y - radius), min(height, y + radius + 1)):
+                for xx in range(max(0, x - radius), min(width, x + radius + 1)):
+                    largest = max(largest, donor_share[yy, xx])
+            grown[y, x, 0] = largest
+    smooth = np.empty_like(grown)
+    blur_into(grown, taps, smooth)
+    for y in range(height):
+        for x in range(width):
+            own_share[y, x] = np.float32(1.0) - smooth[y, x, 0] if inside[y, x] else np.float32(0.0)
+
+
+@njit(cache=True, nogil=True)
+def _combine_into(texture, donor, own_share, inside, ring, damp, taps, layer):
+    """Own and donor texture blended inside the hole (0 outside), excess energy damped.
+
+    Own and donor textures are uncorrelated: weights whose squares sum to 1 keep the
+    blend's energy (a linear cross-fade would dip to half the energy midway). With
+    ``damp``, where the layer's local RMS (Gaussian window ``taps``) exceeds the ring's
+    texture RMS by more than ``ENERGY_TOLERANCE`` (leftover shading of the spot's rim), it
+    is damped down to it, by at most ``GAIN_MIN``.
+    """
+    height, width = inside.shape
+    for y in range(height):
+        for x in range(width):
+            share = own_share[y, x]
+            norm = np.sqrt(share * share + (np.float32(1.0) - share) ** 2)
+            layer[y, x] = (share * texture[y, x] + (np.float32(1.0) - share) * donor[y, x]) / norm
+    if damp:
+        ring_energy = 0.0
+        count = 0
+        for y in range(height):
+            for x in range(width):
+                if ring[y, x]:
+                    ring_energy += np.float64(texture[y, x]) ** 2
+                    count += 1
+        ring_energy = ring_energy / max(count, 1) + 1e-6
+        energy = np.empty((height, width, 1), np.float32)
+        for y in range(height):
+            for x in range(width):
+                energy[y, x, 0] = layer[y, x] * layer[y, x]
+        local = np.empty_like(energy)
+        masked_blur_into(energy, inside, taps, local)
+        for y in range(height):
+            for x in range(width):
+                shrunk = (1.0 - ENERGY_SHRINK) * local[y, x, 0] + ENERGY_SHRINK * ring_energy
+                gain = min(max(ENERGY_TOLERANCE * np.sqrt(ring_energy / (shrunk + 1e-6)), GAIN_MIN), 1.0)
+                layer[y, x] = np.float32(layer[y, x] * gain)
+    for y in range(height):
+        for x in range(width):
+            if not inside[y, x]:
+                layer[y, x] = 0.0
 
 
 def _donor_radius(hole: np.ndarray, scale: float, patch_radius: int) -> int:
@@ -512,12 +584,3 @@ def _donor_radius(hole: np.ndarray, scale: float, patch_radius: int) -> int:
     extent = max(y1 - y0, x1 - x0) + 1
     wanted = extent + 2 * patch_radius + DONOR_REACH * scale
     return max(2, int(round(min(wanted, DONOR_RADIUS * scale))))
-
-
-def _damp_excess_energy(layer, texture, hole, ring, scale):
-    """Damp the layer where its local RMS clearly exceeds the ring's texture RMS."""
-    ring_energy = float(np.mean(texture[ring] ** 2)) + 1e-6
-    local = masked_gaussian(layer**2, hole, ENERGY_SIGMA * scale)
-    local = (1.0 - ENERGY_SHRINK) * local + ENERGY_SHRINK * ring_energy
-    gain = np.clip(ENERGY_TOLERANCE * np.sqrt(ring_energy / (local + 1e-6)), GAIN_MIN, 1.0)
-    return layer * gain
