@@ -8,11 +8,11 @@ ground truth: the reference is the ring of skin around the hole.
 from __future__ import annotations
 
 import numpy as np
+from numba import njit
 
 from ._checks import as_image, as_mask
-from .color import rgb_to_lightness
-from .freqsplit import gaussian
-from .lowfill import ring_mask
+from .color import _DECODE, _LAB_F, _WHITE_D65, _XYZ_FROM_RGB, _rgb_to_lightness, rgb_to_lightness
+from .freqsplit import blur_into, gaussian, gaussian_taps
 
 __all__ = ["high_pass_lightness", "texture_ratio"]
 
@@ -74,12 +74,55 @@ def texture_ratio(
         slice(max(0, rows[0] - reach), rows[-1] + 1 + reach),
         slice(max(0, cols[0] - reach), cols[-1] + 1 + reach),
     )
-    image, hole = image[box], hole[box]
-    high = high_pass_lightness(image, scale=scale)
-    ring = ring_mask(hole, ring_px, None if avoid is None else np.asarray(avoid, dtype=bool)[box])
-    if not hole.any() or not ring.any():
-        return float("nan")
-    ring_std = float(high[ring].std())
+    image, hole = np.ascontiguousarray(image[box]), np.ascontiguousarray(hole[box])
+    excluded = np.zeros(hole.shape, bool) if avoid is None else np.asarray(avoid, dtype=bool)[box]
+    return float(_ratio(image, hole, np.ascontiguousarray(excluded), ring_px,
+                        gaussian_taps(HIGH_PASS_SIGMA * scale), _XYZ_FROM_RGB, _WHITE_D65, _DECODE,
+                        _LAB_F))  # fmt: skip
+
+
+@njit(cache=True, nogil=True)
+def _ratio(image, hole, excluded, ring_px, taps, matrix, white, decode, lab_f):
+    """The ratio of :func:`texture_ratio` on a box holding the hole, its ring and the blur."""
+    height, width = hole.shape
+    lightness = np.empty((height, width, 1), np.float32)
+    _rgb_to_lightness(image.reshape(-1, 3), lightness.reshape(-1), matrix, white, decode, lab_f)
+    low = np.empty_like(lightness)
+    blur_into(lightness, taps, low)
+    # Ring: within ``ring_px`` (chessboard) of the hole, as two 1-D dilations.
+    across = np.zeros((height, width), np.bool_)
+    for y in range(height):
+        for x in range(width):
+            if hole[y, x]:
+                for xx in range(max(0, x - ring_px), min(width, x + ring_px + 1)):
+                    across[y, xx] = True
+    sums = np.zeros(2)
+    squares = np.zeros(2)
+    counts = np.zeros(2)
+    for y in range(height):
+        for x in range(width):
+            high = np.float64(lightness[y, x, 0] - low[y, x, 0])
+            if hole[y, x]:
+                which = 0
+            elif excluded[y, x]:
+                continue
+            else:
+                near = False
+                for yy in range(max(0, y - ring_px), min(height, y + ring_px + 1)):
+                    if across[yy, x]:
+                        near = True
+                        break
+                if not near:
+                    continue
+                which = 1
+            sums[which] += high
+            squares[which] += high * high
+            counts[which] += 1
+    if counts[0] == 0 or counts[1] == 0:
+        return np.nan
+    ring_var = squares[1] / counts[1] - (sums[1] / counts[1]) ** 2
+    ring_std = np.sqrt(max(ring_var, 0.0))
     if ring_std <= 1e-6:
-        return float("nan")
-    return float(high[hole].std()) / ring_std
+        return np.nan
+    hole_var = squares[0] / counts[0] - (sums[0] / counts[0]) ** 2
+    return np.sqrt(max(hole_var, 0.0)) / ring_std
