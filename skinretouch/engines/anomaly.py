@@ -25,7 +25,7 @@ from ..detection import Detection
 from ..kernels import skin as ks
 from ..kernels.descriptors import skin_descriptors
 
-__all__ = ["anomaly_map", "anomaly_scores", "filter_by_anomaly"]
+__all__ = ["AnomalyFilteredDetector", "anomaly_map", "anomaly_scores", "filter_by_anomaly"]
 
 log = structlog.get_logger(__name__)
 
@@ -209,6 +209,18 @@ def filter_by_anomaly(
               scores={k: round(v, 2) for k, v in scores.items()})  # fmt: skip
     return Detection(labels=labels, spots=kept, protected_mask=detection.protected_mask,
                      protected=detection.protected, scale=detection.scale, method=detection.method)  # fmt: skip
+
+
+class AnomalyFilteredDetector:
+    """A detector whose candidates pass :func:`filter_by_anomaly` (``detect.anomaly_filter``)."""
+
+    def __init__(self, base, *, threshold: float) -> None:
+        self.base = base
+        self.threshold = float(threshold)
+        self.name = f"{getattr(base, 'name', 'detector')}+anomaly"
+
+    def detect(self, image: np.ndarray) -> Detection:
+        return filter_by_anomaly(self.base.detect(image), image, threshold=self.threshold)
 
 
 def _default_skin(image: np.ndarray, detection: Detection) -> np.ndarray:

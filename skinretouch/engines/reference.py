@@ -1,28 +1,33 @@
 """Reference mode: segment a defect kind shown by 1-3 annotated examples, with no training.
 
-The idea (after INSID3-style one-shot segmentation): describe every skin pixel in a feature
-space where "the same kind of defect" is close, build prototypes of the defect from the
-reference masks and prototypes of clean skin from the references' unmasked skin *and from the
-target photo's own skin*, and label the target's pixels by which prototypes they are nearest.
+The idea (after INSID3-style one-shot segmentation, with MuSc's "defects have few similar
+neighbours"): describe every skin pixel in a feature space where "the same kind of defect"
+points the same way, take prototypes of the defect from the reference masks, and keep target
+regions that point like the example *and* are rare in the target photo's own skin.
 
 Steps for one target photo:
 
-1. The base detector (:class:`ClassicalDetector`) finds the face, scale, searchable skin and
-   protected features, on a working grid of at most ~1.5 face units per pixel.
+1. The base detector (:class:`ClassicalDetector`) finds the face, scale, searchable skin,
+   dark valleys (hair, folds) and protected features, on a working grid of at most ~1.5 px
+   per face unit.
 2. Features on that grid from the backbone: by default the numba descriptors of
-   :mod:`skinretouch.kernels.descriptors` (CPU, no weights); a ViT plug-in
-   (:mod:`.backbone`) may replace them.
-3. Features are whitened by the spread of clean skin; defect prototypes are k-means centres of
-   the reference-mask pixels, skin prototypes k-means centres of clean skin (references plus a
-   sample of the target's skin).  A pixel's defect probability is ``d_skin / (d_skin + d_defect)``
-   with ``d`` the squared distance to the nearest prototype of each set.
-4. Transduction: target pixels that look like the defect are taken out of the target's skin
-   sample and the skin prototypes are rebuilt, so a photo full of the defect does not teach
-   that the defect is skin.
-5. Regions grow by hysteresis from confident seeds and are kept when their size and
-   elongation are like a reference region's (in face units, so the example may come from a
-   photo of another size).  Masks are pixel-accurate on the working grid and redrawn from the
-   interpolated probability at full resolution.
+   :mod:`skinretouch.kernels.descriptors` in fixed units (CPU, no weights); a ViT plug-in
+   (:mod:`.backbone`) may replace them (then whitened by the clean skin's robust spread).
+3. Pixel score = cosine to the nearest of up to 8 defect prototypes (k-means of the mask's
+   pixels) x rareness: the projection on that prototype's direction over the level only
+   0.5 % of this photo's skin reaches (and at least half the example's own).
+4. Regions grow by hysteresis from seeds (score >= 0.8, grown >= 0.55) and are judged whole:
+   size and elongation like an example region's (face units, so the example may come from a
+   photo of another size), mean feature pointing like the example's and at least 35 % as
+   strong, a ring of searchable skin without dark valleys (not the lit edge of a fold or the
+   edge of the skin) and, where the photo offers >= 30 candidates, a robust z >= 6 of that
+   strength among them.
+5. Masks are pixel-accurate on the working grid and redrawn from the interpolated score at
+   full resolution; protected pixels are removed.
+
+Measured on the bench (scars, one example from another photo): see
+``skinretouch.benchmark.reference`` and the report; the weak case is heavily wrinkled skin
+(grace_hopper), where pale fold edges look like scars.
 """
 
 from __future__ import annotations
@@ -49,6 +54,7 @@ __all__ = [
     "FeatureBackbone",
     "ReferenceDetector",
     "ReferenceError",
+    "detector_from_config",
     "load_references",
 ]
 
@@ -56,25 +62,25 @@ log = structlog.get_logger(__name__)
 
 MAX_REFERENCES = 3
 SKIN_SAMPLE = 4000  # clean-skin pixels sampled per photo
-SKIN_PROTOTYPES = 48
 DEFECT_PROTOTYPES = 8
 # Unit of each descriptor family: about the spread of clean skin in an ordinary photo (Lab
 # units, or the descriptor's own); colour and texture get larger units (count less) because
 # they transfer less well between photos (gamut clipping on saturated skin, grain).
-FEATURE_UNITS = {"dL": 4.0, "da": 3.0, "db": 3.0, "texture": 1.0, "ridge": 2.0, "blob": 0.6, "edge": 1.5, "line": 4.0, "asym": 4.0}
+FEATURE_UNITS = {"dL": 4.0, "da": 3.0, "db": 3.0, "texture": 1.0, "ridge": 2.0, "blob": 0.6, "edge": 1.5}
 RARE_QUANTILE = 0.995  # a defect pixel projects farther than this share of the photo's skin
 RARE_MARGIN = 1.0  # ... times this
 EXAMPLE_FRACTION = 0.5  # ... and at least this share of the example's own projection
 SEED_PROBABILITY = 0.8
 GROW_PROBABILITY = 0.55
-REGION_LIKENESS = 0.8  # cosine between a region's mean feature and an example region's
+REGION_LIKENESS = 0.7  # cosine between a region's mean feature and an example region's
 REGION_STRENGTH = 0.35  # projection on the example's direction over the example's own length
-REGION_RARE_Z = 3.0  # robust z of that projection among the photo's candidate regions ...
+REGION_RARE_Z = 6.0  # robust z of that projection among the photo's candidate regions ...
 REGION_RARE_MIN_COUNT = 30  # ... when there are at least this many candidates
 RING_UNITS = 3.0  # face units: the ring of skin around a region ...
 MIN_RING_ALLOWED = 0.8  # ... that must be this much searchable skin
-SIZE_TOLERANCE = 4.0  # a region may be this many times smaller/larger than a reference region
-ELONGATION_TOLERANCE = 1.8  # ... and this many times less/more elongated
+MAX_RING_VALLEY = 0.05  # ... and at most this much dark valley (folds, hair: the base's map)
+SIZE_TOLERANCE = 5.0  # a region may be this many times smaller/larger than a reference region
+ELONGATION_TOLERANCE = 3.0  # ... and this many times less/more elongated
 MASK_MARGIN_UNITS = 3.0  # clean skin starts this far (face units) from a reference mask
 
 
@@ -159,6 +165,38 @@ def check_reference(image: np.ndarray, mask: np.ndarray, *, name: str = "referen
     return np.ascontiguousarray(image, dtype=np.float32), mask
 
 
+def detector_from_config(config: DetectConfig, *, references=None):
+    """The detector a config asks for (one rule for CLI, daemon and bench).
+
+    1. ``references`` (in-memory pairs, e.g. from CLI flags) or ``config.references`` with
+       ``config.reference_masks`` -> :class:`ReferenceDetector`;
+    2. else ``config.onnx_model`` -> :class:`~.onnx_detector.OnnxBoxDetector` (protected
+       features from the classical detector);
+    3. else the :class:`~.classical_detector.ClassicalDetector`, wrapped in
+       :class:`~.anomaly.AnomalyFilteredDetector` when ``config.anomaly_filter``.
+    """
+    from .anomaly import AnomalyFilteredDetector
+    from .classical_detector import ClassicalDetector
+
+    base = ClassicalDetector(config)
+    if references is None and (config.references or config.reference_masks):
+        if len(config.references) != len(config.reference_masks):
+            raise ReferenceError(
+                f"detect.references has {len(config.references)} paths but detect.reference_masks "
+                f"has {len(config.reference_masks)}; give one mask per reference"
+            )
+        references = load_references([(Path(i), Path(m)) for i, m in zip(config.references, config.reference_masks)])
+    if references:
+        return ReferenceDetector(config, references, base=base)
+    if config.onnx_model:
+        from .onnx_detector import OnnxBoxDetector
+
+        return OnnxBoxDetector(config.onnx_model, score_threshold=config.onnx_score_threshold, base=base)
+    if config.anomaly_filter:
+        return AnomalyFilteredDetector(base, threshold=config.anomaly_threshold)
+    return base
+
+
 class ReferenceDetector:
     """Detects the defect kind shown by 1-3 reference (image, mask) pairs."""
 
@@ -214,7 +252,7 @@ class ReferenceDetector:
         feats = grid.features
         allowed = grid.allowed
         probability = self._probability(feats, allowed)
-        labels_small, scores = self._regions(probability, allowed, feats, grid.unit)
+        labels_small, scores = self._regions(probability, allowed, feats, grid.valleys, grid.unit)
 
         labels = np.zeros((h, w), np.int32)
         rx, ry, rw, rh = grid.roi
@@ -260,7 +298,8 @@ class ReferenceDetector:
         features = np.ascontiguousarray(self.backbone.features(small, skin=skin, unit=unit), dtype=np.float32)
         if features.shape[:2] != (sh, sw):
             raise ValueError(f"backbone {self.backbone.name} returned {features.shape}, expected ({sh}, {sw}, C)")
-        return _Grid(detection, (rx, ry, rw, rh), allowed, unit, features)
+        valleys = np.asarray(maps.get("hair", np.zeros_like(allowed)), bool)
+        return _Grid(detection, (rx, ry, rw, rh), allowed, unit, features, valleys)
 
     def _probability(self, feats: np.ndarray, allowed: np.ndarray) -> np.ndarray:
         """Defect score in [0, 1] per pixel: likeness to the example times rareness in this skin.
@@ -305,7 +344,7 @@ class ReferenceDetector:
         spread = 1.4826 * np.median(np.abs(negatives - centre), axis=0)
         return centre, np.maximum(spread, 0.05 * float(np.median(spread)) + 1e-6)
 
-    def _regions(self, probability: np.ndarray, allowed: np.ndarray, feats: np.ndarray, unit: float):
+    def _regions(self, probability, allowed, feats, valleys, unit: float):
         """Grow regions from seeds, then judge each region as a whole against the examples.
 
         A region's mean feature vector is far less noisy than its pixels'. It is kept when
@@ -331,8 +370,11 @@ class ReferenceDetector:
             if peaks[i] < SEED_PROBABILITY or objects[i] is None:
                 continue
             region = labels[objects[i]] == i + 1
-            if _ring_allowed(labels, objects[i], i + 1, allowed, unit) < MIN_RING_ALLOWED:
+            ring_allowed, ring_valley = _ring_shares(labels, objects[i], i + 1, allowed, valleys, unit)
+            if ring_allowed < MIN_RING_ALLOWED:
                 continue  # on the edge of the skin: the contrast may be the edge itself
+            if ring_valley > MAX_RING_VALLEY:
+                continue  # the lit edge of a fold or a hair strand, not a defect of its own
             shape = _shape_of(region, unit)
             mean = (feats[objects[i]][region].mean(axis=0) - centre) / spread
             best = None
@@ -367,7 +409,8 @@ class ReferenceDetector:
 class _Grid:
     """One photo analysed on the base detector's working grid."""
 
-    def __init__(self, detection, roi, allowed, unit, features) -> None:
+    def __init__(self, detection, roi, allowed, unit, features, valleys) -> None:
+        self.valleys = valleys
         self.detection = detection
         self.roi = roi
         self.allowed = allowed
@@ -395,8 +438,8 @@ def _region_examples(mask: np.ndarray, feats: np.ndarray, unit: float) -> list:
     return out
 
 
-def _ring_allowed(labels, sl, label, allowed, unit) -> float:
-    """Share of searchable skin in the ring of ``RING_UNITS`` around one region."""
+def _ring_shares(labels, sl, label, allowed, valleys, unit) -> tuple[float, float]:
+    """Shares of searchable skin and of dark valleys in the ring of ``RING_UNITS`` around one region."""
     pad = int(math.ceil(RING_UNITS * unit)) + 1
     h, w = labels.shape
     y0, y1 = max(0, sl[0].start - pad), min(h, sl[0].stop + pad)
@@ -404,8 +447,8 @@ def _ring_allowed(labels, sl, label, allowed, unit) -> float:
     region = labels[y0:y1, x0:x1] == label
     ring = ndi.binary_dilation(region, structure=_disk(RING_UNITS * unit)) & ~region
     if not ring.any():
-        return 0.0
-    return float(allowed[y0:y1, x0:x1][ring].mean())
+        return 0.0, 1.0
+    return float(allowed[y0:y1, x0:x1][ring].mean()), float(valleys[y0:y1, x0:x1][ring].mean())
 
 
 def _shape_of(region: np.ndarray, unit: float) -> tuple[float, float]:
@@ -454,35 +497,6 @@ def _kmeans(points: np.ndarray, k: int, *, seed: int, iterations: int = 12) -> n
             if members.size:
                 centres[j] = members.mean(0)
     return centres
-
-
-def _nearest_sq(points: np.ndarray, centres: np.ndarray, chunk: int = 1 << 16) -> np.ndarray:
-    out = np.empty(points.shape[0], np.float32)
-    cc = (centres * centres).sum(1)
-    for start in range(0, points.shape[0], chunk):
-        p = points[start : start + chunk]
-        d = (p * p).sum(1)[:, None] - 2.0 * p @ centres.T + cc[None, :]
-        out[start : start + chunk] = np.maximum(d.min(1), 0.0)
-    return out
-
-
-def _typical_knn(bank: np.ndarray, k: int, n: int = 1000) -> float:
-    """A high quantile of the k-th-nearest-neighbour distance of bank rows to the others."""
-    probe = _sample(bank, n, 5)
-    d = np.sqrt(_kth_nearest_sq(probe, bank, k + 1))  # k + 1: a probe is its own nearest
-    return max(float(np.quantile(d, TYPICAL_QUANTILE)), 1e-6)
-
-
-def _kth_nearest_sq(points: np.ndarray, bank: np.ndarray, k: int, chunk: int = 4096) -> np.ndarray:
-    """Squared distance of each point to its k-th nearest row of ``bank``."""
-    out = np.empty(points.shape[0], np.float32)
-    bb = (bank * bank).sum(1)
-    k = max(1, min(k, bank.shape[0]))
-    for start in range(0, points.shape[0], chunk):
-        p = points[start : start + chunk]
-        d = (p * p).sum(1)[:, None] - 2.0 * p @ bank.T + bb[None, :]
-        out[start : start + chunk] = np.maximum(np.partition(d, k - 1, axis=1)[:, k - 1], 0.0)
-    return out
 
 
 def _nearest_index(points: np.ndarray, centres: np.ndarray) -> np.ndarray:

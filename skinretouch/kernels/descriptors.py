@@ -16,11 +16,7 @@ Descriptor layout (``DESCRIPTOR_NAMES``), for a Lab image and skin weights:
 - ``ridge_s, blob_s`` for two Hessian scales: the eigenvalues of the scale-normalised Hessian
   of L, sorted so ``ridge`` is the one of larger magnitude (bright line or bump: negative;
   dark line or pit: positive) and ``blob`` the other (near 0 on a line, same sign on a bump);
-- ``edge``: gradient magnitude of smoothed L, times the scale (L units per face unit);
-- ``line``: smoothed L minus the brighter of its two sides, read ``SIDE_OFFSET`` face units
-  away across the local line direction (the Hessian's principal axis): high on a pale line
-  with skin on both sides (a scar), low on a highlight that borders a dark fold;
-- ``asym``: absolute difference of the two sides (a fold's edge: large; a scar: small).
+- ``edge``: gradient magnitude of smoothed L, times the scale (L units per face unit).
 """
 
 from __future__ import annotations
@@ -35,7 +31,6 @@ __all__ = ["DESCRIPTOR_NAMES", "SCALES", "gaussian_blur", "skin_descriptors"]
 
 SCALES = (0.7, 1.5, 3.0)  # face units: fine, spot-sized, neighbourhood
 HESSIAN_SCALES = (1.0, 2.0)  # face units
-SIDE_OFFSET = 3.0  # face units: where a line's two sides are read, across it
 BACKGROUND_SIGMA = 8.0  # face units: the skin "around" a spot
 TEXTURE_SIGMA = 2.0  # face units: window of the local texture SD
 
@@ -44,8 +39,6 @@ DESCRIPTOR_NAMES = (
     "texture",
     *(f"{c}_{s:g}" for s in HESSIAN_SCALES for c in ("ridge", "blob")),
     "edge",
-    "line",
-    "asym",
 )
 
 
@@ -145,7 +138,6 @@ def skin_descriptors(lab: np.ndarray, weights: np.ndarray, *, unit: float) -> np
         col += 2
     smooth = gaussian_blur(lightness, HESSIAN_SCALES[0] * unit)
     _gradient_norm(smooth, np.float32(unit), out, col)
-    _line_sides(smooth, np.float32(SIDE_OFFSET * unit), out, col + 1)
     return out
 
 
@@ -249,48 +241,6 @@ def _hessian_eigen(smooth, norm, out, col):
                 out[y, x, col], out[y, x, col + 1] = norm * e1, norm * e2
             else:
                 out[y, x, col], out[y, x, col + 1] = norm * e2, norm * e1
-
-
-@njit(cache=True, nogil=True)
-def _bilinear(img, y, x):
-    h, w = img.shape
-    y = min(max(y, 0.0), h - 1.0)
-    x = min(max(x, 0.0), w - 1.0)
-    y0, x0 = int(y), int(x)
-    y1, x1 = min(y0 + 1, h - 1), min(x0 + 1, w - 1)
-    fy, fx = y - y0, x - x0
-    top = img[y0, x0] * (1.0 - fx) + img[y0, x1] * fx
-    bottom = img[y1, x0] * (1.0 - fx) + img[y1, x1] * fx
-    return top * (1.0 - fy) + bottom * fy
-
-
-@njit(cache=True, nogil=True)
-def _line_sides(smooth, offset, out, col):
-    h, w = smooth.shape
-    for y in range(h):
-        ym, yp = max(y - 1, 0), min(y + 1, h - 1)
-        for x in range(w):
-            xm, xp = max(x - 1, 0), min(x + 1, w - 1)
-            c = smooth[y, x]
-            dxx = smooth[y, xp] - 2.0 * c + smooth[y, xm]
-            dyy = smooth[yp, x] - 2.0 * c + smooth[ym, x]
-            dxy = 0.25 * (smooth[yp, xp] - smooth[yp, xm] - smooth[ym, xp] + smooth[ym, xm])
-            # Direction of the eigenvalue of larger magnitude: across a line.
-            half = 0.5 * (dxx + dyy)
-            root = math.sqrt(0.25 * (dxx - dyy) ** 2 + dxy * dxy)
-            e = half + root if abs(half + root) >= abs(half - root) else half - root
-            if abs(dxy) > 1e-9:
-                ny, nx = e - dxx, dxy
-            elif abs(dxx - e) < abs(dyy - e):
-                ny, nx = 0.0, 1.0
-            else:
-                ny, nx = 1.0, 0.0
-            norm = math.sqrt(ny * ny + nx * nx)
-            ny, nx = ny / norm * offset, nx / norm * offset
-            a = _bilinear(smooth, y + ny, x + nx)
-            b = _bilinear(smooth, y - ny, x - nx)
-            out[y, x, col] = c - max(a, b)
-            out[y, x, col + 1] = abs(a - b)
 
 
 @njit(cache=True, nogil=True)
