@@ -320,8 +320,11 @@ def _detection_from_user_mask(mask: np.ndarray) -> Detection:
     if window is not None:
         # Starting the box on even rows and columns keeps OpenCV's 2 x 2 block grid (and
         # so its numbering of the components) that of the whole image.
-        window = (slice(window[0].start & ~1, window[0].stop), slice(window[1].start & ~1, window[1].stop))
-        count, labels[window] = cv2.connectedComponents(mask[window].astype(np.uint8), connectivity=8,
+        rows, cols = window
+        window = (slice(rows.start & ~1, rows.stop), slice(cols.start & ~1, cols.stop))
+        part = mask[window]
+        part = part.view(np.uint8) if part.dtype == bool else (part != 0).astype(np.uint8)
+        count, labels[window] = cv2.connectedComponents(part, connectivity=8,
                                                         ltype=cv2.CV_32S)  # fmt: skip
     return Detection(
         labels=labels,
@@ -429,9 +432,10 @@ def _fill_label_boxes(labels, boxes):
 def _merged_windows(boxes: np.ndarray, grow: int, height: int, width: int) -> list[tuple[int, ...]]:
     """Boxes grown by ``grow`` px (clipped to the image), overlapping ones merged."""
     windows = [
-        [max(0, int(y0) - grow), max(0, int(x0) - grow), min(height, int(y1) + grow), min(width, int(x1) + grow)]
+        [max(0, int(y0) - grow), max(0, int(x0) - grow), min(height, int(y1) + grow),
+         min(width, int(x1) + grow)]
         for y0, x0, y1, x1 in boxes
-    ]
+    ]  # fmt: skip
     merged = True
     while merged:
         merged = False
