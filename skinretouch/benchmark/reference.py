@@ -41,6 +41,7 @@ __all__ = [
     "NEW_KIND",
     "format_anomaly_table",
     "format_reference_table",
+    "main",
     "plant_scars",
     "reference_pair",
     "run_anomaly_bench",
@@ -282,3 +283,24 @@ def _distance_to_points(shape, points):
     for y, x in points:
         np.minimum(best, np.hypot(yy - y, xx - x), out=best)
     return best
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m skinretouch.benchmark.reference [--seeds 0,1,2,3]``: print both tables."""
+    import argparse
+
+    from skinretouch.benchmark.photos import load_bench_photos
+
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--seeds", default="0,1,2,3", help="comma-separated planting seeds")
+    args = parser.parse_args(argv)
+    seeds = [int(s) for s in args.seeds.split(",") if s.strip()]
+    photos = load_bench_photos()
+    print(format_reference_table(run_reference_bench(photos, seeds)))
+    print()
+    print(format_anomaly_table(run_anomaly_bench(photos, seeds)))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
