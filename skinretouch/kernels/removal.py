@@ -344,9 +344,16 @@ def _clean_low_pass_into(lab, hole, taps, out):
     colour stays within ``SPOT_DE`` of it (clean rim) joins the outside for the real blur.
     """
     height, width = hole.shape
-    first_guess = np.empty_like(lab)
-    masked_blur_into(lab, ~hole, taps, first_guess)
-    _membrane_into(first_guess, hole, 0.05)
+    # The first guess matters on the hole and its 1-px ring only: it is computed on the
+    # hole's box grown by that ring and the blur's reach (same values there).
+    reach = 1 + taps.size // 2
+    box = _bounding_box(hole)
+    y0, y1 = max(0, box[0] - reach), min(height, box[1] + reach + 1)
+    x0, x1 = max(0, box[2] - reach), min(width, box[3] + reach + 1)
+    near_hole = hole[y0:y1, x0:x1]
+    first_guess = np.empty((y1 - y0, x1 - x0, 3), np.float32)
+    masked_blur_into(lab[y0:y1, x0:x1], ~near_hole, taps, first_guess)
+    _membrane_into(first_guess, near_hole, 0.05)
     blur_into(lab, taps, out)
     far = np.zeros((height, width), np.bool_)
     for y in range(height):
@@ -354,7 +361,7 @@ def _clean_low_pass_into(lab, hole, taps, out):
             if hole[y, x]:
                 distance2 = 0.0
                 for c in range(3):
-                    diff = np.float64(out[y, x, c]) - first_guess[y, x, c]
+                    diff = np.float64(out[y, x, c]) - first_guess[y - y0, x - x0, c]
                     distance2 += diff * diff
                 far[y, x] = np.sqrt(distance2) > SPOT_DE
     # The spot pixels, grown by one pixel (3 x 3) and kept inside the hole.
