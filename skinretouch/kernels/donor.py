@@ -171,8 +171,13 @@ def _best_block_offset(guide, weight, sources, targets, radius, patch_radius):
     sy0, sy1 = max(0, by0 - radius), min(height, by1 + radius)
     sx0, sx1 = max(0, bx0 - radius), min(width, bx1 + radius)
     searched = np.ascontiguousarray(guide[sy0:sy1, sx0:sx1])
-    # TM_SQDIFF squares (template - image) * mask, so the mask is the weights' square root.
-    costs = cv2.matchTemplate(searched, template, cv2.TM_SQDIFF, mask=np.sqrt(mask)) / total
+    # sum w (t - s)^2 = sum w t^2 - 2 sum (w t) s + sum w s^2: two plain correlations, which
+    # cost half of OpenCV's masked TM_SQDIFF (which expands the same sums).
+    weighted = mask * template
+    costs = cv2.matchTemplate(searched * searched, mask, cv2.TM_CCORR)
+    costs -= 2.0 * cv2.matchTemplate(searched, weighted, cv2.TM_CCORR)
+    costs += float(np.dot(weighted.ravel(), template.ravel()))
+    costs /= total
     found = _select_offset(costs, usable, radius, ty0, tx0, by0 - sy0, bx0 - sx0)
     if found[0] == 0:
         return None
