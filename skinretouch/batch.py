@@ -58,6 +58,7 @@ def run_batch(
     mask_path: Path | None,
     force: bool,
     debug_overlay: bool,
+    references: list | None = None,
     out: TextIO | None = None,
     err: TextIO | None = None,
 ) -> int:
@@ -71,7 +72,7 @@ def run_batch(
     if not inputs:
         return 1 if failures else 0
 
-    retoucher = Retoucher(config)
+    retoucher = Retoucher(config, references=references)
     progress = _Progress(len(inputs), err)
     for index, path in enumerate(inputs, start=1):
         progress.show(index, path)

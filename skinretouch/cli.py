@@ -14,7 +14,7 @@ from pathlib import Path
 
 from . import __version__
 from .config import Config, LoggingConfig, load_config
-from .errors import ConfigError
+from .errors import ConfigError, SkinRetouchError
 from .logs import configure_logging
 
 __all__ = ["main"]
@@ -44,7 +44,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ConfigError as exc:
         print(f"skinretouch: configuration error: {exc}", file=sys.stderr)
         return EXIT_USAGE
-    except _UsageError as exc:
+    except (_UsageError, SkinRetouchError) as exc:  # raised before any photo is processed
         print(f"skinretouch: {exc}", file=sys.stderr)
         return EXIT_USAGE
     except KeyboardInterrupt:
@@ -70,6 +70,22 @@ def _build_parser() -> argparse.ArgumentParser:
     process.add_argument("--force", action="store_true", help="process even if an up-to-date report exists")
     process.add_argument(
         "--debug-overlay", action="store_true", help="also write NAME.EXT.overlay.png showing what was found"
+    )
+    process.add_argument(
+        "--reference",
+        type=Path,
+        action="append",
+        default=[],
+        metavar="REF.png",
+        help="an example photo of the defect to find (reference mode; up to 3, each with --reference-mask)",
+    )
+    process.add_argument(
+        "--reference-mask",
+        type=Path,
+        action="append",
+        default=[],
+        metavar="REFMASK.png",
+        help="the defect's pixels in the preceding --reference photo (non-zero = defect)",
     )
     process.set_defaults(handler=_cmd_process)
 
@@ -103,6 +119,7 @@ def _cmd_process(args: argparse.Namespace, config: Config) -> int:
 
     if args.mask is not None and (len(args.paths) != 1 or args.paths[0].is_dir()):
         raise _UsageError("--mask applies to exactly one image file")
+    references = _load_references(args.reference, args.reference_mask)
     inputs, missing = collect_inputs(args.paths)
     if not inputs and not missing:
         raise _UsageError("no images found in " + ", ".join(str(p) for p in args.paths))
@@ -110,12 +127,27 @@ def _cmd_process(args: argparse.Namespace, config: Config) -> int:
     return run_batch(
         config,
         inputs,
+        references=references,
         missing=missing,
         out_dir=args.out_dir,
         mask_path=args.mask,
         force=args.force,
         debug_overlay=args.debug_overlay,
     )
+
+
+def _load_references(images: list[Path], masks: list[Path]):
+    """The reference pairs of --reference/--reference-mask (None without them)."""
+    if not images and not masks:
+        return None
+    if len(images) != len(masks):
+        raise _UsageError(f"{len(images)} --reference but {len(masks)} --reference-mask: give one mask per photo")
+    from .engines.reference import ReferenceError, load_references
+
+    try:
+        return load_references(list(zip(images, masks)))
+    except ReferenceError as exc:
+        raise _UsageError(f"reference: {exc}") from None
 
 
 def _cmd_watch(args: argparse.Namespace, config: Config) -> int:

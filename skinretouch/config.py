@@ -84,7 +84,6 @@ class MaskConfig:
 class DetectConfig:
     """The blemish detector."""
 
-    detector: Literal["classical"] = "classical"
     # 0 finds only the most obvious spots, 1 finds faint ones too (and more false ones)
     sensitivity: Fraction = 0.5
     papule: bool = True

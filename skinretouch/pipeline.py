@@ -22,7 +22,7 @@ from .config import Config
 from .detection import Detection, Spot
 from .engines.inpaint_base import EngineError
 from .engines.manager import CLASSICAL, ROUTE_HARD, ROUTE_MEDIUM, EngineManager, choose_engine, engine_class
-from .engines.registry import DETECTORS, load_class
+from .engines.reference import detector_from_config
 from .kernels import removal
 from .kernels.composite import composite, feather_alpha
 from .kernels.texture import texture_ratio
@@ -95,12 +95,19 @@ class Retoucher:
         The validated configuration tree.
     engines : EngineManager, optional
         Neural engines to use (tests register small fakes); by default the configured ones.
+    references : list of (image, mask), optional
+        1-3 examples of a defect kind to find (reference mode) instead of the configured ones.
     """
 
-    def __init__(self, config: Config, *, engines: EngineManager | None = None) -> None:
+    def __init__(
+        self,
+        config: Config,
+        *,
+        engines: EngineManager | None = None,
+        references: list[tuple[np.ndarray, np.ndarray]] | None = None,
+    ) -> None:
         self.config = config
-        detector_class = load_class(DETECTORS, config.detect.detector, key="detect.detector")
-        self.detector = detector_class(config.detect)
+        self.detector = detector_from_config(config.detect, references=references)
         self.engines = engines if engines is not None else EngineManager(config.engines)
         self.threads = config.removal.threads or os.cpu_count() or 1
 

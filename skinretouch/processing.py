@@ -64,7 +64,7 @@ def process_file(
     report = Report(input=InputInfo(path=str(path.absolute()), sha256=""))
     report.settings = {
         "config_sha256": config_sha256(config),
-        "detector": "user_mask" if mask_path is not None else config.detect.detector,
+        "detector": "user_mask" if mask_path is not None else retoucher.detector.name,
         "mask_dilation_px": 0 if mask_path is not None else config.mask.dilation_px,
     }
     written: list[Path] = []

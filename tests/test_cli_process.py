@@ -258,3 +258,36 @@ def test_console_script_runs_a_folder(tmp_path, portrait):
             "readme.txt",
         ]
     )
+
+
+def test_reference_mode_finds_a_new_defect_kind_from_one_example(tmp_path, capsys):
+    """`--reference/--reference-mask`: one scar on the astronaut teaches it scars on the macro."""
+    from skinretouch.benchmark.photos import DEFAULT_CACHE_DIR, load_bench_photos
+    from skinretouch.benchmark.reference import plant_scars, reference_pair
+
+    if not (DEFAULT_CACHE_DIR / "dermapred_example_image.jpg").exists():
+        pytest.skip("dermapred macro not cached (make test fetches it)")
+    astronaut, macro = load_bench_photos(names=["astronaut", "dermapred"])
+    example, example_mask = reference_pair(astronaut, seed=1000)
+    reference = tmp_path / "scar_example.png"
+    reference_mask = tmp_path / "scar_example_mask.png"
+    Image.fromarray(np.rint(example * 255).astype(np.uint8)).save(reference)
+    Image.fromarray(example_mask.astype(np.uint8) * 255).save(reference_mask)
+    target, scars = plant_scars(macro, seed=0)
+    source = tmp_path / "macro.png"
+    Image.fromarray(np.rint(target * 255).astype(np.uint8)).save(source)
+
+    args = ["process", str(source), "--reference", str(reference)]
+    assert main(args) == 2  # a photo without its mask is a usage error
+    assert "--reference-mask" in capsys.readouterr().err
+    assert main([*args, "--reference-mask", str(reference_mask)]) == 0
+    report = json.loads((tmp_path / "macro.png.retouch.json").read_text())
+    assert report["settings"]["detector"] == "reference"
+    mask = np.asarray(Image.open(tmp_path / "macro.png.mask.png")) > 0
+    found = sum(mask[scar.core].mean() >= 0.5 for scar in scars)
+    assert found / len(scars) >= 0.7, f"{found} of {len(scars)} scars found"
+
+    wrong_size = tmp_path / "small_mask.png"
+    Image.fromarray(np.full((10, 10), 255, np.uint8)).save(wrong_size)
+    assert main(["process", str(source), "--reference", str(reference), "--reference-mask", str(wrong_size)]) == 2
+    assert "reference" in capsys.readouterr().err

@@ -77,6 +77,14 @@ def main(argv: list[str] | None = None) -> int:
 
     removal = _removal_section(photos, seeds, peers, project)
     detection = _detection_section(removal.pop("_runs"), project)
+    one_shot = {}
+    if project.ready and not args.quick and not args.no_reference:
+        from .reference import run_anomaly_bench, run_reference_bench
+
+        one_shot = {
+            "reference": run_reference_bench(photos, seeds),
+            "anomaly": run_anomaly_bench(photos, seeds),
+        }
     speed = {}
     if not args.no_speed:
         speed = _speed_section(photos, project, removal, quick=args.quick, daemon=not args.no_daemon)
@@ -90,6 +98,7 @@ def main(argv: list[str] | None = None) -> int:
         "project": {"ready": project.ready, "reason": project.reason},
         "removal": removal,
         "detection": detection,
+        "one_shot": one_shot,
         "speed": speed,
         "wall_s": round(time.perf_counter() - started, 1),
     }
@@ -116,6 +125,8 @@ def _parse(argv):
     parser.add_argument("--peers", nargs="+", type=_names, default=None, metavar="NAME",
                         help="only these peers")  # fmt: skip
     parser.add_argument("--no-speed", action="store_true", help="skip the speed section")
+    parser.add_argument("--no-reference", action="store_true",
+                        help="skip the reference-mode and anomaly-filter sections")  # fmt: skip
     parser.add_argument("--no-daemon", action="store_true", help="skip the daemon throughput run")
     parser.add_argument("--cache-dir", type=Path, default=None, help="where downloaded photos are kept")
     args = parser.parse_args(argv)
@@ -642,6 +653,13 @@ def _format_report(report: dict) -> str:
                          f"{', '.join(clean['protected']) or 'none'}")  # fmt: skip
     else:
         lines.append(f"  n/a: {detection.get('reason', '')}")
+
+    one_shot = report.get("one_shot") or {}
+    if one_shot:
+        from .reference import format_anomaly_table, format_reference_table
+
+        lines += ["", "ONE-SHOT REFERENCE MODE AND ANOMALY FILTER (detection on planted spots)"]
+        lines += [format_reference_table(one_shot["reference"]), format_anomaly_table(one_shot["anomaly"])]
 
     speed = report["speed"]
     lines += ["", "SPEED"]
