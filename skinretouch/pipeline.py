@@ -13,13 +13,11 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import cv2
 import numpy as np
 import structlog
-from numba import njit
 
 from .config import Config
-from .detection import Detection, Spot
+from .detection import Detection
 from .engines.inpaint_base import EngineError
 from .engines.manager import CLASSICAL, ROUTE_HARD, ROUTE_MEDIUM, EngineManager, choose_engine, engine_class
 from .engines.reference import detector_from_config
@@ -27,9 +25,8 @@ from .kernels import removal
 from .kernels.composite import composite, feather_alpha
 from .kernels.texture import texture_ratio
 from .processing import FileOutcome, process_file
-from .regions import ROUTE_FREQSPLIT, ROUTE_PATCHMATCH, SIZE_MEDIUM, Region, build_regions, route_region
+from .regions import ROUTE_FREQSPLIT, ROUTE_PATCHMATCH, SIZE_MEDIUM, Region, build_regions, detection_from_mask
 from .report import RegionRecord
-from .scale import image_scale
 from .timing import ms_since
 
 __all__ = ["FileOutcome", "Patch", "RetouchResult", "Retoucher"]
@@ -152,12 +149,12 @@ class Retoucher:
             detection = self.detector.detect(image)
             dilation_px = self.config.mask.dilation_px
         else:
-            detection = _detection_from_user_mask(mask)
+            detection = detection_from_mask(mask)
             dilation_px = 0
         timings["detect"] = ms_since(started)
 
         started = time.perf_counter()
-        regions = _build_regions_near_spots(detection, dilation_px, self.config.route)
+        regions = build_regions(detection, dilation_px=dilation_px, route=self.config.route)
         avoid = detection.protected_mask.copy()
         for region in regions:
             x, y, w, h = region.bbox
@@ -315,148 +312,6 @@ class Retoucher:
                 seed=seed,
             )
         return classical_route, filled, failure
-
-
-def _detection_from_user_mask(mask: np.ndarray) -> Detection:
-    # Components are found within the mask's bounding box (same labels, raster order kept):
-    # on a large photo the whole-image pass cost more than repairing a few spots.
-    height, width = mask.shape
-    labels = np.zeros((height, width), np.int32)
-    count = 1
-    window = _true_box(mask)
-    if window is not None:
-        # Starting the box on even rows and columns keeps OpenCV's 2 x 2 block grid (and
-        # so its numbering of the components) that of the whole image.
-        rows, cols = window
-        window = (slice(rows.start & ~1, rows.stop), slice(cols.start & ~1, cols.stop))
-        part = mask[window]
-        part = part.view(np.uint8) if part.dtype == bool else (part != 0).astype(np.uint8)
-        count, labels[window] = cv2.connectedComponents(part, connectivity=8,
-                                                        ltype=cv2.CV_32S)  # fmt: skip
-    return Detection(
-        labels=labels,
-        spots=[Spot(label=i, kind="user_mask", score=1.0) for i in range(1, count)],
-        protected_mask=np.zeros(mask.shape, bool),
-        scale=image_scale(height, width),
-        method="user_mask",
-    )
-
-
-def _true_box(mask: np.ndarray, grow: int = 0) -> tuple[slice, slice] | None:
-    """(y, x) slices of the bounding box of a 2-D mask's true pixels grown by ``grow`` px."""
-    rows = np.flatnonzero(mask.any(axis=1))
-    if rows.size == 0:
-        return None
-    cols = np.flatnonzero(mask[rows[0] : rows[-1] + 1].any(axis=0))
-    height, width = mask.shape
-    y0, y1, x0, x1 = int(rows[0]), int(rows[-1]) + 1, int(cols[0]), int(cols[-1]) + 1
-    return (
-        slice(max(0, y0 - grow), min(height, y1 + grow)),
-        slice(max(0, x0 - grow), min(width, x1 + grow)),
-    )
-
-
-def _build_regions_near_spots(detection: Detection, dilation_px: int, route) -> list[Region]:
-    """:func:`build_regions` run on boxes around groups of spots only (same regions, faster).
-
-    Each spot's box is grown by the dilation plus 2 px and overlapping boxes are merged, so
-    every dilated hole and its 1-px contact test fit inside one box, holes of different
-    boxes cannot touch, and a region touches a box's edge only where that edge is the
-    image's (same ``touches_image_edge`` flags). The size route and ``large_area`` depend
-    on the whole image's area, so they are decided again with it, and regions are numbered
-    again in the order OpenCV gives them on the whole image (see :func:`_first_block`).
-    """
-    height, width = detection.labels.shape
-    largest = max((spot.label for spot in detection.spots), default=0)
-    boxes = _label_boxes(detection.labels, largest)
-    if boxes is None:  # labels the spot list does not name: the plain whole-image pass
-        return build_regions(detection, dilation_px=dilation_px, route=route)
-    grow = max(0, dilation_px) + 2
-    windows = _merged_windows(boxes, grow, height, width)
-    regions: list[Region] = []
-    for y0, x0, y1, x1 in windows:
-        window = (slice(y0, y1), slice(x0, x1))
-        local = Detection(
-            labels=detection.labels[window],
-            spots=detection.spots,
-            protected_mask=detection.protected_mask[window],
-            protected=detection.protected,
-            scale=detection.scale,
-            method=detection.method,
-        )
-        for region in build_regions(local, dilation_px=dilation_px, route=route):
-            x, y, w, h = region.bbox
-            region.bbox = (x + x0, y + y0, w, h)
-            region.hard_reasons = [reason for reason in region.hard_reasons if reason != "large_area"]
-            route_region(region, image_area=height * width, scale=detection.scale, config=route)
-            regions.append(region)
-    regions.sort(key=_first_block)
-    for number, region in enumerate(regions, start=1):
-        region.id = number
-    return regions
-
-
-def _first_block(region: Region) -> tuple[int, int]:
-    """OpenCV numbers components by the first 2 x 2 block (from the image's origin) they
-    cover in raster order of blocks; an 8-connected block never holds two components."""
-    x, y, _, _ = region.bbox
-    rows = region.hole[: 2 - y % 2]  # the hole's rows in its top block row
-    return y // 2, (x + int(np.flatnonzero(rows.any(axis=0))[0])) // 2
-
-
-def _label_boxes(labels: np.ndarray, largest: int) -> np.ndarray | None:
-    """``(y0, x0, y1, x1)`` (end exclusive) of each label's pixels, rows of unused labels
-    empty (``y0 > y1``); ``None`` when a label above ``largest`` occurs."""
-    boxes = np.empty((largest + 1, 4), np.int64)
-    if not _fill_label_boxes(np.ascontiguousarray(labels, dtype=np.int32), boxes):
-        return None
-    return boxes[1:][boxes[1:, 0] <= boxes[1:, 2]]
-
-
-@njit(cache=True, nogil=True)
-def _fill_label_boxes(labels, boxes):
-    height, width = labels.shape
-    largest = boxes.shape[0] - 1
-    for i in range(boxes.shape[0]):
-        boxes[i, 0] = height
-        boxes[i, 1] = width
-        boxes[i, 2] = -1
-        boxes[i, 3] = -1
-    for y in range(height):
-        for x in range(width):
-            label = labels[y, x]
-            if label <= 0:
-                continue
-            if label > largest:
-                return False
-            boxes[label, 0] = min(boxes[label, 0], y)
-            boxes[label, 1] = min(boxes[label, 1], x)
-            boxes[label, 2] = max(boxes[label, 2], y + 1)
-            boxes[label, 3] = max(boxes[label, 3], x + 1)
-    return True
-
-
-def _merged_windows(boxes: np.ndarray, grow: int, height: int, width: int) -> list[tuple[int, ...]]:
-    """Boxes grown by ``grow`` px (clipped to the image), overlapping ones merged."""
-    windows = [
-        [max(0, int(y0) - grow), max(0, int(x0) - grow), min(height, int(y1) + grow),
-         min(width, int(x1) + grow)]
-        for y0, x0, y1, x1 in boxes
-    ]  # fmt: skip
-    merged = True
-    while merged:
-        merged = False
-        for i in range(len(windows)):
-            for j in range(i + 1, len(windows)):
-                a, b = windows[i], windows[j]
-                if a[0] < b[2] and b[0] < a[2] and a[1] < b[3] and b[1] < a[3]:
-                    windows[i] = [min(a[0], b[0]), min(a[1], b[1]), max(a[2], b[2]), max(a[3], b[3])]
-                    del windows[j]
-                    merged = True
-                    break
-            if merged:
-                break
-    return [tuple(window) for window in windows]
 
 
 def _texture_ratio(filled: np.ndarray, hole: np.ndarray, avoid: np.ndarray, scale: float) -> float:

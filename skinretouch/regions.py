@@ -13,9 +13,18 @@ import cv2
 import numpy as np
 
 from .config import RouteConfig
-from .detection import BBox, Detection
+from .detection import BBox, Detection, Spot
+from .kernels.labels import label_boxes
+from .scale import image_scale
 
-__all__ = ["Region", "build_regions", "dilate", "route_region"]
+__all__ = [
+    "Region",
+    "build_regions",
+    "build_regions_whole_image",
+    "detection_from_mask",
+    "dilate",
+    "route_region",
+]
 
 ROUTE_FREQSPLIT = "freqsplit"
 ROUTE_PATCHMATCH = "patchmatch"
@@ -57,27 +66,119 @@ def dilate(mask: np.ndarray, radius_px: int) -> np.ndarray:
 def build_regions(detection: Detection, *, dilation_px: int, route: RouteConfig) -> list[Region]:
     """Dilate every spot, drop protected pixels, split into connected regions and route them.
 
-    Regions are numbered from 1 in raster order of their first pixel, so the same detection
-    always gives the same regions.
+    The work is done on boxes around groups of spots, not the whole photo (on a large photo
+    a whole-image pass cost more than repairing a few spots): each spot's box is grown by the
+    dilation plus 2 px and overlapping boxes are merged, so every dilated hole and its 1-px
+    contact test fit inside one box and holes of different boxes cannot touch. The result
+    equals :func:`build_regions_whole_image`'s: regions are numbered from 1 as OpenCV numbers
+    the components of the whole image, so the same detection always gives the same regions.
     """
     height, width = detection.labels.shape
-    holes = dilate(detection.labels > 0, dilation_px) & ~detection.protected_mask
+    largest = max((spot.label for spot in detection.spots), default=0)
+    boxes = label_boxes(detection.labels, largest)
+    if boxes is None:  # labels the spot list does not name
+        return build_regions_whole_image(detection, dilation_px=dilation_px, route=route)
+    windows = _merged_windows(boxes, max(0, dilation_px) + 2, height, width)
+    regions = [
+        region
+        for window in windows
+        for region in _regions_in_window(detection, window, dilation_px=dilation_px, route=route)
+    ]
+    regions.sort(key=_first_block)
+    for number, region in enumerate(regions, start=1):
+        region.id = number
+    return regions
+
+
+def build_regions_whole_image(detection: Detection, *, dilation_px: int, route: RouteConfig) -> list[Region]:
+    """:func:`build_regions` in one pass over the whole photo (its reference in the tests)."""
+    height, width = detection.labels.shape
+    return _regions_in_window(detection, (0, 0, height, width), dilation_px=dilation_px, route=route)
+
+
+def detection_from_mask(mask: np.ndarray) -> Detection:
+    """A user's mask as a detection: each 8-connected component is one ``user_mask`` spot.
+
+    Labels equal ``cv2.connectedComponents`` of the whole mask; they are found on the mask's
+    bounding box, started on even rows and columns so OpenCV's 2 x 2 block grid (and so its
+    numbering) stays that of the whole image.
+    """
+    height, width = mask.shape
+    labels = np.zeros((height, width), np.int32)
+    count = 1
+    rows = np.flatnonzero(mask.any(axis=1))
+    if rows.size:
+        cols = np.flatnonzero(mask[rows[0] : rows[-1] + 1].any(axis=0))
+        window = (slice(int(rows[0]) & ~1, int(rows[-1]) + 1), slice(int(cols[0]) & ~1, int(cols[-1]) + 1))
+        part = mask[window]
+        part = part.view(np.uint8) if part.dtype == bool else (part != 0).astype(np.uint8)
+        count, labels[window] = cv2.connectedComponents(part, connectivity=8, ltype=cv2.CV_32S)
+    return Detection(
+        labels=labels,
+        spots=[Spot(label=i, kind="user_mask", score=1.0) for i in range(1, count)],
+        protected_mask=np.zeros(mask.shape, bool),
+        scale=image_scale(height, width),
+        method="user_mask",
+    )
+
+
+def _regions_in_window(
+    detection: Detection, window: tuple[int, int, int, int], *, dilation_px: int, route: RouteConfig
+) -> list[Region]:
+    """Regions whose holes lie in ``window`` = (y0, x0, y1, x1); flags and routes are
+    judged against the whole photo."""
+    height, width = detection.labels.shape
+    y0, x0, y1, x1 = window
+    labels = detection.labels[y0:y1, x0:x1]
+    protected = detection.protected_mask[y0:y1, x0:x1]
+    holes = dilate(labels > 0, dilation_px) & ~protected
     count, components, stats, _ = cv2.connectedComponentsWithStats(holes.astype(np.uint8), connectivity=8)
     spot_by_label = {spot.label: spot for spot in detection.spots}
-    touches_protected = dilate(detection.protected_mask, 1) if detection.protected_mask.any() else None
+    touches_protected = dilate(protected, 1) if protected.any() else None
     regions = []
     for component in range(1, count):
         x, y, w, h = (int(v) for v in stats[component, :4])
         hole = components[y : y + h, x : x + w] == component
-        kind, score = _dominant_spot(detection.labels[y : y + h, x : x + w][hole], spot_by_label)
-        region = Region(id=len(regions) + 1, bbox=(x, y, w, h), hole=hole, kind=kind, score=score)
+        kind, score = _dominant_spot(labels[y : y + h, x : x + w][hole], spot_by_label)
+        region = Region(id=len(regions) + 1, bbox=(x + x0, y + y0, w, h), hole=hole, kind=kind, score=score)
         if touches_protected is not None and (touches_protected[y : y + h, x : x + w] & hole).any():
             region.hard_reasons.append("touches_protected_feature")
-        if x == 0 or y == 0 or x + w == width or y + h == height:
+        if x + x0 == 0 or y + y0 == 0 or x + x0 + w == width or y + y0 + h == height:
             region.hard_reasons.append("touches_image_edge")
         route_region(region, image_area=height * width, scale=detection.scale, config=route)
         regions.append(region)
     return regions
+
+
+def _merged_windows(boxes: np.ndarray, grow: int, height: int, width: int) -> list[tuple[int, int, int, int]]:
+    """Boxes ``(y0, x0, y1, x1)`` grown by ``grow`` px (clipped to the image), overlapping
+    ones merged until none overlap."""
+    windows = [
+        [max(0, int(y0) - grow), max(0, int(x0) - grow), min(height, int(y1) + grow), min(width, int(x1) + grow)]
+        for y0, x0, y1, x1 in boxes
+    ]
+    changed = True
+    while changed:
+        changed = False
+        kept: list[list[int]] = []
+        for box in windows:
+            for other in kept:
+                if box[0] < other[2] and other[0] < box[2] and box[1] < other[3] and other[1] < box[3]:
+                    other[:] = [min(box[0], other[0]), min(box[1], other[1]), max(box[2], other[2]), max(box[3], other[3])]
+                    changed = True
+                    break
+            else:
+                kept.append(box)
+        windows = kept
+    return [(y0, x0, y1, x1) for y0, x0, y1, x1 in windows]
+
+
+def _first_block(region: Region) -> tuple[int, int]:
+    """OpenCV numbers components by the first 2 x 2 block (from the image's origin) they
+    cover in raster order of blocks; an 8-connected block never holds two components."""
+    x, y, _, _ = region.bbox
+    rows = region.hole[: 2 - y % 2]  # the hole's rows in its top block row
+    return y // 2, (x + int(np.flatnonzero(rows.any(axis=0))[0])) // 2
 
 
 def route_region(region: Region, *, image_area: int, scale: float, config: RouteConfig) -> None:

@@ -1,7 +1,7 @@
-"""The pipeline's regions found on boxes around the spots are the whole-image ones.
+"""Regions found on boxes around the spots are the whole-image ones.
 
-The pipeline builds regions (and labels a user's mask) on boxes around the spots instead of
-the whole photo, for speed; these tests hold it to the plain whole-image results: same
+`build_regions` (and `detection_from_mask`) work on boxes around the spots instead of the
+whole photo, for speed; these tests hold them to the plain whole-image results: same
 labels, same regions in the same order, same flags and routes.
 """
 
@@ -12,8 +12,7 @@ import numpy as np
 import pytest
 
 from skinretouch.config import Config
-from skinretouch.pipeline import _build_regions_near_spots, _detection_from_user_mask
-from skinretouch.regions import build_regions
+from skinretouch.regions import build_regions, build_regions_whole_image, detection_from_mask
 
 
 def _random_mask(rng, height, width):
@@ -37,15 +36,15 @@ def test_regions_on_boxes_equal_the_whole_image_ones(trial):
     rng = np.random.default_rng(trial)
     height, width = (int(v) for v in rng.integers(40, 400, 2))
     mask = _random_mask(rng, height, width)
-    detection = _detection_from_user_mask(mask)
+    detection = detection_from_mask(mask)
     expected = cv2.connectedComponents(mask.astype(np.uint8), connectivity=8)[1]
     assert np.array_equal(detection.labels, expected)
     if trial % 2:
         detection.protected_mask[int(rng.integers(0, height)) :, : int(rng.integers(0, width))] = True
     route = Config().route
     for dilation_px in (0, 1, 4):
-        whole = build_regions(detection, dilation_px=dilation_px, route=route)
-        boxed = _build_regions_near_spots(detection, dilation_px, route)
+        whole = build_regions_whole_image(detection, dilation_px=dilation_px, route=route)
+        boxed = build_regions(detection, dilation_px=dilation_px, route=route)
         assert _summary(boxed) == _summary(whole)
 
 
@@ -54,15 +53,15 @@ def test_large_and_edge_regions_keep_their_flags():
     mask[:30, 5:40] = True  # image edge
     mask[100:140, -20:] = True  # image edge, large
     mask[150:290, 60:200] = True  # large area
-    detection = _detection_from_user_mask(mask)
-    boxed = _build_regions_near_spots(detection, 0, Config().route)
-    whole = build_regions(detection, dilation_px=0, route=Config().route)
+    detection = detection_from_mask(mask)
+    boxed = build_regions(detection, dilation_px=0, route=Config().route)
+    whole = build_regions_whole_image(detection, dilation_px=0, route=Config().route)
     assert _summary(boxed) == _summary(whole)
     assert any("large_area" in r.hard_reasons for r in boxed)
     assert sum("touches_image_edge" in r.hard_reasons for r in boxed) == 2
 
 
 def test_empty_mask_gives_no_region():
-    detection = _detection_from_user_mask(np.zeros((50, 60), bool))
+    detection = detection_from_mask(np.zeros((50, 60), bool))
     assert detection.labels.shape == (50, 60) and not detection.labels.any()
-    assert _build_regions_near_spots(detection, 3, Config().route) == []
+    assert build_regions(detection, dilation_px=3, route=Config().route) == []
