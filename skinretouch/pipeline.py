@@ -14,7 +14,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
-import structlog
 
 from .config import Config
 from .detection import Detection
@@ -30,8 +29,6 @@ from .report import RegionRecord
 from .timing import ms_since
 
 __all__ = ["FileOutcome", "Patch", "RetouchResult", "Retoucher"]
-
-log = structlog.get_logger(__name__)
 
 # Below this many pixels a texture ratio is mostly noise, so it flags nothing.
 MIN_TEXTURE_AREA_PX = 40
