@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import math
 import os
+import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -164,8 +165,11 @@ class Retoucher:
             return self._repair(image, region, avoid, detection.scale, feather_px=feather_px)
 
         if len(regions) > 1 and self.threads > 1:
-            with ThreadPoolExecutor(self.threads, thread_name_prefix="skinretouch-region") as pool:
-                repairs = list(pool.map(repair, regions))
+            # Largest regions first, so that the last one to finish is a small one; each
+            # region reads only the input, so the order changes no pixel.
+            order = sorted(range(len(regions)), key=lambda i: -regions[i].area_px)
+            futures = {i: _region_pool(self.threads).submit(repair, regions[i]) for i in order}
+            repairs = [futures[i].result() for i in range(len(regions))]
         else:
             repairs = [repair(region) for region in regions]
         timings["inpaint"] = ms_since(started)
@@ -309,6 +313,23 @@ class Retoucher:
                 seed=seed,
             )
         return classical_route, filled, failure
+
+
+_REGION_POOLS: dict[tuple[int, int], ThreadPoolExecutor] = {}
+_REGION_POOLS_LOCK = threading.Lock()
+
+
+def _region_pool(threads: int) -> ThreadPoolExecutor:
+    """One long-lived pool per process and thread count: starting threads for every photo
+    cost more than repairing a small spot. (Keyed by pid: a forked worker inherits the
+    parent's pool object but not its threads.)"""
+    key = (os.getpid(), threads)
+    with _REGION_POOLS_LOCK:
+        pool = _REGION_POOLS.get(key)
+        if pool is None:
+            pool = ThreadPoolExecutor(threads, thread_name_prefix="skinretouch-region")
+            _REGION_POOLS[key] = pool
+        return pool
 
 
 def _texture_ratio(filled: np.ndarray, hole: np.ndarray, avoid: np.ndarray, scale: float) -> float:

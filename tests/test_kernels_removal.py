@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 from kernel_cases import spot_cases, spot_figures, summary, telea
 
+from skinretouch.kernels import removal
 from skinretouch.kernels.removal import (
     crop_margin,
     reinject_high_frequencies,
@@ -153,7 +154,8 @@ def test_degenerate_holes_stay_finite_and_local(shape_name):
 
 
 def test_crop_margin_grows_with_scale():
-    assert crop_margin(1.0) >= 20
+    # The crop must hold every donor the search may pick and the patch compared around it.
+    assert crop_margin(1.0) >= removal.DONOR_RADIUS + removal.DONOR_PATCH_RADIUS
     assert crop_margin(2.0) >= 2 * crop_margin(1.0) - 1
 
 
