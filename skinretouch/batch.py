@@ -73,29 +73,32 @@ def run_batch(
         return 1 if failures else 0
 
     retoucher = Retoucher(config, references=references)
-    progress = _Progress(len(inputs), err)
-    for index, path in enumerate(inputs, start=1):
-        progress.show(index, path)
-        outcome = retoucher.process_file(
-            path, out_dir=out_dir, mask_path=mask_path, force=force, debug_overlay=debug_overlay
-        )
-        progress.clear()
-        if outcome.status == "failed":
-            failures += 1
-            print(f"{path}: {outcome.error}", file=err)
-        elif outcome.status == "skipped":
-            print(f"{path}: up to date (use --force to redo)", file=out)
-        else:
-            seconds = outcome.timings_ms.get("total", 0.0) / 1000.0
-            print(
-                f"{path}: {outcome.regions} region(s) in {seconds:.2f} s\n"
-                f"  retouched: {outcome.image_path}\n"
-                f"  mask:      {outcome.mask_path}\n"
-                f"  report:    {outcome.report_path}"
-                + (f"\n  overlay:   {outcome.overlay_path}" if outcome.overlay_path else ""),
-                file=out,
+    try:
+        progress = _Progress(len(inputs), err)
+        for index, path in enumerate(inputs, start=1):
+            progress.show(index, path)
+            outcome = retoucher.process_file(
+                path, out_dir=out_dir, mask_path=mask_path, force=force, debug_overlay=debug_overlay
             )
-        out.flush()
+            progress.clear()
+            if outcome.status == "failed":
+                failures += 1
+                print(f"{path}: {outcome.error}", file=err)
+            elif outcome.status == "skipped":
+                print(f"{path}: up to date (use --force to redo)", file=out)
+            else:
+                seconds = outcome.timings_ms.get("total", 0.0) / 1000.0
+                print(
+                    f"{path}: {outcome.regions} region(s) in {seconds:.2f} s\n"
+                    f"  retouched: {outcome.image_path}\n"
+                    f"  mask:      {outcome.mask_path}\n"
+                    f"  report:    {outcome.report_path}"
+                    + (f"\n  overlay:   {outcome.overlay_path}" if outcome.overlay_path else ""),
+                    file=out,
+                )
+            out.flush()
+    finally:
+        retoucher.close()
     progress.finish(failures - len(missing))
     return 1 if failures else 0
 

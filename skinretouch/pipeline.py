@@ -105,10 +105,24 @@ class Retoucher:
         self.detector = detector_from_config(config.detect, references=references)
         self.engines = engines if engines is not None else EngineManager(config.engines)
         self.threads = config.removal.threads or os.cpu_count() or 1
+        self._pool: ThreadPoolExecutor | None = None
+        self._pool_lock = threading.Lock()
 
     def close(self) -> None:
-        """Free the neural engines' memory (the classical path holds none)."""
+        """Stop the region threads and free the neural engines' memory."""
+        with self._pool_lock:
+            if self._pool is not None:
+                self._pool.shutdown(wait=True)
+                self._pool = None
         self.engines.close()
+
+    def _region_pool(self) -> ThreadPoolExecutor:
+        """The threads that repair regions, started once: starting threads for every photo
+        cost more than repairing a small spot."""
+        with self._pool_lock:
+            if self._pool is None:
+                self._pool = ThreadPoolExecutor(self.threads, thread_name_prefix="skinretouch-region")
+            return self._pool
 
     def __enter__(self) -> Retoucher:
         return self
@@ -168,7 +182,8 @@ class Retoucher:
             # Largest regions first, so that the last one to finish is a small one; each
             # region reads only the input, so the order changes no pixel.
             order = sorted(range(len(regions)), key=lambda i: -regions[i].area_px)
-            futures = {i: _region_pool(self.threads).submit(repair, regions[i]) for i in order}
+            pool = self._region_pool()
+            futures = {i: pool.submit(repair, regions[i]) for i in order}
             repairs = [futures[i].result() for i in range(len(regions))]
         else:
             repairs = [repair(region) for region in regions]
@@ -313,23 +328,6 @@ class Retoucher:
                 seed=seed,
             )
         return classical_route, filled, failure
-
-
-_REGION_POOLS: dict[tuple[int, int], ThreadPoolExecutor] = {}
-_REGION_POOLS_LOCK = threading.Lock()
-
-
-def _region_pool(threads: int) -> ThreadPoolExecutor:
-    """One long-lived pool per process and thread count: starting threads for every photo
-    cost more than repairing a small spot. (Keyed by pid: a forked worker inherits the
-    parent's pool object but not its threads.)"""
-    key = (os.getpid(), threads)
-    with _REGION_POOLS_LOCK:
-        pool = _REGION_POOLS.get(key)
-        if pool is None:
-            pool = ThreadPoolExecutor(threads, thread_name_prefix="skinretouch-region")
-            _REGION_POOLS[key] = pool
-        return pool
 
 
 def _texture_ratio(filled: np.ndarray, hole: np.ndarray, avoid: np.ndarray, scale: float) -> float:
