@@ -96,6 +96,11 @@ class DetectConfig:
     anomaly_filter: bool = False
     # anomaly score a candidate needs (dimensionless; 1 = ordinary skin, blemishes 2.5..50)
     anomaly_threshold: Annotated[float, Range(0.0, None)] = 2.0
+    # standalone zero-shot mode: mark any skin unlike the rest of the photo's skin, with no
+    # rule per kind (high recall, many false regions: hairs and folds are unusual too)
+    anomaly_detector: bool = False
+    # anomaly score where a standalone region starts (dimensionless; 1 = ordinary skin)
+    anomaly_detector_threshold: Annotated[float, Range(1.0, None)] = 5.0
     # reference mode: 1-3 example photos of a defect kind, paired with reference_masks
     references: tuple[str, ...] = ()
     # masks (white = defect) of the reference photos, same order and pixel size

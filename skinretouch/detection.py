@@ -16,7 +16,7 @@ __all__ = ["BBox", "Detection", "ProtectedFeature", "Spot", "bbox_of"]
 
 BBox = tuple[int, int, int, int]
 
-SpotKind = Literal["papule", "pustule", "dark_spot", "blackhead", "user_mask", "reference", "spot"]
+SpotKind = Literal["papule", "pustule", "dark_spot", "blackhead", "user_mask", "reference", "anomaly", "spot"]
 FeatureKind = Literal["mole", "freckle", "eye", "lips", "brow", "nostril", "hair"]
 
 

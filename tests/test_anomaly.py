@@ -90,3 +90,26 @@ def test_anomaly_filter_lowers_false_regions_on_a_real_photo():
     # Measured (3 seeds, threshold 2.0): false regions 21 -> 18, all 16 found blemishes still found.
     assert filtered_found == plain_found
     assert filtered_false <= plain_false - 2
+
+
+def test_standalone_zero_shot_mode_finds_planted_spots_and_never_protected_pixels():
+    """`detect.anomaly_detector`: no rule per kind, no example; measured on the skin macro
+    (seed 0): all 16 planted spots found, with many false regions (hairs are unusual too)."""
+    from skinretouch.benchmark.photos import DEFAULT_CACHE_DIR, load_bench_photos
+    from skinretouch.benchmark.metrics import detection_metrics
+    from skinretouch.benchmark.planting import plant_spots
+    from skinretouch.config import DetectConfig
+    from skinretouch.engines.reference import detector_from_config
+    from skinretouch.regions import dilate
+
+    if not (DEFAULT_CACHE_DIR / "dermapred_example_image.jpg").exists():
+        pytest.skip("dermapred macro not cached (make test fetches it)")
+    detector = detector_from_config(DetectConfig(anomaly_detector=True))
+    assert detector.name == "anomaly"
+    (macro,) = load_bench_photos(names=["dermapred"])
+    image, spots = plant_spots(macro, seed=0)
+    detection = detector.detect(image)
+    assert {spot.kind for spot in detection.spots} == {"anomaly"}
+    assert not (detection.mask & detection.protected_mask).any()
+    metrics = detection_metrics(dilate(detection.mask, 3), spots)
+    assert metrics["recall"] >= 0.9

@@ -21,11 +21,11 @@ import numpy as np
 import structlog
 from scipy import ndimage as ndi
 
-from ..detection import Detection
+from ..detection import Detection, Spot
 from ..kernels import skin as ks
 from ..kernels.descriptors import skin_descriptors
 
-__all__ = ["AnomalyFilteredDetector", "anomaly_map", "anomaly_scores", "filter_by_anomaly"]
+__all__ = ["AnomalyDetector", "AnomalyFilteredDetector", "anomaly_map", "anomaly_scores", "filter_by_anomaly"]
 
 log = structlog.get_logger(__name__)
 
@@ -37,6 +37,7 @@ TOP_FRACTION = 0.25  # a candidate's score: the mean of its top quarter of pixel
 EXCLUDE_UNITS = 2.0  # skin samples keep this far (face units) from every candidate
 CONTEXT_UNITS = 24.0  # only skin within this distance (face units) of a candidate is read
 SKIN_LIKELIHOOD = 0.3  # skin test when no skin mask is given
+MIN_AREA_UNITS = 3.0  # standalone mode: smallest region kept, in face units squared
 
 
 def anomaly_scores(
@@ -221,6 +222,42 @@ class AnomalyFilteredDetector:
 
     def detect(self, image: np.ndarray) -> Detection:
         return filter_by_anomaly(self.base.detect(image), image, threshold=self.threshold)
+
+
+class AnomalyDetector:
+    """Standalone zero-shot mode (``detect.anomaly_detector``): no example and no rule per
+    kind, just the pixels of skin unlike the rest of this photo's skin.
+
+    The base detector supplies the face, the protected features and the scale; its spots
+    are not used. A region starts at pixels scoring ``threshold`` or more and grows over
+    connected pixels scoring at least half of it, so the mask follows the defect's outline.
+    """
+
+    name = "anomaly"
+
+    def __init__(self, base, *, threshold: float) -> None:
+        self.base = base
+        self.threshold = float(threshold)
+
+    def detect(self, image: np.ndarray) -> Detection:
+        image = np.ascontiguousarray(image, dtype=np.float32)
+        found = self.base.detect(image)
+        lab = ks.rgb_to_lab(image)
+        skin = ks.skin_likelihood(lab, ks.generic_skin_model(), lightness_weight=0.3) >= SKIN_LIKELIHOOD
+        skin &= ~found.protected_mask
+        score = anomaly_map(image, skin=skin, scale=found.scale)
+        grown, count = ndi.label(score >= 0.5 * self.threshold, structure=np.ones((3, 3), bool))
+        peaks = ndi.maximum(score, grown, index=np.arange(1, count + 1)) if count else np.zeros(0)
+        min_area = max(2, int(round(MIN_AREA_UNITS * found.scale**2)))
+        areas = np.bincount(grown.ravel(), minlength=count + 1)[1:]
+        keep = np.flatnonzero((peaks >= self.threshold) & (areas >= min_area)) + 1
+        labels = np.zeros(grown.shape, np.int32)
+        spots = []
+        for new_label, old_label in enumerate(keep, start=1):
+            labels[grown == old_label] = new_label
+            spots.append(Spot(label=new_label, kind="anomaly", score=float(peaks[old_label - 1])))
+        return Detection(labels=labels, spots=spots, protected_mask=found.protected_mask,
+                         protected=found.protected, scale=found.scale, method=found.method)  # fmt: skip
 
 
 def _default_skin(image: np.ndarray, detection: Detection) -> np.ndarray:

@@ -182,10 +182,11 @@ def detector_from_config(config: DetectConfig, *, references=None):
        ``config.reference_masks`` -> :class:`ReferenceDetector`;
     2. else ``config.onnx_model`` -> :class:`~.onnx_detector.OnnxBoxDetector` (protected
        features from the classical detector);
-    3. else the :class:`~.classical_detector.ClassicalDetector`, wrapped in
+    3. else ``config.anomaly_detector`` -> the standalone :class:`~.anomaly.AnomalyDetector`;
+    4. else the :class:`~.classical_detector.ClassicalDetector`, wrapped in
        :class:`~.anomaly.AnomalyFilteredDetector` when ``config.anomaly_filter``.
     """
-    from .anomaly import AnomalyFilteredDetector
+    from .anomaly import AnomalyDetector, AnomalyFilteredDetector
     from .classical_detector import ClassicalDetector
 
     base = ClassicalDetector(config)
@@ -202,6 +203,8 @@ def detector_from_config(config: DetectConfig, *, references=None):
         from .onnx_detector import OnnxBoxDetector
 
         return OnnxBoxDetector(config.onnx_model, score_threshold=config.onnx_score_threshold, base=base)
+    if config.anomaly_detector:
+        return AnomalyDetector(base, threshold=config.anomaly_detector_threshold)
     if config.anomaly_filter:
         return AnomalyFilteredDetector(base, threshold=config.anomaly_threshold)
     return base
