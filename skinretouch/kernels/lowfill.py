@@ -20,7 +20,7 @@ import cv2
 import numpy as np
 from numba import njit
 
-from .poisson import solve_poisson
+from .poisson import _mirror101, solve_poisson
 
 __all__ = ["biharmonic_fill", "membrane_fill", "ring_mask", "ring_median_fill"]
 
@@ -223,17 +223,6 @@ def biharmonic_into(values, hole):
     for k in range(n_unknown):
         for c in range(channels):
             values[unknown_y[k], unknown_x[k], c] = rhs[k, c]
-
-
-@njit(cache=True, nogil=True)
-def _mirror101(i, n):
-    if n == 1:
-        return 0
-    if i < 0:
-        return -i
-    if i >= n:
-        return 2 * n - 2 - i
-    return i
 
 
 @njit(cache=True, nogil=True)

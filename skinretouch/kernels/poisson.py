@@ -111,7 +111,10 @@ def _laplacian(values: np.ndarray) -> np.ndarray:
 
 
 @njit(cache=True, nogil=True)
-def _mirror(i, n):
+def _mirror101(i, n):
+    """Index ``i`` reflected into ``[0, n)`` without repeating the edge (OpenCV's REFLECT_101)."""
+    if n == 1:
+        return 0
     if i < 0:
         return -i
     if i >= n:
@@ -133,10 +136,10 @@ def _sor(values, ys, xs, guidance, use_guidance, omega, max_iter, tol):
                 x = xs[k]
                 if (y + x) & 1 != parity:
                     continue
-                up = _mirror(y - 1, height)
-                down = _mirror(y + 1, height)
-                left = _mirror(x - 1, width)
-                right = _mirror(x + 1, width)
+                up = _mirror101(y - 1, height)
+                down = _mirror101(y + 1, height)
+                left = _mirror101(x - 1, width)
+                right = _mirror101(x + 1, width)
                 for c in range(channels):
                     total = values[up, x, c] + values[down, x, c]
                     total += values[y, left, c] + values[y, right, c]
