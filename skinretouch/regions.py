@@ -78,6 +78,7 @@ def build_regions(detection: Detection, *, dilation_px: int, route: RouteConfig)
     boxes = label_boxes(detection.labels, largest)
     if boxes is None:  # labels the spot list does not name
         return build_regions_whole_image(detection, dilation_px=dilation_px, route=route)
+    boxes = boxes[boxes[:, 0] < boxes[:, 2]]  # the labels that occur
     windows = _merged_windows(boxes, max(0, dilation_px) + 2, height, width)
     regions = [
         region

@@ -37,6 +37,7 @@ from ..config import DetectConfig
 from ..detection import BBox, Detection, ProtectedFeature, Spot, bbox_of
 from ..kernels import detect as kd
 from ..kernels import skin as ks
+from ..kernels.labels import label_boxes
 from ..scale import image_scale
 from .face import FaceLayout, draw_feature_masks, find_faces
 
@@ -314,12 +315,11 @@ class ClassicalDetector:
         sigma = 0.6 * scale  # the working grid's smoothing, in full-resolution pixels
         out = labels.copy()
         h, w = labels.shape
-        objects = _label_boxes(labels, count)
+        boxes = label_boxes(labels, max(count, int(labels.max(initial=0))))
         for label in range(1, count + 1):
-            box = objects[label]
-            if box is None or sources[label] < 0:
+            y0, x0, y1, x1 = (int(v) for v in boxes[label])
+            if y0 >= y1 or sources[label] < 0:
                 continue
-            x0, y0, x1, y1 = box
             x0, y0 = max(0, x0 - 2 * band), max(0, y0 - 2 * band)
             x1, y1 = min(w, x1 + 2 * band), min(h, y1 + 2 * band)
             own = labels[y0:y1, x0:x1] == label
@@ -601,24 +601,6 @@ def _strength(delta: np.ndarray, divisors: np.ndarray) -> np.ndarray:
     # Brown = darker and yellower together; each alone may be too faint.
     brown = np.where((dark > 0) & (yellow > 0), 0.5 * (dark + yellow), 0.0)
     return np.maximum(np.maximum(red, dark), brown).astype(np.float32)
-
-
-def _label_boxes(labels: np.ndarray, count: int) -> list:
-    """(x0, y0, x1, y1) per label 1..count (None when absent); index 0 unused."""
-    boxes: list = [None] * (count + 1)
-    ys, xs = np.nonzero(labels)
-    if ys.size == 0:
-        return boxes
-    ids = labels[ys, xs]
-    order = np.argsort(ids, kind="stable")
-    ids, ys, xs = ids[order], ys[order], xs[order]
-    starts = np.searchsorted(ids, np.arange(1, count + 2))
-    for label in range(1, count + 1):
-        a, b = starts[label - 1], starts[label]
-        if b > a:
-            boxes[label] = (int(xs[a:b].min()), int(ys[a:b].min()),
-                            int(xs[a:b].max()) + 1, int(ys[a:b].max()) + 1)
-    return boxes
 
 
 def _drop_protected(labels: np.ndarray, spots: list[Spot], protected: np.ndarray):

@@ -9,7 +9,7 @@ __all__ = ["label_boxes"]
 
 
 def label_boxes(labels: np.ndarray, largest: int) -> np.ndarray | None:
-    """Boxes of labels ``1..largest``.
+    """Box of each label ``0..largest``, indexed by label.
 
     Parameters
     ----------
@@ -20,15 +20,15 @@ def label_boxes(labels: np.ndarray, largest: int) -> np.ndarray | None:
 
     Returns
     -------
-    (n, 4) int64 ndarray or None
-        ``(y0, x0, y1, x1)`` (end exclusive) of each label that occurs, in label order;
-        ``None`` when a label above ``largest`` occurs.
+    (largest + 1, 4) int64 ndarray or None
+        Row ``k`` is ``(y0, x0, y1, x1)`` (end exclusive) of label ``k``; a label that does
+        not occur (and row 0) has ``y0 >= y1``. ``None`` when a label above ``largest`` occurs.
     """
     boxes = np.empty((largest + 1, 4), np.int64)
     if not _fill_label_boxes(np.ascontiguousarray(labels, dtype=np.int32), boxes):
         return None
-    used = boxes[1:, 0] <= boxes[1:, 2]
-    return boxes[1:][used]
+    boxes[0] = (0, 0, 0, 0)
+    return boxes
 
 
 @njit(cache=True, nogil=True)
