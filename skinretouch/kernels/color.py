@@ -12,7 +12,17 @@ from numba import njit
 
 from ._checks import as_image
 
-__all__ = ["lab_to_rgb", "rgb_to_lab", "rgb_to_lightness"]
+__all__ = [
+    "lab_to_rgb",
+    "lab_to_rgb_into",
+    "pixel_lab",
+    "pixel_lightness",
+    "pixel_rgb",
+    "rgb_to_lab",
+    "rgb_to_lab_into",
+    "rgb_to_lightness",
+    "rgb_to_lightness_into",
+]
 
 # sRGB primaries to XYZ (D65) and back, as in scikit-image.
 _XYZ_FROM_RGB = np.array(
@@ -73,7 +83,7 @@ def rgb_to_lab(image: np.ndarray) -> np.ndarray:
     """
     rgb = as_image(image)
     out = np.empty_like(rgb)
-    _rgb_to_lab(rgb.reshape(-1, 3), out.reshape(-1, 3), _XYZ_FROM_RGB, _WHITE_D65, _DECODE, _LAB_F)
+    rgb_to_lab_into(rgb, out)
     return out
 
 
@@ -91,10 +101,9 @@ def rgb_to_lightness(image: np.ndarray) -> np.ndarray:
         L* in ``[0, 100]``.
     """
     rgb = as_image(image)
-    out = np.empty(rgb.shape[:2], dtype=np.float32)
-    _rgb_to_lightness(rgb.reshape(-1, 3), out.reshape(-1), _XYZ_FROM_RGB, _WHITE_D65, _DECODE,
-                      _LAB_F)  # fmt: skip
-    return out
+    out = np.empty(rgb.shape[:2] + (1,), dtype=np.float32)
+    rgb_to_lightness_into(rgb, out)
+    return out[:, :, 0]
 
 
 def lab_to_rgb(lab: np.ndarray) -> np.ndarray:
@@ -112,13 +121,16 @@ def lab_to_rgb(lab: np.ndarray) -> np.ndarray:
     """
     values = as_image(lab, "lab")
     out = np.empty_like(values)
-    _lab_to_rgb(values.reshape(-1, 3), out.reshape(-1, 3), _RGB_FROM_XYZ, _WHITE_D65, _ENCODE)
+    lab_to_rgb_into(values, out)
     return out
 
 
+# --- per-pixel conversions, callable from other kernels (the tables are compile-time constants)
+
+
 @njit(cache=True, nogil=True)
-def _lab_f(t, table):
-    return _lookup(table, t * ((table.size - 2) / 1.25))
+def _lab_f(t):
+    return _lookup(_LAB_F, t * ((_LAB_F.size - 2) / _LAB_F_RANGE))
 
 
 @njit(cache=True, nogil=True)
@@ -130,43 +142,71 @@ def _lab_f_inv(f):
 
 
 @njit(cache=True, nogil=True)
-def _decoded(c, table):
-    return _lookup(table, c * (table.size - 2))
+def _linear(c):
+    return _lookup(_DECODE, np.float64(c) * (_DECODE.size - 2))
 
 
 @njit(cache=True, nogil=True)
-def _rgb_to_lab(rgb, out, matrix, white, decode, lab_f):
-    for i in range(rgb.shape[0]):
-        r = _decoded(np.float64(rgb[i, 0]), decode)
-        g = _decoded(np.float64(rgb[i, 1]), decode)
-        b = _decoded(np.float64(rgb[i, 2]), decode)
-        fx = _lab_f((matrix[0, 0] * r + matrix[0, 1] * g + matrix[0, 2] * b) / white[0], lab_f)
-        fy = _lab_f((matrix[1, 0] * r + matrix[1, 1] * g + matrix[1, 2] * b) / white[1], lab_f)
-        fz = _lab_f((matrix[2, 0] * r + matrix[2, 1] * g + matrix[2, 2] * b) / white[2], lab_f)
-        out[i, 0] = 116.0 * fy - 16.0
-        out[i, 1] = 500.0 * (fx - fy)
-        out[i, 2] = 200.0 * (fy - fz)
+def pixel_lab(r, g, b):
+    """``(L*, a*, b*)`` of one sRGB pixel (float64)."""
+    matrix = _XYZ_FROM_RGB
+    r, g, b = _linear(r), _linear(g), _linear(b)
+    fx = _lab_f((matrix[0, 0] * r + matrix[0, 1] * g + matrix[0, 2] * b) / _WHITE_D65[0])
+    fy = _lab_f((matrix[1, 0] * r + matrix[1, 1] * g + matrix[1, 2] * b) / _WHITE_D65[1])
+    fz = _lab_f((matrix[2, 0] * r + matrix[2, 1] * g + matrix[2, 2] * b) / _WHITE_D65[2])
+    return 116.0 * fy - 16.0, 500.0 * (fx - fy), 200.0 * (fy - fz)
 
 
 @njit(cache=True, nogil=True)
-def _rgb_to_lightness(rgb, out, matrix, white, decode, lab_f):
-    for i in range(rgb.shape[0]):
-        r = _decoded(np.float64(rgb[i, 0]), decode)
-        g = _decoded(np.float64(rgb[i, 1]), decode)
-        b = _decoded(np.float64(rgb[i, 2]), decode)
-        fy = _lab_f((matrix[1, 0] * r + matrix[1, 1] * g + matrix[1, 2] * b) / white[1], lab_f)
-        out[i] = 116.0 * fy - 16.0
+def pixel_lightness(r, g, b):
+    """L* of one sRGB pixel (float64)."""
+    matrix = _XYZ_FROM_RGB
+    r, g, b = _linear(r), _linear(g), _linear(b)
+    return 116.0 * _lab_f((matrix[1, 0] * r + matrix[1, 1] * g + matrix[1, 2] * b) / _WHITE_D65[1]) - 16.0
 
 
 @njit(cache=True, nogil=True)
-def _lab_to_rgb(lab, out, matrix, white, encode):
-    for i in range(lab.shape[0]):
-        fy = (np.float64(lab[i, 0]) + 16.0) / 116.0
-        fx = np.float64(lab[i, 1]) / 500.0 + fy
-        fz = fy - np.float64(lab[i, 2]) / 200.0
-        x = _lab_f_inv(fx) * white[0]
-        y = _lab_f_inv(fy) * white[1]
-        z = max(_lab_f_inv(fz), 0.0) * white[2]
-        for c in range(3):
-            linear = matrix[c, 0] * x + matrix[c, 1] * y + matrix[c, 2] * z
-            out[i, c] = _lookup(encode, linear * (encode.size - 2))
+def pixel_rgb(lightness, a, b):
+    """sRGB of one L*a*b* pixel, clipped to ``[0, 1]`` (float64)."""
+    fy = (np.float64(lightness) + 16.0) / 116.0
+    fx = np.float64(a) / 500.0 + fy
+    fz = fy - np.float64(b) / 200.0
+    x = _lab_f_inv(fx) * _WHITE_D65[0]
+    y = _lab_f_inv(fy) * _WHITE_D65[1]
+    z = max(_lab_f_inv(fz), 0.0) * _WHITE_D65[2]
+    matrix = _RGB_FROM_XYZ
+    scale = _ENCODE.size - 2
+    red = _lookup(_ENCODE, (matrix[0, 0] * x + matrix[0, 1] * y + matrix[0, 2] * z) * scale)
+    green = _lookup(_ENCODE, (matrix[1, 0] * x + matrix[1, 1] * y + matrix[1, 2] * z) * scale)
+    blue = _lookup(_ENCODE, (matrix[2, 0] * x + matrix[2, 1] * y + matrix[2, 2] * z) * scale)
+    return red, green, blue
+
+
+@njit(cache=True, nogil=True)
+def rgb_to_lab_into(rgb, out):
+    """:func:`rgb_to_lab` of ``rgb`` (h, w, 3) into ``out`` (h, w, 3) float32."""
+    for y in range(rgb.shape[0]):
+        for x in range(rgb.shape[1]):
+            lightness, a, b = pixel_lab(rgb[y, x, 0], rgb[y, x, 1], rgb[y, x, 2])
+            out[y, x, 0] = lightness
+            out[y, x, 1] = a
+            out[y, x, 2] = b
+
+
+@njit(cache=True, nogil=True)
+def rgb_to_lightness_into(rgb, out):
+    """L* of ``rgb`` (h, w, 3) into ``out`` (h, w, 1) float32."""
+    for y in range(rgb.shape[0]):
+        for x in range(rgb.shape[1]):
+            out[y, x, 0] = pixel_lightness(rgb[y, x, 0], rgb[y, x, 1], rgb[y, x, 2])
+
+
+@njit(cache=True, nogil=True)
+def lab_to_rgb_into(lab, out):
+    """:func:`lab_to_rgb` of ``lab`` (h, w, 3) into ``out`` (h, w, 3) float32."""
+    for y in range(lab.shape[0]):
+        for x in range(lab.shape[1]):
+            red, green, blue = pixel_rgb(lab[y, x, 0], lab[y, x, 1], lab[y, x, 2])
+            out[y, x, 0] = red
+            out[y, x, 1] = green
+            out[y, x, 2] = blue

@@ -2,12 +2,12 @@
 
 Two stages on the texture layer (see :mod:`.freqsplit`):
 
-1. **Block offset** (OpenCV). One translation ``d`` for the whole hole, chosen among all
-   offsets within ``radius`` whose shifted hole lies on clean skin (an erosion of the clean
-   pixels by the hole's shape), minimising the weighted squared difference between the
-   texture around and inside the hole and the texture at ``p + d`` (a masked template
-   match). A single offset keeps the donor texture coherent: a pore is copied whole, not
-   stitched from pixels of different pores.
+1. **Block offset**. One translation ``d`` for the whole hole, chosen among all offsets
+   within ``radius`` whose shifted hole lies on clean skin, minimising the weighted squared
+   difference between the texture around and inside the hole and the texture at ``p + d``
+   (a masked template match, summed directly with an early exit once an offset can no
+   longer win). A single offset keeps the donor texture coherent: a pore is copied whole,
+   not stitched from pixels of different pores.
 2. **PatchMatch refinement** (numba). A per-pixel offset field started at ``d`` and
    improved by propagation from neighbours and a shrinking random search (Barnes et al.
    2009), using patches of ``(2 * patch_radius + 1) ** 2`` pixels. A pixel moves away from
@@ -23,11 +23,12 @@ pixels outside both.
 
 from __future__ import annotations
 
-import cv2
 import numpy as np
 from numba import njit
 
-__all__ = ["donor_high_pass", "valid_sources"]
+from .labels import mask_box
+
+__all__ = ["donor_high_pass", "donor_into", "valid_sources"]
 
 # A pixel leaves the block offset only if its patch has at least this share of known
 # texture and the new match costs at most this fraction of the old one.
@@ -49,12 +50,10 @@ def valid_sources(excluded: np.ndarray, patch_radius: int) -> np.ndarray:
     -------
     (H, W) bool ndarray
     """
-    clean = (~excluded).astype(np.uint8)
-    if patch_radius > 0:
-        size = 2 * patch_radius + 1
-        clean = cv2.erode(clean, np.ones((size, size), np.uint8), borderType=cv2.BORDER_CONSTANT,
-                          borderValue=0)
-    return clean.astype(bool)
+    excluded = np.ascontiguousarray(excluded, dtype=bool)
+    sources = np.empty(excluded.shape, bool)
+    _valid_sources_into(excluded, max(0, int(patch_radius)), sources)
+    return sources
 
 
 def donor_high_pass(
@@ -101,102 +100,196 @@ def donor_high_pass(
         The donor texture on the target pixels, ``high`` elsewhere.
     offsets : (H, W, 2) int32 ndarray
         ``(dy, dx)`` of each target pixel's source; ``(0, 0)`` elsewhere.
+
+    Raises
+    ------
+    ValueError
+        When target pixels exist but no pixel of the crop is clean.
     """
     high = np.ascontiguousarray(high, dtype=np.float32)
     single_channel = high.ndim == 2
     if single_channel:
         high = high[:, :, None]
     hole = np.ascontiguousarray(hole, dtype=bool)
-    height, width = hole.shape
-    excluded = hole.copy()
-    if avoid is not None:
-        excluded |= avoid
-    weight = (~excluded).astype(np.float32)
-    if guide_weight is not None:
-        weight[hole] = np.clip(guide_weight[hole], 0.0, 1.0)
-    offsets = np.zeros((height, width, 2), dtype=np.int32)
-    donor = high.copy()
+    avoid = np.zeros(hole.shape, bool) if avoid is None else np.ascontiguousarray(avoid, dtype=bool)
+    if guide_weight is None:
+        guide_weight = np.zeros(hole.shape, np.float32)
+    guide_weight = np.ascontiguousarray(guide_weight, dtype=np.float32)
     targets = hole if targets is None else np.ascontiguousarray(targets & hole, dtype=bool)
-    ys, xs = np.nonzero(targets)
-    if ys.size == 0:
-        return (donor[:, :, 0] if single_channel else donor), offsets
-    ys = ys.astype(np.int32)
-    xs = xs.astype(np.int32)
+    offsets = np.zeros(hole.shape + (2,), dtype=np.int32)
+    donor = high.copy()
+    if not donor_into(high, hole, avoid, guide_weight, targets, int(radius), int(patch_radius),
+                      int(iterations), int(seed), donor, offsets):  # fmt: skip
+        raise ValueError("no clean pixel in the crop to take texture from")
+    return (donor[:, :, 0] if single_channel else donor), offsets
 
-    sources = valid_sources(excluded, patch_radius)
+
+@njit(cache=True, nogil=True)
+def donor_into(high, hole, avoid, guide_weight, targets, radius, patch_radius, iterations, seed,
+               donor, offsets):  # fmt: skip
+    """:func:`donor_high_pass` into ``donor`` (a copy of ``high``, (H, W, C)) and ``offsets``
+    (zeros, (H, W, 2) int32); returns False when target pixels exist but no pixel is clean."""
+    height, width = hole.shape
+    excluded = np.empty((height, width), np.bool_)
+    weight = np.empty((height, width), np.float32)
+    n_targets = 0
+    for y in range(height):
+        for x in range(width):
+            excluded[y, x] = hole[y, x] or avoid[y, x]
+            if hole[y, x]:
+                weight[y, x] = min(max(guide_weight[y, x], np.float32(0.0)), np.float32(1.0))
+            else:
+                weight[y, x] = np.float32(0.0) if excluded[y, x] else np.float32(1.0)
+            if targets[y, x]:
+                n_targets += 1
+    if n_targets == 0:
+        return True
+    ys = np.empty(n_targets, np.int32)
+    xs = np.empty(n_targets, np.int32)
+    k = 0
+    for y in range(height):
+        for x in range(width):
+            if targets[y, x]:
+                ys[k] = y
+                xs[k] = x
+                k += 1
+    sources = np.empty((height, width), np.bool_)
+    _valid_sources_into(excluded, patch_radius, sources)
     if not sources.any():
-        sources = valid_sources(excluded, 0)
+        _valid_sources_into(excluded, 0, sources)
         if not sources.any():
-            raise ValueError("no clean pixel in the crop to take texture from")
+            return False
     guide = np.ascontiguousarray(high[:, :, 0])
-    block = _best_block_offset(guide, weight, sources, targets, radius, patch_radius)
-    if block is None:
+    found, block_dy, block_dx = _block_offset(guide, weight, sources, targets, ys, xs, radius,
+                                              patch_radius)  # fmt: skip
+    if not found:
         # No offset within reach moves the whole hole onto clean skin: start each pixel
         # at its nearest clean source and let PatchMatch improve from there.
         _nearest_source_offsets(sources, ys, xs, offsets)
         iterations = max(iterations, 2)
     else:
-        offsets[ys, xs, 0] = block[0]
-        offsets[ys, xs, 1] = block[1]
+        for k in range(n_targets):
+            offsets[ys[k], xs[k], 0] = block_dy
+            offsets[ys[k], xs[k], 1] = block_dx
     if iterations > 0:
         _patchmatch(guide, weight, sources, targets, ys, xs, offsets, radius, patch_radius,
-                    iterations, seed)
+                    iterations, seed)  # fmt: skip
     _copy_from_offsets(high, ys, xs, offsets, donor)
-    return (donor[:, :, 0] if single_channel else donor), offsets
-
-
-def _best_block_offset(guide, weight, sources, targets, radius, patch_radius):
-    """The offset ``(dy, dx)`` whose shifted targets lie wholly on ``sources`` and whose
-    texture best matches the weighted texture around and inside the targets; ``None`` when
-    no offset within ``radius`` is usable.
-
-    Both tests run over all offsets at once in OpenCV: the usable offsets are an erosion of
-    ``sources`` by the targets' shape, the costs a masked template match of the band (the
-    targets grown by the patch radius). The bookkeeping around them is jitted (it cost more
-    than the two OpenCV calls as array expressions).
-    """
-    height, width = guide.shape
-    box = _bounding_box(targets)
-    ty0, ty1, tx0, tx1 = int(box[0]), int(box[1]), int(box[2]), int(box[3])
-    shape = targets[ty0 : ty1 + 1, tx0 : tx1 + 1].view(np.uint8)
-    usable = cv2.erode(sources.view(np.uint8), shape, anchor=(0, 0),
-                       borderType=cv2.BORDER_CONSTANT, borderValue=0)  # fmt: skip
-    # The band (targets grown by the patch radius) and its bounding box, clipped to the crop.
-    by0, by1 = max(0, ty0 - patch_radius), min(height, ty1 + 1 + patch_radius)
-    bx0, bx1 = max(0, tx0 - patch_radius), min(width, tx1 + 1 + patch_radius)
-    mask = np.empty((by1 - by0, bx1 - bx0), np.float32)
-    total = _band_weights(targets, weight, patch_radius, by0, bx0, mask)
-    template = np.ascontiguousarray(guide[by0:by1, bx0:bx1])
-    # Only placements within the radius matter: match inside that window of the crop.
-    sy0, sy1 = max(0, by0 - radius), min(height, by1 + radius)
-    sx0, sx1 = max(0, bx0 - radius), min(width, bx1 + radius)
-    searched = np.ascontiguousarray(guide[sy0:sy1, sx0:sx1])
-    # sum w (t - s)^2 = sum w t^2 - 2 sum (w t) s + sum w s^2: two plain correlations, which
-    # cost half of OpenCV's masked TM_SQDIFF (which expands the same sums).
-    weighted = mask * template
-    costs = cv2.matchTemplate(searched * searched, mask, cv2.TM_CCORR)
-    costs -= 2.0 * cv2.matchTemplate(searched, weighted, cv2.TM_CCORR)
-    costs += float(np.dot(weighted.ravel(), template.ravel()))
-    costs /= total
-    found = _select_offset(costs, usable, radius, ty0, tx0, by0 - sy0, bx0 - sx0)
-    if found[0] == 0:
-        return None
-    return int(found[1]), int(found[2])
+    return True
 
 
 @njit(cache=True, nogil=True)
-def _bounding_box(mask):
-    """``(y0, y1, x0, x1)`` inclusive of the true pixels of a non-empty 2-D mask."""
-    height, width = mask.shape
-    y0, y1, x0, x1 = height, -1, width, -1
+def _valid_sources_into(excluded, patch_radius, out):
+    """Erosion of the clean pixels by a square patch, with nothing clean beyond the crop."""
+    height, width = excluded.shape
+    across = np.zeros((height, width), np.bool_)
+    for y in range(height):
+        run = 0  # clean pixels in a row up to x
+        for x in range(width):
+            run = 0 if excluded[y, x] else run + 1
+            if run >= 2 * patch_radius + 1:
+                across[y, x - patch_radius] = True
+    out[:] = False
+    for x in range(width):
+        run = 0
+        for y in range(height):
+            run = run + 1 if across[y, x] else 0
+            if run >= 2 * patch_radius + 1:
+                out[y - patch_radius, x] = True
+
+
+@njit(cache=True, nogil=True)
+def _block_offset(guide, weight, sources, targets, ys, xs, radius, patch_radius):
+    """The offset ``(dy, dx)`` whose shifted targets lie wholly on ``sources`` and whose
+    texture best matches the weighted texture around and inside the targets (the band: the
+    targets grown by the patch radius, whose shifted box must stay in the crop); a mild
+    preference goes to near donors (skin changes slowly across a face) and ties to the
+    nearer ring of offsets, then the first in raster order. Returns ``(found, dy, dx)``.
+    """
+    height, width = guide.shape
+    box = mask_box(targets)
+    by0, by1 = max(0, box[0] - patch_radius), min(height, box[1] + 1 + patch_radius)
+    bx0, bx1 = max(0, box[2] - patch_radius), min(width, box[3] + 1 + patch_radius)
+    mask = np.empty((by1 - by0, bx1 - bx0), np.float32)
+    total = _band_weights(targets, weight, patch_radius, by0, bx0, mask)
+    n_band = 0
+    for i in range(mask.shape[0]):
+        for j in range(mask.shape[1]):
+            if mask[i, j] > 0.0:
+                n_band += 1
+    # The band as flat indices into the guide, so a shift is one added number.
+    flat = guide.ravel()
+    band_at = np.empty(n_band, np.int64)
+    band_w = np.empty(n_band, np.float64)
+    band_v = np.empty(n_band, np.float64)
+    k = 0
+    for i in range(mask.shape[0]):
+        for j in range(mask.shape[1]):
+            if mask[i, j] > 0.0:
+                band_at[k] = (by0 + i) * width + bx0 + j
+                band_w[k] = mask[i, j]
+                band_v[k] = guide[by0 + i, bx0 + j]
+                k += 1
+    # The targets as row runs, and per row the count of non-source pixels left of each x:
+    # an offset is usable when no shifted run covers one (a check per run, not per pixel).
+    blocked = np.zeros((height, width + 1), np.int32)
     for y in range(height):
         for x in range(width):
-            if mask[y, x]:
-                y0 = min(y0, y)
-                y1 = max(y1, y)
-                x0 = min(x0, x)
-                x1 = max(x1, x)
-    return np.array([y0, y1, x0, x1], np.int64)
+            blocked[y, x + 1] = blocked[y, x] + (0 if sources[y, x] else 1)
+    run_y = np.empty(ys.size, np.int64)
+    run_x0 = np.empty(ys.size, np.int64)
+    run_x1 = np.empty(ys.size, np.int64)
+    n_runs = 0
+    for t in range(ys.size):
+        if n_runs > 0 and run_y[n_runs - 1] == ys[t] and run_x1[n_runs - 1] == xs[t] - 1:
+            run_x1[n_runs - 1] = xs[t]
+        else:
+            run_y[n_runs] = ys[t]
+            run_x0[n_runs] = xs[t]
+            run_x1[n_runs] = xs[t]
+            n_runs += 1
+    # Nearer offsets first, ring by ring (Chebyshev distance): the near-donor preference
+    # makes an early offset a strong bound, so most farther ones stop summing after a few
+    # pixels. Within a ring, raster order; ties go to the first offset met.
+    dy_lo, dy_hi = max(-radius, -by0), min(radius, height - by1)
+    dx_lo, dx_hi = max(-radius, -bx0), min(radius, width - bx1)
+    best = np.inf
+    found, best_dy, best_dx = False, 0, 0
+    for ring in range(1, radius + 1):
+        for dy in range(max(-ring, dy_lo), min(ring, dy_hi) + 1):
+            edge_row = dy == -ring or dy == ring
+            step = 1 if edge_row else 2 * ring
+            for dx in range(-ring, ring + 1, step):
+                if dx < dx_lo or dx > dx_hi:
+                    continue
+                cost = _block_cost(flat, band_at, band_w, band_v, blocked, run_y, run_x0, run_x1, n_runs,
+                                   dy, dx, width, best, total)  # fmt: skip
+                if cost < best:
+                    best = cost
+                    found, best_dy, best_dx = True, dy, dx
+    return found, best_dy, best_dx
+
+
+@njit(cache=True, nogil=True)
+def _block_cost(flat, band_at, band_w, band_v, blocked, run_y, run_x0, run_x1, n_runs, dy, dx, width,
+                best, total):  # fmt: skip
+    """Penalised cost of one offset, or ``inf`` when its shifted targets leave the sources
+    or it cannot beat ``best``."""
+    for r in range(n_runs):
+        row = run_y[r] + dy
+        if blocked[row, run_x1[r] + dx + 1] != blocked[row, run_x0[r] + dx]:
+            return np.inf
+    penalty = 1.0 + 0.002 * (dy * dy + dx * dx)
+    # Costs only grow: stop summing once this offset cannot beat the best so far.
+    limit = best * total / penalty
+    cost = 0.0
+    shift = dy * width + dx
+    for b in range(band_at.size):
+        diff = band_v[b] - flat[band_at[b] + shift]
+        cost += band_w[b] * diff * diff
+        if cost > limit:
+            return np.inf
+    return cost / total * penalty
 
 
 @njit(cache=True, nogil=True)
@@ -228,34 +321,6 @@ def _band_weights(targets, weight, patch_radius, by0, bx0, mask):
                 mask[i, j] = 1.0 if band[i, j] else 0.0
                 total += mask[i, j]
     return total
-
-
-@njit(cache=True, nogil=True)
-def _select_offset(costs, usable, radius, ty0, tx0, cost_y0, cost_x0):
-    """Cheapest usable offset, with a mild preference for near donors (skin changes slowly
-    across a face); ties go to the first in raster order. Returns ``(found, dy, dx)``."""
-    height, width = usable.shape
-    best = np.inf
-    found = np.zeros(3, np.int64)
-    for dy in range(-radius, radius + 1):
-        cy = cost_y0 + dy
-        uy = ty0 + dy
-        if cy < 0 or cy >= costs.shape[0] or uy < 0 or uy >= height:
-            continue
-        for dx in range(-radius, radius + 1):
-            cx = cost_x0 + dx
-            ux = tx0 + dx
-            if cx < 0 or cx >= costs.shape[1] or ux < 0 or ux >= width:
-                continue
-            if (dy == 0 and dx == 0) or usable[uy, ux] == 0:
-                continue
-            candidate = np.float64(costs[cy, cx]) * (1.0 + 0.002 * (dy * dy + dx * dx))
-            if candidate < best:
-                best = candidate
-                found[0] = 1
-                found[1] = dy
-                found[2] = dx
-    return found
 
 
 @njit(cache=True, nogil=True)

@@ -157,31 +157,47 @@ def reflect_index(i, n):
 @njit(cache=True, nogil=True)
 def blur_into(src, taps, out):
     """Separable Gaussian of ``src`` (h, w, c) float32 into ``out`` (same shape), reflected."""
+    blur_region_into(src, taps, 0, 0, out)
+
+
+@njit(cache=True, nogil=True)
+def blur_region_into(src, taps, y0, x0, out):
+    """The box of :func:`blur_into`'s result at rows ``y0..`` and columns ``x0..`` (the
+    shape of ``out``), computed from the source rows and columns it needs only.
+
+    A spot's fill needs several blurs only on and around the hole, not over the whole
+    window the first blurs need: the values are those of the whole blur, bit for bit.
+    """
     height, width, channels = src.shape
+    out_height, out_width = out.shape[0], out.shape[1]
     radius = taps.size // 2
-    padded = np.empty((width + 2 * radius) * channels, np.float32)
-    across = np.empty((height, width * channels), np.float32)
-    for y in range(height):
+    # Every row the vertical pass reads (reflected ones included) lies in [first, last).
+    first, last = max(0, y0 - radius), min(height, y0 + out_height + radius)
+    padded = np.empty((out_width + 2 * radius) * channels, np.float32)
+    across = np.empty((last - first, out_width * channels), np.float32)
+    for y in range(first, last):
         # Rows are padded once so the tap loop runs over contiguous memory.
-        for i in range(width + 2 * radius):
-            source = reflect_index(i - radius, width)
+        for i in range(out_width + 2 * radius):
+            source = reflect_index(x0 + i - radius, width)
             for c in range(channels):
                 padded[i * channels + c] = src[y, source, c]
-        line = across[y]
+        line = across[y - first]
         line[:] = 0.0
         for k in range(taps.size):
             tap = taps[k]
-            offset = k * channels
-            for i in range(width * channels):
-                line[i] += tap * padded[offset + i]
-    for y in range(height):
-        line = np.zeros(width * channels, np.float32)
+            # A slice indexed from 0, so the loop vectorises.
+            shifted = padded[k * channels : k * channels + out_width * channels]
+            for i in range(out_width * channels):
+                line[i] += tap * shifted[i]
+    line = np.empty(out_width * channels, np.float32)
+    for y in range(out_height):
+        line[:] = 0.0
         for k in range(taps.size):
             tap = taps[k]
-            source_row = across[reflect_index(y + k - radius, height)]
-            for i in range(width * channels):
+            source_row = across[reflect_index(y0 + y + k - radius, height) - first]
+            for i in range(out_width * channels):
                 line[i] += tap * source_row[i]
-        for x in range(width):
+        for x in range(out_width):
             for c in range(channels):
                 out[y, x, c] = line[x * channels + c]
 
@@ -189,18 +205,29 @@ def blur_into(src, taps, out):
 @njit(cache=True, nogil=True)
 def masked_blur_into(src, valid, taps, out):
     """Normalised convolution (as :func:`masked_gaussian`) of ``src`` over ``valid`` pixels."""
+    masked_blur_region_into(src, valid, taps, 0, 0, out)
+
+
+@njit(cache=True, nogil=True)
+def masked_blur_region_into(src, valid, taps, y0, x0, out):
+    """The box at rows ``y0..``, columns ``x0..`` (the shape of ``out``) of
+    :func:`masked_blur_into`'s result, as :func:`blur_region_into` computes a box."""
     height, width, channels = src.shape
-    weighted = np.empty((height, width, channels + 1), np.float32)
-    for y in range(height):
-        for x in range(width):
+    radius = taps.size // 2
+    # Only the box grown by the blur's reach is read.
+    ry0, ry1 = max(0, y0 - radius), min(height, y0 + out.shape[0] + radius)
+    rx0, rx1 = max(0, x0 - radius), min(width, x0 + out.shape[1] + radius)
+    weighted = np.empty((ry1 - ry0, rx1 - rx0, channels + 1), np.float32)
+    for y in range(ry0, ry1):
+        for x in range(rx0, rx1):
             w = np.float32(1.0) if valid[y, x] else np.float32(0.0)
             for c in range(channels):
-                weighted[y, x, c] = src[y, x, c] * w
-            weighted[y, x, channels] = w
-    blurred = np.empty_like(weighted)
-    blur_into(weighted, taps, blurred)
-    for y in range(height):
-        for x in range(width):
+                weighted[y - ry0, x - rx0, c] = src[y, x, c] * w
+            weighted[y - ry0, x - rx0, channels] = w
+    blurred = np.empty((out.shape[0], out.shape[1], channels + 1), np.float32)
+    blur_region_into(weighted, taps, y0 - ry0, x0 - rx0, blurred)
+    for y in range(out.shape[0]):
+        for x in range(out.shape[1]):
             norm = blurred[y, x, channels]
             for c in range(channels):
                 out[y, x, c] = blurred[y, x, c] / norm if norm > 1e-4 else np.float32(0.0)
@@ -209,12 +236,31 @@ def masked_blur_into(src, valid, taps, out):
 @njit(cache=True, nogil=True)
 def high_pass_into(src, taps, order, out):
     """``(1 - G) ** order`` of ``src`` (h, w, c) float32 into ``out``."""
-    residual = src.copy()
-    low = np.empty_like(src)
-    for _ in range(order):
-        blur_into(residual, taps, low)
-        for y in range(src.shape[0]):
-            for x in range(src.shape[1]):
-                for c in range(src.shape[2]):
-                    residual[y, x, c] -= low[y, x, c]
+    high_pass_region_into(src, taps, order, 0, 0, out)
+
+
+@njit(cache=True, nogil=True)
+def high_pass_region_into(src, taps, order, y0, x0, out):
+    """The box at rows ``y0..``, columns ``x0..`` (the shape of ``out``) of
+    :func:`high_pass_into`'s result: each pass is computed on the box grown by the reach
+    of the passes still to come, so the values are those of the whole high-pass."""
+    height, width, channels = src.shape
+    radius = taps.size // 2
+    out_height, out_width = out.shape[0], out.shape[1]
+    # The residual lives on [ry0, ry1) x [rx0, rx1) of src; it shrinks with each pass.
+    ry0, ry1 = max(0, y0 - order * radius), min(height, y0 + out_height + order * radius)
+    rx0, rx1 = max(0, x0 - order * radius), min(width, x0 + out_width + order * radius)
+    residual = src[ry0:ry1, rx0:rx1].copy()
+    for step in range(order):
+        grow = (order - step - 1) * radius
+        ny0, ny1 = max(0, y0 - grow), min(height, y0 + out_height + grow)
+        nx0, nx1 = max(0, x0 - grow), min(width, x0 + out_width + grow)
+        low = np.empty((ny1 - ny0, nx1 - nx0, channels), np.float32)
+        blur_region_into(residual, taps, ny0 - ry0, nx0 - rx0, low)
+        for y in range(ny1 - ny0):
+            for x in range(nx1 - nx0):
+                for c in range(channels):
+                    low[y, x, c] = residual[ny0 - ry0 + y, nx0 - rx0 + x, c] - low[y, x, c]
+        residual = low
+        ry0, ry1, rx0, rx1 = ny0, ny1, nx0, nx1
     out[:] = residual

@@ -16,13 +16,12 @@ figures on the bench photos, oracle masks, tone layer = Gaussian sigma 1 px):
 
 from __future__ import annotations
 
-import cv2
 import numpy as np
 from numba import njit
 
 from .poisson import _mirror101, solve_poisson
 
-__all__ = ["biharmonic_fill", "membrane_fill", "ring_mask", "ring_median_fill"]
+__all__ = ["biharmonic_fill", "membrane_fill", "ring_into", "ring_mask", "ring_median_fill"]
 
 
 def ring_mask(hole: np.ndarray, width_px: int, exclude: np.ndarray | None = None) -> np.ndarray:
@@ -40,12 +39,45 @@ def ring_mask(hole: np.ndarray, width_px: int, exclude: np.ndarray | None = None
     -------
     (H, W) bool ndarray
     """
-    width_px = max(1, int(width_px))
-    kernel = np.ones((2 * width_px + 1, 2 * width_px + 1), np.uint8)
-    ring = cv2.dilate(hole.astype(np.uint8), kernel).astype(bool) & ~hole
-    if exclude is not None:
-        ring &= ~exclude
+    hole = np.ascontiguousarray(hole, dtype=bool)
+    exclude = np.zeros(hole.shape, bool) if exclude is None else np.ascontiguousarray(exclude, dtype=bool)
+    ring = np.empty(hole.shape, bool)
+    ring_into(hole, max(1, int(width_px)), exclude, ring)
     return ring
+
+
+@njit(cache=True, nogil=True)
+def ring_into(hole, width_px, exclude, out):
+    """:func:`ring_mask` into ``out``; returns how many pixels the ring has."""
+    height, width = hole.shape
+    across = np.zeros((height, width), np.bool_)
+    for y in range(height):
+        last = -(width_px + 1)  # the nearest hole pixel at or left of x
+        for x in range(width):
+            if hole[y, x]:
+                last = x
+            across[y, x] = x - last <= width_px
+        last = width + width_px + 1  # ... and right of x
+        for x in range(width - 1, -1, -1):
+            if hole[y, x]:
+                last = x
+            across[y, x] |= last - x <= width_px
+    count = 0
+    for x in range(width):
+        last = -(width_px + 1)
+        for y in range(height):
+            if across[y, x]:
+                last = y
+            out[y, x] = y - last <= width_px
+        last = height + width_px + 1
+        for y in range(height - 1, -1, -1):
+            if across[y, x]:
+                last = y
+            near = out[y, x] or last - y <= width_px
+            out[y, x] = near and not hole[y, x] and not exclude[y, x]
+            if out[y, x]:
+                count += 1
+    return count
 
 
 def membrane_fill(
@@ -206,57 +238,71 @@ def biharmonic_into(values, hole):
         for i in range(n_local[r]):
             for j in range(n_local[r]):
                 band = max(band, cols[r, i] - cols[r, j])
-    # Lower band: matrix[i, j] is stored at lower[i, i - j] for 0 <= i - j <= band.
-    lower = np.zeros((n_unknown, band + 1), np.float64)
-    rhs = np.zeros((n_unknown, channels), np.float64)
+    # Lower band, row by row: matrix[i, j] (j <= i) is stored at rows[i, band + j - i], so
+    # every dot product of the factorisation runs over contiguous memory.
+    rows = np.zeros((n_unknown, band + 1), np.float64)
+    rhs = np.zeros((channels, n_unknown), np.float64)
     for r in range(n_rows):
         for i in range(n_local[r]):
             ci = cols[r, i]
             for c in range(channels):
-                rhs[ci, c] += weights[r, i] * known[r, c]
+                rhs[c, ci] += weights[r, i] * known[r, c]
             for j in range(n_local[r]):
                 cj = cols[r, j]
                 if cj <= ci:
-                    lower[ci, ci - cj] += weights[r, i] * weights[r, j]
-    _banded_cholesky(lower)
-    _banded_solve(lower, rhs)
+                    rows[ci, band + cj - ci] += weights[r, i] * weights[r, j]
+    _banded_cholesky(rows)
+    for c in range(channels):
+        _banded_solve(rows, rhs[c])
     for k in range(n_unknown):
         for c in range(channels):
-            values[unknown_y[k], unknown_x[k], c] = rhs[k, c]
+            values[unknown_y[k], unknown_x[k], c] = rhs[c, k]
 
 
-@njit(cache=True, nogil=True)
-def _banded_cholesky(lower):
-    """In-place ``L L^T`` factor of a symmetric positive definite band (lower storage)."""
-    n, width = lower.shape
-    band = width - 1
-    for j in range(n):
-        total = lower[j, 0]
-        for k in range(max(0, j - band), j):
-            total -= lower[j, j - k] ** 2
-        diagonal = np.sqrt(max(total, 1e-300))
-        lower[j, 0] = diagonal
-        for i in range(j + 1, min(n, j + band + 1)):
-            total = lower[i, i - j]
-            for k in range(max(0, i - band), j):
-                total -= lower[i, i - k] * lower[j, j - k]
-            lower[i, i - j] = total / diagonal
-
-
-@njit(cache=True, nogil=True)
-def _banded_solve(lower, rhs):
-    """Solve ``L L^T x = rhs`` in place given the banded factor ``L``."""
-    n, width = lower.shape
+# fastmath lets the band's dot products vectorise; the reassociation is fixed at compile
+# time, so the same input still gives the same output on one machine.
+@njit(cache=True, nogil=True, fastmath=True)
+def _banded_cholesky(rows):
+    """In-place ``L L^T`` factor of a symmetric positive definite band stored by rows
+    (``rows[i, band + j - i]`` holds entry ``(i, j)``, ``j <= i``)."""
+    n, width = rows.shape
     band = width - 1
     for i in range(n):
-        for c in range(rhs.shape[1]):
-            total = rhs[i, c]
-            for k in range(max(0, i - band), i):
-                total -= lower[i, i - k] * rhs[k, c]
-            rhs[i, c] = total / lower[i, 0]
+        row_i = rows[i]
+        first = max(0, i - band)  # row j's band starts at j - band <= i - band
+        for j in range(first, i + 1):
+            row_j = rows[j]
+            # Both factors as slices indexed from 0, so the loop vectorises.
+            left = row_i[band + first - i : band + j - i]
+            right = row_j[band + first - j : band]
+            total = row_i[band + j - i]
+            for t in range(j - first):
+                total -= left[t] * right[t]
+            if j == i:
+                row_i[band] = np.sqrt(max(total, 1e-300))
+            else:
+                row_i[band + j - i] = total / row_j[band]
+
+
+@njit(cache=True, nogil=True, fastmath=True)
+def _banded_solve(rows, rhs):
+    """Solve ``L L^T x = rhs`` in place for one right-hand side, given the factor ``L``."""
+    n, width = rows.shape
+    band = width - 1
+    for i in range(n):
+        first = max(0, i - band)
+        factors = rows[i, band + first - i : band]
+        known = rhs[first:i]
+        total = rhs[i]
+        for t in range(i - first):
+            total -= factors[t] * known[t]
+        rhs[i] = total / rows[i, band]
+    # L^T x = y, a column of L^T at a time: x_i is final once the rows below it are done.
     for i in range(n - 1, -1, -1):
-        for c in range(rhs.shape[1]):
-            total = rhs[i, c]
-            for k in range(i + 1, min(n, i + band + 1)):
-                total -= lower[k, k - i] * rhs[k, c]
-            rhs[i, c] = total / lower[i, 0]
+        rhs[i] /= rows[i, band]
+        value = rhs[i]
+        first = max(0, i - band)
+        factors = rows[i, band + first - i : band]
+        pending = rhs[first:i]
+        for t in range(i - first):
+            pending[t] -= factors[t] * value

@@ -41,24 +41,24 @@ from __future__ import annotations
 
 import math
 
-import cv2
 import numpy as np
-
 from numba import njit
 
 from ._checks import as_image, as_mask, as_optional_mask
-from .color import lab_to_rgb, rgb_to_lab, rgb_to_lightness
-from .donor import _bounding_box, donor_high_pass
+from .color import lab_to_rgb, pixel_rgb, rgb_to_lab, rgb_to_lab_into, rgb_to_lightness_into
+from .donor import donor_into
 from .freqsplit import (
     blur_into,
-    gaussian,
+    blur_region_into,
     gaussian_taps,
     high_pass,
     high_pass_into,
+    high_pass_region_into,
     masked_blur_into,
-    masked_gaussian,
+    masked_blur_region_into,
 )
-from .lowfill import biharmonic_into, ring_mask
+from .labels import mask_box
+from .lowfill import biharmonic_into, ring_into
 from .patchmatch import patchmatch_fill
 from .poisson import _sor, poisson_blend
 
@@ -90,6 +90,7 @@ OUTLIER_HIGH = 4.5
 # Where the kept texture's local RMS (Gaussian window) exceeds the ring's by more than the
 # tolerance (leftover shading of the spot's rim), it is damped down to it, by at most half.
 ENERGY_SIGMA = 1.5
+SHARE_SIGMA = 0.7  # smoothing of the own-texture trust map
 ENERGY_SHRINK = 0.3  # the local estimate is pulled this much towards the ring's energy
 ENERGY_TOLERANCE = 1.2
 GAIN_MIN = 0.5
@@ -141,16 +142,12 @@ def remove_freqsplit(
         ``image`` outside ``hole`` (bit-identical), the repaired skin inside.
     """
     image, hole, avoid = _check(image, hole, avoid)
+    out = image.copy()
     if not hole.any() or hole.all():  # nothing to fill, or nothing to fill it from
-        return image.copy()
-    window = _work_window(hole, scale)
-    tone, texture = _split(rgb_to_lab(image[window]), hole[window], scale)
-    full_texture = _outside_texture(image, scale)
-    full_texture[window][hole[window]] = texture[hole[window]]
-    layer = _skin_texture(full_texture, hole, avoid, scale=scale, seed=seed, keep_own=True,
-                          window=window)  # fmt: skip
-    tone[:, :, 0] += layer
-    return _write_back(image, hole, tone, window)
+        return out
+    # One jitted call per spot: it runs without the GIL, so spots fill in parallel threads.
+    _freqsplit_into(image, hole, avoid, float(scale), int(seed), *_taps(float(scale)), out)
+    return out
 
 
 def reinject_high_frequencies(
@@ -202,14 +199,21 @@ def reinject_high_frequencies(
     merged[hole] = fill[hole]
     smooth = rgb_to_lab(merged)
     smooth[:, :, 0] -= high_pass(smooth[:, :, 0], TEXTURE_SIGMA * scale, order=TEXTURE_ORDER)
-    texture = _outside_texture(image, scale)
+    tone_taps, texture_taps, share_taps, energy_taps = _taps(float(scale))
+    texture = _outside_texture(image, texture_taps)
+    height, width = hole.shape
+    window = np.array((0, height, 0, width), np.int64)
     if keep_own:
-        window = _work_window(hole, scale)
-        _, own = _split(rgb_to_lab(image[window]), hole[window], scale)
-        texture[window][hole[window]] = own[hole[window]]
-    smooth[:, :, 0] += _skin_texture(texture, hole, avoid, scale=scale, seed=seed,
-                                     keep_own=keep_own)  # fmt: skip
-    return _write_back(image, hole, smooth)
+        window = _work_window_of(hole, float(scale))
+        _own_texture_into(image, hole, window, float(scale), tone_taps, texture_taps, texture)
+    layer = np.empty((window[1] - window[0], window[3] - window[2]), np.float32)
+    _skin_texture_into(texture, hole, avoid, window, float(scale), int(seed), keep_own, share_taps,
+                       energy_taps, layer)  # fmt: skip
+    y0, y1, x0, x1 = (int(v) for v in window)
+    smooth[y0:y1, x0:x1, 0] += layer
+    out = image.copy()
+    out[hole] = lab_to_rgb(smooth)[hole]
+    return out
 
 
 def remove_patchmatch_poisson(
@@ -256,45 +260,100 @@ def _check(image, hole, avoid):
     return image, hole, avoid
 
 
-def _work_window(hole: np.ndarray, scale: float) -> tuple[slice, slice]:
-    """The hole's bounding box grown by the support of the tone and texture filters."""
-    pad = int(math.ceil(2 * 3.5 * TEXTURE_SIGMA * scale)) + 2
-    y0, y1, x0, x1 = (int(v) for v in _bounding_box(hole))
-    height, width = hole.shape
+def _taps(scale: float) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Gaussian taps of the tone, texture, own-share and energy filters at this scale."""
     return (
-        slice(max(0, y0 - pad), min(height, y1 + pad + 1)),
-        slice(max(0, x0 - pad), min(width, x1 + pad + 1)),
+        gaussian_taps(TONE_SIGMA * scale),
+        gaussian_taps(TEXTURE_SIGMA * scale),
+        gaussian_taps(SHARE_SIGMA * scale),
+        gaussian_taps(ENERGY_SIGMA * scale),
     )
 
 
-def _outside_texture(image: np.ndarray, scale: float) -> np.ndarray:
+def _outside_texture(image: np.ndarray, texture_taps: np.ndarray) -> np.ndarray:
+    """The sharp high-pass of L* over the crop, (h, w, 1): the skin texture donors copy."""
+    texture = np.empty(image.shape[:2] + (1,), np.float32)
+    _outside_texture_into(image, texture_taps, texture)
+    return texture
+
+
+@njit(cache=True, nogil=True)
+def _freqsplit_into(image, hole, avoid, scale, seed, tone_taps, texture_taps, share_taps, energy_taps,
+                    out):  # fmt: skip
+    """:func:`remove_freqsplit` into ``out`` (a copy of ``image``): every step in one call.
+
+    Tone and own texture come from :func:`_split_into` on the work window; the donor texture
+    from the whole crop (:func:`_outside_texture_into`); :func:`_skin_texture_into` blends
+    them; the Lab result is written back to the hole's pixels only.
+    """
+    window = _work_window_of(hole, scale)
+    y0, y1, x0, x1 = window[0], window[1], window[2], window[3]
+    inside = hole[y0:y1, x0:x1].copy()
+    lab = np.empty((y1 - y0, x1 - x0, 3), np.float32)
+    rgb_to_lab_into(image[y0:y1, x0:x1], lab)
+    tone = np.empty_like(lab)
+    own = np.empty((y1 - y0, x1 - x0, 1), np.float32)
+    _split_into(lab, inside, tone_taps, texture_taps, _tone_fill_share(inside, scale), tone, own)
+    texture = np.empty((hole.shape[0], hole.shape[1], 1), np.float32)
+    _outside_texture_into(image, texture_taps, texture)
+    for y in range(y1 - y0):
+        for x in range(x1 - x0):
+            if inside[y, x]:
+                texture[y0 + y, x0 + x, 0] = own[y, x, 0]
+    layer = np.empty((y1 - y0, x1 - x0), np.float32)
+    _skin_texture_into(texture, hole, avoid, window, scale, seed, True, share_taps, energy_taps, layer)
+    for y in range(y1 - y0):
+        for x in range(x1 - x0):
+            if inside[y, x]:
+                lightness = tone[y, x, 0] + layer[y, x]
+                red, green, blue = pixel_rgb(lightness, tone[y, x, 1], tone[y, x, 2])
+                out[y0 + y, x0 + x, 0] = red
+                out[y0 + y, x0 + x, 1] = green
+                out[y0 + y, x0 + x, 2] = blue
+
+
+@njit(cache=True, nogil=True)
+def _work_window_of(hole, scale):
+    """The hole's bounding box grown by the support of the tone and texture filters,
+    as ``(y0, y1, x0, x1)`` (ends exclusive)."""
+    pad = int(np.ceil(2 * 3.5 * TEXTURE_SIGMA * scale)) + 2
+    box = mask_box(hole)
+    height, width = hole.shape
+    return np.array([max(0, box[0] - pad), min(height, box[1] + pad + 1),
+                     max(0, box[2] - pad), min(width, box[3] + pad + 1)], np.int64)  # fmt: skip
+
+
+@njit(cache=True, nogil=True)
+def _outside_texture_into(image, texture_taps, out):
     """The sharp high-pass of L* over the crop: the skin texture donors copy.
 
     (Taking it from the image minus its 1-px tone layer instead, like the texture inside
     the hole, would be weaker than the real texture: donor-filled pixels came out at ~0.8
     of the ring's texture.)
     """
-    return high_pass(rgb_to_lightness(image), TEXTURE_SIGMA * scale, order=TEXTURE_ORDER)
+    lightness = np.empty((image.shape[0], image.shape[1], 1), np.float32)
+    rgb_to_lightness_into(image, lightness)
+    high_pass_into(lightness, texture_taps, TEXTURE_ORDER, out)
 
 
-def _split(lab: np.ndarray, hole: np.ndarray, scale: float) -> tuple[np.ndarray, np.ndarray]:
-    """Tone fill (Lab, hole filled) and the hole's own L* texture.
-
-    The own texture is the sharp high-pass of the image minus its tone fill: the spot's own
-    fine texture plus whatever of the spot's shape leaks into that band. Only its values
-    inside the hole are meaningful. (One jitted pass over the small work window: see
-    :func:`_clean_low_pass_into` and :func:`_tone_fill_share` for the recipe.)
-    """
-    lab = np.ascontiguousarray(lab, dtype=np.float32)
-    hole = np.ascontiguousarray(hole, dtype=bool)
+@njit(cache=True, nogil=True)
+def _own_texture_into(image, hole, window, scale, tone_taps, texture_taps, texture):
+    """Overwrite ``texture`` inside the hole with the hole's own texture (see :func:`_split_into`)."""
+    y0, y1, x0, x1 = window[0], window[1], window[2], window[3]
+    inside = hole[y0:y1, x0:x1].copy()
+    lab = np.empty((y1 - y0, x1 - x0, 3), np.float32)
+    rgb_to_lab_into(image[y0:y1, x0:x1], lab)
     tone = np.empty_like(lab)
-    own = np.empty(lab.shape[:2] + (1,), np.float32)
-    _split_into(lab, hole, gaussian_taps(TONE_SIGMA * scale), gaussian_taps(TEXTURE_SIGMA * scale),
-                _tone_fill_share(hole, scale), tone, own)  # fmt: skip
-    return tone, own[:, :, 0]
+    own = np.empty((y1 - y0, x1 - x0, 1), np.float32)
+    _split_into(lab, inside, tone_taps, texture_taps, _tone_fill_share(inside, scale), tone, own)
+    for y in range(y1 - y0):
+        for x in range(x1 - x0):
+            if inside[y, x]:
+                texture[y0 + y, x0 + x, 0] = own[y, x, 0]
 
 
-def _tone_fill_share(hole: np.ndarray, scale: float) -> float:
+@njit(cache=True, nogil=True)
+def _tone_fill_share(hole, scale):
     """Share of the biharmonic fill in the tone layer (the rest is the membrane fill).
 
     The biharmonic fill continues the ring's slope, which wins while the hole is small
@@ -302,15 +361,16 @@ def _tone_fill_share(hole: np.ndarray, scale: float) -> float:
     a spot's faint halo just outside the mask a long way in, and the membrane wins (dE 1.8
     vs 3.5 at 30-36 px). Measured on planted spots, tight masks, extents at face scale.
     """
-    y0, y1, x0, x1 = (int(v) for v in _bounding_box(hole))
-    extent = (max(y1 - y0, x1 - x0) + 1) / max(scale, 1e-3)
+    box = mask_box(hole)
+    extent = (max(box[1] - box[0], box[3] - box[2]) + 1) / max(scale, 1e-3)
     low_extent, high_extent = BIHARMONIC_MAX_EXTENT
-    return float(np.clip((high_extent - extent) / (high_extent - low_extent), 0.0, 1.0))
+    return min(max((high_extent - extent) / (high_extent - low_extent), 0.0), 1.0)
 
 
 @njit(cache=True, nogil=True)
 def _split_into(lab, hole, tone_taps, texture_taps, biharmonic_share, tone, own):
-    """Tone layer (biharmonic / membrane blend of the clean low-pass) and own texture."""
+    """Tone layer (biharmonic / membrane blend of the clean low-pass) and own texture
+    (set on the hole's bounding box only, 0 elsewhere)."""
     low = np.empty_like(lab)
     _clean_low_pass_into(lab, hole, tone_taps, low)
     if biharmonic_share >= 1.0:
@@ -331,7 +391,11 @@ def _split_into(lab, hole, tone_taps, texture_taps, biharmonic_share, tone, own)
     for y in range(lab.shape[0]):
         for x in range(lab.shape[1]):
             detail[y, x, 0] = lab[y, x, 0] - tone[y, x, 0]
-    high_pass_into(detail, texture_taps, TEXTURE_ORDER, own)
+    # The own texture is used inside the hole only: computed on the hole's box.
+    box = mask_box(hole)
+    own[:] = 0.0
+    high_pass_region_into(detail, texture_taps, TEXTURE_ORDER, box[0], box[2],
+                          own[box[0] : box[1] + 1, box[2] : box[3] + 1])  # fmt: skip
 
 
 @njit(cache=True, nogil=True)
@@ -349,7 +413,7 @@ def _clean_low_pass_into(lab, hole, taps, out):
     # The first guess matters on the hole and its 1-px ring only: it is computed on the
     # hole's box grown by that ring and the blur's reach (same values there).
     reach = 1 + taps.size // 2
-    box = _bounding_box(hole)
+    box = mask_box(hole)
     y0, y1 = max(0, box[0] - reach), min(height, box[1] + reach + 1)
     x0, x1 = max(0, box[2] - reach), min(width, box[3] + reach + 1)
     near_hole = hole[y0:y1, x0:x1]
@@ -379,7 +443,12 @@ def _clean_low_pass_into(lab, hole, taps, out):
                         spot[y, x] = True
             any_spot |= spot[y, x]
     if any_spot:
-        masked_blur_into(lab, ~spot, taps, out)
+        # Away from the spot the normalised blur is the plain one: redo only its reach.
+        box = mask_box(spot)
+        radius = taps.size // 2
+        y0, y1 = max(0, box[0] - radius), min(height, box[1] + radius + 1)
+        x0, x1 = max(0, box[2] - radius), min(width, box[3] + radius + 1)
+        masked_blur_region_into(lab, ~spot, taps, y0, x0, out[y0:y1, x0:x1])
 
 
 @njit(cache=True, nogil=True)
@@ -424,77 +493,57 @@ def _membrane_into(values, hole, tol):
     _sor(values, ys, xs, guidance, False, omega, 2000, tol)
 
 
-def _write_back(image: np.ndarray, hole: np.ndarray, lab: np.ndarray, window=None) -> np.ndarray:
-    """``image`` with the hole's pixels replaced by ``lab`` (the crop's, or ``window``'s)."""
-    out = image.copy()
-    if window is not None:
-        _write_back_inplace(out[window], hole[window], lab)
-        return out
-    _write_back_inplace(out, hole, lab)
-    return out
+@njit(cache=True, nogil=True)
+def _skin_texture_into(texture, hole, avoid, window, scale, seed, keep_own, share_taps, energy_taps,
+                       layer):  # fmt: skip
+    """The texture inside the hole, into ``layer`` (over ``window``, 0 outside the hole):
+    own where skin-like (with ``keep_own``), donor texture elsewhere.
 
-
-def _write_back_inplace(out: np.ndarray, hole: np.ndarray, lab: np.ndarray) -> None:
-    ys, xs = np.nonzero(hole)
-    y0, y1, x0, x1 = ys.min(), ys.max() + 1, xs.min(), xs.max() + 1
-    rgb = lab_to_rgb(lab[y0:y1, x0:x1])
-    inside = hole[y0:y1, x0:x1]
-    out[y0:y1, x0:x1][inside] = rgb[inside]
-
-
-def _skin_texture(
-    texture: np.ndarray,
-    hole: np.ndarray,
-    avoid: np.ndarray,
-    *,
-    scale: float,
-    seed: int,
-    keep_own: bool,
-    window: tuple[slice, slice] | None = None,
-) -> np.ndarray:
-    """The texture inside the hole: own where skin-like, donor texture elsewhere.
-
-    ``texture`` is ``(h, w)`` float32 (L* units) over the crop (donors may lie anywhere in
-    it). Returns the layer over ``window`` (default: the crop), 0 outside the hole; every
-    step but the donor search only looks within a few px of the hole, so it runs on the
-    window (which must hold the hole with :func:`_work_window`'s padding).
+    ``texture`` is ``(h, w, 1)`` float32 (L* units) over the crop (donors may lie anywhere in
+    it). Every step but the donor search only looks within a few px of the hole, so it runs
+    on ``window`` = ``(y0, y1, x0, x1)``, which must hold the hole with
+    :func:`_work_window_of`'s padding (or be the whole crop).
     """
-    if window is None:
-        window = (slice(0, hole.shape[0]), slice(0, hole.shape[1]))
-    own_texture = texture[window]
-    inside = hole[window]
-    ring = ring_mask(inside, int(round(RING_WIDTH * scale)), avoid[window])
-    if ring.sum() < 8:
-        ring = ring_mask(inside, int(round(2 * RING_WIDTH * scale)))
-    if not (~(hole | avoid)).any():
+    y0, y1, x0, x1 = window[0], window[1], window[2], window[3]
+    height, width = hole.shape
+    own_texture = np.ascontiguousarray(texture[y0:y1, x0:x1, 0])
+    inside = hole[y0:y1, x0:x1].copy()
+    ring = np.empty(inside.shape, np.bool_)
+    if ring_into(inside, max(1, int(np.rint(RING_WIDTH * scale))), avoid[y0:y1, x0:x1].copy(), ring) < 8:
+        ring_into(inside, max(1, int(np.rint(2 * RING_WIDTH * scale))), np.zeros(inside.shape, np.bool_),
+                  ring)  # fmt: skip
+    any_clean = False
+    for y in range(height):
+        for x in range(width):
+            if not (hole[y, x] or avoid[y, x]):
+                any_clean = True
+                break
+        if any_clean:
+            break
+    if not any_clean:
         # No clean skin anywhere in the crop to copy from: keep the own texture as it is.
-        return np.where(inside, own_texture, 0.0).astype(np.float32)
+        for y in range(y1 - y0):
+            for x in range(x1 - x0):
+                layer[y, x] = own_texture[y, x] if inside[y, x] else np.float32(0.0)
+        return
     own_share = np.zeros(inside.shape, np.float32)
     if keep_own:
-        _own_share_into(np.ascontiguousarray(own_texture), inside, ring, max(1, int(round(scale))),
-                        gaussian_taps(0.7 * scale), own_share)  # fmt: skip
-    crop_share = np.zeros(hole.shape, np.float32)
-    crop_share[window] = own_share
-
-    patch_radius = max(1, int(round(DONOR_PATCH_RADIUS * scale)))
-    donor, _ = donor_high_pass(
-        texture,
-        hole,
-        avoid=avoid,
-        guide_weight=crop_share,
-        targets=hole & (crop_share < 0.999),
-        # One coherent block copy measured better than refining it per pixel with
-        # PatchMatch (dE 2.00 vs 2.04 on the bench's tight masks; equal texture).
-        iterations=0,
-        radius=_donor_radius(inside, scale, patch_radius),
-        patch_radius=patch_radius,
-        seed=seed,
-    )
-    donor = donor[window]
-    layer = np.empty(inside.shape, np.float32)
-    _combine_into(np.ascontiguousarray(own_texture), np.ascontiguousarray(donor), own_share, inside,
-                  ring, keep_own, gaussian_taps(ENERGY_SIGMA * scale), layer)  # fmt: skip
-    return layer
+        _own_share_into(own_texture, inside, ring, max(1, int(np.rint(scale))), share_taps, own_share)
+    crop_share = np.zeros((height, width), np.float32)
+    crop_share[y0:y1, x0:x1] = own_share
+    targets = np.zeros((height, width), np.bool_)
+    for y in range(height):
+        for x in range(width):
+            targets[y, x] = hole[y, x] and crop_share[y, x] < 0.999
+    patch_radius = max(1, int(np.rint(DONOR_PATCH_RADIUS * scale)))
+    donor = texture.copy()
+    offsets = np.zeros((height, width, 2), np.int32)
+    # One coherent block copy measured better than refining it per pixel with PatchMatch
+    # (dE 2.00 vs 2.04 on the bench's tight masks; equal texture): no sweeps.
+    donor_into(texture, hole, avoid, crop_share, targets, _donor_radius(inside, scale, patch_radius),
+               patch_radius, 0, seed, donor, offsets)  # fmt: skip
+    _combine_into(own_texture, np.ascontiguousarray(donor[y0:y1, x0:x1, 0]), own_share, inside, ring,
+                  keep_own, energy_taps, layer)  # fmt: skip
 
 
 @njit(cache=True, nogil=True)
@@ -520,24 +569,34 @@ def _own_share_into(texture, inside, ring, radius, taps, own_share):
                 k += 1
     centre = np.float32(np.median(values))
     robust_sigma = 1.4826 * float(np.median(np.abs(values - centre))) + 1e-3
-    donor_share = np.empty((height, width), np.float32)
-    for y in range(height):
-        for x in range(width):
+    # The share is needed inside the hole only: the smoothing reads the grown map on the
+    # hole's box plus the taps' reach, which reads the outlier map up to ``radius`` further.
+    box = mask_box(inside)
+    reach = taps.size // 2
+    gy0, gy1 = max(0, box[0] - reach), min(height, box[1] + 1 + reach)
+    gx0, gx1 = max(0, box[2] - reach), min(width, box[3] + 1 + reach)
+    sy0, sy1 = max(0, gy0 - radius), min(height, gy1 + radius)
+    sx0, sx1 = max(0, gx0 - radius), min(width, gx1 + radius)
+    donor_share = np.empty((sy1 - sy0, sx1 - sx0), np.float32)
+    for y in range(sy0, sy1):
+        for x in range(sx0, sx1):
             z = abs(texture[y, x] - centre) / robust_sigma
-            donor_share[y, x] = min(max((z - OUTLIER_LOW) / (OUTLIER_HIGH - OUTLIER_LOW), 0.0), 1.0)
-    grown = np.empty((height, width, 1), np.float32)
-    for y in range(height):
-        for x in range(width):
+            donor_share[y - sy0, x - sx0] = min(max((z - OUTLIER_LOW) / (OUTLIER_HIGH - OUTLIER_LOW), 0.0), 1.0)
+    grown = np.empty((gy1 - gy0, gx1 - gx0, 1), np.float32)
+    for y in range(gy0, gy1):
+        for x in range(gx0, gx1):
             largest = np.float32(0.0)
-            for yy in range(max(0, y - radius), min(height, y + radius + 1)):
-                for xx in range(max(0, x - radius), min(width, x + radius + 1)):
-                    largest = max(largest, donor_share[yy, xx])
-            grown[y, x, 0] = largest
-    smooth = np.empty_like(grown)
-    blur_into(grown, taps, smooth)
-    for y in range(height):
-        for x in range(width):
-            own_share[y, x] = np.float32(1.0) - smooth[y, x, 0] if inside[y, x] else np.float32(0.0)
+            for yy in range(max(sy0, y - radius), min(sy1, y + radius + 1)):
+                for xx in range(max(sx0, x - radius), min(sx1, x + radius + 1)):
+                    largest = max(largest, donor_share[yy - sy0, xx - sx0])
+            grown[y - gy0, x - gx0, 0] = largest
+    smooth = np.empty((box[1] + 1 - box[0], box[3] + 1 - box[2], 1), np.float32)
+    blur_region_into(grown, taps, box[0] - gy0, box[2] - gx0, smooth)
+    own_share[:] = 0.0
+    for y in range(box[0], box[1] + 1):
+        for x in range(box[2], box[3] + 1):
+            if inside[y, x]:
+                own_share[y, x] = np.float32(1.0) - smooth[y - box[0], x - box[2], 0]
 
 
 @njit(cache=True, nogil=True)
@@ -569,11 +628,13 @@ def _combine_into(texture, donor, own_share, inside, ring, damp, taps, layer):
         for y in range(height):
             for x in range(width):
                 energy[y, x, 0] = layer[y, x] * layer[y, x]
-        local = np.empty_like(energy)
-        masked_blur_into(energy, inside, taps, local)
-        for y in range(height):
-            for x in range(width):
-                shrunk = (1.0 - ENERGY_SHRINK) * local[y, x, 0] + ENERGY_SHRINK * ring_energy
+        # Only the hole's pixels are kept: the local energy is needed on its box only.
+        box = mask_box(inside)
+        local = np.empty((box[1] + 1 - box[0], box[3] + 1 - box[2], 1), np.float32)
+        masked_blur_region_into(energy, inside, taps, box[0], box[2], local)
+        for y in range(box[0], box[1] + 1):
+            for x in range(box[2], box[3] + 1):
+                shrunk = (1.0 - ENERGY_SHRINK) * local[y - box[0], x - box[2], 0] + ENERGY_SHRINK * ring_energy
                 gain = min(max(ENERGY_TOLERANCE * np.sqrt(ring_energy / (shrunk + 1e-6)), GAIN_MIN), 1.0)
                 layer[y, x] = np.float32(layer[y, x] * gain)
     for y in range(height):
@@ -582,14 +643,15 @@ def _combine_into(texture, donor, own_share, inside, ring, damp, taps, layer):
                 layer[y, x] = 0.0
 
 
-def _donor_radius(hole: np.ndarray, scale: float, patch_radius: int) -> int:
+@njit(cache=True, nogil=True)
+def _donor_radius(hole, scale, patch_radius):
     """Search radius: just far enough for a clean block to clear the hole, within the cap.
 
     A block copy needs an offset of at least the hole's extent plus two patch radii; skin
     much farther away is rarely a better match (the cap of 12 px measured as 20 px did), and
     the search costs the square of the radius.
     """
-    y0, y1, x0, x1 = (int(v) for v in _bounding_box(hole))
-    extent = max(y1 - y0, x1 - x0) + 1
+    box = mask_box(hole)
+    extent = max(box[1] - box[0], box[3] - box[2]) + 1
     wanted = extent + 2 * patch_radius + DONOR_REACH * scale
-    return max(2, int(round(min(wanted, DONOR_RADIUS * scale))))
+    return max(2, int(np.rint(min(wanted, DONOR_RADIUS * scale))))

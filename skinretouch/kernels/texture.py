@@ -11,10 +11,11 @@ import numpy as np
 from numba import njit
 
 from ._checks import as_image, as_mask
-from .color import _DECODE, _LAB_F, _WHITE_D65, _XYZ_FROM_RGB, _rgb_to_lightness, rgb_to_lightness
+from .color import rgb_to_lightness, rgb_to_lightness_into
 from .freqsplit import blur_into, gaussian, gaussian_taps
+from .labels import mask_box
 
-__all__ = ["high_pass_lightness", "texture_ratio"]
+__all__ = ["high_pass_lightness", "ratio_around", "ratio_reach", "texture_ratio"]
 
 HIGH_PASS_SIGMA = 1.0  # px at face scale, as in the bench's texture_ratio
 RING_WIDTH = 4.0  # px at face scale
@@ -63,30 +64,37 @@ def texture_ratio(
     """
     image = as_image(image)
     hole = as_mask(hole, image.shape, "hole")
+    excluded = np.zeros(hole.shape, bool) if avoid is None else as_mask(avoid, image.shape, "avoid")
+    ring_px, reach = ratio_reach(scale)
+    return float(ratio_around(image, hole, excluded, ring_px, reach, gaussian_taps(HIGH_PASS_SIGMA * scale)))
+
+
+def ratio_reach(scale: float) -> tuple[int, int]:
+    """Ring width and how far around the hole :func:`ratio_around` looks, in px."""
     ring_px = max(1, int(round(RING_WIDTH * scale)))
-    # Only the hole, its ring and the blur's reach around them matter: work on that box.
-    reach = ring_px + int(np.ceil(3.5 * HIGH_PASS_SIGMA * scale)) + 1
-    rows = np.flatnonzero(hole.any(axis=1))
-    if rows.size == 0:
-        return float("nan")
-    cols = np.flatnonzero(hole[rows[0] : rows[-1] + 1].any(axis=0))
-    box = (
-        slice(max(0, rows[0] - reach), rows[-1] + 1 + reach),
-        slice(max(0, cols[0] - reach), cols[-1] + 1 + reach),
-    )
-    image, hole = np.ascontiguousarray(image[box]), np.ascontiguousarray(hole[box])
-    excluded = np.zeros(hole.shape, bool) if avoid is None else np.asarray(avoid, dtype=bool)[box]
-    return float(_ratio(image, hole, np.ascontiguousarray(excluded), ring_px,
-                        gaussian_taps(HIGH_PASS_SIGMA * scale), _XYZ_FROM_RGB, _WHITE_D65, _DECODE,
-                        _LAB_F))  # fmt: skip
+    return ring_px, ring_px + int(np.ceil(3.5 * HIGH_PASS_SIGMA * scale)) + 1
 
 
 @njit(cache=True, nogil=True)
-def _ratio(image, hole, excluded, ring_px, taps, matrix, white, decode, lab_f):
+def ratio_around(image, hole, excluded, ring_px, reach, taps):
+    """:func:`texture_ratio` (``ring_px`` and ``reach`` from :func:`ratio_reach`, ``taps`` of
+    the high-pass) on the box holding the hole, its ring and the blur's reach only."""
+    if not hole.any():
+        return np.nan
+    box = mask_box(hole)
+    height, width = hole.shape
+    y0, y1 = max(0, box[0] - reach), min(height, box[1] + 1 + reach)
+    x0, x1 = max(0, box[2] - reach), min(width, box[3] + 1 + reach)
+    return _ratio(np.ascontiguousarray(image[y0:y1, x0:x1]), hole[y0:y1, x0:x1].copy(),
+                  excluded[y0:y1, x0:x1].copy(), ring_px, taps)  # fmt: skip
+
+
+@njit(cache=True, nogil=True)
+def _ratio(image, hole, excluded, ring_px, taps):
     """The ratio of :func:`texture_ratio` on a box holding the hole, its ring and the blur."""
     height, width = hole.shape
     lightness = np.empty((height, width, 1), np.float32)
-    _rgb_to_lightness(image.reshape(-1, 3), lightness.reshape(-1), matrix, white, decode, lab_f)
+    rgb_to_lightness_into(image, lightness)
     low = np.empty_like(lightness)
     blur_into(lightness, taps, low)
     # Ring: within ``ring_px`` (chessboard) of the hole, as two 1-D dilations.
