@@ -58,6 +58,10 @@ class Detection:
     method : str
         How skin was found: ``"face"`` (landmarks) or ``"skin_colour"`` (fallback), or
         ``"user_mask"`` when the mask came from the user.
+    label_boxes : (n + 1, 4) int64 ndarray or None
+        Row ``k`` is label ``k``'s ``(y0, x0, y1, x1)`` (end exclusive), when whoever made
+        the labels already knows them (it saves a pass over the whole photo); ``None``
+        otherwise.
     """
 
     labels: np.ndarray
@@ -66,6 +70,7 @@ class Detection:
     protected: list[ProtectedFeature] = field(default_factory=list)
     scale: float = 1.0
     method: str = "skin_colour"
+    label_boxes: np.ndarray | None = None
 
     @property
     def mask(self) -> np.ndarray:

@@ -23,6 +23,7 @@ from .engines.manager import CLASSICAL, ROUTE_HARD, ROUTE_MEDIUM, EngineManager,
 from .engines.reference import detector_from_config
 from .kernels import removal
 from .kernels.composite import composite, feather_alpha
+from .kernels.spots import fill_spots
 from .kernels.texture import texture_ratio
 from .processing import FileOutcome, process_file
 from .regions import ROUTE_FREQSPLIT, ROUTE_PATCHMATCH, SIZE_MEDIUM, Region, build_regions, detection_from_mask
@@ -175,18 +176,7 @@ class Retoucher:
         # replaced whole, not blended back towards the blemish at its edge.
         feather_px = min(self.config.mask.feather_px, dilation_px)
 
-        def repair(region: Region) -> tuple[Patch, RegionRecord]:
-            return self._repair(image, region, avoid, detection.scale, feather_px=feather_px)
-
-        if len(regions) > 1 and self.threads > 1:
-            # Largest regions first, so that the last one to finish is a small one; each
-            # region reads only the input, so the order changes no pixel.
-            order = sorted(range(len(regions)), key=lambda i: -regions[i].area_px)
-            pool = self._region_pool()
-            futures = {i: pool.submit(repair, regions[i]) for i in order}
-            repairs = [futures[i].result() for i in range(len(regions))]
-        else:
-            repairs = [repair(region) for region in regions]
+        repairs = self._repair_regions(image, regions, avoid, detection.scale, feather_px=feather_px)
         timings["inpaint"] = ms_since(started)
 
         applied = np.zeros(image.shape[:2], bool)
@@ -225,19 +215,88 @@ class Retoucher:
             debug_overlay=debug_overlay,
         )
 
-    def _repair(
-        self, image: np.ndarray, region: Region, avoid: np.ndarray, scale: float, *, feather_px: int
-    ) -> tuple[Patch, RegionRecord]:
-        """Fill one region on a crop; reads only the input image, so regions run in any order."""
-        config = self.config
-        x, y, w, h = region.bbox
-        engine_name, fallback_reason = self._choose_engine(region)
-        # An out-of-band texture after the fill makes the region hard; it is then redone by
-        # the hard-case engine when one is available, so the crop must suit that one too.
-        hard_engine = choose_engine(ROUTE_HARD, self.engines, config.engines)[0]
+    def _repair_regions(
+        self, image: np.ndarray, regions: list[Region], avoid: np.ndarray, scale: float, *, feather_px: int
+    ) -> list[tuple[Patch, RegionRecord]]:
+        """Repair every region, on the region threads when there is more than one piece of work.
+
+        Small spots on the classical route are filled in a few jitted calls that run without
+        the GIL (:mod:`.kernels.spots`), in groups of about equal work; any other region is
+        repaired on its own. Every piece of work reads only the input, so neither the grouping
+        nor the order changes a pixel.
+        """
+        engines = [self._choose_engine(region) for region in regions]
+        batched = [i for i, region in enumerate(regions)
+                   if engines[i][0] == CLASSICAL and region.route == ROUTE_FREQSPLIT]  # fmt: skip
+        single = sorted(set(range(len(regions))) - set(batched), key=lambda i: -regions[i].area_px)
         margin = removal.crop_margin(scale)
-        for name in {engine_name, hard_engine} - {CLASSICAL}:
-            margin = max(margin, engine_class(name, self.engines.table).crop_margin(w, h))
+        groups = _balanced_groups(batched, [_crop_area(regions[i], margin) for i in batched], self.threads)
+
+        def fill_group(group: list[int]) -> tuple[list[np.ndarray], np.ndarray]:
+            return fill_spots(
+                image,
+                np.array([regions[i].bbox for i in group], np.int64),
+                [regions[i].hole for i in group],
+                avoid,
+                seeds=np.array([self.config.removal.seed + regions[i].id for i in group], np.int64),
+                scale=scale,
+                margin=margin,
+                min_ratio_area=MIN_TEXTURE_AREA_PX,
+            )
+
+        def repair(i: int) -> tuple[Patch, RegionRecord]:
+            engine_name, fallback_reason = engines[i]
+            return self._repair(image, regions[i], avoid, scale, feather_px=feather_px,
+                                engine_name=engine_name, fallback_reason=fallback_reason)  # fmt: skip
+
+        repairs: list[tuple[Patch, RegionRecord] | None] = [None] * len(regions)
+        if self.threads > 1 and len(groups) + len(single) > 1:
+            pool = self._region_pool()
+            # Largest work first, so that the last to finish is small; this thread takes the
+            # first group itself rather than wait idle (and wake one thread fewer).
+            single_futures = {i: pool.submit(repair, i) for i in single}
+            group_futures = [(group, pool.submit(fill_group, group)) for group in groups[1:]]
+            group_results = [(groups[0], fill_group(groups[0]))] if groups else []
+            group_results += [(group, future.result()) for group, future in group_futures]
+            for i, future in single_futures.items():
+                repairs[i] = future.result()
+        else:
+            group_results = [(group, fill_group(group)) for group in groups]
+            for i in single:
+                repairs[i] = repair(i)
+        for group, (filled, ratios) in group_results:
+            for i, filled_box, ratio in zip(group, filled, ratios):
+                repairs[i] = self._finish(image, regions[i], avoid, scale, feather_px=feather_px,
+                                          engine_name=CLASSICAL, route=ROUTE_FREQSPLIT, filled_box=filled_box,
+                                          ratio=float(ratio), fallback_reason=engines[i][1])  # fmt: skip
+        return repairs
+
+    def _repair(
+        self,
+        image: np.ndarray,
+        region: Region,
+        avoid: np.ndarray,
+        scale: float,
+        *,
+        feather_px: int,
+        engine_name: str,
+        fallback_reason: str | None,
+    ) -> tuple[Patch, RegionRecord]:
+        """Fill one region on its crop; reads only the input image, so regions run in any order."""
+        route, filled_box, ratio, failure = self._fill_on_crop(engine_name, image, region, avoid, scale)
+        return self._finish(image, region, avoid, scale, feather_px=feather_px, engine_name=engine_name,
+                            route=route, filled_box=filled_box, ratio=ratio,
+                            fallback_reason=_join_reasons(fallback_reason, failure))  # fmt: skip
+
+    def _fill_on_crop(
+        self, engine_name: str, image: np.ndarray, region: Region, avoid: np.ndarray, scale: float
+    ) -> tuple[str, np.ndarray, float, str | None]:
+        """Fill with ``engine_name`` (or classically) on a crop around the region; returns
+        (route, the region's box after the fill, its texture ratio, failure reason)."""
+        x, y, w, h = region.bbox
+        margin = removal.crop_margin(scale)
+        if engine_name != CLASSICAL:
+            margin = max(margin, engine_class(engine_name, self.engines.table).crop_margin(w, h))
         height, width = image.shape[:2]
         x0, y0 = max(0, x - margin), max(0, y - margin)
         x1, y1 = min(width, x + w + margin), min(height, y + h + margin)
@@ -246,30 +305,46 @@ class Retoucher:
         hole = np.zeros(crop.shape[:2], bool)
         hole[y - y0 : y - y0 + h, x - x0 : x - x0 + w] = region.hole
         crop_avoid = avoid[window] & ~hole
-        seed = config.removal.seed + region.id
-
+        seed = self.config.removal.seed + region.id
         route, filled, failure = self._fill(engine_name, region.route, crop, hole, crop_avoid, scale, seed)
-        fallback_reason = _join_reasons(fallback_reason, failure)
         ratio = _texture_ratio(filled, hole, crop_avoid, scale)
+        return route, filled[y - y0 : y - y0 + h, x - x0 : x - x0 + w], ratio, failure
+
+    def _finish(
+        self,
+        image: np.ndarray,
+        region: Region,
+        avoid: np.ndarray,
+        scale: float,
+        *,
+        feather_px: int,
+        engine_name: str,
+        route: str,
+        filled_box: np.ndarray,
+        ratio: float,
+        fallback_reason: str | None,
+    ) -> tuple[Patch, RegionRecord]:
+        """Judge a fill's texture, redo it with the hard-case engine when it fails and one is
+        available, and blend it into the region's box."""
+        config = self.config
         if not _in_band(ratio, config.route.texture_ratio_min, config.route.texture_ratio_max):
             region.hard_reasons.append("texture_ratio_out_of_band")
+            hard_engine = choose_engine(ROUTE_HARD, self.engines, config.engines)[0]
             if hard_engine not in (CLASSICAL, engine_name):
-                hard_route, hard_filled, failure = self._fill(
-                    hard_engine, region.route, crop, hole, crop_avoid, scale, seed
-                )
+                hard_route, hard_box, hard_ratio, failure = self._fill_on_crop(hard_engine, image, region, avoid, scale)
                 if failure is None:
-                    route, filled = hard_route, hard_filled
-                    ratio = _texture_ratio(filled, hole, crop_avoid, scale)
+                    route, filled_box, ratio = hard_route, hard_box, hard_ratio
                 fallback_reason = _join_reasons(fallback_reason, failure)
 
-        # Only the hole's pixels are kept: blend on its bounding box (the ramp lies inside it).
-        box = (slice(y - y0, y - y0 + h), slice(x - x0, x - x0 + w))
+        x, y, w, h = region.bbox
+        window = (slice(y, y + h), slice(x, x + w))
         if feather_px == 0:
-            values = filled[box][region.hole]
+            values = filled_box[region.hole]
         else:
+            # Only the hole's pixels are kept: the blend ramp lies inside it.
             alpha = feather_alpha(region.hole, feather_px=feather_px)
-            values = composite(crop[box], filled[box], alpha)[region.hole]
-        patch = Patch(window=window, hole=hole, values=np.ascontiguousarray(values))
+            values = composite(image[window], filled_box, alpha)[region.hole]
+        patch = Patch(window=window, hole=region.hole, values=np.ascontiguousarray(values))
         record = RegionRecord(
             id=region.id,
             bbox=region.bbox,
@@ -328,6 +403,25 @@ class Retoucher:
                 seed=seed,
             )
         return classical_route, filled, failure
+
+
+def _crop_area(region: Region, margin: int) -> int:
+    """Work estimate of a small spot's fill: the area of its crop."""
+    _, _, width, height = region.bbox
+    return (width + 2 * margin) * (height + 2 * margin)
+
+
+def _balanced_groups(items: list[int], costs: list[int], count: int) -> list[list[int]]:
+    """``items`` split into at most ``count`` groups of about equal total cost (largest first
+    into the lightest group), heaviest group first; each group keeps the items' order."""
+    groups: list[list[int]] = [[] for _ in range(max(1, min(count, len(items))))]
+    loads = [0] * len(groups)
+    for cost, item in sorted(zip(costs, items), key=lambda pair: -pair[0]):
+        lightest = loads.index(min(loads))
+        groups[lightest].append(item)
+        loads[lightest] += cost
+    order = sorted(range(len(groups)), key=lambda g: -loads[g])
+    return [sorted(groups[g]) for g in order if groups[g]]
 
 
 def _texture_ratio(filled: np.ndarray, hole: np.ndarray, avoid: np.ndarray, scale: float) -> float:

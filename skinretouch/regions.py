@@ -14,7 +14,7 @@ import numpy as np
 
 from .config import RouteConfig
 from .detection import BBox, Detection, Spot
-from .kernels.labels import label_boxes
+from .kernels.labels import label_boxes, label_sparse
 from .scale import image_scale
 
 __all__ = [
@@ -75,15 +75,19 @@ def build_regions(detection: Detection, *, dilation_px: int, route: RouteConfig)
     """
     height, width = detection.labels.shape
     largest = max((spot.label for spot in detection.spots), default=0)
-    boxes = label_boxes(detection.labels, largest)
+    boxes = detection.label_boxes
+    if boxes is None or boxes.shape[0] != largest + 1:
+        boxes = label_boxes(detection.labels, largest)
     if boxes is None:  # labels the spot list does not name
         return build_regions_whole_image(detection, dilation_px=dilation_px, route=route)
     boxes = boxes[boxes[:, 0] < boxes[:, 2]]  # the labels that occur
     windows = _merged_windows(boxes, max(0, dilation_px) + 2, height, width)
+    spot_by_label = {spot.label: spot for spot in detection.spots}
     regions = [
         region
         for window in windows
-        for region in _regions_in_window(detection, window, dilation_px=dilation_px, route=route)
+        for region in _regions_in_window(detection, window, dilation_px=dilation_px, route=route,
+                                         spot_by_label=spot_by_label)  # fmt: skip
     ]
     regions.sort(key=_first_block)
     for number, region in enumerate(regions, start=1):
@@ -94,37 +98,36 @@ def build_regions(detection: Detection, *, dilation_px: int, route: RouteConfig)
 def build_regions_whole_image(detection: Detection, *, dilation_px: int, route: RouteConfig) -> list[Region]:
     """:func:`build_regions` in one pass over the whole photo (its reference in the tests)."""
     height, width = detection.labels.shape
-    return _regions_in_window(detection, (0, 0, height, width), dilation_px=dilation_px, route=route)
+    spot_by_label = {spot.label: spot for spot in detection.spots}
+    return _regions_in_window(detection, (0, 0, height, width), dilation_px=dilation_px, route=route,
+                              spot_by_label=spot_by_label)  # fmt: skip
 
 
 def detection_from_mask(mask: np.ndarray) -> Detection:
     """A user's mask as a detection: each 8-connected component is one ``user_mask`` spot.
 
-    Labels equal ``cv2.connectedComponents`` of the whole mask; they are found on the mask's
-    bounding box, started on even rows and columns so OpenCV's 2 x 2 block grid (and so its
-    numbering) stays that of the whole image.
+    Labels equal ``cv2.connectedComponents`` of the whole mask (found from the mask's row
+    runs, which is cheaper on a sparse mask; see :func:`.kernels.labels.label_sparse`).
     """
     height, width = mask.shape
-    labels = np.zeros((height, width), np.int32)
-    count = 1
-    rows = np.flatnonzero(mask.any(axis=1))
-    if rows.size:
-        cols = np.flatnonzero(mask[rows[0] : rows[-1] + 1].any(axis=0))
-        window = (slice(int(rows[0]) & ~1, int(rows[-1]) + 1), slice(int(cols[0]) & ~1, int(cols[-1]) + 1))
-        part = mask[window]
-        part = part.view(np.uint8) if part.dtype == bool else (part != 0).astype(np.uint8)
-        count, labels[window] = cv2.connectedComponents(part, connectivity=8, ltype=cv2.CV_32S)
+    labels, count, boxes = label_sparse(mask)
     return Detection(
         labels=labels,
-        spots=[Spot(label=i, kind="user_mask", score=1.0) for i in range(1, count)],
+        spots=[Spot(label=i, kind="user_mask", score=1.0) for i in range(1, count + 1)],
         protected_mask=np.zeros(mask.shape, bool),
         scale=image_scale(height, width),
         method="user_mask",
+        label_boxes=boxes,
     )
 
 
 def _regions_in_window(
-    detection: Detection, window: tuple[int, int, int, int], *, dilation_px: int, route: RouteConfig
+    detection: Detection,
+    window: tuple[int, int, int, int],
+    *,
+    dilation_px: int,
+    route: RouteConfig,
+    spot_by_label: dict[int, Spot],
 ) -> list[Region]:
     """Regions whose holes lie in ``window`` = (y0, x0, y1, x1); flags and routes are
     judged against the whole photo."""
@@ -133,8 +136,7 @@ def _regions_in_window(
     labels = detection.labels[y0:y1, x0:x1]
     protected = detection.protected_mask[y0:y1, x0:x1]
     holes = dilate(labels > 0, dilation_px) & ~protected
-    count, components, stats, _ = cv2.connectedComponentsWithStats(holes.astype(np.uint8), connectivity=8)
-    spot_by_label = {spot.label: spot for spot in detection.spots}
+    count, components, stats, _ = cv2.connectedComponentsWithStats(holes.view(np.uint8), connectivity=8)
     touches_protected = dilate(protected, 1) if protected.any() else None
     regions = []
     for component in range(1, count):
@@ -205,6 +207,9 @@ def _dominant_spot(labels_in_hole: np.ndarray, spot_by_label: dict) -> tuple[str
     present = labels_in_hole[labels_in_hole > 0]
     if present.size == 0:
         return "spot", 0.0
+    if present.min() == present.max():  # one spot: no counting needed
+        spot = spot_by_label.get(int(present[0]))
+        return ("spot", 0.0) if spot is None else (spot.kind, float(spot.score))
     values, counts = np.unique(present, return_counts=True)
     spot = spot_by_label.get(int(values[np.argmax(counts)]))
     if spot is None:

@@ -1,0 +1,118 @@
+"""Many small spots of one photo filled by frequency separation in one jitted call.
+
+The pipeline gives each of its threads one call with its share of a photo's small spots.
+All of the per-spot work (cutting the crop, :func:`.removal.remove_freqsplit`'s fill, the
+texture check) runs without the GIL and with no Python between spots: a Python call per
+spot left the two cores waiting on each other for the GIL.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numba import njit
+
+from ._checks import as_image, as_mask
+from .freqsplit import gaussian_taps
+from .removal import _freqsplit_into, _taps
+from .texture import HIGH_PASS_SIGMA, ratio_around, ratio_reach
+
+__all__ = ["fill_spots"]
+
+
+def fill_spots(
+    image: np.ndarray,
+    boxes: np.ndarray,
+    holes: list[np.ndarray],
+    avoid: np.ndarray,
+    *,
+    seeds: np.ndarray,
+    scale: float,
+    margin: int,
+    min_ratio_area: int,
+) -> tuple[list[np.ndarray], np.ndarray]:
+    """Fill each spot on its own crop, as :func:`.removal.remove_freqsplit` would.
+
+    Parameters
+    ----------
+    image : (H, W, 3) float32 ndarray
+        The whole photo, sRGB in ``[0, 1]``.
+    boxes : (n, 4) int ndarray
+        Each spot's ``(x, y, width, height)``.
+    holes : list of n (height, width) bool ndarrays
+        Each spot's pixels within its box.
+    avoid : (H, W) bool ndarray
+        Pixels never used as texture donors (protected features and every spot); each
+        spot's own pixels are taken out of it for its own fill.
+    seeds : (n,) int ndarray
+        Seed of each spot's donor search.
+    scale : float
+        Face-scale factor.
+    margin : int
+        Context in px around each box (:func:`.removal.crop_margin`).
+    min_ratio_area : int
+        Holes smaller than this get no texture ratio (``nan``): too few pixels to judge.
+
+    Returns
+    -------
+    filled : list of n (height, width, 3) float32 ndarrays
+        Each box after the fill: equal to ``image`` outside the spot's hole.
+    ratios : (n,) float64 ndarray
+        The fill's texture ratio against the ring around it
+        (:func:`.texture.texture_ratio`), ``nan`` when not judged.
+    """
+    image = as_image(image)
+    avoid = as_mask(avoid, image.shape, "avoid")
+    boxes = np.ascontiguousarray(boxes, dtype=np.int64).reshape(-1, 4)
+    if len(holes) != boxes.shape[0] or len(seeds) != boxes.shape[0]:
+        raise ValueError(f"{boxes.shape[0]} boxes need as many holes and seeds")
+    for (_, _, width, height), hole in zip(boxes, holes):
+        if hole.shape != (height, width):
+            raise ValueError(f"a hole of shape {hole.shape} does not fit its box {width}x{height}")
+    sizes = boxes[:, 2] * boxes[:, 3]
+    starts = np.zeros(boxes.shape[0] + 1, np.int64)
+    np.cumsum(sizes, out=starts[1:])
+    holes_flat = np.concatenate([np.ravel(hole) for hole in holes]).astype(bool) if holes else np.zeros(0, bool)
+    filled_flat = np.empty((int(starts[-1]), 3), np.float32)
+    ratios = np.empty(boxes.shape[0], np.float64)
+    ring_px, reach = ratio_reach(scale)
+    _fill_spots(image, avoid, boxes, starts, holes_flat, np.ascontiguousarray(seeds, dtype=np.int64),
+                int(margin), float(scale), *_taps(float(scale)), ring_px, reach,
+                gaussian_taps(HIGH_PASS_SIGMA * scale), int(min_ratio_area), filled_flat, ratios)  # fmt: skip
+    filled = [
+        filled_flat[starts[k] : starts[k + 1]].reshape(int(boxes[k, 3]), int(boxes[k, 2]), 3)
+        for k in range(boxes.shape[0])
+    ]
+    return filled, ratios
+
+
+@njit(cache=True, nogil=True)
+def _fill_spots(image, avoid, boxes, starts, holes_flat, seeds, margin, scale, tone_taps, texture_taps,
+                share_taps, energy_taps, ring_px, reach, ratio_taps, min_ratio_area, filled_flat,
+                ratios):  # fmt: skip
+    height, width = avoid.shape
+    for k in range(boxes.shape[0]):
+        x, y, w, h = boxes[k, 0], boxes[k, 1], boxes[k, 2], boxes[k, 3]
+        x0, y0 = max(0, x - margin), max(0, y - margin)
+        x1, y1 = min(width, x + w + margin), min(height, y + h + margin)
+        crop = np.ascontiguousarray(image[y0:y1, x0:x1])
+        hole = np.zeros((y1 - y0, x1 - x0), np.bool_)
+        crop_avoid = avoid[y0:y1, x0:x1].copy()
+        count = 0
+        for i in range(h):
+            for j in range(w):
+                if holes_flat[starts[k] + i * w + j]:
+                    hole[y - y0 + i, x - x0 + j] = True
+                    crop_avoid[y - y0 + i, x - x0 + j] = False
+                    count += 1
+        filled = crop.copy()
+        if 0 < count < hole.size:
+            _freqsplit_into(crop, hole, crop_avoid, scale, seeds[k], tone_taps, texture_taps, share_taps,
+                            energy_taps, filled)  # fmt: skip
+        if count >= min_ratio_area:
+            ratios[k] = ratio_around(filled, hole, crop_avoid, ring_px, reach, ratio_taps)
+        else:
+            ratios[k] = np.nan
+        for i in range(h):
+            for j in range(w):
+                for c in range(3):
+                    filled_flat[starts[k] + i * w + j, c] = filled[y - y0 + i, x - x0 + j, c]
