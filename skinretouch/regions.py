@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
+from functools import cached_property
 
 import cv2
 import numpy as np
@@ -45,7 +46,7 @@ class Region:
     route: str = ROUTE_FREQSPLIT
     hard_reasons: list[str] = field(default_factory=list)
 
-    @property
+    @cached_property
     def area_px(self) -> int:
         return int(self.hole.sum())
 
@@ -135,12 +136,14 @@ def _regions_in_window(
     y0, x0, y1, x1 = window
     labels = detection.labels[y0:y1, x0:x1]
     protected = detection.protected_mask[y0:y1, x0:x1]
-    holes = dilate(labels > 0, dilation_px) & ~protected
+    any_protected = protected.any()
+    holes = dilate(labels > 0, dilation_px) if dilation_px > 0 else labels > 0
+    if any_protected:
+        holes &= ~protected
     count, components, stats, _ = cv2.connectedComponentsWithStats(holes.view(np.uint8), connectivity=8)
-    touches_protected = dilate(protected, 1) if protected.any() else None
+    touches_protected = dilate(protected, 1) if any_protected else None
     regions = []
-    for component in range(1, count):
-        x, y, w, h = (int(v) for v in stats[component, :4])
+    for component, (x, y, w, h) in enumerate(stats[1:count, :4].tolist(), start=1):
         hole = components[y : y + h, x : x + w] == component
         kind, score = _dominant_spot(labels[y : y + h, x : x + w][hole], spot_by_label)
         region = Region(id=len(regions) + 1, bbox=(x + x0, y + y0, w, h), hole=hole, kind=kind, score=score)

@@ -146,7 +146,9 @@ def remove_freqsplit(
     if not hole.any() or hole.all():  # nothing to fill, or nothing to fill it from
         return out
     # One jitted call per spot: it runs without the GIL, so spots fill in parallel threads.
-    _freqsplit_into(image, hole, avoid, float(scale), int(seed), *_taps(float(scale)), out)
+    lab = np.empty_like(image)
+    rgb_to_lab_into(image, lab)
+    _freqsplit_into(image, lab, hole, avoid, float(scale), int(seed), *_taps(float(scale)), out)
     return out
 
 
@@ -278,24 +280,25 @@ def _outside_texture(image: np.ndarray, texture_taps: np.ndarray) -> np.ndarray:
 
 
 @njit(cache=True, nogil=True)
-def _freqsplit_into(image, hole, avoid, scale, seed, tone_taps, texture_taps, share_taps, energy_taps,
-                    out):  # fmt: skip
-    """:func:`remove_freqsplit` into ``out`` (a copy of ``image``): every step in one call.
+def _freqsplit_into(image, lab, hole, avoid, scale, seed, tone_taps, texture_taps, share_taps,
+                    energy_taps, out):  # fmt: skip
+    """:func:`remove_freqsplit` into ``out`` (a copy of ``image``; ``lab`` is its L*a*b*):
+    every step in one call.
 
     Tone and own texture come from :func:`_split_into` on the work window; the donor texture
-    from the whole crop (:func:`_outside_texture_into`); :func:`_skin_texture_into` blends
-    them; the Lab result is written back to the hole's pixels only.
+    from the whole crop's L*; :func:`_skin_texture_into` blends them; the Lab result is
+    written back to the hole's pixels only.
     """
     window = _work_window_of(hole, scale)
     y0, y1, x0, x1 = window[0], window[1], window[2], window[3]
     inside = hole[y0:y1, x0:x1].copy()
-    lab = np.empty((y1 - y0, x1 - x0, 3), np.float32)
-    rgb_to_lab_into(image[y0:y1, x0:x1], lab)
-    tone = np.empty_like(lab)
+    window_lab = lab[y0:y1, x0:x1].copy()
+    tone = np.empty_like(window_lab)
     own = np.empty((y1 - y0, x1 - x0, 1), np.float32)
-    _split_into(lab, inside, tone_taps, texture_taps, _tone_fill_share(inside, scale), tone, own)
+    _split_into(window_lab, inside, tone_taps, texture_taps, _tone_fill_share(inside, scale), tone, own)
+    # The donors' texture, as :func:`_outside_texture_into` makes it (from the Lab at hand).
     texture = np.empty((hole.shape[0], hole.shape[1], 1), np.float32)
-    _outside_texture_into(image, texture_taps, texture)
+    high_pass_into(np.ascontiguousarray(lab[:, :, 0:1]), texture_taps, TEXTURE_ORDER, texture)
     for y in range(y1 - y0):
         for x in range(x1 - x0):
             if inside[y, x]:

@@ -12,6 +12,7 @@ import numpy as np
 from numba import njit
 
 from ._checks import as_image, as_mask
+from .color import pixel_lightness, rgb_to_lab_into
 from .freqsplit import gaussian_taps
 from .removal import _freqsplit_into, _taps
 from .texture import HIGH_PASS_SIGMA, ratio_around, ratio_reach
@@ -105,11 +106,20 @@ def _fill_spots(image, avoid, boxes, starts, holes_flat, seeds, margin, scale, t
                     crop_avoid[y - y0 + i, x - x0 + j] = False
                     count += 1
         filled = crop.copy()
+        lab = np.empty_like(crop)
+        rgb_to_lab_into(crop, lab)
         if 0 < count < hole.size:
-            _freqsplit_into(crop, hole, crop_avoid, scale, seeds[k], tone_taps, texture_taps, share_taps,
+            _freqsplit_into(crop, lab, hole, crop_avoid, scale, seeds[k], tone_taps, texture_taps, share_taps,
                             energy_taps, filled)  # fmt: skip
         if count >= min_ratio_area:
-            ratios[k] = ratio_around(filled, hole, crop_avoid, ring_px, reach, ratio_taps)
+            # The fill's L*: the crop's, converted anew only where the fill changed it.
+            lightness = np.ascontiguousarray(lab[:, :, 0:1])
+            for i in range(h):
+                for j in range(w):
+                    if hole[y - y0 + i, x - x0 + j]:
+                        rgb = filled[y - y0 + i, x - x0 + j]
+                        lightness[y - y0 + i, x - x0 + j, 0] = pixel_lightness(rgb[0], rgb[1], rgb[2])
+            ratios[k] = ratio_around(lightness, hole, crop_avoid, ring_px, reach, ratio_taps)
         else:
             ratios[k] = np.nan
         for i in range(h):

@@ -66,7 +66,9 @@ def texture_ratio(
     hole = as_mask(hole, image.shape, "hole")
     excluded = np.zeros(hole.shape, bool) if avoid is None else as_mask(avoid, image.shape, "avoid")
     ring_px, reach = ratio_reach(scale)
-    return float(ratio_around(image, hole, excluded, ring_px, reach, gaussian_taps(HIGH_PASS_SIGMA * scale)))
+    lightness = np.empty(image.shape[:2] + (1,), np.float32)
+    rgb_to_lightness_into(image, lightness)
+    return float(ratio_around(lightness, hole, excluded, ring_px, reach, gaussian_taps(HIGH_PASS_SIGMA * scale)))
 
 
 def ratio_reach(scale: float) -> tuple[int, int]:
@@ -76,25 +78,24 @@ def ratio_reach(scale: float) -> tuple[int, int]:
 
 
 @njit(cache=True, nogil=True)
-def ratio_around(image, hole, excluded, ring_px, reach, taps):
-    """:func:`texture_ratio` (``ring_px`` and ``reach`` from :func:`ratio_reach`, ``taps`` of
-    the high-pass) on the box holding the hole, its ring and the blur's reach only."""
+def ratio_around(lightness, hole, excluded, ring_px, reach, taps):
+    """:func:`texture_ratio` of an image given by its L* (``(h, w, 1)`` float32; ``ring_px``
+    and ``reach`` from :func:`ratio_reach`, ``taps`` of the high-pass), computed on the box
+    holding the hole, its ring and the blur's reach only."""
     if not hole.any():
         return np.nan
     box = mask_box(hole)
     height, width = hole.shape
     y0, y1 = max(0, box[0] - reach), min(height, box[1] + 1 + reach)
     x0, x1 = max(0, box[2] - reach), min(width, box[3] + 1 + reach)
-    return _ratio(np.ascontiguousarray(image[y0:y1, x0:x1]), hole[y0:y1, x0:x1].copy(),
+    return _ratio(np.ascontiguousarray(lightness[y0:y1, x0:x1]), hole[y0:y1, x0:x1].copy(),
                   excluded[y0:y1, x0:x1].copy(), ring_px, taps)  # fmt: skip
 
 
 @njit(cache=True, nogil=True)
-def _ratio(image, hole, excluded, ring_px, taps):
+def _ratio(lightness, hole, excluded, ring_px, taps):
     """The ratio of :func:`texture_ratio` on a box holding the hole, its ring and the blur."""
     height, width = hole.shape
-    lightness = np.empty((height, width, 1), np.float32)
-    rgb_to_lightness_into(image, lightness)
     low = np.empty_like(lightness)
     blur_into(lightness, taps, low)
     # Ring: within ``ring_px`` (chessboard) of the hole, as two 1-D dilations.

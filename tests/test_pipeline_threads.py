@@ -1,0 +1,42 @@
+"""The region threads change the time a photo takes, never its pixels or its report."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+import pytest
+
+from skinretouch.benchmark.photos import load_bench_photos
+from skinretouch.benchmark.planting import oracle_mask, plant_spots
+from skinretouch.config import Config
+from skinretouch.pipeline import Retoucher
+
+
+@pytest.fixture(scope="module")
+def blemished():
+    photo = load_bench_photos(names=["grace_hopper"])[0]
+    image, spots = plant_spots(photo, seed=2)
+    image = (np.rint(np.clip(image, 0, 1) * 255) / 255).astype(np.float32)
+    return image, oracle_mask(spots, image.shape, dilation_px=1)
+
+
+def _retouch(image, mask, threads):
+    config = Config()
+    config = dataclasses.replace(config, removal=dataclasses.replace(config.removal, threads=threads))
+    with Retoucher(config) as retoucher:
+        result = retoucher.retouch(image, mask=mask)
+        return result.pixels, [(r.id, r.route, r.texture_ratio, r.hard_reasons) for r in result.regions]
+
+
+@pytest.mark.parametrize("use_mask", [True, False], ids=["user-mask", "detected"])
+def test_one_two_and_three_threads_give_the_same_photo_and_report(blemished, use_mask):
+    image, mask = blemished
+    mask = mask if use_mask else None
+    pixels, records = _retouch(image, mask, threads=1)
+    assert len(records) >= 3
+    assert not np.array_equal(pixels, image)
+    for threads in (2, 3):
+        other_pixels, other_records = _retouch(image, mask, threads=threads)
+        assert np.array_equal(other_pixels, pixels)
+        assert other_records == records
