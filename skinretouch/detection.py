@@ -62,6 +62,9 @@ class Detection:
         Row ``k`` is label ``k``'s ``(y0, x0, y1, x1)`` (end exclusive), when whoever made
         the labels already knows them (it saves a pass over the whole photo); ``None``
         otherwise.
+    labels_are_components : bool
+        True when every label is exactly one 8-connected component of the spot pixels (as
+        for a user's mask): undilated, unprotected regions are then the labels themselves.
     """
 
     labels: np.ndarray
@@ -71,6 +74,7 @@ class Detection:
     scale: float = 1.0
     method: str = "skin_colour"
     label_boxes: np.ndarray | None = None
+    labels_are_components: bool = False
 
     @property
     def mask(self) -> np.ndarray:

@@ -81,9 +81,12 @@ def build_regions(detection: Detection, *, dilation_px: int, route: RouteConfig)
         boxes = label_boxes(detection.labels, largest)
     if boxes is None:  # labels the spot list does not name
         return build_regions_whole_image(detection, dilation_px=dilation_px, route=route)
+    spot_by_label = {spot.label: spot for spot in detection.spots}
+    if detection.labels_are_components and dilation_px <= 0 and not detection.protected_mask.any():
+        # Each label is a region already, numbered as OpenCV numbers the components.
+        return _label_regions(detection, boxes, spot_by_label, route=route)
     boxes = boxes[boxes[:, 0] < boxes[:, 2]]  # the labels that occur
     windows = _merged_windows(boxes, max(0, dilation_px) + 2, height, width)
-    spot_by_label = {spot.label: spot for spot in detection.spots}
     regions = [
         region
         for window in windows
@@ -119,6 +122,7 @@ def detection_from_mask(mask: np.ndarray) -> Detection:
         scale=image_scale(height, width),
         method="user_mask",
         label_boxes=boxes,
+        labels_are_components=True,
     )
 
 
@@ -150,6 +154,30 @@ def _regions_in_window(
         if touches_protected is not None and (touches_protected[y : y + h, x : x + w] & hole).any():
             region.hard_reasons.append("touches_protected_feature")
         if x + x0 == 0 or y + y0 == 0 or x + x0 + w == width or y + y0 + h == height:
+            region.hard_reasons.append("touches_image_edge")
+        route_region(region, image_area=height * width, scale=detection.scale, config=route)
+        regions.append(region)
+    return regions
+
+
+def _label_regions(
+    detection: Detection, boxes: np.ndarray, spot_by_label: dict[int, Spot], *, route: RouteConfig
+) -> list[Region]:
+    """One region per label, for labels that are connected components and need no dilation."""
+    height, width = detection.labels.shape
+    regions = []
+    for label, (y0, x0, y1, x1) in enumerate(boxes.tolist()):
+        if label == 0 or y0 >= y1:
+            continue
+        spot = spot_by_label.get(label)
+        region = Region(
+            id=len(regions) + 1,
+            bbox=(x0, y0, x1 - x0, y1 - y0),
+            hole=detection.labels[y0:y1, x0:x1] == label,
+            kind="spot" if spot is None else spot.kind,
+            score=0.0 if spot is None else float(spot.score),
+        )
+        if x0 == 0 or y0 == 0 or x1 == width or y1 == height:
             region.hard_reasons.append("touches_image_edge")
         route_region(region, image_area=height * width, scale=detection.scale, config=route)
         regions.append(region)
