@@ -207,7 +207,7 @@ def reinject_high_frequencies(
     window = np.array((0, height, 0, width), np.int64)
     if keep_own:
         window = _work_window_of(hole, float(scale))
-        _own_texture_into(image, hole, window, float(scale), tone_taps, texture_taps, texture)
+        _split_window(rgb_to_lab(image), hole, window, float(scale), tone_taps, texture_taps, texture)
     layer = np.empty((window[1] - window[0], window[3] - window[2]), np.float32)
     _skin_texture_into(texture, hole, avoid, window, float(scale), int(seed), keep_own, share_taps,
                        energy_taps, layer)  # fmt: skip
@@ -285,34 +285,43 @@ def _freqsplit_into(image, lab, hole, avoid, scale, seed, tone_taps, texture_tap
     """:func:`remove_freqsplit` into ``out`` (a copy of ``image``; ``lab`` is its L*a*b*):
     every step in one call.
 
-    Tone and own texture come from :func:`_split_into` on the work window; the donor texture
-    from the whole crop's L*; :func:`_skin_texture_into` blends them; the Lab result is
-    written back to the hole's pixels only.
+    Tone and own texture come from :func:`_split_window` on the work window; the donor
+    texture from the whole crop's L*; :func:`_skin_texture_into` blends them; the Lab result
+    is written back to the hole's pixels only.
     """
     window = _work_window_of(hole, scale)
+    y0, y1, x0, x1 = window[0], window[1], window[2], window[3]
+    # The donors' texture, as :func:`_outside_texture_into` makes it (from the Lab at hand).
+    texture = np.empty((hole.shape[0], hole.shape[1], 1), np.float32)
+    high_pass_into(np.ascontiguousarray(lab[:, :, 0:1]), texture_taps, TEXTURE_ORDER, texture)
+    tone = _split_window(lab, hole, window, scale, tone_taps, texture_taps, texture)
+    layer = np.empty((y1 - y0, x1 - x0), np.float32)
+    _skin_texture_into(texture, hole, avoid, window, scale, seed, True, share_taps, energy_taps, layer)
+    for y in range(y1 - y0):
+        for x in range(x1 - x0):
+            if hole[y0 + y, x0 + x]:
+                lightness = tone[y, x, 0] + layer[y, x]
+                red, green, blue = pixel_rgb(lightness, tone[y, x, 1], tone[y, x, 2])
+                out[y0 + y, x0 + x, 0] = red
+                out[y0 + y, x0 + x, 1] = green
+                out[y0 + y, x0 + x, 2] = blue
+
+
+@njit(cache=True, nogil=True)
+def _split_window(lab, hole, window, scale, tone_taps, texture_taps, texture):
+    """Split the crop's ``lab`` on ``window`` (see :func:`_split_into`): returns the tone
+    layer there, and overwrites ``texture`` inside the hole with the hole's own texture."""
     y0, y1, x0, x1 = window[0], window[1], window[2], window[3]
     inside = hole[y0:y1, x0:x1].copy()
     window_lab = lab[y0:y1, x0:x1].copy()
     tone = np.empty_like(window_lab)
     own = np.empty((y1 - y0, x1 - x0, 1), np.float32)
     _split_into(window_lab, inside, tone_taps, texture_taps, _tone_fill_share(inside, scale), tone, own)
-    # The donors' texture, as :func:`_outside_texture_into` makes it (from the Lab at hand).
-    texture = np.empty((hole.shape[0], hole.shape[1], 1), np.float32)
-    high_pass_into(np.ascontiguousarray(lab[:, :, 0:1]), texture_taps, TEXTURE_ORDER, texture)
     for y in range(y1 - y0):
         for x in range(x1 - x0):
             if inside[y, x]:
                 texture[y0 + y, x0 + x, 0] = own[y, x, 0]
-    layer = np.empty((y1 - y0, x1 - x0), np.float32)
-    _skin_texture_into(texture, hole, avoid, window, scale, seed, True, share_taps, energy_taps, layer)
-    for y in range(y1 - y0):
-        for x in range(x1 - x0):
-            if inside[y, x]:
-                lightness = tone[y, x, 0] + layer[y, x]
-                red, green, blue = pixel_rgb(lightness, tone[y, x, 1], tone[y, x, 2])
-                out[y0 + y, x0 + x, 0] = red
-                out[y0 + y, x0 + x, 1] = green
-                out[y0 + y, x0 + x, 2] = blue
+    return tone
 
 
 @njit(cache=True, nogil=True)
@@ -337,22 +346,6 @@ def _outside_texture_into(image, texture_taps, out):
     lightness = np.empty((image.shape[0], image.shape[1], 1), np.float32)
     rgb_to_lightness_into(image, lightness)
     high_pass_into(lightness, texture_taps, TEXTURE_ORDER, out)
-
-
-@njit(cache=True, nogil=True)
-def _own_texture_into(image, hole, window, scale, tone_taps, texture_taps, texture):
-    """Overwrite ``texture`` inside the hole with the hole's own texture (see :func:`_split_into`)."""
-    y0, y1, x0, x1 = window[0], window[1], window[2], window[3]
-    inside = hole[y0:y1, x0:x1].copy()
-    lab = np.empty((y1 - y0, x1 - x0, 3), np.float32)
-    rgb_to_lab_into(image[y0:y1, x0:x1], lab)
-    tone = np.empty_like(lab)
-    own = np.empty((y1 - y0, x1 - x0, 1), np.float32)
-    _split_into(lab, inside, tone_taps, texture_taps, _tone_fill_share(inside, scale), tone, own)
-    for y in range(y1 - y0):
-        for x in range(x1 - x0):
-            if inside[y, x]:
-                texture[y0 + y, x0 + x, 0] = own[y, x, 0]
 
 
 @njit(cache=True, nogil=True)
