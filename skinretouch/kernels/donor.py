@@ -26,7 +26,7 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
-from .labels import mask_box
+from .labels import mask_box, mask_pixels
 
 __all__ = ["donor_high_pass", "donor_into", "valid_sources"]
 
@@ -130,9 +130,11 @@ def donor_into(high, hole, avoid, guide_weight, targets, radius, patch_radius, i
     """:func:`donor_high_pass` into ``donor`` (a copy of ``high``, (H, W, C)) and ``offsets``
     (zeros, (H, W, 2) int32); returns False when target pixels exist but no pixel is clean."""
     height, width = hole.shape
+    ys, xs = mask_pixels(targets)
+    if ys.size == 0:
+        return True
     excluded = np.empty((height, width), np.bool_)
     weight = np.empty((height, width), np.float32)
-    n_targets = 0
     for y in range(height):
         for x in range(width):
             excluded[y, x] = hole[y, x] or avoid[y, x]
@@ -140,19 +142,6 @@ def donor_into(high, hole, avoid, guide_weight, targets, radius, patch_radius, i
                 weight[y, x] = min(max(guide_weight[y, x], np.float32(0.0)), np.float32(1.0))
             else:
                 weight[y, x] = np.float32(0.0) if excluded[y, x] else np.float32(1.0)
-            if targets[y, x]:
-                n_targets += 1
-    if n_targets == 0:
-        return True
-    ys = np.empty(n_targets, np.int32)
-    xs = np.empty(n_targets, np.int32)
-    k = 0
-    for y in range(height):
-        for x in range(width):
-            if targets[y, x]:
-                ys[k] = y
-                xs[k] = x
-                k += 1
     sources = np.empty((height, width), np.bool_)
     _valid_sources_into(excluded, patch_radius, sources)
     if not sources.any():
@@ -168,7 +157,7 @@ def donor_into(high, hole, avoid, guide_weight, targets, radius, patch_radius, i
         _nearest_source_offsets(sources, ys, xs, offsets)
         iterations = max(iterations, 2)
     else:
-        for k in range(n_targets):
+        for k in range(ys.size):
             offsets[ys[k], xs[k], 0] = block_dy
             offsets[ys[k], xs[k], 1] = block_dx
     if iterations > 0:

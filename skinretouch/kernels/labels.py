@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
-__all__ = ["label_boxes", "label_sparse", "mask_box"]
+__all__ = ["label_boxes", "label_sparse", "mask_box", "mask_pixels"]
 
 
 def label_boxes(labels: np.ndarray, largest: int) -> np.ndarray | None:
@@ -186,3 +186,24 @@ def _union(parent, a, b):
     root_a, root_b = _find(parent, a), _find(parent, b)
     if root_a != root_b:
         parent[max(root_a, root_b)] = min(root_a, root_b)
+
+
+@njit(cache=True, nogil=True)
+def mask_pixels(mask):
+    """``(ys, xs)`` int32 of the true pixels of a 2-D bool mask, in raster order."""
+    height, width = mask.shape
+    count = 0
+    for y in range(height):
+        for x in range(width):
+            if mask[y, x]:
+                count += 1
+    ys = np.empty(count, np.int32)
+    xs = np.empty(count, np.int32)
+    k = 0
+    for y in range(height):
+        for x in range(width):
+            if mask[y, x]:
+                ys[k] = y
+                xs[k] = x
+                k += 1
+    return ys, xs
