@@ -57,7 +57,7 @@ from .freqsplit import (
     masked_blur_into,
     masked_blur_region_into,
 )
-from .labels import mask_box
+from .labels import mask_box, mask_pixels
 from .lowfill import biharmonic_into, ring_into
 from .patchmatch import patchmatch_fill
 from .poisson import _sor, poisson_blend
@@ -471,18 +471,11 @@ def _membrane_into(values, hole, tol):
                     ring_sum[c] += values[y, x, c]
     if count == 0:
         return
-    ys = np.empty(count, np.int32)
-    xs = np.empty(count, np.int32)
-    k = 0
-    for y in range(height):
-        for x in range(width):
-            if hole[y, x]:
-                ys[k] = y
-                xs[k] = x
-                k += 1
-                if ring_count > 0:  # a flat start halves the sweeps
-                    for c in range(channels):
-                        values[y, x, c] = np.float32(ring_sum[c] / ring_count)
+    ys, xs = mask_pixels(hole)
+    if ring_count > 0:  # a flat start halves the sweeps
+        for k in range(ys.size):
+            for c in range(channels):
+                values[ys[k], xs[k], c] = np.float32(ring_sum[c] / ring_count)
     extent = max(y1 - y0, x1 - x0) + 2
     omega = 2.0 / (1.0 + np.sin(np.pi / extent))
     guidance = np.zeros((1, 1, channels), np.float32)
