@@ -5,7 +5,19 @@ BIN := $(VENV)/bin
 # numba caches compiled kernels here, so only the first run pays for compilation.
 export NUMBA_CACHE_DIR ?= $(CURDIR)/.numba_cache
 
-.PHONY: demo test bench doctor install-service clean
+.PHONY: demo test bench doctor install-service clean system-deps
+
+# Debian packages the test suite needs (services and tools it starts). `make test` installs the
+# missing ones when run as root (CI, containers); otherwise it prints the apt-get line to run.
+SYSTEM_PACKAGES :=
+
+system-deps:
+	@missing=""; for p in $(SYSTEM_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	if [ -n "$$missing" ]; then \
+	  if [ "$$(id -u)" = 0 ]; then \
+	    apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends $$missing; \
+	  else echo "make test needs Debian packages:$$missing -- run: sudo apt-get install$$missing" >&2; exit 1; fi; \
+	fi
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -25,7 +37,7 @@ BENCH_MACRO := bench/photos/dermapred_example_image.jpg
 $(BENCH_MACRO): | $(VENV)/.installed-test
 	$(BIN)/python -c "from skinretouch.benchmark.photos import load_bench_photos as load; import sys; sys.exit(0 if load(names=['dermapred']) else 1)"
 
-test: $(VENV)/.installed-test $(BENCH_MACRO)
+test: system-deps $(VENV)/.installed-test $(BENCH_MACRO)
 	$(BIN)/python -m pytest -q
 
 bench: $(VENV)/.installed-test $(BENCH_MACRO)
