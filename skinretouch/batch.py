@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 import time
 from pathlib import Path
@@ -36,13 +37,13 @@ def collect_inputs(paths: list[Path]) -> tuple[list[Path], list[Path]]:
                 and not is_sidecar_or_output(child)
                 and not is_ignored_name(child)
             )
-        elif path.exists():
+        elif path.exists() or path.is_symlink():  # a broken or looping link: the file stage says which
             candidates = [path]
         else:
             missing.append(path)
             continue
         for candidate in candidates:
-            key = candidate.resolve()
+            key = Path(os.path.realpath(candidate))  # never raises, even for a link loop
             if key not in seen:
                 seen.add(key)
                 inputs.append(candidate)

@@ -204,6 +204,7 @@ class Retoucher:
         mask_path: str | os.PathLike[str] | None = None,
         force: bool = False,
         debug_overlay: bool = False,
+        follow_symlinks: bool = True,
     ) -> FileOutcome:
         """Decode, retouch and write one photo's outputs; never raises for a bad photo."""
         return process_file(
@@ -213,6 +214,7 @@ class Retoucher:
             mask_path=Path(mask_path) if mask_path is not None else None,
             force=force,
             debug_overlay=debug_overlay,
+            follow_symlinks=follow_symlinks,
         )
 
     def _repair_regions(

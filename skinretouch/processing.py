@@ -22,6 +22,7 @@ from .config import config_sha256
 from .errors import InputError, MaskError
 from .imageio import ImageFile, encode_image, read_image, to_float
 from .report import InputInfo, Report, read_report
+from .safefs import read_regular_file
 from .sidecars import OVERLAY_SUFFIX, output_paths
 from .timing import ms_since
 
@@ -56,8 +57,12 @@ def process_file(
     mask_path: Path | None = None,
     force: bool = False,
     debug_overlay: bool = False,
+    follow_symlinks: bool = True,
 ) -> FileOutcome:
-    """Process one photo; see :meth:`skinretouch.pipeline.Retoucher.process_file`."""
+    """Process one photo; see :meth:`skinretouch.pipeline.Retoucher.process_file`.
+
+    ``follow_symlinks=False`` (the daemon): a symlink at ``path`` is refused, not read.
+    """
     started = time.perf_counter()
     paths = output_paths(path, out_dir)
     config = retoucher.config
@@ -70,7 +75,7 @@ def process_file(
     written: list[Path] = []
     outcome = FileOutcome(input_path=path, status="failed", report_path=paths.report)
     try:
-        data = _read_input_bytes(path)
+        data = read_regular_file(path, follow_symlinks=follow_symlinks)
         report.input.sha256 = hashlib.sha256(data).hexdigest()
         if not force and _already_done(paths.report, report.input.sha256):
             outcome.status = "skipped"
@@ -136,15 +141,26 @@ def process_file(
 
 def load_user_mask(mask_path: Path, image: ImageFile) -> np.ndarray:
     """The non-zero pixels of a mask image, checked against the image's stored size."""
+    height, width = image.pixels.shape[:2]
     try:
-        with Image.open(mask_path) as mask_image:
+        data = read_regular_file(mask_path)
+    except InputError as exc:
+        raise MaskError(f"mask {mask_path}: {exc}") from None
+    try:
+        with Image.open(io.BytesIO(data)) as mask_image:
+            # The size is in the header: a mask of the wrong size (a decompression bomb
+            # included) is refused before its pixels are decoded.
+            if mask_image.size != (width, height):
+                raise MaskError(
+                    f"mask {mask_path} is {mask_image.size[0]}x{mask_image.size[1]} but the image is "
+                    f"{width}x{height} (stored pixel grid)"
+                )
             mask_image.load()
             values = np.asarray(mask_image)
-    except FileNotFoundError:
-        raise MaskError(f"mask {mask_path}: no such file") from None
+    except Image.DecompressionBombError as exc:
+        raise MaskError(f"mask {mask_path} is far too large to be a mask ({exc})") from None
     except OSError as exc:
         raise MaskError(f"mask {mask_path}: cannot read it as an image ({exc})") from None
-    height, width = image.pixels.shape[:2]
     if values.shape[:2] != (height, width):
         raise MaskError(
             f"mask {mask_path} is {values.shape[1]}x{values.shape[0]} but the image is "
@@ -169,17 +185,6 @@ def _write_overlay(result, folder: Path, name: str) -> Path:
     Image.fromarray(picture).save(buffer, format="PNG")
     atomic_write_bytes(target, buffer.getvalue())
     return target
-
-
-def _read_input_bytes(path: Path) -> bytes:
-    if path.is_dir():
-        raise InputError("is a folder, not an image")
-    try:
-        return path.read_bytes()
-    except FileNotFoundError:
-        raise InputError("no such file") from None
-    except PermissionError:
-        raise InputError("permission denied") from None
 
 
 def _already_done(report_path: Path, sha256: str) -> bool:

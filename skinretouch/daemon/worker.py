@@ -8,8 +8,8 @@ remains. Children die with the daemon (``PR_SET_PDEATHSIG``), so a kill -9 of th
 never leaves a photo being finished behind a restarted one's back.
 
 The protocol over the pipe is a few tuples:
-parent → child ``("process", path, out_dir, force)``, ``("configure", config)``;
-child → parent ``("ready", pid)``, ``("fatal", reason)``, ``("outcome", dict)``,
+parent → child ``("process", path, root, out_dir, force)``, ``("configure", config)``;
+child → parent ``("ready", pid)``, ``("fatal", reason, is_config_error)``, ``("outcome", dict)``,
 ``("configured", error_or_None)``.
 """
 
@@ -34,6 +34,8 @@ import structlog
 
 from ..atomic import atomic_write_bytes
 from ..config import Config
+from ..errors import InputError, SkinRetouchError
+from ..safefs import open_folder_beneath
 from ..sidecars import output_paths
 from .paths import temp_names_for
 from .queue import STOP, Job, JobQueue
@@ -93,9 +95,16 @@ def child_main(conn: Connection, config: Config, factory_ref: str, parent_pid: i
         factory = _load_factory(factory_ref)
         retoucher = _build(factory, config)
     except Exception as exc:
-        conn.send(("fatal", f"cannot load the pipeline ({factory_ref}): {type(exc).__name__}: {exc}"))
+        # A SkinRetouchError is the configuration's fault (a missing weights, reference or
+        # ONNX file...): the daemon exits 2 for it, as ``process`` does.
+        conn.send((
+            "fatal",
+            f"cannot load the pipeline ({factory_ref}): {type(exc).__name__}: {exc}",
+            isinstance(exc, SkinRetouchError),
+        ))
         return
     conn.send(("ready", os.getpid()))
+    home = os.open(".", os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
     while True:
         try:
             message = conn.recv()
@@ -103,8 +112,12 @@ def child_main(conn: Connection, config: Config, factory_ref: str, parent_pid: i
             return
         kind = message[0]
         if kind == "process":
-            _, path, out_dir, force = message
-            conn.send(("outcome", _process(retoucher, path, out_dir, force)))
+            _, path, root, out_dir, force = message
+            try:
+                outcome = _process_confined(retoucher, Path(path), Path(root), out_dir, force)
+            finally:
+                os.fchdir(home)
+            conn.send(("outcome", outcome))
         elif kind == "configure":
             try:
                 retoucher = _build(factory, message[1])
@@ -115,16 +128,34 @@ def child_main(conn: Connection, config: Config, factory_ref: str, parent_pid: i
             return
 
 
-def _process(retoucher: Any, path: str, out_dir: str | None, force: bool) -> dict[str, Any]:
+def _process_confined(retoucher: Any, path: Path, root: Path, out_dir: str | None, force: bool) -> dict[str, Any]:
+    """Process ``path`` from inside its folder, reached from ``root`` without following links.
+
+    The child changes into the photo's folder through a descriptor opened by
+    :func:`open_folder_beneath` and hands the pipeline the bare file name: the photo is
+    read from, and its outputs written into, the folder that was checked, even if a
+    sub-folder is swapped for a symlink to somewhere else meanwhile. The photo itself is
+    opened without following a symlink. The caller changes back afterwards.
+    """
     try:
-        outcome = retoucher.process_file(Path(path), out_dir=Path(out_dir) if out_dir else None, force=force)
+        folder_fd = open_folder_beneath(root, path.parent)
+    except (InputError, OSError) as exc:
+        return {"status": "failed", "error": str(exc), "report_path": None, "timings_ms": {}}
+    try:
+        os.fchdir(folder_fd)
+    finally:
+        os.close(folder_fd)
+    try:
+        outcome = retoucher.process_file(
+            Path(path.name), out_dir=Path(out_dir) if out_dir else None, force=force, follow_symlinks=False
+        )
     except Exception as exc:  # the pipeline promises not to raise; if it does, say why
         return {"status": "failed", "error": f"internal error: {type(exc).__name__}: {exc}", "raised": True}
     return {
         "status": outcome.status,
         "error": outcome.error,
-        "report_path": str(outcome.report_path) if outcome.report_path else None,
-        "image_path": str(outcome.image_path) if outcome.image_path else None,
+        "report_path": os.path.abspath(outcome.report_path) if outcome.report_path else None,
+        "image_path": os.path.abspath(outcome.image_path) if outcome.image_path else None,
         "timings_ms": dict(outcome.timings_ms or {}),
     }
 
@@ -244,6 +275,7 @@ class WorkerSlot(threading.Thread):
         self._process: multiprocessing.process.BaseProcess | None = None
         self._conn: Connection | None = None
         self.ready = threading.Event()
+        self.config_error = False  # the pipeline could not load because of the configuration
         self.abandoned: Job | None = None
 
     def reconfigure(self, config: Config) -> None:
@@ -301,6 +333,7 @@ class WorkerSlot(threading.Thread):
         if reply is None:  # abandoned while loading
             return False
         if reply[0] == "fatal":
+            self.config_error = bool(reply[2])
             self._on_fatal(self, reply[1])
             return False
         log.debug("worker_ready", worker=self.index, pid=reply[1])
@@ -365,14 +398,16 @@ class WorkerSlot(threading.Thread):
             return
         started = time.monotonic()
         try:
-            self._conn.send(("process", str(job.path), str(job.out_dir) if job.out_dir else None, job.force))
+            self._conn.send(
+                ("process", str(job.path), str(job.root), str(job.out_dir) if job.out_dir else None, job.force)
+            )
             reply = self._receive(job)
         except (WorkerDied, OSError) as exc:
             reason = f"the worker process died while processing this photo ({exc})"
             remove_job_temps(job)
-            report = write_failed_report(job, reason)
-            outcome = {"status": "failed", "error": reason, "report_path": str(report) if report else None,
-                       "timings_ms": {}}
+            # The service decides: a first crash is retried (the worker may have been
+            # killed from outside), a second one is the photo's fault and gets a report.
+            outcome = {"status": "crashed", "error": reason, "report_path": None, "timings_ms": {}}
             self._on_outcome(job, outcome, time.monotonic() - started)
             self._restart_child()
             return
