@@ -58,21 +58,34 @@ def atomic_writer(path: str | os.PathLike[str]) -> Iterator[BinaryIO]:
     ------
     OSError
         Creating, writing, syncing or renaming failed (permission denied, disk full,
-        missing folder...). The temporary file is removed and ``path`` is untouched.
+        missing folder...); its ``filename`` is ``path``, never the temporary. The
+        temporary file is removed and ``path`` is untouched.
     """
     target = Path(path)
-    temp_path, fd = _create_temporary(target)
+    try:
+        temp_path, fd = _create_temporary(target)
+    except OSError as exc:
+        raise _about_target(exc, target) from None
     try:
         with os.fdopen(fd, "wb") as file:
             yield file
             file.flush()
             os.fsync(file.fileno())
         os.replace(temp_path, target)
-    except BaseException:
+    except BaseException as exc:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(temp_path)
+        if isinstance(exc, OSError):
+            raise _about_target(exc, target) from None
         raise
     _fsync_directory(target.parent)
+
+
+def _about_target(exc: OSError, target: Path) -> OSError:
+    """``exc`` naming the file being written, never its hidden temporary."""
+    if exc.errno is None:
+        return exc
+    return OSError(exc.errno, exc.strerror or str(exc), str(target))
 
 
 def atomic_write_bytes(path: str | os.PathLike[str], data: bytes | bytearray | memoryview) -> None:

@@ -23,7 +23,7 @@ import os
 import stat
 from pathlib import Path
 
-from .errors import InputError
+from .errors import InputError, is_transient
 
 __all__ = [
     "MAX_INPUT_BYTES",
@@ -162,7 +162,9 @@ def _is_symlink(name: str | os.PathLike[str], dir_fd: int | None) -> bool:
         return False
 
 
-def _open_error(exc: OSError, path, *, follow_symlinks: bool, dir_fd: int | None) -> InputError:
+def _open_error(exc: OSError, path, *, follow_symlinks: bool, dir_fd: int | None) -> Exception:
+    if is_transient(exc):
+        return exc  # not the photo's fault: the caller retries later
     if exc.errno == errno.ELOOP:
         if not follow_symlinks and _is_symlink(path, dir_fd):
             return NotRegularFile("is a symbolic link; only regular files are taken from a hot folder")

@@ -19,9 +19,10 @@ from pathlib import Path
 
 from skinretouch.atomic import atomic_write_bytes, atomic_writer
 from skinretouch.config import config_sha256
-from skinretouch.errors import InputError
+from skinretouch.errors import InputError, is_transient
 from skinretouch.safefs import read_regular_file
 from skinretouch.files.outcome import FileOutcome
+from skinretouch.files.report import read_report
 from skinretouch.sidecars import output_paths
 
 
@@ -69,8 +70,8 @@ class FakeRetoucher:
         else:
             read_error = None
         sha = hashlib.sha256(data).hexdigest()
-        if not force and paths.report.exists():
-            previous = json.loads(paths.report.read_text())
+        previous = read_report(paths.report)
+        if not force and previous is not None:
             if previous["status"] == "ok" and previous["input"]["sha256"] == sha:
                 _log(event="skipped", path=shown, sha256=sha, pid=os.getpid())
                 return FileOutcome(input_path=path, status="skipped", report_path=paths.report)
@@ -79,6 +80,17 @@ class FakeRetoucher:
             os.kill(os.getpid(), signal.SIGSEGV)
         error = read_error or problem_with(data)
         paths.report.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            return self._write(path, shown, paths, data, sha, error, started)
+        except OSError as exc:
+            if not is_transient(exc):
+                raise
+            for target in (paths.image, paths.mask):  # as the real stage: nothing partial stays
+                target.unlink(missing_ok=True)
+            _log(event="deferred", path=shown, error=str(exc), pid=os.getpid())
+            return FileOutcome(input_path=path, status="deferred", error=str(exc))
+
+    def _write(self, path, shown, paths, data, sha, error, started) -> FileOutcome:
         if error is None:
             with atomic_writer(paths.image) as handle:  # slowly: a kill can land in here
                 for quarter in range(4):

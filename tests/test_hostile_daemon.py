@@ -147,3 +147,29 @@ def test_two_daemons_with_different_state_folders_do_not_share_a_hot_folder(tmp_
         photo = _drop(hot / "once.jpg", 5)
         first.wait_for(lambda: done_counts(read_log(first.fake_log))[str(photo)] == 1, 30, "the photo")
         assert first.stop() == 0
+
+
+def test_a_full_disk_defers_photos_across_a_restart_until_there_is_room(tmp_path):
+    from small_disk import fill, small_disk
+
+    with small_disk(tmp_path / "hot", 1024) as hot:
+        photo = _drop(hot / "big.jpg", 11)
+        filler = fill(hot)
+        config = {"daemon": {"settle_s": 0.2}}
+        with Daemon(tmp_path, [hot], config=config) as daemon:
+            daemon.wait_ready()
+            daemon.wait_event("photo_deferred", 20)
+            assert daemon.stop() == 0
+        deferred = [e for e in daemon.events() if e["event"] == "photo_deferred"]
+        assert "No space left on device" in deferred[0]["error"] and ".tmp" not in deferred[0]["error"]
+        assert report_of(photo) is None  # never recorded as a final failure
+        with Daemon(tmp_path, [hot], config=config) as again:  # after a restart, still full
+            again.wait_ready()
+            again.wait_event("photo_deferred", 20)
+            assert (again.status() or {}).get("waiting_to_retry") == 1
+            filler.unlink()
+            again.wait_for(lambda: (report_of(photo) or {}).get("status") == "ok", 30, "the retry after space was freed")
+            assert again.stop() == 0
+        assert done_counts(read_log(again.fake_log))[str(photo)] == 1
+        assert sorted(p.name for p in hot.iterdir()) == sorted(
+            ["big.jpg", "big.retouched.jpg", "big.jpg.mask.png", "big.jpg.retouch.json"])

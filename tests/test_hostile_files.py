@@ -128,3 +128,100 @@ def test_log_lines_stay_valid_json_with_non_finite_values(capsys):
     line = capsys.readouterr().err.strip().splitlines()[-1]
     record = json.loads(line)
     assert record["value"] == "nan" and record["nested"]["x"] == "inf"
+
+
+# --- whose files are whose, collisions, full disks, stale outputs (file stage) --------------
+
+
+def test_a_users_own_retouched_named_photo_is_neither_overwritten_nor_taken_for_ours(tmp_path, capsys):
+    portrait = _photo(tmp_path / "portrait.jpg", 1)
+    users = _photo(tmp_path / "portrait.retouched.jpg", 2)
+    original = users.read_bytes()
+    assert main(["process", str(portrait), str(users)]) == 1
+    err = capsys.readouterr().err
+    assert f"{portrait}: would overwrite {users}" in err
+    assert users.read_bytes() == original  # the user's file is untouched
+    assert _report(users)["status"] == "ok"  # ... and, being no output of ours, processed
+    assert (tmp_path / "portrait.retouched.retouched.jpg").exists()
+
+    # An output a report claims is ours: named again (``process *.jpg`` after a run), it
+    # is skipped, not processed as an input.
+    again = tmp_path / "again"
+    again.mkdir()
+    photo = _photo(again / "p.jpg", 3)
+    assert main(["process", str(photo)]) == 0
+    ours = again / "p.retouched.jpg"
+    stamp = ours.stat().st_mtime_ns
+    assert main(["process", str(photo), str(ours)]) == 0
+    assert not (again / "p.retouched.jpg.retouch.json").exists()
+    assert ours.stat().st_mtime_ns == stamp
+
+
+def test_the_users_mask_file_is_never_rewritten(tmp_path, capsys):
+    photo = _photo(tmp_path / "x.jpg")
+    mask = tmp_path / "x.jpg.mask.png"
+    grey = np.zeros((64, 64), np.uint8)
+    grey[20:30, 20:30] = 128
+    Image.fromarray(grey).save(mask)
+    before = mask.read_bytes()
+    assert main(["process", str(photo), "--mask", str(mask)]) == 1
+    assert "would overwrite the --mask file" in capsys.readouterr().err
+    assert mask.read_bytes() == before
+    out = tmp_path / "out"
+    assert main(["process", str(photo), "--mask", str(mask), "--out-dir", str(out)]) == 0
+    assert mask.read_bytes() == before and (out / "x.jpg.mask.png").exists()
+
+
+def test_colliding_outputs_in_one_out_dir_stop_before_anything_is_processed(tmp_path, capsys):
+    for folder, seed in (("a", 1), ("b", 2)):
+        (tmp_path / folder).mkdir()
+        _photo(tmp_path / folder / "p.jpg", seed)
+    out = tmp_path / "out"
+    code = main(["process", str(tmp_path / "a" / "p.jpg"), str(tmp_path / "b" / "p.jpg"), "--out-dir", str(out)])
+    assert code == 2
+    assert "would both write p.retouched.jpg" in capsys.readouterr().err
+    assert not out.exists() or not any(out.iterdir())
+
+
+def test_a_missing_out_dir_is_created_and_errors_name_the_real_reason(tmp_path, capsys):
+    photo = tmp_path / "b.png"
+    Image.fromarray(np.zeros((32, 32, 3), np.uint8)).save(photo)
+    wrong_mask = tmp_path / "m.png"
+    Image.fromarray(np.zeros((10, 10), np.uint8)).save(wrong_mask)
+    out = tmp_path / "new" / "out"
+    assert main(["process", str(photo), "--mask", str(wrong_mask), "--out-dir", str(out)]) == 1
+    err = capsys.readouterr().err
+    assert "10x10" in err and ".tmp" not in err and "cannot write" not in err
+    assert _report(photo, out)["status"] == "failed"
+    blocker = tmp_path / "file"
+    blocker.write_text("x")
+    assert main(["process", str(photo), "--out-dir", str(blocker / "out")]) == 2
+    assert "--out-dir" in capsys.readouterr().err
+
+
+def test_a_later_failure_removes_the_outputs_of_an_earlier_success(tmp_path, capsys):
+    photo = _photo(tmp_path / "s.jpg", 4)
+    assert main(["process", str(photo)]) == 0
+    retouched, mask = tmp_path / "s.retouched.jpg", tmp_path / "s.jpg.mask.png"
+    assert retouched.exists() and mask.exists()
+    data = photo.read_bytes()
+    photo.write_bytes(data[: len(data) // 2])  # replaced by a damaged copy
+    assert main(["process", str(photo)]) == 1
+    assert _report(photo)["status"] == "failed"
+    assert not retouched.exists() and not mask.exists()
+
+
+def test_a_full_disk_is_not_a_failure_and_the_photo_is_redone_once_there_is_room(tmp_path, capsys):
+    from small_disk import fill, small_disk
+
+    with small_disk(tmp_path / "disk", 2048) as disk:
+        photo = _photo(disk / "full.jpg", 5, size=256)
+        filler = fill(disk, leave_bytes=2000)
+        assert main(["process", str(photo)]) == 1
+        err = capsys.readouterr().err
+        assert "No space left on device" in err and "tried again" in err and ".tmp" not in err
+        assert not (disk / "full.jpg.retouch.json").exists()  # no final "failed" report
+        assert sorted(p.name for p in disk.iterdir()) == [".filler", "full.jpg"]  # nothing partial
+        filler.unlink()
+        assert main(["process", str(photo)]) == 0
+        assert _report(photo)["status"] == "ok"
