@@ -260,6 +260,7 @@ def parse_config(data: dict[str, Any]) -> Config:
     """Validate a parsed TOML mapping into a :class:`Config`."""
     config = _build(Config, data, prefix="")
     _check_cross_field(config)
+    _check_input_files(config)
     return config
 
 
@@ -267,6 +268,18 @@ def config_sha256(config: Config) -> str:
     """A stable fingerprint of the effective settings (recorded in every report)."""
     canonical = json.dumps(dataclasses.asdict(config), sort_keys=True, separators=(",", ":"))
     return hashlib.sha256(canonical.encode("utf-8")).hexdigest()
+
+
+def _check_input_files(config: Config) -> None:
+    """Files the detector loads at start must exist: a missing one is a bad value, named
+    by its key, so ``process`` and ``watch`` (at start and on SIGHUP) refuse it alike."""
+    detect = config.detect
+    named = [("detect.onnx_model", detect.onnx_model)]
+    named += [(f"detect.references[{i}]", p) for i, p in enumerate(detect.references)]
+    named += [(f"detect.reference_masks[{i}]", p) for i, p in enumerate(detect.reference_masks)]
+    for key, value in named:
+        if value and not Path(value).expanduser().is_file():
+            raise ConfigError(key, f"no such file: {value}")
 
 
 def _check_cross_field(config: Config) -> None:

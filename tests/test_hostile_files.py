@@ -225,3 +225,19 @@ def test_a_full_disk_is_not_a_failure_and_the_photo_is_redone_once_there_is_room
         filler.unlink()
         assert main(["process", str(photo)]) == 0
         assert _report(photo)["status"] == "ok"
+
+
+@pytest.mark.parametrize("section", ['onnx_model = "/nowhere/model.onnx"',
+                                     'references = ["/nowhere/a.png"]\nreference_masks = ["/nowhere/m.png"]'])
+def test_missing_detector_files_exit_2_from_process_and_watch_alike(tmp_path, section, capsys):
+    import subprocess
+    import sys
+
+    config = tmp_path / "c.toml"
+    config.write_text(f'[detect]\n{section}\n[daemon]\nstate_dir = "{tmp_path / "state"}"\n')
+    photo = _photo(tmp_path / "a.jpg")
+    assert main(["process", str(photo), "--config", str(config)]) == 2
+    assert "detect." in capsys.readouterr().err
+    watch = subprocess.run([sys.executable, "-m", "skinretouch", "watch", str(tmp_path), "--once",
+                            "--config", str(config)], capture_output=True, text=True, timeout=120)
+    assert watch.returncode == 2 and "detect." in watch.stderr, watch.stderr
