@@ -279,9 +279,12 @@ def _soak(tmp, hot, elsewhere, outside_before, plan, started, mounted) -> dict:
         thread.start()
 
     # The chaos schedule: kills spread over the drop, one swap, one full disk.
-    events = ["daemon"] * plan.daemon_kills + ["worker"] * plan.worker_kills + ["swap", "fill"]
+    events = ["daemon"] * plan.daemon_kills + ["worker"] * plan.worker_kills
     chaos.rng.shuffle(events)
-    drop_time = max(2.0, plan.photos * 0.012)
+    # The disk fills while the writers are still busy, and the folder is swapped early.
+    events.insert(len(events) // 5, "fill")
+    events.insert(len(events) // 3, "swap")
+    drop_time = max(2.0, plan.photos * 0.02)
     for event in events:
         time.sleep(chaos.rng.uniform(0.3, 2 * drop_time / len(events)))
         if event == "daemon":
@@ -293,7 +296,7 @@ def _soak(tmp, hot, elsewhere, outside_before, plan, started, mounted) -> dict:
             _retrying(lambda: _put_direct(hot / name, data), drop)
             with drop.lock:
                 drop.good[name], drop.good_paths[name] = data, hot / name
-            for _ in range(400):
+            for _ in range(1000):
                 if chaos.kill_worker():
                     break
                 time.sleep(0.01)
