@@ -133,7 +133,7 @@ def _build_parser() -> argparse.ArgumentParser:
 
 
 def _cmd_process(args: argparse.Namespace, config: Config) -> int:
-    from .cli_process import collect_inputs, run_batch
+    from .cli_process import collect_inputs, output_collisions, run_batch
 
     if args.mask is not None and (len(args.paths) != 1 or args.paths[0].is_dir()):
         raise _UsageError("--mask applies to exactly one image file")
@@ -141,6 +141,14 @@ def _cmd_process(args: argparse.Namespace, config: Config) -> int:
     inputs, missing = collect_inputs(args.paths)
     if not inputs and not missing:
         raise _UsageError("no images found in " + ", ".join(str(p) for p in args.paths))
+    collisions = output_collisions(inputs, args.out_dir)
+    if collisions:
+        raise _UsageError("outputs would collide, nothing processed:\n  " + "\n  ".join(collisions))
+    if args.out_dir is not None:
+        try:
+            args.out_dir.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise _UsageError(f"--out-dir {args.out_dir} cannot be created: {exc.strerror}") from None
     configure_logging(LoggingConfig(format="console", level="warning"))
     return run_batch(
         config,

@@ -12,6 +12,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+import math
 import os
 import tomllib
 import types
@@ -135,7 +136,7 @@ class RemovalConfig:
 
     seed: NonNegativeInt = 0
     # 0 = one thread per core
-    threads: NonNegativeInt = 0
+    threads: Annotated[int, Range(0, 256)] = 0
     # patch radius for pypatchmatch (the medium route)
     patchmatch_patch_size: Annotated[int, Range(1, 7)] = 3
 
@@ -185,8 +186,10 @@ class DaemonConfig:
     exclude: tuple[str, ...] = ()
     # empty: outputs go next to each input
     output_dir: str = ""
-    workers: PositiveInt = 1
-    queue_size: PositiveInt = 256
+    # worker processes, each holding its own copy of the pipeline
+    workers: Annotated[int, Range(1, 64)] = 1
+    # photos waiting in memory; more are picked up by the next catch-up scan
+    queue_size: Annotated[int, Range(1, 100_000)] = 256
     observer: Literal["auto", "inotify", "polling"] = "auto"
     poll_interval_s: Annotated[float, Range(0.05, None)] = 1.0
     # a file must keep its size and mtime this long before it is taken (polling fallback)
@@ -257,6 +260,7 @@ def parse_config(data: dict[str, Any]) -> Config:
     """Validate a parsed TOML mapping into a :class:`Config`."""
     config = _build(Config, data, prefix="")
     _check_cross_field(config)
+    _check_input_files(config)
     return config
 
 
@@ -264,6 +268,18 @@ def config_sha256(config: Config) -> str:
     """A stable fingerprint of the effective settings (recorded in every report)."""
     canonical = json.dumps(dataclasses.asdict(config), sort_keys=True, separators=(",", ":"))
     return hashlib.sha256(canonical.encode("utf-8")).hexdigest()
+
+
+def _check_input_files(config: Config) -> None:
+    """Files the detector loads at start must exist: a missing one is a bad value, named
+    by its key, so ``process`` and ``watch`` (at start and on SIGHUP) refuse it alike."""
+    detect = config.detect
+    named = [("detect.onnx_model", detect.onnx_model)]
+    named += [(f"detect.references[{i}]", p) for i, p in enumerate(detect.references)]
+    named += [(f"detect.reference_masks[{i}]", p) for i, p in enumerate(detect.reference_masks)]
+    for key, value in named:
+        if value and not Path(value).expanduser().is_file():
+            raise ConfigError(key, f"no such file: {value}")
 
 
 def _check_cross_field(config: Config) -> None:
@@ -334,6 +350,8 @@ def _convert_scalar(hint: Any, value: Any, *, key: str) -> Any:
     if hint is float:
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             raise ConfigError(key, f"must be a number, got {value!r}")
+        if not math.isfinite(value):  # TOML allows nan and inf; no setting means them
+            raise ConfigError(key, f"must be a finite number, got {value!r}")
         return float(value)
     if hint is str:
         if not isinstance(value, str):
