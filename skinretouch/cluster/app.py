@@ -38,9 +38,10 @@ def worker_key(node: str) -> str:
     return f"{KEY_PREFIX}worker:{node}"
 
 
-def lock_key(sha256: str, config_sha256: str) -> str:
-    """Held by the task working on one photo content with one pipeline config."""
-    return f"{KEY_PREFIX}lock:{sha256}:{config_sha256}"
+def lock_key(path: str, sha256: str, config_sha256: str) -> str:
+    """Held by the task working on one photo file, with one content and one pipeline config."""
+    where = hashlib.sha256(path.encode("utf-8", "surrogateescape")).hexdigest()[:16]
+    return f"{KEY_PREFIX}lock:{where}:{sha256}:{config_sha256}"
 
 
 def deliveries_key(task_id: str) -> str:

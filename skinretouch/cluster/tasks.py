@@ -122,7 +122,7 @@ def _run(task: Any, context: WorkerContext, payload: dict[str, Any]) -> dict[str
     if not path.exists():
         return {"status": "skipped", "error": None, "reason": "vanished before its turn"}
 
-    lock = lock_key(payload["sha256"], context.config_sha256)
+    lock = lock_key(payload["path"], payload["sha256"], context.config_sha256)
     holder = _with_redis(lambda: _take_lock(context.redis, lock, task_id, cluster.visibility_timeout_s))
     if holder != task_id:
         log.info("photo_in_progress_elsewhere", holder=holder)
