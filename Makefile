@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 # numba caches compiled kernels here, so only the first run pays for compilation.
 export NUMBA_CACHE_DIR ?= $(CURDIR)/.numba_cache
 
-.PHONY: demo test bench doctor install-service clean system-deps
+.PHONY: demo test bench bench-cluster doctor install-service clean system-deps
 
 # Debian packages the test suite needs (services and tools it starts). `make test` installs the
 # missing ones when run as root (CI, containers); otherwise it prints the apt-get line to run.
@@ -42,6 +42,11 @@ test: system-deps $(VENV)/.installed-test $(BENCH_MACRO)
 
 bench: $(VENV)/.installed-test $(BENCH_MACRO)
 	$(BIN)/python -m skinretouch.benchmark --out bench/results
+
+# Cluster mode: photos/s with 1 and 2 Celery workers side by side on a private redis-server,
+# and the daemon's cost per photo enqueued (README, "Several machines").
+bench-cluster: system-deps $(VENV)/.installed-test
+	$(BIN)/python -m skinretouch.cluster.bench --out bench/results
 
 doctor: $(VENV)/.installed-demo
 	$(BIN)/skinretouch doctor

@@ -52,6 +52,35 @@ def test_machines_with_different_cluster_settings_share_the_pipeline_hash():
     assert Config().cluster.backend == "local"
 
 
+def test_hard_cases_go_to_gpu_workers_only_when_one_is_up_and_the_engine_fell_back():
+    from types import SimpleNamespace
+
+    from skinretouch.cluster.routing import HardCaseRouter, NeedsGpu
+
+    def region(route, hard):
+        return SimpleNamespace(route=route, hard_case=hard)
+
+    class Inner:
+        config = Config()
+
+        def __init__(self, regions):
+            self.regions = regions
+
+        def retouch(self, image, *, mask=None):
+            return SimpleNamespace(regions=self.regions)
+
+    fell_back = [region("freqsplit", False), region("patchmatch", True)]
+    with pytest.raises(NeedsGpu) as caught:
+        HardCaseRouter(Inner(fell_back), lambda: True).retouch(None)
+    assert caught.value.regions == [fell_back[1]]
+    # No GPU worker up: done here, classically (the report records the fallback).
+    assert HardCaseRouter(Inner(fell_back), lambda: False).retouch(None).regions == fell_back
+    # The hard case got its neural engine, or there is no hard case: nothing to hand on.
+    for regions in ([region("lama", True)], [region("freqsplit", False)]):
+        assert HardCaseRouter(Inner(regions), lambda: True).retouch(None).regions == regions
+    assert HardCaseRouter(Inner([]), lambda: True).config is Inner.config
+
+
 def test_worker_command_on_a_base_install_names_the_extra(monkeypatch, capsys):
     import sys
 

@@ -30,8 +30,10 @@ from ..daemon.queue import Job
 from ..daemon.worker import write_failed_report
 from ..report import read_report
 from ..sidecars import output_paths
-from .app import deliveries_key, lock_key
+from .app import TASK_NAME, deliveries_key, lock_key
 from .paths import PathMap
+from .registry import consumes, workers_seen
+from .routing import HardCaseRouter, NeedsGpu
 
 __all__ = ["PathNotVisible", "WorkerContext", "run_photo"]
 
@@ -83,8 +85,13 @@ def run_photo(task: Any, context: WorkerContext, payload: dict[str, Any]) -> dic
         structlog.contextvars.unbind_contextvars("task_id", "path")
     outcome.update(task_id=task_id, path=payload["path"], runner=context.runner,
                    seconds=round(time.perf_counter() - started, 4))
-    _with_redis(lambda: context.redis.rpush(payload["reply_to"], json.dumps(outcome)))
     _with_redis(lambda: context.redis.delete(deliveries_key(task_id)))
+    if outcome["status"] == "forward":
+        # Same task id: the daemon's outcome comes from the GPU worker.
+        task.app.send_task(TASK_NAME, kwargs={**payload, "may_forward": False}, task_id=task_id,
+                           queue=outcome["queue"])
+        return outcome
+    _with_redis(lambda: context.redis.rpush(payload["reply_to"], json.dumps(outcome)))
     return outcome
 
 
@@ -135,7 +142,15 @@ def _run(task: Any, context: WorkerContext, payload: dict[str, Any]) -> dict[str
         if not job.force and _outputs_complete(job, payload["sha256"], context.config_sha256):
             log.info("photo_already_done")
             return {"status": "skipped", "error": None, "reason": "outputs complete for this content and config"}
-        outcome = context.retoucher.process_file(path, out_dir=out_dir, force=True)
+        retoucher = context.retoucher
+        gpu_queue = cluster.gpu_queue
+        if payload.get("may_forward", True) and gpu_queue not in context.queues:
+            retoucher = HardCaseRouter(retoucher, lambda: _gpu_workers_up(context.redis, gpu_queue))
+        try:
+            outcome = retoucher.process_file(path, out_dir=out_dir, force=True)
+        except NeedsGpu as exc:
+            log.info("photo_to_gpu_queue", queue=gpu_queue, hard_cases=len(exc.regions))
+            return {"status": "forward", "queue": gpu_queue}
         if outcome.report_path is not None:
             _stamp_runner(Path(outcome.report_path), context.runner)
         log.info("photo", status=outcome.status, error=outcome.error,
@@ -144,6 +159,13 @@ def _run(task: Any, context: WorkerContext, payload: dict[str, Any]) -> dict[str
                 "timings_ms": dict(outcome.timings_ms or {})}
     finally:
         _with_redis(lambda: _release_lock(context.redis, lock, task_id))
+
+
+def _gpu_workers_up(redis: Any, gpu_queue: str) -> bool:
+    try:
+        return consumes(workers_seen(redis), gpu_queue)
+    except Exception:  # the broker is down: finish here rather than wait
+        return False
 
 
 def _count_start(redis: Any, task_id: str) -> int:
