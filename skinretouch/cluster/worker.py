@@ -10,6 +10,7 @@ onto the queue and redelivered.
 from __future__ import annotations
 
 import importlib
+import logging
 import os
 import socket
 import sys
@@ -30,6 +31,27 @@ log = structlog.get_logger(__name__)
 DEFAULT_RETOUCHER = "skinretouch.pipeline:Retoucher"
 
 
+class _StdlibToStructlog(logging.Handler):
+    """Celery's own messages (stdlib logging) as structlog events, so the worker's whole
+    output is one JSON line per event under systemd."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            message = record.getMessage()
+        except Exception:
+            message = str(record.msg)
+        event = {"logger": record.name}
+        if record.exc_info:
+            event["exc_info"] = record.exc_info
+        structlog.get_logger(record.name).log(record.levelno, message, **event)
+
+
+def _configure_logging(config: Config) -> None:
+    configure_logging(config.logging, stream=sys.stdout)
+    root = logging.getLogger()
+    root.handlers[:] = [_StdlibToStructlog()]
+
+
 def _load_factory(reference: str) -> Callable[[Config], Any]:
     module_name, _, attribute = reference.partition(":")
     return getattr(importlib.import_module(module_name), attribute)
@@ -45,7 +67,7 @@ def build_worker_app(config: Config, *, queues: tuple[str, ...], node: str, reto
     contexts: dict[int, WorkerContext] = {}  # by pid: one per pool process
 
     def load_pipeline(**_: Any) -> None:
-        configure_logging(config.logging, stream=sys.stdout)
+        _configure_logging(config)
         structlog.contextvars.bind_contextvars(worker=node, pid=os.getpid())
         factory = _load_factory(retoucher_factory)
         retoucher = factory(pipeline_config(config))
@@ -79,9 +101,13 @@ def run_worker(
 ) -> int:
     """Run a worker until SIGTERM (a warm shutdown: the current photos finish)."""
     require_cluster_extra()
+    from celery import signals
+
     from .registry import Heartbeat
 
-    configure_logging(config.logging, stream=sys.stdout)
+    _configure_logging(config)
+    # Connected, this signal tells Celery to leave logging as configured here.
+    signals.setup_logging.connect(_keep_logging, weak=False)
     queues = tuple(queues or (config.cluster.queue,))
     node = node or f"skinretouch-{os.getpid()}@{socket.gethostname()}"
     app = build_worker_app(config, queues=queues, node=node, retoucher_factory=retoucher_factory)
@@ -102,6 +128,10 @@ def run_worker(
     finally:
         heartbeat.stop()
     return 0
+
+
+def _keep_logging(**_: Any) -> None:
+    pass
 
 
 def _redact(url: str) -> str:
