@@ -177,7 +177,8 @@ def test_hundred_photos_through_two_workers_each_processed_once(tmp_path, redis)
         assert set(runners) == {"a@test", "b@test"}, runners  # both workers took photos
         assert all(_report(p)["runner"]["backend"] == "celery" for p in photos)
         _assert_one_complete_set_each(photos, hot)
-        assert daemon.status()["done"] == 100 and daemon.status()["running"] == []
+        daemon.wait_for(lambda: (daemon.status() or {}).get("done") == 100, 10, "status: 100 done")
+        assert daemon.status()["running"] == []
 
         from skinretouch.daemon.status import main_status
 

@@ -25,6 +25,7 @@ import structlog
 from ..config import Config, config_sha256, pipeline_config
 from ..daemon.queue import STOP, Job, JobQueue
 from ..daemon.worker import write_failed_report
+from ..files.outcome import FileOutcome
 from ..sidecars import output_paths
 
 __all__ = ["CeleryDispatcher"]
@@ -84,7 +85,7 @@ class CeleryDispatcher(threading.Thread):
         *,
         config: Config,
         state_dir: Path,
-        on_outcome: Callable[[Job, dict[str, Any], float], None],
+        on_outcome: Callable[[Job, FileOutcome, float], None],
         on_ready: Callable[[Any], None],
         on_fatal: Callable[[Any, str], None],
         abandon: threading.Event,
@@ -153,7 +154,7 @@ class CeleryDispatcher(threading.Thread):
     def _dispatch(self, job: Job) -> None:
         reason = self._precheck(job)
         if reason is not None:
-            self._finish(job, {"status": "skipped", "error": None, "reason": reason}, 0.0)
+            self._finish(job, FileOutcome(input_path=job.path, status="skipped", reason=reason), 0.0)
             return
         with self._in_flight_lock:
             while len(self._in_flight) >= self.config.cluster.max_in_flight and not self._abandon.is_set():
@@ -162,13 +163,13 @@ class CeleryDispatcher(threading.Thread):
         try:
             sha256 = _file_sha256(job.path)
         except FileNotFoundError:
-            self._finish(job, {"status": "skipped", "error": None, "reason": "vanished before its turn"}, 0.0)
+            self._finish(job, FileOutcome(input_path=job.path, status="skipped", reason="vanished before its turn"),
+                         0.0)
             return
         except OSError as exc:
             reason = f"cannot read the photo: {exc.strerror or exc}"
-            report = write_failed_report(job, reason)
-            self._finish(job, {"status": "failed", "error": reason,
-                               "report_path": str(report) if report else None}, 0.0)
+            report = write_failed_report(job, reason, self._report_settings())
+            self._finish(job, FileOutcome(input_path=job.path, status="failed", error=reason, report_path=report), 0.0)
             return
         task_id = str(uuid.uuid4())
         payload = {
@@ -238,16 +239,26 @@ class CeleryDispatcher(threading.Thread):
                      task_id=outcome.get("task_id"), runner=outcome.get("runner"))
             return
         job, sent_at = entry
-        report = output_paths(job.path, job.out_dir).report
-        if outcome.get("status") == "failed" and not outcome.get("report_written"):
+        status = outcome.get("status")
+        if status not in ("ok", "failed", "skipped"):
+            status, outcome["error"] = "failed", f"unknown outcome {status!r} from a worker"
+        report: Path | None = output_paths(job.path, job.out_dir).report
+        if status == "failed" and not outcome.get("report_written"):
             # The worker could not write beside the photo (it cannot see it): the daemon can.
-            written = write_failed_report(job, outcome.get("error") or "failed on a worker")
-            outcome["report_path"] = str(written) if written else None
-        else:
-            outcome["report_path"] = str(report) if report.exists() else None
-        self._finish(job, outcome, time.monotonic() - sent_at)
+            report = write_failed_report(job, outcome.get("error") or "failed on a worker", self._report_settings())
+        elif report is not None and not report.exists():
+            report = None
+        result = FileOutcome(input_path=job.path, status=status, error=outcome.get("error"),
+                             reason=outcome.get("reason"), report_path=report,
+                             timings_ms=dict(outcome.get("timings_ms") or {}))
+        self._finish(job, result, time.monotonic() - sent_at)
 
-    def _finish(self, job: Job, outcome: dict[str, Any], seconds: float) -> None:
+    def _report_settings(self) -> dict[str, Any]:
+        """``settings`` of a report the daemon writes itself (no pipeline is loaded here)."""
+        return {"config_sha256": config_sha256(pipeline_config(self.config)), "detector": "none (daemon)",
+                "mask_dilation_px": self.config.mask.dilation_px}
+
+    def _finish(self, job: Job, outcome: FileOutcome, seconds: float) -> None:
         try:
             self._on_outcome(job, outcome, seconds)
         finally:

@@ -5,7 +5,6 @@ classically here with the fallback recorded in its report (as in local mode)."""
 from __future__ import annotations
 
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
 __all__ = ["HardCaseRouter", "NeedsGpu", "regions_wanting_gpu"]
@@ -32,7 +31,7 @@ def regions_wanting_gpu(regions: list[Any]) -> list[Any]:
 
 
 class HardCaseRouter:
-    """Wraps a retoucher: ``retouch`` raises :class:`NeedsGpu` when a hard case fell back and
+    """Wraps a :class:`~skinretouch.pipeline.Retoucher` for the file stage: ``retouch`` raises :class:`NeedsGpu` when a hard case fell back and
     ``gpu_workers_up()`` says a GPU worker is there to take it. Everything else is the
     wrapped retoucher's."""
 
@@ -49,10 +48,3 @@ class HardCaseRouter:
         if wanting and self._gpu_workers_up():
             raise NeedsGpu(wanting)
         return result
-
-    def process_file(self, path: Path, *, out_dir: Path | None = None, force: bool = False) -> Any:
-        if not hasattr(self._inner, "retouch"):  # a stand-in pipeline without the in-memory stage
-            return self._inner.process_file(path, out_dir=out_dir, force=force)
-        from ..processing import process_file
-
-        return process_file(self, path, out_dir=out_dir, force=force)

@@ -28,7 +28,7 @@ from ..config import Config, config_sha256, pipeline_config
 from ..daemon.paths import temp_names_for
 from ..daemon.queue import Job
 from ..daemon.worker import write_failed_report
-from ..report import read_report
+from ..files.report import read_report
 from ..sidecars import output_paths
 from .app import TASK_NAME, deliveries_key, lock_key
 from .paths import PathMap
@@ -52,7 +52,7 @@ class WorkerContext:
     """What one worker process loads once: config, pipeline, broker client, identity."""
 
     config: Config
-    retoucher: Any
+    processor: Any  # a skinretouch.files.outcome.FileProcessor
     redis: Any
     node: str
     queues: tuple[str, ...]
@@ -123,7 +123,7 @@ def _run(task: Any, context: WorkerContext, payload: dict[str, Any]) -> dict[str
                   "(a crash or an out-of-memory kill); not retried")
         log.error("photo_kills_workers", starts=starts - 1)
         _remove_temps(job)
-        report = write_failed_report(job, reason)
+        report = write_failed_report(job, reason, context.processor.report_settings())
         return {"status": "failed", "error": reason, "report_written": report is not None}
 
     if not path.exists():
@@ -142,12 +142,16 @@ def _run(task: Any, context: WorkerContext, payload: dict[str, Any]) -> dict[str
         if not job.force and _outputs_complete(job, payload["sha256"], context.config_sha256):
             log.info("photo_already_done")
             return {"status": "skipped", "error": None, "reason": "outputs complete for this content and config"}
-        retoucher = context.retoucher
+        processor = context.processor
         gpu_queue = cluster.gpu_queue
-        if payload.get("may_forward", True) and gpu_queue not in context.queues:
-            retoucher = HardCaseRouter(retoucher, lambda: _gpu_workers_up(context.redis, gpu_queue))
         try:
-            outcome = retoucher.process_file(path, out_dir=out_dir, force=True)
+            if payload.get("may_forward", True) and gpu_queue not in context.queues and hasattr(processor, "retoucher"):
+                from ..files.stage import process_file
+
+                router = HardCaseRouter(processor.retoucher, lambda: _gpu_workers_up(context.redis, gpu_queue))
+                outcome = process_file(router, path, out_dir=out_dir, force=True)
+            else:
+                outcome = processor.process_file(path, out_dir=out_dir, force=True)
         except NeedsGpu as exc:
             log.info("photo_to_gpu_queue", queue=gpu_queue, hard_cases=len(exc.regions))
             return {"status": "forward", "queue": gpu_queue}

@@ -28,7 +28,7 @@ __all__ = ["DEFAULT_RETOUCHER", "build_worker_app", "run_worker"]
 
 log = structlog.get_logger(__name__)
 
-DEFAULT_RETOUCHER = "skinretouch.pipeline:Retoucher"
+DEFAULT_RETOUCHER = "skinretouch.files.stage:RetouchFiles"
 
 
 class _StdlibToStructlog(logging.Handler):
@@ -53,6 +53,7 @@ def _configure_logging(config: Config) -> None:
 
 
 def _load_factory(reference: str) -> Callable[[Config], Any]:
+    """The ``(Config) -> FileProcessor`` named by ``"module:attribute"``."""
     module_name, _, attribute = reference.partition(":")
     return getattr(importlib.import_module(module_name), attribute)
 
@@ -70,11 +71,11 @@ def build_worker_app(config: Config, *, queues: tuple[str, ...], node: str, reto
         _configure_logging(config)
         structlog.contextvars.bind_contextvars(worker=node, pid=os.getpid())
         factory = _load_factory(retoucher_factory)
-        retoucher = factory(pipeline_config(config))
-        warm_up = getattr(retoucher, "warm_up", None)
+        processor = factory(pipeline_config(config))
+        warm_up = getattr(processor, "warm_up", None)
         if callable(warm_up):
             warm_up()
-        contexts[os.getpid()] = WorkerContext(config=config, retoucher=retoucher, redis=redis_client(config.cluster),
+        contexts[os.getpid()] = WorkerContext(config=config, processor=processor, redis=redis_client(config.cluster),
                                               node=node, queues=queues)
         log.info("worker_process_ready", queues=list(queues))
 

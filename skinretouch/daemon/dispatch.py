@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from ..config import Config
+from ..files.outcome import FileOutcome
 from .queue import Job, JobQueue
 from .worker import WorkerSlot
 
@@ -27,7 +28,7 @@ def start_dispatchers(
     *,
     state_dir: Path,
     factory_ref: str,
-    on_outcome: Callable[[Job, dict[str, Any], float], None],
+    on_outcome: Callable[[Job, FileOutcome, float], None],
     on_ready: Callable[[Any], None],
     on_fatal: Callable[[Any, str], None],
     abandon: threading.Event,
