@@ -73,7 +73,8 @@ class Worker:
     """One ``skinretouch worker`` process (Celery main process + its pool processes)."""
 
     def __init__(self, tmp: Path, name: str, *, sections: dict[str, dict], queues: str | None = None,
-                 fake_delay_s: float = 0.01, fake_log: Path | None = None, concurrency: int = 1) -> None:
+                 fake_delay_s: float = 0.01, fake_log: Path | None = None, concurrency: int = 1,
+                 factory: str = "daemon_fake:FakeRetoucher") -> None:
         self.name = name
         self.config_path = write_config(tmp / f"worker-{name}.toml", sections)
         self.stdout_path = tmp / f"worker-{name}.log"
@@ -84,7 +85,7 @@ class Worker:
         env.setdefault("NUMBA_CACHE_DIR", "/tmp/numba_cache")
         args = [sys.executable, "-m", "skinretouch", "worker", "--config", str(self.config_path),
                 "--name", f"{name}@test", "--concurrency", str(concurrency),
-                "--retoucher-factory", "daemon_fake:FakeRetoucher"]
+                "--retoucher-factory", factory]
         if queues:
             args += ["--queues", queues]
         self._stdout = open(self.stdout_path, "wb")
