@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 import structlog
+from celery.exceptions import Retry
 
 from ..atomic import atomic_write_bytes
 from ..config import Config, config_sha256, pipeline_config
@@ -81,6 +82,11 @@ def run_photo(task: Any, context: WorkerContext, payload: dict[str, Any]) -> dic
     started = time.perf_counter()
     try:
         outcome = _run(task, context, payload)
+    except Retry:
+        raise
+    except Exception as exc:  # a bug or the soft time limit outside the file stage: still an outcome
+        log.exception("task_failed")
+        outcome = _failed_here(context, payload, f"failed on worker {context.node}: {type(exc).__name__}: {exc}")
     finally:
         structlog.contextvars.unbind_contextvars("task_id", "path")
     outcome.update(task_id=task_id, path=payload["path"], runner=context.runner,
@@ -93,6 +99,19 @@ def run_photo(task: Any, context: WorkerContext, payload: dict[str, Any]) -> dic
         return outcome
     _with_redis(lambda: context.redis.rpush(payload["reply_to"], json.dumps(outcome)))
     return outcome
+
+
+def _failed_here(context: WorkerContext, payload: dict[str, Any], reason: str) -> dict[str, Any]:
+    """A failed outcome, with its report beside the photo when this worker can write it."""
+    out_dir = context.paths.to_local(payload["out_dir"]) if payload.get("out_dir") else None
+    job = Job(path=Path(context.paths.to_local(payload["path"])), root=Path(context.paths.to_local(payload["root"])),
+              out_dir=Path(out_dir) if out_dir else None)
+    try:
+        settings = context.processor.report_settings()
+    except Exception:
+        settings = {}
+    report = write_failed_report(job, reason, settings) if job.root.is_dir() else None
+    return {"status": "failed", "error": reason, "report_written": report is not None}
 
 
 def _run(task: Any, context: WorkerContext, payload: dict[str, Any]) -> dict[str, Any]:
