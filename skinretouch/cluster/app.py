@@ -91,6 +91,9 @@ def make_app(cluster: ClusterConfig) -> Any:
         worker_redirect_stdouts=False,
         # Loading and warming the pipeline in a fresh pool process takes seconds.
         worker_proc_alive_timeout=300.0,
+        # A dead pool process's task goes back on the queue after this wait for a result
+        # the process might have sent; ours send theirs to the daemon's list themselves.
+        worker_lost_wait=1.0,
         worker_send_task_events=False,
         worker_enable_remote_control=False,
     )
