@@ -190,6 +190,10 @@ def test_hundred_photos_through_two_workers_each_processed_once(tmp_path, redis)
         assert "waiting:  cpu: 0   gpu: 0" in text and "2 seen" in text, text
         assert "a@test" in text and "b@test" in text
 
+    # The workers log JSON lines; each photo's carries its task id.
+    photo_lines = [e for e in Daemon.events_of(workers[0].stdout_path) if e.get("event") == "photo"]
+    assert photo_lines and all(e["task_id"] and e["path"].startswith(str(hot)) for e in photo_lines)
+
 
 def test_kill_9_of_a_worker_mid_photo_loses_and_doubles_nothing(tmp_path, redis):
     hot = tmp_path / "hot"
