@@ -5,11 +5,11 @@ BIN := $(VENV)/bin
 # numba caches compiled kernels here, so only the first run pays for compilation.
 export NUMBA_CACHE_DIR ?= $(CURDIR)/.numba_cache
 
-.PHONY: demo test soak bench doctor install-service clean system-deps
+.PHONY: demo test soak bench bench-cluster doctor install-service clean system-deps
 
 # Debian packages the test suite needs (services and tools it starts). `make test` installs the
 # missing ones when run as root (CI, containers); otherwise it prints the apt-get line to run.
-SYSTEM_PACKAGES :=
+SYSTEM_PACKAGES := redis-server
 
 system-deps:
 	@missing=""; for p in $(SYSTEM_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
@@ -48,6 +48,11 @@ soak: $(VENV)/.installed-test
 
 bench: $(VENV)/.installed-test $(BENCH_MACRO)
 	$(BIN)/python -m skinretouch.benchmark --out bench/results
+
+# Cluster mode: photos/s with 1 and 2 Celery workers side by side on a private redis-server,
+# and the daemon's cost per photo enqueued (README, "Several machines").
+bench-cluster: system-deps $(VENV)/.installed-test
+	$(BIN)/python -m skinretouch.cluster.bench --out bench/results
 
 doctor: $(VENV)/.installed-demo
 	$(BIN)/skinretouch doctor

@@ -117,6 +117,16 @@ def _build_parser() -> argparse.ArgumentParser:
     status.add_argument("--config", type=Path, metavar="FILE")
     status.set_defaults(handler=_cmd_status)
 
+    worker = commands.add_parser("worker", help="run a cluster worker (cluster.backend = \"celery\")")
+    worker.add_argument("--config", type=Path, metavar="FILE")
+    worker.add_argument("--queues", metavar="Q1,Q2", help="queues to take photos from (default: cluster.queue; "
+                        "add cluster.gpu_queue on a machine with a GPU)")
+    worker.add_argument("--concurrency", type=int, default=1, metavar="N",
+                        help="photos at once (pool processes; default 1: one photo already uses every core)")
+    worker.add_argument("--name", metavar="NODE", help="worker name (default skinretouch-PID@HOST)")
+    worker.add_argument("--retoucher-factory", default=None, help=argparse.SUPPRESS)
+    worker.set_defaults(handler=_cmd_worker)
+
     doctor = commands.add_parser("doctor", help="which engines and backends are available, and why not")
     doctor.add_argument("--config", type=Path, metavar="FILE")
     doctor.set_defaults(handler=_cmd_doctor)
@@ -187,6 +197,22 @@ def _cmd_status(args: argparse.Namespace, config: Config) -> int:
     from .daemon.status import main_status
 
     return main_status(config)
+
+
+def _cmd_worker(args: argparse.Namespace, config: Config) -> int:
+    from .cluster import MissingExtra, require_cluster_extra
+
+    try:
+        require_cluster_extra()
+    except MissingExtra as exc:
+        raise _UsageError(str(exc)) from None
+    if args.concurrency < 1:
+        raise _UsageError("--concurrency must be at least 1")
+    queues = tuple(q.strip() for q in args.queues.split(",") if q.strip()) if args.queues else None
+    from .cluster.worker import DEFAULT_RETOUCHER, run_worker
+
+    return run_worker(config, queues=queues, concurrency=args.concurrency, node=args.name,
+                      retoucher_factory=args.retoucher_factory or DEFAULT_RETOUCHER)
 
 
 def _cmd_doctor(args: argparse.Namespace, config: Config) -> int:

@@ -24,6 +24,7 @@ from typing import Annotated, Any, Literal
 from .errors import ConfigError
 
 __all__ = [
+    "ClusterConfig",
     "Config",
     "DaemonConfig",
     "DetectConfig",
@@ -37,6 +38,7 @@ __all__ = [
     "config_sha256",
     "load_config",
     "parse_config",
+    "pipeline_config",
 ]
 
 
@@ -205,6 +207,34 @@ class DaemonConfig:
 
 
 @dataclass(frozen=True, kw_only=True)
+class ClusterConfig:
+    """Where the daemon's photos are processed: its own worker processes, or a Celery cluster."""
+
+    # "local": the daemon's own worker processes; "celery": workers on any machine, via the broker
+    backend: Literal["local", "celery"] = "local"
+    # Redis URL of the broker (and of the workers' outcomes and heartbeats)
+    broker: str = "redis://localhost:6379/0"
+    # queue of ordinary photos (every `skinretouch worker` consumes it unless told otherwise)
+    queue: str = "cpu"
+    # queue of hard cases that want a neural engine; used only while a worker consumes it
+    gpu_queue: str = "gpu"
+    # the hot folder as the daemon sees it = as this machine sees it, e.g. "/srv/photos=/mnt/photos"
+    path_map: tuple[str, ...] = ()
+    # a photo running longer than this (seconds) is killed and gets a failed report
+    time_limit_s: Annotated[float, Range(1.0, None)] = 600.0
+    # seconds before the broker hands an unacknowledged photo to another worker; above time_limit_s
+    visibility_timeout_s: Annotated[float, Range(1.0, None)] = 3600.0
+    # retries of a transient error (shared folder not visible, I/O error) before a failed report
+    max_retries: NonNegativeInt = 3
+    # wait before the first retry (seconds), doubled for each further one
+    retry_backoff_s: Seconds = 5.0
+    # a photo whose worker process died this many times (crash, OOM kill) gets a failed report
+    max_deliveries: PositiveInt = 3
+    # most photos sent to the cluster and not yet finished (the daemon waits beyond that)
+    max_in_flight: PositiveInt = 1000
+
+
+@dataclass(frozen=True, kw_only=True)
 class LoggingConfig:
     """Structured logs: JSON for the service, readable on a terminal."""
 
@@ -223,6 +253,7 @@ class Config:
     removal: RemovalConfig = field(default_factory=RemovalConfig)
     engines: EnginesConfig = field(default_factory=EnginesConfig)
     daemon: DaemonConfig = field(default_factory=DaemonConfig)
+    cluster: ClusterConfig = field(default_factory=ClusterConfig)
     logging: LoggingConfig = field(default_factory=LoggingConfig)
 
     def replace(self, section: str, **changes: Any) -> Config:
@@ -282,6 +313,15 @@ def _check_input_files(config: Config) -> None:
             raise ConfigError(key, f"no such file: {value}")
 
 
+def pipeline_config(config: Config) -> Config:
+    """``config`` with the sections only the daemon and the cluster read reset to defaults.
+
+    Every machine of a cluster has its own daemon, cluster and logging settings (its own
+    path mapping), so their hash of this view is the same when they retouch alike.
+    """
+    return dataclasses.replace(config, daemon=DaemonConfig(), cluster=ClusterConfig(), logging=LoggingConfig())
+
+
 def _check_cross_field(config: Config) -> None:
     route = config.route
     if route.texture_ratio_min >= route.texture_ratio_max:
@@ -290,6 +330,26 @@ def _check_cross_field(config: Config) -> None:
         raise ConfigError(
             "mask.feather_px", "must not exceed mask.dilation_px (the blend stays inside the mask)"
         )
+    _check_cluster(config.cluster)
+
+
+def _check_cluster(cluster: ClusterConfig) -> None:
+    if cluster.visibility_timeout_s <= cluster.time_limit_s:
+        raise ConfigError(
+            "cluster.visibility_timeout_s",
+            "must exceed cluster.time_limit_s (else a slow photo is handed to a second worker)",
+        )
+    if not cluster.broker.startswith(("redis://", "rediss://", "unix://")):
+        raise ConfigError("cluster.broker", f"must be a redis://, rediss:// or unix:// URL, got {cluster.broker!r}")
+    if cluster.queue == cluster.gpu_queue:
+        raise ConfigError("cluster.gpu_queue", "must differ from cluster.queue")
+    for index, rule in enumerate(cluster.path_map):
+        daemon_side, sep, worker_side = rule.partition("=")
+        if not sep or not daemon_side.strip().startswith("/") or not worker_side.strip().startswith("/"):
+            raise ConfigError(
+                f"cluster.path_map[{index}]",
+                f"must be \"DAEMON_PATH=WORKER_PATH\" with two absolute paths, got {rule!r}",
+            )
 
 
 def _build(cls: type, data: Any, *, prefix: str) -> Any:

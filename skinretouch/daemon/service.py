@@ -35,6 +35,7 @@ from ..config import Config, load_config
 from ..errors import ConfigError
 from ..files.outcome import FileOutcome
 from ..sidecars import output_paths
+from .dispatch import start_dispatchers
 from .paths import HotFolders, resolve_state_dir
 from .queue import Job, JobQueue, Offer
 from .scan import Scanner, looks_done, remove_stale_temps
@@ -178,7 +179,7 @@ class HotFolderService:
         self.stop_event = threading.Event()  # stops the scanner and the settle tracker
         self.abandon_event = threading.Event()  # grace time over: kill running photos
         self.overflowed = threading.Event()
-        self.slots: list[WorkerSlot] = []
+        self.slots: list = []  # local worker slots, or the cluster dispatcher
         self.watcher: Watcher | None = None
         self.tracker: SettleTracker | None = None
         self.scanner: Scanner | None = None
@@ -456,20 +457,17 @@ class HotFolderService:
         )
         self.notifier.status("loading the pipeline")
         self._write_status(force=True)
-        for index in range(daemon_config.workers):
-            slot = WorkerSlot(
-                index,
-                self.queue,
-                config=self.config,
-                factory_ref=self.retoucher_factory,
-                on_outcome=self._on_outcome,
-                on_ready=self._on_ready,
-                on_fatal=self._on_fatal,
-                abandon=self.abandon_event,
-                precheck=self._precheck,
-            )
-            slot.start()
-            self.slots.append(slot)
+        self.slots = start_dispatchers(
+            self.config,
+            self.queue,
+            state_dir=self.state_dir,
+            factory_ref=self.retoucher_factory,
+            on_outcome=self._on_outcome,
+            on_ready=self._on_ready,
+            on_fatal=self._on_fatal,
+            abandon=self.abandon_event,
+            precheck=self._precheck,
+        )
 
         while not all(slot.ready.is_set() for slot in self.slots):
             signals = self._wait_for_signals(MAIN_TICK_S)

@@ -232,6 +232,10 @@ def main_status(config: Config, *, stream: TextIO | None = None) -> int:
         print("  recent failures:", file=out)
         for item in failures[-10:]:
             print(f"    {item['path']}: {item['error']}", file=out)
+    if config.cluster.backend == "celery":
+        from ..cluster.status import print_cluster_status
+
+        print_cluster_status(config.cluster, out)
     return 0 if holder else 1
 
 
