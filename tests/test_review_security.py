@@ -84,10 +84,15 @@ def test_paths_outside_the_folders_refused(client: TestClient, key: str) -> None
 
 
 def test_symlinked_report_leading_out_refused(client: TestClient, folders: dict[str, Path]) -> None:
-    os.symlink(folders["photos"] / "portrait.png.retouch.json", folders["outside"] / "x.retouch.json")
+    # A folder symlink leading to a report (and photo) outside: listed by nothing, served to no one.
+    report = (folders["photos"] / "portrait.png.retouch.json").read_text()
+    (folders["outside"] / "secret.png.retouch.json").write_text(report.replace(str(folders["photos"] / "portrait.png"),
+                                                                               str(folders["outside"] / "secret.png")))  # fmt: skip
     os.symlink(folders["outside"], folders["photos"] / "linked")
     try:
-        assert client.get("/api/photo?p=0/linked/x", headers=AUTH).status_code == 403
+        assert client.get("/api/photo?p=0/linked/secret.png", headers=AUTH).status_code == 403
+        assert client.get("/api/preview?p=0/linked/secret.png&v=before", headers=AUTH).status_code == 403
+        assert [p["name"] for p in client.get("/api/photos", headers=AUTH).json()["photos"]] == ["portrait.png"]
     finally:
         (folders["photos"] / "linked").unlink()
 

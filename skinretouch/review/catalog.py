@@ -45,7 +45,8 @@ class FolderGuard:
         if not index_text.isdigit() or int(index_text) >= len(self.roots) or not relative_text:
             raise OutsideFolders(f"no photo {key!r}")
         relative = PurePosixPath(relative_text)
-        if relative.is_absolute() or any(part in ("", ".", "..") for part in relative.parts) or "\\" in relative_text:
+        # Only the canonical spelling: "a/./b", "a//b", "..", "\\" and absolute paths are refused.
+        if relative.is_absolute() or relative.as_posix() != relative_text or ".." in relative.parts or "\\" in relative_text:
             raise OutsideFolders(f"no photo {key!r}")
         report = self.roots[int(index_text)].joinpath(*relative.parts[:-1], relative.name + REPORT_SUFFIX)
         real = self.check(report)
