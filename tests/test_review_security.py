@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import json
 import os
 import subprocess
 import sys
@@ -133,6 +134,15 @@ def test_same_origin_post_accepted_and_recorded(client: TestClient, folders: dic
     assert response.json()["review"] == "approved"
     response = client.post("/api/undo", json={"p": "0/portrait.png"}, headers=headers)
     assert response.json()["review"] is None
+    batch = client.post("/api/approve-all", json={"keys": ["0/portrait.png"]}, headers=headers).json()
+    assert batch == {"approved": ["0/portrait.png"], "skipped": []}
+    report = json.loads((folders["photos"] / "portrait.png.retouch.json").read_text())
+    assert report["review"]["status"] == "approved" and report["review"]["rejected"] == []
+    assert report["review"]["accepted"] == [region["id"] for region in report["regions"]]
+    again = client.post("/api/approve-all", json={"keys": ["0/portrait.png"]}, headers=headers).json()
+    assert again == {"approved": [], "skipped": ["0/portrait.png"]}
+    client.post("/api/undo", json={"p": "0/portrait.png"}, headers=headers)
+    assert "review" not in json.loads((folders["photos"] / "portrait.png.retouch.json").read_text())
 
 
 def test_loopback_names() -> None:

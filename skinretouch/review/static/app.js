@@ -108,6 +108,7 @@
     const detail = await api(`/api/photo?p=${encodeURIComponent(key)}`);
     const index = shown.findIndex((p) => p.key === key);
     if (index >= 0) selected = index;
+    setTool("select");
     await showDetail(detail, { refit: true });
     const ms = performance.now() - started;
     window.reviewTimings.push({ key, ms });
