@@ -178,3 +178,23 @@ def test_cli_prints_the_url_first_and_serves_with_its_token(folders: dict[str, P
     finally:
         process.terminate()
         process.wait(timeout=10)
+
+
+def test_failed_photo_listed_flagged_and_not_applied(tmp_path: Path) -> None:
+    from skinretouch.pipeline import Retoucher
+
+    folder = tmp_path / "photos"
+    folder.mkdir()
+    (folder / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\nnot really a png")
+    with Retoucher(Config()) as retoucher:
+        assert retoucher.process_file(folder / "broken.png").status == "failed"
+    app = build_app([folder], make_retoucher=_no_retoucher, cache_dir=tmp_path / "cache", keys=Secrets(token="t0ken", csrf="c"))
+    client = TestClient(app)
+    (row,) = client.get("/api/photos", headers=AUTH).json()["photos"]
+    assert row["failed"] and row["needs_review"] and row["status"] == "failed" and row["error"]
+    detail = client.get("/api/photo?p=0/broken.png", headers=AUTH).json()
+    assert detail["status"] == "failed" and detail["regions"] == [] and "after" not in detail["variants"]
+    headers = {**AUTH, "X-CSRF-Token": "c"}
+    response = client.post("/api/apply", json={"p": "0/broken.png", "strokes": [{"radius": 3, "points": [[1, 1]]}]}, headers=headers)
+    assert response.status_code == 400 and "no automatic result" in response.json()["error"]
+    assert client.post("/api/approve", json={"p": "0/broken.png"}, headers=headers).status_code == 400

@@ -11,7 +11,6 @@ The report keeps schema 1 and gains one ``review`` object.
 from __future__ import annotations
 
 import datetime as _dt
-import io
 import shutil
 import threading
 from collections.abc import Callable

@@ -197,6 +197,8 @@ def _detail(photo: Photo) -> dict[str, Any]:
     """What the photo view needs: geometry, preview and tile URLs, regions and review."""
     info = photo.report.get("input") or {}
     width, height = int(info.get("width") or 0), int(info.get("height") or 0)
+    if not (width and height):  # a failed photo's report may not know its size
+        width, height = _stored_size(photo.input_path)
     review = photo.review or {}
     strokes = ((review.get("added_mask") or {}).get("strokes")) or []
     variants = {}
@@ -222,6 +224,17 @@ def _detail(photo: Photo) -> dict[str, Any]:
         "decision": {"rejected": review.get("rejected", []), "kept": review.get("kept", []), "strokes": strokes},
         "reviewed_at": review.get("reviewed_at"),
     }
+
+
+def _stored_size(path: Path) -> tuple[int, int]:
+    """The stored pixel grid's size from the file's header, (0, 0) if it cannot be read."""
+    from PIL import Image
+
+    try:
+        with Image.open(path) as picture:
+            return picture.size
+    except (OSError, ValueError, Image.DecompressionBombError):
+        return 0, 0
 
 
 def _quote(text: str) -> str:

@@ -140,6 +140,11 @@
       return query ? img.decode().catch(() => say(`cannot load the ${variant} preview`, true)) : Promise.resolve();
     });
     await Promise.all(loads);
+    if (!detail.width || !detail.height) {
+      say(`${detail.name}: ${detail.error || "cannot read this photo"}`, true);
+      return;
+    }
+    if (detail.status !== "ok") say(`processing failed: ${detail.error || "unknown error"}`, true);
     if (refit) fit();
     renderRegions();
     renderStatus();
