@@ -123,7 +123,7 @@ def _build_parser() -> argparse.ArgumentParser:
 
 
 def _cmd_process(args: argparse.Namespace, config: Config) -> int:
-    from .batch import collect_inputs, run_batch
+    from .cli_process import collect_inputs, run_batch
 
     if args.mask is not None and (len(args.paths) != 1 or args.paths[0].is_dir()):
         raise _UsageError("--mask applies to exactly one image file")

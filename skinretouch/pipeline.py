@@ -1,7 +1,8 @@
 """The in-memory pipeline: detect → dilate → split into regions → route → remove → composite.
 
 :class:`Retoucher` holds what is loaded once per process (the detector, warmed kernels)
-and works on float32 RGB arrays; :mod:`skinretouch.processing` wraps it for files.
+and works on float32 RGB arrays. It knows nothing of files or reports: the file stage
+(:mod:`skinretouch.files`) wraps it for photos on disk.
 """
 
 from __future__ import annotations
@@ -11,13 +12,10 @@ import os
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
-from pathlib import Path
 
 import numpy as np
 
 from .config import Config
-from .detection import Detection
 from .engines.inpaint_base import EngineError
 from .engines.manager import CLASSICAL, ROUTE_HARD, ROUTE_MEDIUM, EngineManager, choose_engine, engine_class
 from .engines.reference import detector_from_config
@@ -25,12 +23,11 @@ from .kernels import removal
 from .kernels.composite import composite, feather_alpha
 from .kernels.spots import fill_spots
 from .kernels.texture import texture_ratio
-from .processing import FileOutcome, process_file
 from .regions import ROUTE_FREQSPLIT, ROUTE_PATCHMATCH, SIZE_MEDIUM, Region, build_regions, detection_from_mask
-from .report import RegionRecord
+from .results import Patch, RegionRecord, RetouchResult
 from .timing import ms_since
 
-__all__ = ["FileOutcome", "Patch", "RetouchResult", "Retoucher"]
+__all__ = ["Patch", "RetouchResult", "Retoucher"]
 
 # Below this many pixels a texture ratio is mostly noise, so it flags nothing.
 MIN_TEXTURE_AREA_PX = 40
@@ -44,46 +41,8 @@ ENGINE_BY_ROUTE = {
 ROUTE_BY_ENGINE = {"lama": "lama", "flux-fill": "flux"}
 
 
-@dataclass(frozen=True)
-class Patch:
-    """New pixel values for one region: ``values`` go where ``hole`` is true in ``window``."""
-
-    window: tuple[slice, slice]
-    hole: np.ndarray
-    values: np.ndarray  # (n, 3) float32, the hole's pixels in raster order
-
-
-@dataclass(kw_only=True)
-class RetouchResult:
-    """What :meth:`Retoucher.retouch` produced for one image."""
-
-    original: np.ndarray
-    patches: list[Patch]
-    applied_mask: np.ndarray
-    regions: list[RegionRecord]
-    detection: Detection
-    timings_ms: dict[str, float] = field(default_factory=dict)
-
-    @property
-    def pixels(self) -> np.ndarray:
-        """The retouched image as float32 RGB (a new array)."""
-        out = self.original.copy()
-        for patch in self.patches:
-            out[patch.window][patch.hole] = patch.values
-        return out
-
-    def apply_to(self, stored: np.ndarray) -> np.ndarray:
-        """The retouched image in the stored integer dtype; untouched pixels bit-identical."""
-        peak = np.iinfo(stored.dtype).max
-        out = stored.copy()
-        for patch in self.patches:
-            quantised = np.clip(np.rint(patch.values * peak), 0, peak).astype(stored.dtype)
-            out[patch.window][patch.hole] = quantised
-        return out
-
-
 class Retoucher:
-    """Loads the detector once and retouches images and files with one configuration.
+    """Loads the detector once and retouches images with one configuration.
 
     Parameters
     ----------
@@ -194,25 +153,6 @@ class Retoucher:
             regions=records,
             detection=detection,
             timings_ms=timings,
-        )
-
-    def process_file(
-        self,
-        path: str | os.PathLike[str],
-        *,
-        out_dir: str | os.PathLike[str] | None = None,
-        mask_path: str | os.PathLike[str] | None = None,
-        force: bool = False,
-        debug_overlay: bool = False,
-    ) -> FileOutcome:
-        """Decode, retouch and write one photo's outputs; never raises for a bad photo."""
-        return process_file(
-            self,
-            Path(path),
-            out_dir=Path(out_dir) if out_dir is not None else None,
-            mask_path=Path(mask_path) if mask_path is not None else None,
-            force=force,
-            debug_overlay=debug_overlay,
         )
 
     def _repair_regions(
