@@ -10,8 +10,9 @@ from PIL import Image
 
 from skinretouch.config import Config
 from skinretouch.pipeline import Retoucher
-from skinretouch.processing import encode_mask_png, process_file
-from skinretouch.report import InputInfo, RegionRecord, Report
+from skinretouch.files.report import InputInfo, Report
+from skinretouch.files.stage import encode_mask_png, process_file
+from skinretouch.results import RegionRecord
 from skinretouch.sidecars import output_paths
 
 # Three dark spots planted on the synthetic skin, as (x, y, radius) in pixels.

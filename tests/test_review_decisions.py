@@ -7,11 +7,13 @@ import json
 from pathlib import Path
 
 import numpy as np
+import jsonschema
 import pytest
 from PIL import Image
 
 from review_helpers import SPOTS, disc, make_processed_photo
 from skinretouch.config import Config
+from skinretouch.files.report import REPORT_JSON_SCHEMA
 from skinretouch.pipeline import Retoucher
 from skinretouch.review.catalog import FolderGuard, load_photo, scan_photos
 from skinretouch.review.decisions import Decision, Reviewer, ReviewError, Stroke, rasterize_strokes
@@ -64,6 +66,7 @@ def test_apply_keep_brush_then_undo(tmp_path: Path) -> None:
 
     on_disk = json.loads(photo.report_path.read_text())
     assert on_disk == report and on_disk["schema"] == 1 and on_disk["status"] == "ok"
+    jsonschema.validate(on_disk, REPORT_JSON_SCHEMA)  # still a schema-1 report, the review added
     review = on_disk["review"]
     assert review["rejected"] == [rejected] and review["kept"] == [kept] and review["status"] == "applied"
     assert sorted(review["accepted"] + review["rejected"] + review["kept"]) == sorted(r["id"] for r in photo.automatic["regions"])

@@ -10,6 +10,7 @@ import sys
 import urllib.request
 from pathlib import Path
 
+import jsonschema
 import pytest
 
 pytest.importorskip("starlette")
@@ -17,6 +18,7 @@ from starlette.testclient import TestClient  # noqa: E402
 
 from review_helpers import make_processed_photo  # noqa: E402
 from skinretouch.config import Config  # noqa: E402
+from skinretouch.files.report import REPORT_JSON_SCHEMA  # noqa: E402
 from skinretouch.review.security import Secrets, is_loopback  # noqa: E402
 from skinretouch.review.server import build_app, open_server  # noqa: E402
 
@@ -139,6 +141,7 @@ def test_same_origin_post_accepted_and_recorded(client: TestClient, folders: dic
     report = json.loads((folders["photos"] / "portrait.png.retouch.json").read_text())
     assert report["review"]["status"] == "approved" and report["review"]["rejected"] == []
     assert report["review"]["accepted"] == [region["id"] for region in report["regions"]]
+    jsonschema.validate(report, REPORT_JSON_SCHEMA)
     again = client.post("/api/approve-all", json={"keys": ["0/portrait.png"]}, headers=headers).json()
     assert again == {"approved": [], "skipped": ["0/portrait.png"]}
     client.post("/api/undo", json={"p": "0/portrait.png"}, headers=headers)
@@ -181,13 +184,14 @@ def test_cli_prints_the_url_first_and_serves_with_its_token(folders: dict[str, P
 
 
 def test_failed_photo_listed_flagged_and_not_applied(tmp_path: Path) -> None:
+    from skinretouch.files.stage import process_file
     from skinretouch.pipeline import Retoucher
 
     folder = tmp_path / "photos"
     folder.mkdir()
     (folder / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\nnot really a png")
     with Retoucher(Config()) as retoucher:
-        assert retoucher.process_file(folder / "broken.png").status == "failed"
+        assert process_file(retoucher, folder / "broken.png").status == "failed"
     app = build_app([folder], make_retoucher=_no_retoucher, cache_dir=tmp_path / "cache", keys=Secrets(token="t0ken", csrf="c"))
     client = TestClient(app)
     (row,) = client.get("/api/photos", headers=AUTH).json()["photos"]

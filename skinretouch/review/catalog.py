@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import Any
 
-from ..report import read_report
+from ..files.report import read_report
 from ..sidecars import REPORT_SUFFIX, output_paths
 
 __all__ = ["REVIEW_DIR", "FolderGuard", "OutsideFolders", "Photo", "load_photo", "scan_photos"]

@@ -20,11 +20,11 @@ from typing import TYPE_CHECKING, Any
 
 import cv2
 import numpy as np
-from PIL import Image
 
 from ..atomic import atomic_write_bytes
-from ..processing import encode_mask_png, process_file
-from ..report import read_report
+from ..files.report import read_report
+from ..files.stage import encode_mask_png, process_file
+from ..imageio.masks import read_mask
 from .catalog import Photo
 
 if TYPE_CHECKING:
@@ -140,7 +140,7 @@ class Reviewer:
         """Re-render ``photo`` from its original with the decision; returns the new report."""
         with self._lock:
             automatic = self._keep_automatic(photo)
-            mask = _read_mask(automatic["mask"])
+            mask = read_mask(automatic["mask"])
             regions = photo.automatic.get("regions") or []
             known = {int(region["id"]) for region in regions}
             unknown = (set(decision.rejected) | set(decision.kept)) - known
@@ -246,12 +246,6 @@ class Reviewer:
         atomic_write_bytes(files["report"], _json(automatic))  # last: its presence means complete
         photo.automatic = automatic
         return files
-
-
-def _read_mask(path: Path) -> np.ndarray:
-    with Image.open(path) as picture:
-        values = np.asarray(picture)
-    return values.any(axis=2) if values.ndim == 3 else values != 0
 
 
 def _ids(values: Any, name: str) -> list[int]:
