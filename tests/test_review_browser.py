@@ -131,6 +131,12 @@ def test_reject_brush_apply_in_the_browser(served, driver) -> None:
                     if r["bbox"][0] <= x0 < r["bbox"][0] + r["bbox"][2] and r["bbox"][1] <= y0 < r["bbox"][1] + r["bbox"][3])  # fmt: skip
     driver.find_element(By.CSS_SELECTOR, f'rect[data-region-id="{rejected}"]').click()
     assert driver.execute_script("return window.review.decision().rejected") == [rejected]
+    x1, y1, r1 = SPOTS[1]  # Shift+click: "keep", a mole the detector took
+    kept = next(r["id"] for r in automatic["regions"]
+                if r["bbox"][0] <= x1 < r["bbox"][0] + r["bbox"][2] and r["bbox"][1] <= y1 < r["bbox"][1] + r["bbox"][3])  # fmt: skip
+    kept_rect = driver.find_element(By.CSS_SELECTOR, f'rect[data-region-id="{kept}"]')
+    ActionChains(driver).key_down(Keys.SHIFT).click(kept_rect).key_up(Keys.SHIFT).perform()
+    assert driver.execute_script("return window.review.decision().kept") == [kept]
 
     driver.find_element(By.ID, "tool-brush").click()
     missed = (200, 290)
@@ -147,6 +153,12 @@ def test_reject_brush_apply_in_the_browser(served, driver) -> None:
     driver.save_screenshot(str(SCREENSHOTS / "photo.png"))
     _save_compact(SCREENSHOTS / "photo.png", SCREENSHOTS / "readme-review-page.png")
 
+    body.send_keys("t")  # toggle: all before, then all after
+    assert driver.find_element(By.ID, "split").get_attribute("value") == "1000"
+    body.send_keys("t")
+    assert driver.find_element(By.ID, "split").get_attribute("value") == "0"
+    assert driver.execute_script("return document.getElementById('layer-after').style.clipPath") in ("inset(0px)", "inset(0px 0px 0px)")
+
     driver.find_element(By.ID, "apply").click()
     _wait(driver, lambda d: "applied" in d.find_element(By.ID, "message").text, timeout=120)
     driver.save_screenshot(str(SCREENSHOTS / "photo-applied.png"))
@@ -158,7 +170,10 @@ def test_reject_brush_apply_in_the_browser(served, driver) -> None:
     assert np.array_equal(after[spot], original[spot])  # the rejected spot is the original's
     brushed = disc(height, width, missed[0] + 3, missed[1], 3)
     assert (after[brushed] != original[brushed]).any(axis=1).mean() > 0.5  # the brushed spot changed
-    assert report["review"]["rejected"] == [rejected] and report["review"]["added_mask"]["pixels"] > 0
+    kept_spot = disc(height, width, x1, y1, r1 + 2)
+    assert np.array_equal(after[kept_spot], original[kept_spot])  # the kept mole too
+    assert report["review"]["rejected"] == [rejected] and report["review"]["kept"] == [kept]
+    assert report["review"]["added_mask"]["pixels"] > 0
     assert report["schema"] == 1 and report["status"] == "ok"
     assert hashlib.sha256(photo.read_bytes()).hexdigest() == original_sha  # the original is unchanged
 
@@ -194,6 +209,13 @@ def test_big_photo_opens_fast_once_its_preview_is_cached(served, driver) -> None
         "return [...document.querySelectorAll('#layer-after .tiles img')].map(i => [i.complete, i.naturalWidth])"
     )
     assert 0 < len(sizes) <= 12
+    transforms = "return [...document.querySelectorAll('.stage')].map(s => s.style.transform)"
+    before_pan = driver.execute_script(transforms)
+    viewport = driver.find_element(By.ID, "viewport")
+    ActionChains(driver).move_to_element(viewport).click_and_hold().move_by_offset(-300, -200).release().perform()
+    panned = driver.execute_script(transforms)
+    assert panned[0] == panned[1] != before_pan[0]  # before and after pan together
+    assert "scale(1)" in panned[0]
     previews = driver.execute_script("return [...document.querySelectorAll('img.preview')].map(i => i.naturalWidth)")
     assert max(previews) <= 2048
     driver.save_screenshot(str(SCREENSHOTS / "big-100.png"))
