@@ -95,7 +95,7 @@ def build_app(
 
     async def preview(request: Request) -> Response:
         found, path = await _variant(request)
-        pyramid = await run_in_threadpool(state.previews.pyramid, path)
+        pyramid = await run_in_threadpool(state.previews.preview, path)
         return FileResponse(pyramid.preview, media_type="image/jpeg", headers=IMMUTABLE)
 
     async def tile(request: Request) -> Response:
@@ -104,7 +104,7 @@ def build_app(
             column, row = int(request.query_params["c"]), int(request.query_params["r"])
         except (KeyError, ValueError):
             return _error(400, "c and r must be tile numbers")
-        pyramid = await run_in_threadpool(state.previews.pyramid, path)
+        pyramid = await run_in_threadpool(state.previews.tiles, path)
         if not (0 <= column < pyramid.columns and 0 <= row < pyramid.rows):
             return _error(404, "no such tile")
         return FileResponse(pyramid.tile(column, row), media_type="image/jpeg", headers=IMMUTABLE)
@@ -178,6 +178,7 @@ def build_app(
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         yield
         state.reviewer.close()
+        state.previews.close()
 
     app = Starlette(routes=routes, exception_handlers={OutsideFolders: refused, ReviewError: bad_request},
                     lifespan=lifespan)  # fmt: skip
