@@ -259,7 +259,7 @@
       rect.setAttribute("width", w + 2 * pad);
       rect.setAttribute("height", h + 2 * pad);
       rect.setAttribute("stroke", colorOf(region.kind));
-      rect.setAttribute("class", `region ${regionState(region.id)}`);
+      rect.setAttribute("class", `region ${regionState(region.id)}${region.hard_case ? " hard" : ""}`);
       rect.dataset.regionId = String(region.id);
       rect.addEventListener("mouseenter", () => { focusedRegion = region.id; });
       const title = document.createElementNS(SVG, "title");
@@ -296,7 +296,8 @@
       text.setAttribute("x", view.tx + x * view.scale);
       text.setAttribute("y", view.ty + y * view.scale - 5);
       const state = regionState(region.id);
-      text.textContent = `${region.kind} ${Number(region.score).toFixed(2)}${state === "accepted" ? "" : ` (${state})`}`;
+      const flags = (region.hard_case ? " hard" : "") + (region.fallback_reason ? " fallback" : "");
+      text.textContent = `${region.kind} ${Number(region.score).toFixed(2)}${flags}${state === "accepted" ? "" : ` (${state})`}`;
       return text;
     }));
   }
