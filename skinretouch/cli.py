@@ -131,6 +131,14 @@ def _build_parser() -> argparse.ArgumentParser:
     doctor.add_argument("--config", type=Path, metavar="FILE")
     doctor.set_defaults(handler=_cmd_doctor)
 
+    review = commands.add_parser("review", help="a local web page to check, correct and approve the retouch")
+    review.add_argument("folders", nargs="+", type=Path, metavar="DIR")
+    review.add_argument("--host", default="127.0.0.1", help="address to listen on (default: loopback only)")
+    review.add_argument("--port", type=int, default=8765, help="port (0: any free one; default 8765)")
+    review.add_argument("--cache-dir", type=Path, help="where previews are cached (default ~/.cache/skinretouch/review)")
+    review.add_argument("--config", type=Path, metavar="FILE")
+    review.set_defaults(handler=_cmd_review)
+
     commands.add_parser("bench", help="run the project's benchmark (skinretouch bench --help)")
 
     engines = commands.add_parser("engines", help="neural engines")
@@ -219,6 +227,20 @@ def _cmd_doctor(args: argparse.Namespace, config: Config) -> int:
     from .doctor import run_doctor
 
     return run_doctor(config)
+
+
+def _cmd_review(args: argparse.Namespace, config: Config) -> int:
+    try:
+        from .review.server import serve
+    except ImportError as exc:
+        raise _UsageError(f"review needs the review extra (pip install 'skinretouch[review]'): {exc}") from None
+    from .review.decisions import ReviewError
+
+    configure_logging(LoggingConfig(format="console", level="warning"))
+    try:
+        return serve(args.folders, config=config, host=args.host, port=args.port, cache_dir=args.cache_dir)
+    except (ReviewError, OSError) as exc:
+        raise _UsageError(f"review: {exc}") from None
 
 
 def _cmd_engines_build(args: argparse.Namespace, config: Config) -> int:

@@ -179,6 +179,28 @@ REPORT_JSON_SCHEMA: dict[str, Any] = {
             "type": "object",
             "properties": {"method": {"type": "string"}, "scale": {"type": "number"}},
         },
+        # Added by `skinretouch review` (skinretouch.review.decisions); absent until then.
+        "review": {
+            "type": "object",
+            "required": ["status", "reviewed_at", "accepted", "rejected", "kept", "added_mask"],
+            "properties": {
+                "status": {"enum": ["applied", "approved"]},
+                "reviewed_at": {"type": "string"},
+                "accepted": {"type": "array", "items": {"type": "integer"}},
+                "rejected": {"type": "array", "items": {"type": "integer"}},
+                "kept": {"type": "array", "items": {"type": "integer"}},
+                "added_mask": {
+                    "type": ["object", "null"],
+                    "required": ["path", "pixels", "strokes"],
+                    "properties": {
+                        "path": {"type": "string"},
+                        "pixels": {"type": "integer", "minimum": 0},
+                        "strokes": {"type": "array"},
+                    },
+                },
+                "automatic_report": {"type": "string"},
+            },
+        },
     },
     "allOf": [
         {
