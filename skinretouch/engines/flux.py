@@ -56,6 +56,10 @@ class FluxFillEngine(InpaintEngine):
     def working_max_side_px(self) -> int:
         return self.config.flux_max_side_px
 
+    @property
+    def working_min_side_px(self) -> int:
+        return self.config.flux.working_min_side_px
+
     @classmethod
     def available(cls, config: EnginesConfig) -> tuple[bool, str]:
         folder = config.flux_model_dir
