@@ -60,6 +60,7 @@ def build_vit(state: dict, *, heads: int | None = None, spec: VitSpec | None = N
     width, heads, patch, hidden = spec.width, spec.heads, spec.patch, spec.hidden
     registers = spec.registers
     head_dim = width // heads
+    act = nn.functional.silu if spec.act == "silu" else nn.functional.gelu
 
     class Attention(nn.Module):
         def __init__(self):
@@ -90,7 +91,7 @@ def build_vit(state: dict, *, heads: int | None = None, spec: VitSpec | None = N
             self.fc2 = nn.Linear(hidden, width)
 
         def forward(self, x):
-            return self.fc2(nn.functional.gelu(self.fc1(x)))
+            return self.fc2(act(self.fc1(x)))
 
     class SwiGlu(nn.Module):
         def __init__(self):
@@ -100,7 +101,7 @@ def build_vit(state: dict, *, heads: int | None = None, spec: VitSpec | None = N
             self.w3 = nn.Linear(hidden, width)  # down
 
         def forward(self, x):
-            return self.w3(nn.functional.silu(self.w1(x)) * self.w2(x))
+            return self.w3(act(self.w1(x)) * self.w2(x))
 
     class Block(nn.Module):
         def __init__(self):

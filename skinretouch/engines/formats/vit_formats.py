@@ -65,6 +65,12 @@ class VitSpec:
     eps: float = 1e-6
     rope_base: float = ROPE_BASE
     layer_scale: bool = True
+    # the MLP's activation: "gelu" (exact) for fc1/fc2, "silu" for SwiGLU, unless config.json says
+    activation: str = ""
+
+    @property
+    def act(self) -> str:
+        return self.activation or ("silu" if self.mlp == "swiglu" else "gelu")
 
 
 @dataclass(frozen=True)
@@ -305,6 +311,8 @@ def _from_hf_dinov2(state: dict[str, Any], config: dict[str, Any]) -> tuple[dict
         positions=int(out["pos_embed"].shape[1]) - 1,
         eps=float(config.get("layer_norm_eps", 1e-6)),
         layer_scale="blocks.0.ls1.gamma" in out,
+        # HF's DINOv2 SwiGLU is always SiLU; its plain MLP follows hidden_act
+        activation="silu" if swiglu else _activation(config.get("hidden_act", "gelu")),
     )
     return out, spec
 
@@ -379,5 +387,12 @@ def _from_hf_dinov3(state: dict[str, Any], config: dict[str, Any]) -> tuple[dict
         eps=float(config.get("layer_norm_eps", 1e-5)),
         rope_base=float(config.get("rope_theta", ROPE_BASE)),
         layer_scale="blocks.0.ls1.gamma" in out,
+        activation=_activation(config.get("hidden_act", "gelu")),
     )
     return out, spec
+
+
+def _activation(name: str) -> str:
+    if name in ("gelu", "silu", "swish"):
+        return "silu" if name == "swish" else name
+    raise WeightsError(f"unsupported MLP activation {name!r} in config.json (gelu or silu expected)")
