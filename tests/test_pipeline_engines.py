@@ -116,6 +116,8 @@ def test_flux_runs_two_steps_on_a_hard_region_through_process(tmp_path, skin, ti
         "flux_enabled = true\n"
         "flux_steps = 2\n"
         "device = 'cpu'\n"
+        "[engines.flux]\n"
+        "working_min_side_px = 0\n"  # the tiny model at the crop's own size
         "[route]\n"
         "hard_area_fraction = 0.001\n"  # a small hard region keeps the tiny model's crop small
     )

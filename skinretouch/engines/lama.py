@@ -256,7 +256,7 @@ class LamaEngine(InpaintEngine):
             ok, reason = OnnxRuntimeBackend.available(device)
             if not ok:
                 return False, reason
-            return True, f"{form} at {config.lama_weights}, run by onnxruntime on {device}"
+            return True, f"{form} at {config.lama_weights}, run by onnxruntime on {device}, {_working(config)}"
         absent = missing_packages("torch", *(["safetensors"] if form == "safetensors" else []))
         if absent:
             return False, f"package missing: {', '.join(absent)} (pip install '.[neural]')"
@@ -269,7 +269,7 @@ class LamaEngine(InpaintEngine):
             backend, note = resolve_backend(config.lama_backend, device)
         except EngineUnavailable as exc:
             return False, str(exc)
-        detail = f"{form} at {config.lama_weights}, run by {backend} on {device}"
+        detail = f"{form} at {config.lama_weights}, run by {backend} on {device}, {_working(config)}"
         return True, detail + (f" (skipped: {note})" if note else "")
 
     def read_weights(self) -> LamaWeights:
@@ -341,6 +341,10 @@ class LamaEngine(InpaintEngine):
             self.backend.close()
         self.backend = None
         super().unload()
+
+
+def _working(config: EnginesConfig) -> str:
+    return f"working size: short side >= {config.lama.working_min_side_px} px, long side <= {config.lama_max_side_px} px"
 
 
 class _OnnxLama(Backend):
