@@ -94,41 +94,41 @@ def _detector_mode(config: Config) -> Check:
 def _detector_onnx(config: Config) -> Check:
     onnx = config.detect.onnx
     if not onnx.model:
-        return Check("detector", "onnx", False, "off (detect.onnx.model is empty)")
+        return Check("plug-in", "yolo-onnx", False, "off (detect.onnx.model is empty)")
     if not Path(onnx.model).expanduser().is_file():
-        return Check("detector", "onnx", False, f"no model at {onnx.model} (detect.onnx.model)")
+        return Check("plug-in", "yolo-onnx", False, f"no model at {onnx.model} (detect.onnx.model)")
     from .engines.formats.yolo_formats import inspect_yolo
     from .engines.runtime import OnnxRuntimeBackend
 
     ok, reason = OnnxRuntimeBackend.available("cpu")
     if not ok:
-        return Check("detector", "onnx", False, reason)
+        return Check("plug-in", "yolo-onnx", False, reason)
     path = Path(onnx.model).expanduser()
     try:
         layout = inspect_yolo(OnnxRuntimeBackend(path, device="cpu").session, path, layout=onnx.layout,
                               input_size=onnx.input_size or None)  # fmt: skip
     except Exception as exc:  # a wrong file is the answer here, not a crash
-        return Check("detector", "onnx", False, str(exc))
+        return Check("plug-in", "yolo-onnx", False, str(exc))
     masks = "mask head" if layout.mask_coefficients else "boxes refined by Lab contrast"
     dtype = "float16" if layout.input_dtype.__name__ == "float16" else "float32"
-    return Check("detector", "onnx", True, f"{layout.form} ({dtype}, {layout.num_classes} classes, input "
+    return Check("plug-in", "yolo-onnx", True, f"{layout.form} ({dtype}, {layout.num_classes} classes, input "
                  f"{layout.input_size} px, masks from {masks}) at {path}, run by onnxruntime")  # fmt: skip
 
 
 def _detector_backbone(config: Config) -> Check:
     backbone = config.detect.backbone
     if not backbone.weights:
-        return Check("detector", "vit-backbone", False, "off (detect.backbone.weights is empty; reference mode "
+        return Check("plug-in", "vit-backbone", False, "off (detect.backbone.weights is empty; reference mode "
                      "uses the numba descriptors)")  # fmt: skip
     from .engines.formats.vit_formats import read_vit
 
     try:
         found = read_vit(backbone.weights)
     except Exception as exc:  # a wrong file is the answer here, not a crash
-        return Check("detector", "vit-backbone", False, str(exc))
+        return Check("plug-in", "vit-backbone", False, str(exc))
     spec = found.spec
     position = "RoPE" if spec.position == "rope" else "learned position embedding"
-    return Check("detector", "vit-backbone", True, f"{found.form} (width {spec.width}, {spec.depth} blocks, patch "
+    return Check("plug-in", "vit-backbone", True, f"{found.form} (width {spec.width}, {spec.depth} blocks, patch "
                  f"{spec.patch}, {spec.registers} registers, {position}) at {found.path}, run by "
                  f"{backbone.backend} (reference mode only)")  # fmt: skip
 

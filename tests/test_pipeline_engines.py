@@ -104,7 +104,9 @@ def test_broken_weights_fall_back_and_say_why(tmp_path, skin):
         result = retoucher.retouch(image, mask=_square_mask(512, 200, 200, 40))
     (region,) = result.regions
     assert region.route in ("freqsplit", "patchmatch")
-    assert region.fallback_reason.startswith("lama failed:")
+    # refused before loading: the file is no LaMa form, and the reason says what was expected
+    assert region.fallback_reason.startswith("lama unavailable:")
+    assert "expected a big-lama generator" in region.fallback_reason
 
 
 def test_flux_runs_two_steps_on_a_hard_region_through_process(tmp_path, skin, tiny_flux):

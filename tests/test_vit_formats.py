@@ -191,9 +191,17 @@ def test_dinov3_rope_equals_transformers_position_encoding():
         assert float((ours_sin - sin).abs().max()) <= 1e-6
 
 
-def test_backbone_is_reachable_from_config_and_gives_per_pixel_features(tmp_path):
+def test_backbone_is_reachable_from_config_and_gives_per_pixel_features(tmp_path, capsys):
+    from skinretouch.cli import main
+
     model = _hf_dinov3(False)
     model.save_pretrained(tmp_path / "dinov3")
+    config_file = tmp_path / "config.toml"
+    config_file.write_text(f"[detect.backbone]\nweights = '{tmp_path / 'dinov3'}'\n")
+    assert main(["doctor", "--config", str(config_file)]) == 0
+    row = next(line for line in capsys.readouterr().out.splitlines() if line.startswith("plug-in/vit-backbone"))
+    assert " available " in row and "dinov3-hf (width 64, 2 blocks, patch 16, 4 registers, RoPE)" in row
+    assert row.endswith("run by torch (reference mode only)")
     config = parse_config({"detect": {"backbone": {"weights": str(tmp_path / "dinov3"), "device": "cpu"}}})
     backbone = VitBackbone.from_config(config.detect.backbone)
     assert backbone.form == "dinov3-hf"

@@ -190,13 +190,19 @@ def test_unknown_outputs_and_a_forced_wrong_layout_are_clear(tmp_path):
         OnnxBoxDetector(path, layout="end2end")
 
 
-def test_segment_export_through_config_and_process(tmp_path):
+def test_segment_export_through_config_and_process(tmp_path, capsys):
     model = _model(tmp_path / "acne-seg.onnx", FORMS["yolov8-segment"]())
     config_text = f"[detect.onnx]\nmodel = '{model}'\nscore = 0.5\nclass_names = ['papule', 'pustule']\n"
     config = parse_config(__import__("tomllib").loads(config_text))
     assert detector_from_config(config.detect).form == "yolov8-segment"
     config_file = tmp_path / "config.toml"
     config_file.write_text(config_text)
+    assert main(["doctor", "--config", str(config_file)]) == 0
+    lines = {line.split()[0]: line for line in capsys.readouterr().out.splitlines() if line.strip()}
+    assert lines["detector/mode"].split(None, 2)[2].startswith("onnx: plug-in YOLO detector")
+    row = lines["plug-in/yolo-onnx"]
+    assert " available " in row and f"yolov8-segment (float32, 2 classes, input 64 px, masks from mask head) at {model}" in row
+    assert row.endswith("run by onnxruntime")
     source = tmp_path / "face.png"
     Image.fromarray((_photo() * 255).round().astype(np.uint8)).save(source)
     assert main(["process", str(source), "--config", str(config_file)]) == 0

@@ -247,6 +247,10 @@ class LamaEngine(InpaintEngine):
         weights = Path(config.lama_weights).expanduser()
         if not weights.is_file():
             return False, f"no weights at {config.lama_weights} (engines.lama_weights)"
+        if weights.suffix != ".onnx":
+            absent = missing_packages("torch", *(["safetensors"] if weights.suffix == ".safetensors" else []))
+            if absent:
+                return False, f"package missing: {', '.join(absent)} (pip install '.[neural]')"
         try:
             form = sniff_lama_form(weights)
         except WeightsError as exc:
@@ -257,9 +261,6 @@ class LamaEngine(InpaintEngine):
             if not ok:
                 return False, reason
             return True, f"{form} at {config.lama_weights}, run by onnxruntime on {device}, {_working(config)}"
-        absent = missing_packages("torch", *(["safetensors"] if form == "safetensors" else []))
-        if absent:
-            return False, f"package missing: {', '.join(absent)} (pip install '.[neural]')"
         if device == "cuda" and config.device == "cuda":
             from .runtime import cuda_available
 
