@@ -221,3 +221,32 @@ def test_forms_are_named_and_others_refused_clearly(tmp_path):
     torch.save({"conv1.weight": torch.zeros(2, 3, 7, 7)}, junk)
     with pytest.raises(WeightsError, match=r"expected DINOv2 or DINOv3.*found tensors conv1\.weight"):
         read_vit(junk)
+
+
+def test_process_with_backbone_flag_runs_reference_mode_on_the_vit(tmp_path, monkeypatch):
+    from PIL import Image
+
+    from skinretouch.cli import main
+
+    model = _hf_dinov2("plain")
+    model.save_pretrained(tmp_path / "dinov2")
+    runs = []
+    original = VitBackbone.tokens
+    monkeypatch.setattr(VitBackbone, "tokens", lambda self, tile: runs.append(self.form) or original(self, tile))
+    rng = np.random.default_rng(2)
+    skin = np.full((96, 96, 3), (0.78, 0.60, 0.50), np.float32) + rng.normal(0, 0.01, (96, 96, 3)).astype(np.float32)
+    yy, xx = np.mgrid[:96, :96]
+    ref_mask = np.hypot(yy - 30, xx - 30) <= 3
+    reference, target = skin.copy(), skin.copy()
+    reference[ref_mask] = (0.95, 0.95, 0.92)
+    target[np.hypot(yy - 64, xx - 60) <= 3] = (0.95, 0.95, 0.92)
+    for name, pixels in (("ref.png", reference), ("face.png", target), ("ref-mask.png", np.dstack([ref_mask] * 3))):
+        Image.fromarray((np.clip(pixels, 0, 1) * 255).astype(np.uint8)).save(tmp_path / name)
+    config = tmp_path / "config.toml"
+    config.write_text("[detect.backbone]\npatch_units = 8.0\n")  # coarse patches: few tiles for a test
+    args = ["process", str(tmp_path / "face.png"), "--config", str(config), "--reference", str(tmp_path / "ref.png"),
+            "--reference-mask", str(tmp_path / "ref-mask.png"), "--backbone", str(tmp_path / "dinov2")]  # fmt: skip
+    assert main(args) == 0
+    assert runs and set(runs) == {"dinov2-hf"}  # the ViT gave reference mode its features
+    assert (tmp_path / "face.png.retouch.json").is_file()
+    assert main([*args[:-1], str(tmp_path / "missing")]) == 2
