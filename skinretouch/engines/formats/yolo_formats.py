@@ -108,7 +108,10 @@ def inspect_yolo(session: Any, path: Path, *, layout: str = "auto", input_size: 
     return YoloLayout(form, model_input.name, dtype, size, num_classes, coefficients, names, channels_first)
 
 
-def _classify(shapes, size, meta, names, layout, path):  # noqa: ANN001, ANN202 - private
+def _classify(
+    shapes: list[tuple[int, ...]], size: int, meta: dict[str, Any], names: tuple[str, ...], layout: str, path: Path
+) -> tuple[str, int, int, bool]:
+    """(form, classes, mask coefficients, channels first) of concrete output shapes."""
     found = " + ".join(str(list(s)) for s in shapes)
     protos = next((s for s in shapes[1:] if len(s) == 4), None)
     coefficients = int(protos[1]) if protos else 0
