@@ -335,6 +335,13 @@ def _check_cross_field(config: Config) -> None:
         )
 
 
+# keys of earlier releases -> where they live now (named in the error instead of "unknown")
+MOVED_KEYS = {
+    "detect.onnx_model": "[detect.onnx] model",
+    "detect.onnx_score_threshold": "[detect.onnx] score",
+}
+
+
 def _build(cls: type, data: Any, *, prefix: str) -> Any:
     if not isinstance(data, dict):
         raise ConfigError(prefix.rstrip("."), f"must be a table, got {type(data).__name__}")
@@ -342,7 +349,8 @@ def _build(cls: type, data: Any, *, prefix: str) -> Any:
     known = {f.name for f in dataclasses.fields(cls)}
     for key in data:
         if key not in known:
-            raise ConfigError(f"{prefix}{key}", "unknown key")
+            moved = MOVED_KEYS.get(f"{prefix}{key}")
+            raise ConfigError(f"{prefix}{key}", f"moved to {moved}" if moved else "unknown key")
     values = {}
     for name in known:
         if name in data:

@@ -213,3 +213,10 @@ def test_segment_export_through_config_and_process(tmp_path, capsys):
     assert mask[left].mean() > 0.95
     # right of spot 0's centre, past the 3-px dilation: untouched though the spot is there
     assert not mask[35:45, 54:58].any()
+
+
+def test_old_flat_onnx_keys_name_their_new_place():
+    from skinretouch.errors import ConfigError
+
+    with pytest.raises(ConfigError, match=r"detect\.onnx_model.*moved to \[detect\.onnx\] model"):
+        parse_config({"detect": {"onnx_model": "acne.onnx"}})
