@@ -286,3 +286,12 @@ def test_working_resolution_rule(crop, min_side, max_side, working):
     assert seen == (-(-working[0] // pad) * pad, -(-working[1] // pad) * pad)
     assert np.array_equal(fill[~hole], image[~hole])  # outside bit for bit
     assert np.allclose(fill[hole], 0.25, atol=1e-6)  # inside only the model's (reduced) picture
+
+
+def test_a_generator_missing_layers_is_a_weights_error(tmp_path):
+    from skinretouch.engines.lama import LamaEngine
+
+    state = {k: v for k, v in tiny_lama().state_dict().items() if not k.startswith("model.4.")}  # last down-sampling
+    torch.save(state, tmp_path / "cut.pth")
+    with pytest.raises(WeightsError, match="does not fit the big-lama generator"):
+        LamaEngine(EnginesConfig(lama_weights=str(tmp_path / "cut.pth"))).build_model()

@@ -284,7 +284,11 @@ class LamaEngine(InpaintEngine):
         weights = weights or self.read_weights()
         if weights.form == "onnx":
             raise WeightsError(f"{weights.path} is an ONNX graph: it has no torch generator to build")
-        model = BigLamaGenerator(self.spec or generator_spec(weights.state))
+        try:
+            spec = self.spec or generator_spec(weights.state)
+        except (KeyError, IndexError, ValueError) as exc:
+            raise WeightsError(f"{weights.path} does not fit the big-lama generator: no {exc} to read its layer sizes from") from exc
+        model = BigLamaGenerator(spec)
         load_generator_weights(model, weights.path, state=weights.state)
         return model.eval()
 
