@@ -8,6 +8,7 @@ processed, each failure printed as ``path: reason``); 2 usage or configuration e
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -105,6 +106,13 @@ def _build_parser() -> argparse.ArgumentParser:
         metavar="REFMASK.png",
         help="the defect's pixels in the preceding --reference photo (non-zero = defect)",
     )
+    process.add_argument(
+        "--backbone",
+        type=Path,
+        metavar="WEIGHTS",
+        help="reference mode's features from a DINOv2/DINOv3 ViT (.pth, .safetensors or a Hugging Face "
+        "folder); sets detect.backbone.weights",
+    )
     process.set_defaults(handler=_cmd_process)
 
     watch = commands.add_parser("watch", help="run the hot-folder daemon")
@@ -156,6 +164,10 @@ def _cmd_process(args: argparse.Namespace, config: Config) -> int:
     if args.mask is not None and (len(args.paths) != 1 or args.paths[0].is_dir()):
         raise _UsageError("--mask applies to exactly one image file")
     references = _load_references(args.reference, args.reference_mask)
+    if args.backbone is not None:
+        if not args.backbone.exists():
+            raise _UsageError(f"--backbone: no weights at {args.backbone}")
+        config = config.replace("detect", backbone={**dataclasses.asdict(config.detect.backbone), "weights": str(args.backbone)})
     inputs, missing = collect_inputs(args.paths)
     if not inputs and not missing:
         raise _UsageError("no images found in " + ", ".join(str(p) for p in args.paths))

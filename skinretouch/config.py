@@ -27,8 +27,12 @@ __all__ = [
     "ClusterConfig",
     "Config",
     "DaemonConfig",
+    "DetectBackboneConfig",
+    "DetectOnnxConfig",
     "DetectConfig",
     "EnginesConfig",
+    "FluxConfig",
+    "LamaConfig",
     "LoggingConfig",
     "MaskConfig",
     "OutputConfig",
@@ -84,6 +88,40 @@ class MaskConfig:
 
 
 @dataclass(frozen=True, kw_only=True)
+class DetectOnnxConfig:
+    """Plug-in YOLO detector in ONNX (``[detect.onnx]``)."""
+
+    # the .onnx file (YOLOv5, YOLOv8/11 detect or segment, YOLOE, YOLOv10 / nms=True; float32
+    # or float16; the form is read from its outputs); empty = off
+    model: str = ""
+    # class score (0..1) a box needs
+    score: Fraction = 0.25
+    # IoU (0..1) above which the weaker of two same-class boxes is dropped (raw heads only)
+    iou: Fraction = 0.45
+    # spot kind per class index; empty = the model's own class names, else "spot"
+    class_names: tuple[str, ...] = ()
+    # input side (px) when the model fixes none; 0 = from the model or its metadata, else 640
+    input_size: NonNegativeInt = 0
+    # "auto" reads the form from the outputs; name one to insist on it
+    layout: Literal["auto", "yolov5", "yolov8", "yolov8-segment", "end2end", "end2end-segment"] = "auto"
+
+
+@dataclass(frozen=True, kw_only=True)
+class DetectBackboneConfig:
+    """ViT feature plug-in for reference mode (``[detect.backbone]``)."""
+
+    # DINOv2 / DINOv3 weights (facebookresearch .pth or Hugging Face folder / .safetensors
+    # with its config.json; the form is read from the file); empty = numba descriptors
+    weights: str = ""
+    # how the ViT runs
+    backend: Literal["torch", "onnxruntime"] = "torch"
+    # face units one ViT patch spans after enlarging (smaller = finer, slower)
+    patch_units: Annotated[float, Range(0.25, 16.0)] = 2.0
+    # "auto" = cuda when torch sees a GPU, else cpu
+    device: Literal["auto", "cpu", "cuda"] = "auto"
+
+
+@dataclass(frozen=True, kw_only=True)
 class DetectConfig:
     """The blemish detector."""
 
@@ -95,7 +133,9 @@ class DetectConfig:
     blackhead: bool = True
     protect_moles: bool = True
     protect_freckles: bool = True
-    # drop classical candidates that look like the photo's ordinary skin (MuSc-style score)
+    # drop classical candidates that look like the photo's ordinary skin (a single-photo
+    # nearest-neighbour novelty score: a candidate's colour/texture against its k nearest
+    # skin samples of the same photo; not MuSc, which compares many photos)
     anomaly_filter: bool = False
     # anomaly score a candidate needs (dimensionless; 1 = ordinary skin, blemishes 2.5..50)
     anomaly_threshold: Annotated[float, Range(0.0, None)] = 2.0
@@ -108,10 +148,8 @@ class DetectConfig:
     references: tuple[str, ...] = ()
     # masks (white = defect) of the reference photos, same order and pixel size
     reference_masks: tuple[str, ...] = ()
-    # plug-in box detector: a YOLO-style ONNX file (input 1x3xSxS RGB [0, 1]); empty = off
-    onnx_model: str = ""
-    # class score (0..1) a box of the ONNX detector needs
-    onnx_score_threshold: Fraction = 0.25
+    onnx: DetectOnnxConfig = field(default_factory=DetectOnnxConfig)
+    backbone: DetectBackboneConfig = field(default_factory=DetectBackboneConfig)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -144,10 +182,29 @@ class RemovalConfig:
 
 
 @dataclass(frozen=True, kw_only=True)
+class LamaConfig:
+    """LaMa's working resolution (``[engines.lama]``)."""
+
+    # crops whose short side is under this (px) are upscaled to it before LaMa runs (it was
+    # trained on 256-px crops); engines.lama_max_side_px caps the long side; 0 = never upscale
+    working_min_side_px: Annotated[int, Range(0, 4096)] = 256
+
+
+@dataclass(frozen=True, kw_only=True)
+class FluxConfig:
+    """FLUX.1 Fill's working resolution (``[engines.flux]``)."""
+
+    # crops whose short side is under this (px) are upscaled to it (FLUX Fill works near
+    # 1 megapixel); engines.flux_max_side_px caps the long side; 0 = never upscale
+    working_min_side_px: Annotated[int, Range(0, 2048)] = 1024
+
+
+@dataclass(frozen=True, kw_only=True)
 class EnginesConfig:
     """Neural engines, which need user-supplied local weights (none by default)."""
 
-    # big-lama generator weights: .safetensors / .pt state_dict or the public best.ckpt; empty = off
+    # big-lama weights, form read from the file: lama's best.ckpt, IOPaint's big-lama.pt
+    # (TorchScript), a state dict (.pt / .safetensors) or a LaMa .onnx export; empty = off
     lama_weights: str = ""
     # how LaMa runs: "auto" = TensorRT on a GPU when installed, else torch; or force one
     lama_backend: Literal["auto", "torch", "onnxruntime", "tensorrt"] = "auto"
@@ -176,6 +233,8 @@ class EnginesConfig:
     device: Literal["auto", "cpu", "cuda"] = "auto"
     # ONNX exports and TensorRT engines; empty = $XDG_CACHE_HOME/skinretouch/engines
     cache_dir: str = ""
+    lama: LamaConfig = field(default_factory=LamaConfig)
+    flux: FluxConfig = field(default_factory=FluxConfig)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -352,6 +411,13 @@ def _check_cluster(cluster: ClusterConfig) -> None:
             )
 
 
+# keys of earlier releases -> where they live now (named in the error instead of "unknown")
+MOVED_KEYS = {
+    "detect.onnx_model": "[detect.onnx] model",
+    "detect.onnx_score_threshold": "[detect.onnx] score",
+}
+
+
 def _build(cls: type, data: Any, *, prefix: str) -> Any:
     if not isinstance(data, dict):
         raise ConfigError(prefix.rstrip("."), f"must be a table, got {type(data).__name__}")
@@ -359,7 +425,8 @@ def _build(cls: type, data: Any, *, prefix: str) -> Any:
     known = {f.name for f in dataclasses.fields(cls)}
     for key in data:
         if key not in known:
-            raise ConfigError(f"{prefix}{key}", "unknown key")
+            moved = MOVED_KEYS.get(f"{prefix}{key}")
+            raise ConfigError(f"{prefix}{key}", f"moved to {moved}" if moved else "unknown key")
     values = {}
     for name in known:
         if name in data:
