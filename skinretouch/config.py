@@ -364,12 +364,16 @@ def _check_input_files(config: Config) -> None:
     """Files the detector loads at start must exist: a missing one is a bad value, named
     by its key, so ``process`` and ``watch`` (at start and on SIGHUP) refuse it alike."""
     detect = config.detect
-    named = [("detect.onnx_model", detect.onnx_model)]
+    named = [("detect.onnx.model", detect.onnx.model)]
     named += [(f"detect.references[{i}]", p) for i, p in enumerate(detect.references)]
     named += [(f"detect.reference_masks[{i}]", p) for i, p in enumerate(detect.reference_masks)]
     for key, value in named:
         if value and not Path(value).expanduser().is_file():
             raise ConfigError(key, f"no such file: {value}")
+    # a Hugging Face backbone is a folder, a facebookresearch one a file
+    weights = detect.backbone.weights
+    if weights and not Path(weights).expanduser().exists():
+        raise ConfigError("detect.backbone.weights", f"no such file or folder: {weights}")
 
 
 def pipeline_config(config: Config) -> Config:

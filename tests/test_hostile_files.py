@@ -227,7 +227,7 @@ def test_a_full_disk_is_not_a_failure_and_the_photo_is_redone_once_there_is_room
         assert _report(photo)["status"] == "ok"
 
 
-@pytest.mark.parametrize("section", ['onnx_model = "/nowhere/model.onnx"',
+@pytest.mark.parametrize("section", ['onnx = {model = "/nowhere/model.onnx"}',
                                      'references = ["/nowhere/a.png"]\nreference_masks = ["/nowhere/m.png"]'])
 def test_missing_detector_files_exit_2_from_process_and_watch_alike(tmp_path, section, capsys):
     import subprocess
@@ -237,7 +237,8 @@ def test_missing_detector_files_exit_2_from_process_and_watch_alike(tmp_path, se
     config.write_text(f'[detect]\n{section}\n[daemon]\nstate_dir = "{tmp_path / "state"}"\n')
     photo = _photo(tmp_path / "a.jpg")
     assert main(["process", str(photo), "--config", str(config)]) == 2
-    assert "detect." in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert "detect.onnx.model" in err or "detect.references" in err, err
     watch = subprocess.run([sys.executable, "-m", "skinretouch", "watch", str(tmp_path), "--once",
                             "--config", str(config)], capture_output=True, text=True, timeout=120)
     assert watch.returncode == 2 and "detect." in watch.stderr, watch.stderr
