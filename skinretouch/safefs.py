@@ -31,6 +31,7 @@ __all__ = [
     "NotRegularFile",
     "open_folder_beneath",
     "read_regular_file",
+    "read_regular_file_and_stat",
 ]
 
 # Largest photo file read (bytes): a 16-bit RGBA TIFF of 100 Mpx is 800 MB.
@@ -70,7 +71,18 @@ def read_regular_file(
     follow_symlinks: bool = True,
     dir_fd: int | None = None,
 ) -> bytes:
-    """The content of the regular file ``path``.
+    """The content of the regular file ``path`` (see :func:`read_regular_file_and_stat`)."""
+    return read_regular_file_and_stat(path, max_bytes=max_bytes, follow_symlinks=follow_symlinks, dir_fd=dir_fd)[0]
+
+
+def read_regular_file_and_stat(
+    path: str | os.PathLike[str],
+    *,
+    max_bytes: int = MAX_INPUT_BYTES,
+    follow_symlinks: bool = True,
+    dir_fd: int | None = None,
+) -> tuple[bytes, os.stat_result]:
+    """The content of the regular file ``path``, and its ``fstat`` taken as it was opened.
 
     Parameters
     ----------
@@ -109,7 +121,7 @@ def read_regular_file(
             remaining -= len(chunk)
         if remaining <= 0:
             raise InputError(f"grew past the {_megabytes(max_bytes)} limit for a photo while being read")
-        return b"".join(chunks)
+        return b"".join(chunks), info
     except IsADirectoryError:
         raise NotRegularFile("is a folder, not an image") from None
     except PermissionError:

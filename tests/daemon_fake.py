@@ -20,9 +20,9 @@ from pathlib import Path
 from skinretouch.atomic import atomic_write_bytes, atomic_writer
 from skinretouch.config import config_sha256
 from skinretouch.errors import InputError, is_transient
-from skinretouch.safefs import read_regular_file
+from skinretouch.safefs import read_regular_file_and_stat
 from skinretouch.files.outcome import FileOutcome
-from skinretouch.files.report import read_report
+from skinretouch.files.report import read_report, stamp_report
 from skinretouch.sidecars import output_paths
 
 
@@ -64,9 +64,10 @@ class FakeRetoucher:
         shown = str(path.absolute())  # the daemon hands over a bare name inside the photo's folder
         paths = output_paths(path, Path(out_dir) if out_dir else None)
         try:  # the real pipeline's reader: only regular files, bounded, links refused if asked
-            data = read_regular_file(path, follow_symlinks=follow_symlinks)
+            data, photo_stat = read_regular_file_and_stat(path, follow_symlinks=follow_symlinks)
+            photo_ctime_ns = photo_stat.st_ctime_ns
         except InputError as exc:
-            data, read_error = b"", str(exc)
+            data, read_error, photo_ctime_ns = b"", str(exc), None
         else:
             read_error = None
         sha = hashlib.sha256(data).hexdigest()
@@ -81,7 +82,7 @@ class FakeRetoucher:
         error = read_error or problem_with(data)
         paths.report.parent.mkdir(parents=True, exist_ok=True)
         try:
-            return self._write(path, shown, paths, data, sha, error, started)
+            return self._write(path, shown, paths, data, sha, error, started, photo_ctime_ns)
         except OSError as exc:
             if not is_transient(exc):
                 raise
@@ -90,7 +91,7 @@ class FakeRetoucher:
             _log(event="deferred", path=shown, error=str(exc), pid=os.getpid())
             return FileOutcome(input_path=path, status="deferred", error=str(exc))
 
-    def _write(self, path, shown, paths, data, sha, error, started) -> FileOutcome:
+    def _write(self, path, shown, paths, data, sha, error, started, photo_ctime_ns) -> FileOutcome:
         if error is None:
             with atomic_writer(paths.image) as handle:  # slowly: a kill can land in here
                 for quarter in range(4):
@@ -110,6 +111,8 @@ class FakeRetoucher:
             "pid": os.getpid(),
         }
         atomic_write_bytes(paths.report, json.dumps(report).encode())
+        if photo_ctime_ns is not None:
+            stamp_report(paths.report, photo_ctime_ns)  # as the real file stage does
         _log(event="done", path=shown, sha256=sha, status=status, pid=os.getpid())
         return FileOutcome(
             input_path=path, status=status, error=error, report_path=paths.report,

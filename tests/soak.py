@@ -53,7 +53,7 @@ class SoakPlan:
     fill_disk: bool = True  # needs a tmpfs mount (root); skipped with a note otherwise
     disk_kib: int = 65536
     seed: int = 0
-    timeout_s: float = 600.0
+    timeout_s: float = 180.0
 
 
 @dataclass
@@ -322,7 +322,18 @@ def _soak(tmp, hot, elsewhere, outside_before, plan, started, mounted) -> dict:
         status = chaos.daemon.status() or {}
         return status.get("queued") == 0 and not status.get("running")
 
-    chaos.daemon.wait_for(settled, plan.timeout_s, "every good photo done")
+    try:
+        chaos.daemon.wait_for(settled, plan.timeout_s, "every good photo done")
+    except AssertionError:
+        stuck = {}
+        for name, data in drop.good.items():
+            report = report_of(final_path(name)) or {}
+            if report.get("status") != "ok" or (report.get("input") or {}).get("sha256") != _sha(data):
+                stuck[str(final_path(name))] = {"status": report.get("status"), "error": report.get("error"),
+                                                 "same_bytes": (report.get("input") or {}).get("sha256") == _sha(data)}
+        chaos.daemon.kill()
+        return {"violations": [f"not every good photo was done: {json.dumps(stuck)[:3000]}"],
+                "status": chaos.daemon.status()}
     time.sleep(1.0)  # a late duplicate would show up now
     stop_code = chaos.daemon.stop(60)
 
@@ -403,9 +414,10 @@ def main(argv: list[str] | None = None) -> int:
     plan = SoakPlan(photos=args.photos, writers=args.writers, daemon_kills=args.daemon_kills,
                     worker_kills=args.worker_kills, seed=args.seed, fill_disk=not args.no_disk_fill)
     tmp = Path(tempfile.mkdtemp(prefix="skinretouch-soak-"))
-    try:
-        figures = run_soak(tmp, plan)
-    finally:
+    figures = run_soak(tmp, plan)
+    if figures["violations"]:
+        print(f"kept {tmp} for a look", file=sys.stderr)
+    else:
         shutil.rmtree(tmp, ignore_errors=True)
     print(json.dumps(figures, indent=1))
     return 1 if figures["violations"] else 0

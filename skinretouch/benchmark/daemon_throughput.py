@@ -45,14 +45,15 @@ def _drop(photo: Path, target: Path) -> float:
 
 
 def _wait_for_reports(reports: list[Path], daemon: subprocess.Popen, timeout_s: float) -> list[float]:
-    """Each report's appearance time (its mtime), waiting for all of them."""
+    """Each report's appearance time (its ctime: the file stage dates the mtime back to when
+    the photo was read), waiting for all of them."""
     deadline = time.monotonic() + timeout_s
     appeared: dict[Path, float] = {}
     while len(appeared) < len(reports):
         for report in reports:
             if report not in appeared:
                 try:
-                    appeared[report] = report.stat().st_mtime
+                    appeared[report] = report.stat().st_ctime
                 except FileNotFoundError:
                     pass
         if daemon.poll() is not None:

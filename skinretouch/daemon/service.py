@@ -346,8 +346,8 @@ class HotFolderService:
     def _on_outcome(self, job: Job, outcome: FileOutcome, seconds: float) -> None:
         status, error = outcome.status, outcome.error
         if status == "crashed":
-            crashes = self._crashes.get(job.path, 0) + 1
-            self._crashes[job.path] = crashes
+            with self._retry_lock:  # outcomes arrive on every worker's thread
+                crashes = self._crashes[job.path] = self._crashes.get(job.path, 0) + 1
             if crashes >= CRASHES_BEFORE_FAILED:
                 settings = next((slot.report_settings for slot in self.slots if slot.report_settings), {})
                 report = write_failed_report(job, error or "the worker process died", settings)
@@ -358,8 +358,8 @@ class HotFolderService:
         if status == "deferred":
             self._defer(job, error)
             return
-        self._crashes.pop(job.path, None)
         with self._retry_lock:
+            self._crashes.pop(job.path, None)
             self._retries.pop(job.path, None)
         moved_to = None
         if status == "failed" and self.folders.failed_dir is not None:

@@ -8,6 +8,7 @@ and the failed one the daemon writes for a photo whose worker process died.
 from __future__ import annotations
 
 import json
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -18,7 +19,7 @@ from ..errors import InputError
 if TYPE_CHECKING:  # the daemon writes reports without loading the pipeline's modules
     from ..results import RegionRecord
 
-__all__ = ["REPORT_JSON_SCHEMA", "SCHEMA_VERSION", "InputInfo", "Report", "read_report"]
+__all__ = ["REPORT_JSON_SCHEMA", "SCHEMA_VERSION", "InputInfo", "Report", "read_report", "stamp_report"]
 
 SCHEMA_VERSION = 1
 
@@ -78,6 +79,22 @@ def _region_dict(region: RegionRecord) -> dict[str, Any]:
     if region.texture_ratio is not None:
         record["texture_ratio"] = round(region.texture_ratio, 4)
     return record
+
+
+def stamp_report(path: Path, photo_ctime_ns: int) -> None:
+    """Date the report at ``path`` to its photo's last change as it was when read.
+
+    The daemon's cheap "already done" test is ``report mtime >= photo ctime``. Dated to the
+    photo's ctime at the moment it was opened, a report stays "done" exactly while the
+    photo is unchanged: a change after the read (even one before the report was written)
+    moves the photo's ctime past it, so a restarted daemon's catch-up scan looks at the
+    photo again (the sha256 check decides). Both times come from the filesystem, so no
+    two clocks are compared.
+    """
+    try:
+        os.utime(path, ns=(photo_ctime_ns, photo_ctime_ns))
+    except OSError:
+        pass  # the report stands; at worst a later scan hashes the photo once more
 
 
 # A report is a few kB; anything far larger at a report's name is not one of ours.

@@ -37,11 +37,11 @@ from ..errors import InputError, is_transient
 from ..imageio import ImageFile, encode_image, read_image, to_float
 from ..imageio.masks import read_mask
 from ..pipeline import Retoucher
-from ..safefs import read_regular_file
+from ..safefs import read_regular_file_and_stat
 from ..sidecars import OVERLAY_SUFFIX, output_paths
 from ..timing import ms_since
 from .outcome import FileOutcome
-from .report import InputInfo, Report, read_report
+from .report import InputInfo, Report, read_report, stamp_report
 
 __all__ = ["FileOutcome", "RetouchFiles", "encode_mask_png", "process_file", "report_settings"]
 
@@ -129,11 +129,13 @@ def process_file(
     outcome = FileOutcome(input_path=path, status="failed", report_path=paths.report)
     previous = read_report(paths.report)
     claimed = _claimed_outputs(previous)
+    photo_ctime_ns: int | None = None
     try:
         if out_dir is not None:
             _make_folder(out_dir)
         _check_targets(paths, claimed, mask_path=mask_path, reserved=outputs_reserved)
-        data = read_regular_file(path, follow_symlinks=follow_symlinks)
+        data, photo_stat = read_regular_file_and_stat(path, follow_symlinks=follow_symlinks)
+        photo_ctime_ns = photo_stat.st_ctime_ns
         report.input.sha256 = hashlib.sha256(data).hexdigest()
         if not force and _already_done(previous, report.input.sha256):
             outcome.status = "skipped"
@@ -190,6 +192,8 @@ def process_file(
     outcome.timings_ms = dict(report.timings_ms)
     try:
         atomic_write_bytes(paths.report, report.to_json())
+        if photo_ctime_ns is not None:
+            stamp_report(paths.report, photo_ctime_ns)
     except OSError as exc:
         if outcome.status == "ok":
             _remove_quietly(written)
