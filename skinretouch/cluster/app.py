@@ -83,7 +83,10 @@ def make_app(cluster: ClusterConfig) -> Any:
         task_create_missing_queues=True,
         task_soft_time_limit=cluster.time_limit_s,
         task_time_limit=cluster.time_limit_s + HARD_LIMIT_MARGIN_S,
-        broker_transport_options={"visibility_timeout": cluster.visibility_timeout_s},
+        # Workers look for photos of vanished workers every 10 s (kombu's default checks only
+        # every 10th time, i.e. every 100 s); a photo goes back once its timeout has passed.
+        broker_transport_options={"visibility_timeout": cluster.visibility_timeout_s,
+                                  "unacked_restore_interval": 10, "unacked_restore_throttle": 1},
         broker_connection_retry=True,
         broker_connection_retry_on_startup=True,
         broker_connection_max_retries=None,
