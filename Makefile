@@ -52,7 +52,7 @@ bench: $(VENV)/.installed-test $(BENCH_MACRO)
 # Cluster mode: photos/s with 1 and 2 Celery workers side by side on a private redis-server,
 # and the daemon's cost per photo enqueued (README, "Several machines").
 bench-cluster: system-deps $(VENV)/.installed-test
-	$(BIN)/python -m skinretouch.cluster.bench --out bench/results
+	$(BIN)/python -m skinretouch.benchmark.cluster_throughput --out bench/results
 
 doctor: $(VENV)/.installed-demo
 	$(BIN)/skinretouch doctor

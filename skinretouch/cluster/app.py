@@ -20,8 +20,8 @@ __all__ = [
 
 TASK_NAME = "skinretouch.retouch"
 KEY_PREFIX = "skinretouch:"
-# A hard time limit this much after the soft one: the soft one lets the photo end with a
-# failed report, the hard one kills a photo stuck in native code.
+# A hard time limit this much after the soft one (at most the soft limit again): the soft
+# one lets the photo end with a failed report, the hard one kills a photo stuck in native code.
 HARD_LIMIT_MARGIN_S = 30.0
 
 
@@ -82,8 +82,11 @@ def make_app(cluster: ClusterConfig) -> Any:
         task_default_queue=cluster.queue,
         task_create_missing_queues=True,
         task_soft_time_limit=cluster.time_limit_s,
-        task_time_limit=cluster.time_limit_s + HARD_LIMIT_MARGIN_S,
-        broker_transport_options={"visibility_timeout": cluster.visibility_timeout_s},
+        task_time_limit=cluster.time_limit_s + min(HARD_LIMIT_MARGIN_S, cluster.time_limit_s),
+        # Workers look for photos of vanished workers every 10 s (kombu's default checks only
+        # every 10th time, i.e. every 100 s); a photo goes back once its timeout has passed.
+        broker_transport_options={"visibility_timeout": cluster.visibility_timeout_s,
+                                  "unacked_restore_interval": 10, "unacked_restore_throttle": 1},
         broker_connection_retry=True,
         broker_connection_retry_on_startup=True,
         broker_connection_max_retries=None,

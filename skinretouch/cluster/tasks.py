@@ -101,6 +101,29 @@ def run_photo(task: Any, context: WorkerContext, payload: dict[str, Any]) -> dic
     return outcome
 
 
+def report_hard_time_limit(config: Config, *, node: str, task_id: str | None, payload: dict[str, Any],
+                           redis: Any) -> None:
+    """A ``failed`` report and outcome for a photo killed at the hard time limit (called in the
+    worker's main process, which has no pipeline: the report's settings say so)."""
+    paths = PathMap.parse(config.cluster.path_map)
+    out_dir = paths.to_local(payload["out_dir"]) if payload.get("out_dir") else None
+    job = Job(path=Path(paths.to_local(payload["path"])), root=Path(paths.to_local(payload["root"])),
+              out_dir=Path(out_dir) if out_dir else None)
+    reason = (f"killed on worker {node}: still running at the hard time limit "
+              f"(cluster.time_limit_s = {config.cluster.time_limit_s:g} s, then the grace time)")
+    log.error("photo_hard_time_limit", task_id=task_id, path=payload["path"])
+    settings = {"config_sha256": config_sha256(pipeline_config(config)), "detector": "none (killed)",
+                "mask_dilation_px": config.mask.dilation_px}
+    written = False
+    if job.root.is_dir():
+        _remove_temps(job)
+        written = write_failed_report(job, reason, settings) is not None
+    outcome = {"status": "failed", "error": reason, "report_written": written, "task_id": task_id,
+               "path": payload["path"], "runner": {"backend": "celery", "host": socket.gethostname(), "worker": node}}
+    _with_redis(lambda: redis.rpush(payload["reply_to"], json.dumps(outcome)))
+    _with_redis(lambda: redis.delete(deliveries_key(task_id or "")))
+
+
 def _failed_here(context: WorkerContext, payload: dict[str, Any], reason: str) -> dict[str, Any]:
     """A failed outcome, with its report beside the photo when this worker can write it."""
     out_dir = context.paths.to_local(payload["out_dir"]) if payload.get("out_dir") else None

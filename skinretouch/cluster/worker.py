@@ -81,6 +81,25 @@ def build_worker_app(config: Config, *, queues: tuple[str, ...], node: str, reto
 
     signals.worker_process_init.connect(load_pipeline, weak=False)
 
+    timed_out: set[str | None] = set()
+
+    def after_hard_time_limit(sender: Any = None, task_id: str | None = None, exception: Any = None,
+                              kwargs: dict[str, Any] | None = None, **_: Any) -> None:
+        """The pool process was killed at the hard time limit (a photo stuck in native code):
+        this main process tells the daemon, which would otherwise wait for the photo forever."""
+        from celery.exceptions import TimeLimitExceeded
+
+        if not isinstance(exception, TimeLimitExceeded) or not kwargs or "reply_to" not in kwargs:
+            return
+        if task_id in timed_out:  # Celery sends the signal from its timeout and its failure paths
+            return
+        timed_out.add(task_id)
+        from .tasks import report_hard_time_limit
+
+        report_hard_time_limit(config, node=node, task_id=task_id, payload=kwargs, redis=redis_client(config.cluster))
+
+    signals.task_failure.connect(after_hard_time_limit, weak=False)
+
     @app.task(name=TASK_NAME, bind=True)
     def retouch(self: Any, **payload: Any) -> dict[str, Any]:
         context = contexts.get(os.getpid())

@@ -141,7 +141,7 @@ def measure_producer(sample: Path, count: int, broker: str, folder: Path) -> dic
     measured in-process on the real dispatcher, with no worker consuming its queue."""
     from ..config import parse_config
     from ..daemon.queue import Job, JobQueue
-    from .dispatch import CeleryDispatcher
+    from ..cluster.dispatch import CeleryDispatcher
 
     queue_name = f"bench-producer-{os.getpid()}"
     config = parse_config({"cluster": {"backend": "celery", "broker": broker, "queue": queue_name}})
@@ -183,7 +183,7 @@ def _sized_sample(sample: Path, long_side: int) -> Path:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m skinretouch.cluster.bench", description=__doc__)
+    parser = argparse.ArgumentParser(prog="python -m skinretouch.benchmark.cluster_throughput", description=__doc__)
     parser.add_argument("--photos", type=int, default=16, help="photos per run")
     parser.add_argument("--rounds", type=int, default=3, help="runs of 1 and 2 workers, alternating")
     parser.add_argument("--size", type=int, default=2048, help="the sample's long side in pixels")
