@@ -17,28 +17,21 @@ import numpy as np
 
 from .config import Config
 from .engines.inpaint_base import EngineError
-from .engines.manager import CLASSICAL, ROUTE_HARD, ROUTE_MEDIUM, EngineManager, choose_engine, engine_class
+from .engines.manager import EngineManager, choose_engine, engine_class
 from .engines.reference import detector_from_config
 from .kernels import removal
 from .kernels.composite import composite, feather_alpha
-from .kernels.spots import fill_spots
+from .kernels.removal_batch import fill_spots
 from .kernels.texture import texture_ratio
-from .regions import ROUTE_FREQSPLIT, ROUTE_PATCHMATCH, SIZE_MEDIUM, Region, build_regions, detection_from_mask
+from .regions import Region, build_regions, detection_from_mask
 from .results import Patch, RegionRecord, RetouchResult
+from .routes import CLASSICAL, ENGINE_BY_ROUTE, NEED_HARD, NEED_MEDIUM, ROUTE_BY_ENGINE, ROUTE_FREQSPLIT
 from .timing import ms_since
 
 __all__ = ["Patch", "RetouchResult", "Retoucher"]
 
 # Below this many pixels a texture ratio is mostly noise, so it flags nothing.
 MIN_TEXTURE_AREA_PX = 40
-
-ENGINE_BY_ROUTE = {
-    ROUTE_FREQSPLIT: "freqsplit-numba",
-    ROUTE_PATCHMATCH: "patchmatch+poisson",
-    "lama": "lama",
-    "flux": "flux-fill",
-}
-ROUTE_BY_ENGINE = {"lama": "lama", "flux-fill": "flux"}
 
 
 class Retoucher:
@@ -161,7 +154,7 @@ class Retoucher:
         """Repair every region, on the region threads when there is more than one piece of work.
 
         Small spots on the classical route are filled in a few jitted calls that run without
-        the GIL (:mod:`.kernels.spots`), in groups of about equal work; any other region is
+        the GIL (:mod:`.kernels.removal_batch`), in groups of about equal work; any other region is
         repaired on its own. Every piece of work reads only the input, so neither the grouping
         nor the order changes a pixel.
         """
@@ -269,7 +262,7 @@ class Retoucher:
         config = self.config
         if not _in_band(ratio, config.route.texture_ratio_min, config.route.texture_ratio_max):
             region.hard_reasons.append("texture_ratio_out_of_band")
-            hard_engine = choose_engine(ROUTE_HARD, self.engines, config.engines)[0]
+            hard_engine = choose_engine(NEED_HARD, self.engines, config.engines)[0]
             if hard_engine not in (CLASSICAL, engine_name):
                 hard_route, hard_box, hard_ratio, failure = self._fill_on_crop(hard_engine, image, region, avoid, scale)
                 if failure is None:
@@ -304,9 +297,9 @@ class Retoucher:
     def _choose_engine(self, region: Region) -> tuple[str, str | None]:
         """Small spots stay classical; medium ones want LaMa, hard ones FLUX (with fallbacks)."""
         if region.hard_reasons:
-            wanted = ROUTE_HARD
-        elif region.size == SIZE_MEDIUM:
-            wanted = ROUTE_MEDIUM
+            wanted = NEED_HARD
+        elif region.size == NEED_MEDIUM:
+            wanted = NEED_MEDIUM
         else:
             return CLASSICAL, None
         return choose_engine(wanted, self.engines, self.config.engines)

@@ -570,7 +570,7 @@ def daemon_sustained_photos_per_second(sample: Path, count: int, folder: Path) -
     Returns ``{"photos_per_s": None, "reason": ...}`` ("n/a") when the daemon is absent or fails.
     """
     try:
-        from skinretouch.daemon.bench import measure_throughput
+        from skinretouch.benchmark.daemon_throughput import measure_throughput
     except Exception as exc:
         return {"photos_per_s": None, "reason": f"daemon unavailable: {type(exc).__name__}: {exc}"}
     try:
