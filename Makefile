@@ -5,11 +5,11 @@ BIN := $(VENV)/bin
 # numba caches compiled kernels here, so only the first run pays for compilation.
 export NUMBA_CACHE_DIR ?= $(CURDIR)/.numba_cache
 
-.PHONY: demo test bench doctor install-service clean system-deps
+.PHONY: demo test soak bench bench-cluster doctor install-service clean system-deps
 
 # Debian packages the test suite needs (services and tools it starts). `make test` installs the
 # missing ones when run as root (CI, containers); otherwise it prints the apt-get line to run.
-SYSTEM_PACKAGES := chromium chromium-driver
+SYSTEM_PACKAGES := redis-server chromium chromium-driver
 
 system-deps:
 	@missing=""; for p in $(SYSTEM_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
@@ -40,8 +40,19 @@ $(BENCH_MACRO): | $(VENV)/.installed-test
 test: system-deps $(VENV)/.installed-test $(BENCH_MACRO)
 	$(BIN)/python -m pytest -q
 
+# The hot-folder soak (issue 15): 500 photos from 4 writers, 10 kill -9 of the daemon and
+# 10 of its workers, a folder swapped for a symlink, the disk filled and freed (a tmpfs
+# mount: run as root). Prints its figures; exits 1 on any violation.
+soak: $(VENV)/.installed-test
+	cd tests && NUMBA_CACHE_DIR=$(CURDIR)/.numba_cache ../$(BIN)/python soak.py --photos 500 --writers 4 --daemon-kills 10 --worker-kills 10
+
 bench: $(VENV)/.installed-test $(BENCH_MACRO)
 	$(BIN)/python -m skinretouch.benchmark --out bench/results
+
+# Cluster mode: photos/s with 1 and 2 Celery workers side by side on a private redis-server,
+# and the daemon's cost per photo enqueued (README, "Several machines").
+bench-cluster: system-deps $(VENV)/.installed-test
+	$(BIN)/python -m skinretouch.cluster.bench --out bench/results
 
 doctor: $(VENV)/.installed-demo
 	$(BIN)/skinretouch doctor

@@ -17,7 +17,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import BinaryIO
 
-__all__ = ["atomic_write_bytes", "atomic_writer", "temporary_name"]
+__all__ = ["atomic_write_bytes", "atomic_writer", "temporary_name", "temporary_prefix"]
 
 # Keeps ".NAME.<8 hex>.tmp" within the usual 255-byte limit on a file name.
 _MAX_STEM_CHARS = 200
@@ -30,7 +30,19 @@ def temporary_name(target: str | os.PathLike[str]) -> Path:
     ``.NAME.<random>.tmp`` in the same folder as ``target``.
     """
     target = Path(target)
-    return target.with_name(f".{target.name[:_MAX_STEM_CHARS]}.{secrets.token_hex(4)}.tmp")
+    return target.with_name(f"{temporary_prefix(target.name)}{secrets.token_hex(4)}.tmp")
+
+
+def temporary_prefix(name: str) -> str:
+    """``.NAME.``, with a long NAME cut in its middle so that its suffix is kept.
+
+    The suffix tells whose temporary it is (``is_our_temp_name``); the result keeps
+    ``.PREFIX<8 hex>.tmp`` within the 255-byte limit on a file name.
+    """
+    if len(name) > _MAX_STEM_CHARS:
+        half = _MAX_STEM_CHARS // 2
+        name = name[:half] + name[-half:]
+    return f".{name}."
 
 
 @contextlib.contextmanager
@@ -46,21 +58,34 @@ def atomic_writer(path: str | os.PathLike[str]) -> Iterator[BinaryIO]:
     ------
     OSError
         Creating, writing, syncing or renaming failed (permission denied, disk full,
-        missing folder...). The temporary file is removed and ``path`` is untouched.
+        missing folder...); its ``filename`` is ``path``, never the temporary. The
+        temporary file is removed and ``path`` is untouched.
     """
     target = Path(path)
-    temp_path, fd = _create_temporary(target)
+    try:
+        temp_path, fd = _create_temporary(target)
+    except OSError as exc:
+        raise _about_target(exc, target) from None
     try:
         with os.fdopen(fd, "wb") as file:
             yield file
             file.flush()
             os.fsync(file.fileno())
         os.replace(temp_path, target)
-    except BaseException:
+    except BaseException as exc:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(temp_path)
+        if isinstance(exc, OSError):
+            raise _about_target(exc, target) from None
         raise
     _fsync_directory(target.parent)
+
+
+def _about_target(exc: OSError, target: Path) -> OSError:
+    """``exc`` naming the file being written, never its hidden temporary."""
+    if exc.errno is None:
+        return exc
+    return OSError(exc.errno, exc.strerror or str(exc), str(target))
 
 
 def atomic_write_bytes(path: str | os.PathLike[str], data: bytes | bytearray | memoryview) -> None:

@@ -8,6 +8,7 @@ processed, each failure printed as ``path: reason``); 2 usage or configuration e
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -105,6 +106,13 @@ def _build_parser() -> argparse.ArgumentParser:
         metavar="REFMASK.png",
         help="the defect's pixels in the preceding --reference photo (non-zero = defect)",
     )
+    process.add_argument(
+        "--backbone",
+        type=Path,
+        metavar="WEIGHTS",
+        help="reference mode's features from a DINOv2/DINOv3 ViT (.pth, .safetensors or a Hugging Face "
+        "folder); sets detect.backbone.weights",
+    )
     process.set_defaults(handler=_cmd_process)
 
     watch = commands.add_parser("watch", help="run the hot-folder daemon")
@@ -116,6 +124,16 @@ def _build_parser() -> argparse.ArgumentParser:
     status = commands.add_parser("status", help="what the daemon has queued, running, done and failed")
     status.add_argument("--config", type=Path, metavar="FILE")
     status.set_defaults(handler=_cmd_status)
+
+    worker = commands.add_parser("worker", help="run a cluster worker (cluster.backend = \"celery\")")
+    worker.add_argument("--config", type=Path, metavar="FILE")
+    worker.add_argument("--queues", metavar="Q1,Q2", help="queues to take photos from (default: cluster.queue; "
+                        "add cluster.gpu_queue on a machine with a GPU)")
+    worker.add_argument("--concurrency", type=int, default=1, metavar="N",
+                        help="photos at once (pool processes; default 1: one photo already uses every core)")
+    worker.add_argument("--name", metavar="NODE", help="worker name (default skinretouch-PID@HOST)")
+    worker.add_argument("--retoucher-factory", default=None, help=argparse.SUPPRESS)
+    worker.set_defaults(handler=_cmd_worker)
 
     doctor = commands.add_parser("doctor", help="which engines and backends are available, and why not")
     doctor.add_argument("--config", type=Path, metavar="FILE")
@@ -141,14 +159,26 @@ def _build_parser() -> argparse.ArgumentParser:
 
 
 def _cmd_process(args: argparse.Namespace, config: Config) -> int:
-    from .cli_process import collect_inputs, run_batch
+    from .cli_process import collect_inputs, output_collisions, run_batch
 
     if args.mask is not None and (len(args.paths) != 1 or args.paths[0].is_dir()):
         raise _UsageError("--mask applies to exactly one image file")
     references = _load_references(args.reference, args.reference_mask)
+    if args.backbone is not None:
+        if not args.backbone.exists():
+            raise _UsageError(f"--backbone: no weights at {args.backbone}")
+        config = config.replace("detect", backbone={**dataclasses.asdict(config.detect.backbone), "weights": str(args.backbone)})
     inputs, missing = collect_inputs(args.paths)
     if not inputs and not missing:
         raise _UsageError("no images found in " + ", ".join(str(p) for p in args.paths))
+    collisions = output_collisions(inputs, args.out_dir)
+    if collisions:
+        raise _UsageError("outputs would collide, nothing processed:\n  " + "\n  ".join(collisions))
+    if args.out_dir is not None:
+        try:
+            args.out_dir.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise _UsageError(f"--out-dir {args.out_dir} cannot be created: {exc.strerror}") from None
     configure_logging(LoggingConfig(format="console", level="warning"))
     return run_batch(
         config,
@@ -187,6 +217,22 @@ def _cmd_status(args: argparse.Namespace, config: Config) -> int:
     from .daemon.status import main_status
 
     return main_status(config)
+
+
+def _cmd_worker(args: argparse.Namespace, config: Config) -> int:
+    from .cluster import MissingExtra, require_cluster_extra
+
+    try:
+        require_cluster_extra()
+    except MissingExtra as exc:
+        raise _UsageError(str(exc)) from None
+    if args.concurrency < 1:
+        raise _UsageError("--concurrency must be at least 1")
+    queues = tuple(q.strip() for q in args.queues.split(",") if q.strip()) if args.queues else None
+    from .cluster.worker import DEFAULT_RETOUCHER, run_worker
+
+    return run_worker(config, queues=queues, concurrency=args.concurrency, node=args.name,
+                      retoucher_factory=args.retoucher_factory or DEFAULT_RETOUCHER)
 
 
 def _cmd_doctor(args: argparse.Namespace, config: Config) -> int:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 import time
 from pathlib import Path
@@ -10,9 +11,10 @@ from typing import TextIO
 from .config import Config
 from .files.stage import process_file
 from .pipeline import Retoucher
-from .sidecars import is_ignored_name, is_sidecar_or_output
+from .files.report import read_report
+from .sidecars import REPORT_SUFFIX, is_ignored_name, is_sidecar_or_output, output_paths
 
-__all__ = ["collect_inputs", "run_batch"]
+__all__ = ["claiming_report", "collect_inputs", "output_collisions", "run_batch"]
 
 IMAGE_EXTENSIONS = frozenset({".jpg", ".jpeg", ".png", ".tif", ".tiff"})
 
@@ -20,9 +22,11 @@ IMAGE_EXTENSIONS = frozenset({".jpg", ".jpeg", ".png", ".tif", ".tiff"})
 def collect_inputs(paths: list[Path]) -> tuple[list[Path], list[Path]]:
     """Files named directly, plus the images directly inside named folders.
 
-    Folders contribute only files with an image extension that are not our own outputs,
-    hidden or temporary; a file named directly is always tried (and fails clearly if it is
-    not an image). Returns ``(inputs, missing)``; duplicates are dropped, order kept.
+    Folders contribute only files with an image extension that are not named like our
+    outputs, hidden or temporary. A file named directly is tried (and fails clearly if it
+    is not an image) unless a report claims it as its output: a ``portrait.retouched.jpg``
+    no report claims is the user's own photo and is processed. Returns
+    ``(inputs, missing)``; duplicates are dropped, order kept.
     """
     inputs: list[Path] = []
     missing: list[Path] = []
@@ -37,17 +41,48 @@ def collect_inputs(paths: list[Path]) -> tuple[list[Path], list[Path]]:
                 and not is_sidecar_or_output(child)
                 and not is_ignored_name(child)
             )
-        elif path.exists():
-            candidates = [path]
+        elif path.exists() or path.is_symlink():  # a broken or looping link: the file stage says which
+            candidates = [] if is_sidecar_or_output(path) and claiming_report(path) else [path]
         else:
             missing.append(path)
             continue
         for candidate in candidates:
-            key = candidate.resolve()
+            key = Path(os.path.realpath(candidate))  # never raises, even for a link loop
             if key not in seen:
                 seen.add(key)
                 inputs.append(candidate)
     return inputs, missing
+
+
+def claiming_report(path: Path) -> Path | None:
+    """The report beside ``path`` that lists ``path`` as its retouched photo or mask, if any."""
+    folder = path.parent
+    try:
+        names = [n for n in os.listdir(folder) if n.endswith(REPORT_SUFFIX)]
+    except OSError:
+        return None
+    target = str(path.absolute())
+    for name in names:
+        report = read_report(folder / name)
+        outputs = (report or {}).get("outputs") or {}
+        if target in (outputs.get("image"), outputs.get("mask")):
+            return folder / name
+    return None
+
+
+def output_collisions(inputs: list[Path], out_dir: Path | None) -> list[str]:
+    """One line per output file that two inputs of the batch would both write."""
+    writers: dict[Path, Path] = {}
+    problems = []
+    for path in inputs:
+        target = Path(os.path.abspath(output_paths(path, out_dir).report))
+        if target in writers:
+            image = output_paths(path, out_dir).image
+            problems.append(f"{writers[target]} and {path} would both write {image.name} (and its mask and "
+                            f"report) in {image.parent}; process them into different --out-dir folders")
+        else:
+            writers[target] = path
+    return problems
 
 
 def run_batch(
@@ -82,7 +117,7 @@ def run_batch(
                 retoucher, path, out_dir=out_dir, mask_path=mask_path, force=force, debug_overlay=debug_overlay
             )
             progress.clear()
-            if outcome.status == "failed":
+            if outcome.status in ("failed", "deferred"):  # deferred: no report, a rerun retries it
                 failures += 1
                 print(f"{path}: {outcome.error}", file=err)
             elif outcome.status == "skipped":

@@ -12,6 +12,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+import math
 import os
 import tomllib
 import types
@@ -23,10 +24,15 @@ from typing import Annotated, Any, Literal
 from .errors import ConfigError
 
 __all__ = [
+    "ClusterConfig",
     "Config",
     "DaemonConfig",
+    "DetectBackboneConfig",
+    "DetectOnnxConfig",
     "DetectConfig",
     "EnginesConfig",
+    "FluxConfig",
+    "LamaConfig",
     "LoggingConfig",
     "MaskConfig",
     "OutputConfig",
@@ -36,6 +42,7 @@ __all__ = [
     "config_sha256",
     "load_config",
     "parse_config",
+    "pipeline_config",
 ]
 
 
@@ -81,6 +88,40 @@ class MaskConfig:
 
 
 @dataclass(frozen=True, kw_only=True)
+class DetectOnnxConfig:
+    """Plug-in YOLO detector in ONNX (``[detect.onnx]``)."""
+
+    # the .onnx file (YOLOv5, YOLOv8/11 detect or segment, YOLOE, YOLOv10 / nms=True; float32
+    # or float16; the form is read from its outputs); empty = off
+    model: str = ""
+    # class score (0..1) a box needs
+    score: Fraction = 0.25
+    # IoU (0..1) above which the weaker of two same-class boxes is dropped (raw heads only)
+    iou: Fraction = 0.45
+    # spot kind per class index; empty = the model's own class names, else "spot"
+    class_names: tuple[str, ...] = ()
+    # input side (px) when the model fixes none; 0 = from the model or its metadata, else 640
+    input_size: NonNegativeInt = 0
+    # "auto" reads the form from the outputs; name one to insist on it
+    layout: Literal["auto", "yolov5", "yolov8", "yolov8-segment", "end2end", "end2end-segment"] = "auto"
+
+
+@dataclass(frozen=True, kw_only=True)
+class DetectBackboneConfig:
+    """ViT feature plug-in for reference mode (``[detect.backbone]``)."""
+
+    # DINOv2 / DINOv3 weights (facebookresearch .pth or Hugging Face folder / .safetensors
+    # with its config.json; the form is read from the file); empty = numba descriptors
+    weights: str = ""
+    # how the ViT runs
+    backend: Literal["torch", "onnxruntime"] = "torch"
+    # face units one ViT patch spans after enlarging (smaller = finer, slower)
+    patch_units: Annotated[float, Range(0.25, 16.0)] = 2.0
+    # "auto" = cuda when torch sees a GPU, else cpu
+    device: Literal["auto", "cpu", "cuda"] = "auto"
+
+
+@dataclass(frozen=True, kw_only=True)
 class DetectConfig:
     """The blemish detector."""
 
@@ -92,7 +133,9 @@ class DetectConfig:
     blackhead: bool = True
     protect_moles: bool = True
     protect_freckles: bool = True
-    # drop classical candidates that look like the photo's ordinary skin (MuSc-style score)
+    # drop classical candidates that look like the photo's ordinary skin (a single-photo
+    # nearest-neighbour novelty score: a candidate's colour/texture against its k nearest
+    # skin samples of the same photo; not MuSc, which compares many photos)
     anomaly_filter: bool = False
     # anomaly score a candidate needs (dimensionless; 1 = ordinary skin, blemishes 2.5..50)
     anomaly_threshold: Annotated[float, Range(0.0, None)] = 2.0
@@ -105,10 +148,8 @@ class DetectConfig:
     references: tuple[str, ...] = ()
     # masks (white = defect) of the reference photos, same order and pixel size
     reference_masks: tuple[str, ...] = ()
-    # plug-in box detector: a YOLO-style ONNX file (input 1x3xSxS RGB [0, 1]); empty = off
-    onnx_model: str = ""
-    # class score (0..1) a box of the ONNX detector needs
-    onnx_score_threshold: Fraction = 0.25
+    onnx: DetectOnnxConfig = field(default_factory=DetectOnnxConfig)
+    backbone: DetectBackboneConfig = field(default_factory=DetectBackboneConfig)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -135,16 +176,35 @@ class RemovalConfig:
 
     seed: NonNegativeInt = 0
     # 0 = one thread per core
-    threads: NonNegativeInt = 0
+    threads: Annotated[int, Range(0, 256)] = 0
     # patch radius for pypatchmatch (the medium route)
     patchmatch_patch_size: Annotated[int, Range(1, 7)] = 3
+
+
+@dataclass(frozen=True, kw_only=True)
+class LamaConfig:
+    """LaMa's working resolution (``[engines.lama]``)."""
+
+    # crops whose short side is under this (px) are upscaled to it before LaMa runs (it was
+    # trained on 256-px crops); engines.lama_max_side_px caps the long side; 0 = never upscale
+    working_min_side_px: Annotated[int, Range(0, 4096)] = 256
+
+
+@dataclass(frozen=True, kw_only=True)
+class FluxConfig:
+    """FLUX.1 Fill's working resolution (``[engines.flux]``)."""
+
+    # crops whose short side is under this (px) are upscaled to it (FLUX Fill works near
+    # 1 megapixel); engines.flux_max_side_px caps the long side; 0 = never upscale
+    working_min_side_px: Annotated[int, Range(0, 2048)] = 1024
 
 
 @dataclass(frozen=True, kw_only=True)
 class EnginesConfig:
     """Neural engines, which need user-supplied local weights (none by default)."""
 
-    # big-lama generator weights: .safetensors / .pt state_dict or the public best.ckpt; empty = off
+    # big-lama weights, form read from the file: lama's best.ckpt, IOPaint's big-lama.pt
+    # (TorchScript), a state dict (.pt / .safetensors) or a LaMa .onnx export; empty = off
     lama_weights: str = ""
     # how LaMa runs: "auto" = TensorRT on a GPU when installed, else torch; or force one
     lama_backend: Literal["auto", "torch", "onnxruntime", "tensorrt"] = "auto"
@@ -173,6 +233,8 @@ class EnginesConfig:
     device: Literal["auto", "cpu", "cuda"] = "auto"
     # ONNX exports and TensorRT engines; empty = $XDG_CACHE_HOME/skinretouch/engines
     cache_dir: str = ""
+    lama: LamaConfig = field(default_factory=LamaConfig)
+    flux: FluxConfig = field(default_factory=FluxConfig)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -185,8 +247,10 @@ class DaemonConfig:
     exclude: tuple[str, ...] = ()
     # empty: outputs go next to each input
     output_dir: str = ""
-    workers: PositiveInt = 1
-    queue_size: PositiveInt = 256
+    # worker processes, each holding its own copy of the pipeline
+    workers: Annotated[int, Range(1, 64)] = 1
+    # photos waiting in memory; more are picked up by the next catch-up scan
+    queue_size: Annotated[int, Range(1, 100_000)] = 256
     observer: Literal["auto", "inotify", "polling"] = "auto"
     poll_interval_s: Annotated[float, Range(0.05, None)] = 1.0
     # a file must keep its size and mtime this long before it is taken (polling fallback)
@@ -199,6 +263,34 @@ class DaemonConfig:
     # status file and single-instance lock; empty: $STATE_DIRECTORY (systemd), else
     # $XDG_STATE_HOME/skinretouch, else ~/.local/state/skinretouch
     state_dir: str = ""
+
+
+@dataclass(frozen=True, kw_only=True)
+class ClusterConfig:
+    """Where the daemon's photos are processed: its own worker processes, or a Celery cluster."""
+
+    # "local": the daemon's own worker processes; "celery": workers on any machine, via the broker
+    backend: Literal["local", "celery"] = "local"
+    # Redis URL of the broker (and of the workers' outcomes and heartbeats)
+    broker: str = "redis://localhost:6379/0"
+    # queue of ordinary photos (every `skinretouch worker` consumes it unless told otherwise)
+    queue: str = "cpu"
+    # queue of hard cases that want a neural engine; used only while a worker consumes it
+    gpu_queue: str = "gpu"
+    # the hot folder as the daemon sees it = as this machine sees it, e.g. "/srv/photos=/mnt/photos"
+    path_map: tuple[str, ...] = ()
+    # a photo running longer than this (seconds) is killed and gets a failed report
+    time_limit_s: Annotated[float, Range(1.0, None)] = 600.0
+    # seconds before the broker hands an unacknowledged photo to another worker; above time_limit_s
+    visibility_timeout_s: Annotated[float, Range(1.0, None)] = 3600.0
+    # retries of a transient error (shared folder not visible, I/O error) before a failed report
+    max_retries: NonNegativeInt = 3
+    # wait before the first retry (seconds), doubled for each further one
+    retry_backoff_s: Seconds = 5.0
+    # a photo whose worker process died this many times (crash, OOM kill) gets a failed report
+    max_deliveries: PositiveInt = 3
+    # most photos sent to the cluster and not yet finished (the daemon waits beyond that)
+    max_in_flight: PositiveInt = 1000
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -220,6 +312,7 @@ class Config:
     removal: RemovalConfig = field(default_factory=RemovalConfig)
     engines: EnginesConfig = field(default_factory=EnginesConfig)
     daemon: DaemonConfig = field(default_factory=DaemonConfig)
+    cluster: ClusterConfig = field(default_factory=ClusterConfig)
     logging: LoggingConfig = field(default_factory=LoggingConfig)
 
     def replace(self, section: str, **changes: Any) -> Config:
@@ -257,6 +350,7 @@ def parse_config(data: dict[str, Any]) -> Config:
     """Validate a parsed TOML mapping into a :class:`Config`."""
     config = _build(Config, data, prefix="")
     _check_cross_field(config)
+    _check_input_files(config)
     return config
 
 
@@ -264,6 +358,31 @@ def config_sha256(config: Config) -> str:
     """A stable fingerprint of the effective settings (recorded in every report)."""
     canonical = json.dumps(dataclasses.asdict(config), sort_keys=True, separators=(",", ":"))
     return hashlib.sha256(canonical.encode("utf-8")).hexdigest()
+
+
+def _check_input_files(config: Config) -> None:
+    """Files the detector loads at start must exist: a missing one is a bad value, named
+    by its key, so ``process`` and ``watch`` (at start and on SIGHUP) refuse it alike."""
+    detect = config.detect
+    named = [("detect.onnx.model", detect.onnx.model)]
+    named += [(f"detect.references[{i}]", p) for i, p in enumerate(detect.references)]
+    named += [(f"detect.reference_masks[{i}]", p) for i, p in enumerate(detect.reference_masks)]
+    for key, value in named:
+        if value and not Path(value).expanduser().is_file():
+            raise ConfigError(key, f"no such file: {value}")
+    # a Hugging Face backbone is a folder, a facebookresearch one a file
+    weights = detect.backbone.weights
+    if weights and not Path(weights).expanduser().exists():
+        raise ConfigError("detect.backbone.weights", f"no such file or folder: {weights}")
+
+
+def pipeline_config(config: Config) -> Config:
+    """``config`` with the sections only the daemon and the cluster read reset to defaults.
+
+    Every machine of a cluster has its own daemon, cluster and logging settings (its own
+    path mapping), so their hash of this view is the same when they retouch alike.
+    """
+    return dataclasses.replace(config, daemon=DaemonConfig(), cluster=ClusterConfig(), logging=LoggingConfig())
 
 
 def _check_cross_field(config: Config) -> None:
@@ -274,6 +393,33 @@ def _check_cross_field(config: Config) -> None:
         raise ConfigError(
             "mask.feather_px", "must not exceed mask.dilation_px (the blend stays inside the mask)"
         )
+    _check_cluster(config.cluster)
+
+
+def _check_cluster(cluster: ClusterConfig) -> None:
+    if cluster.visibility_timeout_s <= cluster.time_limit_s:
+        raise ConfigError(
+            "cluster.visibility_timeout_s",
+            "must exceed cluster.time_limit_s (else a slow photo is handed to a second worker)",
+        )
+    if not cluster.broker.startswith(("redis://", "rediss://", "unix://")):
+        raise ConfigError("cluster.broker", f"must be a redis://, rediss:// or unix:// URL, got {cluster.broker!r}")
+    if cluster.queue == cluster.gpu_queue:
+        raise ConfigError("cluster.gpu_queue", "must differ from cluster.queue")
+    for index, rule in enumerate(cluster.path_map):
+        daemon_side, sep, worker_side = rule.partition("=")
+        if not sep or not daemon_side.strip().startswith("/") or not worker_side.strip().startswith("/"):
+            raise ConfigError(
+                f"cluster.path_map[{index}]",
+                f"must be \"DAEMON_PATH=WORKER_PATH\" with two absolute paths, got {rule!r}",
+            )
+
+
+# keys of earlier releases -> where they live now (named in the error instead of "unknown")
+MOVED_KEYS = {
+    "detect.onnx_model": "[detect.onnx] model",
+    "detect.onnx_score_threshold": "[detect.onnx] score",
+}
 
 
 def _build(cls: type, data: Any, *, prefix: str) -> Any:
@@ -283,7 +429,8 @@ def _build(cls: type, data: Any, *, prefix: str) -> Any:
     known = {f.name for f in dataclasses.fields(cls)}
     for key in data:
         if key not in known:
-            raise ConfigError(f"{prefix}{key}", "unknown key")
+            moved = MOVED_KEYS.get(f"{prefix}{key}")
+            raise ConfigError(f"{prefix}{key}", f"moved to {moved}" if moved else "unknown key")
     values = {}
     for name in known:
         if name in data:
@@ -334,6 +481,8 @@ def _convert_scalar(hint: Any, value: Any, *, key: str) -> Any:
     if hint is float:
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             raise ConfigError(key, f"must be a number, got {value!r}")
+        if not math.isfinite(value):  # TOML allows nan and inf; no setting means them
+            raise ConfigError(key, f"must be a finite number, got {value!r}")
         return float(value)
     if hint is str:
         if not isinstance(value, str):

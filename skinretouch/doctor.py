@@ -27,7 +27,10 @@ class Check:
 def collect_checks(config: Config) -> list[Check]:
     """Every engine and backend with its state; never raises."""
     probes: list[Callable[[Config], Check]] = [
+        _detector_mode,
         _detector_classical,
+        _detector_onnx,
+        _detector_backbone,
         _face_cascades,
         _kernels_numba,
         _patchmatch,
@@ -60,6 +63,74 @@ def run_doctor(config: Config) -> int:
 def _detector_classical(config: Config) -> Check:
     importlib.import_module("skinretouch.engines.classical_detector")
     return Check("detector", "classical", True, "no weights needed")
+
+
+MODES = {
+    "reference": "reference mode: finds what 1-3 example photos with masks show (one-shot, no training)",
+    "onnx": "plug-in YOLO detector (detect.onnx.model), protected features from the classical detector",
+    "anomaly": "standalone anomaly detector: a single-photo nearest-neighbour novelty score (any skin unlike "
+    "the rest of this photo's skin; not MuSc, which compares many photos)",
+    "anomaly-filtered": "classical rules per blemish kind, candidates kept only if the single-photo "
+    "nearest-neighbour novelty score reaches detect.anomaly_threshold",
+    "classical": "classical rules per blemish kind (colour/shape/contrast on the skin map; CPU, no weights)",
+}
+
+
+def _detector_mode(config: Config) -> Check:
+    detect = config.detect
+    if detect.references:
+        mode = "reference"
+    elif detect.onnx.model:
+        mode = "onnx"
+    elif detect.anomaly_detector:
+        mode = "anomaly"
+    elif detect.anomaly_filter:
+        mode = "anomaly-filtered"
+    else:
+        mode = "classical"
+    return Check("detector", "mode", True, f"{mode}: {MODES[mode]}")
+
+
+def _detector_onnx(config: Config) -> Check:
+    onnx = config.detect.onnx
+    if not onnx.model:
+        return Check("plug-in", "yolo-onnx", False, "off (detect.onnx.model is empty)")
+    if not Path(onnx.model).expanduser().is_file():
+        return Check("plug-in", "yolo-onnx", False, f"no model at {onnx.model} (detect.onnx.model)")
+    from .engines.formats.yolo_formats import inspect_yolo
+    from .engines.runtime import OnnxRuntimeBackend
+
+    ok, reason = OnnxRuntimeBackend.available("cpu")
+    if not ok:
+        return Check("plug-in", "yolo-onnx", False, reason)
+    path = Path(onnx.model).expanduser()
+    try:
+        layout = inspect_yolo(OnnxRuntimeBackend(path, device="cpu").session, path, layout=onnx.layout,
+                              input_size=onnx.input_size or None)  # fmt: skip
+    except Exception as exc:  # a wrong file is the answer here, not a crash
+        return Check("plug-in", "yolo-onnx", False, str(exc))
+    masks = "mask head" if layout.mask_coefficients else "boxes refined by Lab contrast"
+    dtype = "float16" if layout.input_dtype.__name__ == "float16" else "float32"
+    return Check("plug-in", "yolo-onnx", True, f"{layout.form} ({dtype}, {layout.num_classes} classes, input "
+                 f"{layout.input_size} px, masks from {masks}) at {path}, run by onnxruntime")  # fmt: skip
+
+
+def _detector_backbone(config: Config) -> Check:
+    backbone = config.detect.backbone
+    if not backbone.weights:
+        return Check("plug-in", "vit-backbone", False, "off (detect.backbone.weights is empty; reference mode "
+                     "uses the numba descriptors)")  # fmt: skip
+    from .engines.formats.vit_formats import read_vit
+
+    try:
+        found = read_vit(backbone.weights)
+    except Exception as exc:  # a wrong file is the answer here, not a crash
+        return Check("plug-in", "vit-backbone", False, str(exc))
+    spec = found.spec
+    position = "RoPE" if spec.position == "rope" else "learned position embedding"
+    return Check("plug-in", "vit-backbone", True, f"{found.form} (width {spec.width}, {spec.depth} blocks, patch "
+                 f"{spec.patch}, {spec.registers} registers, {position}) at {found.path}, run by "
+                 f"{backbone.backend} (reference mode only)")  # fmt: skip
 
 
 def _face_cascades(config: Config) -> Check:

@@ -2,6 +2,19 @@
 
 from __future__ import annotations
 
+import errno
+
+# OS errors that say nothing about the photo: a full disk or quota, a short moment without
+# memory or file handles. A photo hit by one is not failed; it is tried again later.
+TRANSIENT_ERRNOS = frozenset(
+    {errno.ENOSPC, errno.EDQUOT, errno.ENOMEM, errno.EAGAIN, errno.EMFILE, errno.ENFILE, errno.EINTR}
+)
+
+
+def is_transient(exc: BaseException) -> bool:
+    """Whether ``exc`` is an OS error worth retrying later (see ``TRANSIENT_ERRNOS``)."""
+    return isinstance(exc, OSError) and exc.errno in TRANSIENT_ERRNOS
+
 
 class SkinRetouchError(Exception):
     """Base class of every error this package raises on purpose."""

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import json
 import logging
+import math
 import sys
-from typing import TextIO
+from typing import Any, TextIO
 
 import structlog
 
@@ -30,6 +32,21 @@ class _CurrentStream:
         return getattr(sys, self.name).isatty()
 
 
+def _finite(value: Any) -> Any:
+    if isinstance(value, float) and not math.isfinite(value):
+        return repr(value)  # "nan", "inf": JSON has no such numbers
+    if isinstance(value, dict):
+        return {key: _finite(item) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_finite(item) for item in value]
+    return value
+
+
+def _strict_json(event: dict[str, Any], **kwargs: Any) -> str:
+    """One valid JSON line, even if a value is NaN or infinite (written as a string)."""
+    return json.dumps(_finite(event), allow_nan=False, **kwargs)
+
+
 def configure_logging(config: LoggingConfig, *, stream: TextIO | None = None) -> None:
     """Route structlog (and stdlib logging) to ``stream`` in the configured format.
 
@@ -44,7 +61,7 @@ def configure_logging(config: LoggingConfig, *, stream: TextIO | None = None) ->
     use_json = config.format == "json" or (config.format == "auto" and not stream.isatty())
     level = getattr(logging, config.level.upper())
     renderer = (
-        structlog.processors.JSONRenderer()
+        structlog.processors.JSONRenderer(serializer=_strict_json)
         if use_json
         else structlog.dev.ConsoleRenderer(colors=stream.isatty())
     )

@@ -7,6 +7,8 @@ For ``DIR/NAME.EXT``: ``NAME.retouched.EXT`` (the photo), ``NAME.EXT.mask.png`` 
 from __future__ import annotations
 
 import fnmatch
+import hashlib
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -40,14 +42,32 @@ class OutputPaths:
 
 
 def output_paths(input_path: Path, out_dir: Path | None = None) -> OutputPaths:
-    """The three output paths of ``input_path`` (into ``out_dir`` if given, else beside it)."""
+    """The three output paths of ``input_path`` (into ``out_dir`` if given, else beside it).
+
+    A name that would exceed the filesystem's 255-byte limit once its suffix is added is
+    shortened before the suffix and tagged with a hash of the full name, so a photo with
+    a long (but valid) name still gets its outputs, and two long names never collide.
+    """
     folder = out_dir if out_dir is not None else input_path.parent
     name = input_path.name
     return OutputPaths(
-        image=folder / f"{input_path.stem}{RETOUCHED_INFIX}{input_path.suffix}",
-        mask=folder / f"{name}{MASK_SUFFIX}",
-        report=folder / f"{name}{REPORT_SUFFIX}",
+        image=folder / _fit(input_path.stem, f"{RETOUCHED_INFIX}{input_path.suffix}", name),
+        mask=folder / _fit(name, MASK_SUFFIX, name),
+        report=folder / _fit(name, REPORT_SUFFIX, name),
     )
+
+
+MAX_NAME_BYTES = 255  # a file name's limit on ext4, XFS, btrfs, tmpfs, NTFS...
+
+
+def _fit(base: str, suffix: str, full_name: str) -> str:
+    candidate = base + suffix
+    if len(os.fsencode(candidate)) <= MAX_NAME_BYTES:
+        return candidate
+    tag = "~" + hashlib.sha256(os.fsencode(full_name)).hexdigest()[:10]
+    budget = MAX_NAME_BYTES - len(os.fsencode(suffix)) - len(tag)
+    shortened = os.fsencode(base)[:budget].decode("utf-8", errors="ignore")
+    return shortened + tag + suffix
 
 
 def is_sidecar_or_output(path: Path | str) -> bool:

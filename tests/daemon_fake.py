@@ -19,7 +19,10 @@ from pathlib import Path
 
 from skinretouch.atomic import atomic_write_bytes, atomic_writer
 from skinretouch.config import config_sha256
+from skinretouch.errors import InputError, is_transient
+from skinretouch.safefs import read_regular_file
 from skinretouch.files.outcome import FileOutcome
+from skinretouch.files.report import read_report
 from skinretouch.sidecars import output_paths
 
 
@@ -55,22 +58,39 @@ class FakeRetoucher:
     def close(self) -> None:
         pass
 
-    def process_file(self, path, *, out_dir=None, force=False) -> FileOutcome:
+    def process_file(self, path, *, out_dir=None, force=False, follow_symlinks=True) -> FileOutcome:
         started = time.perf_counter()
         path = Path(path)
+        shown = str(path.absolute())  # the daemon hands over a bare name inside the photo's folder
         paths = output_paths(path, Path(out_dir) if out_dir else None)
-        data = path.read_bytes()
+        try:  # the real pipeline's reader: only regular files, bounded, links refused if asked
+            data = read_regular_file(path, follow_symlinks=follow_symlinks)
+        except InputError as exc:
+            data, read_error = b"", str(exc)
+        else:
+            read_error = None
         sha = hashlib.sha256(data).hexdigest()
-        if not force and paths.report.exists():
-            previous = json.loads(paths.report.read_text())
+        previous = read_report(paths.report)
+        if not force and previous is not None:
             if previous["status"] == "ok" and previous["input"]["sha256"] == sha:
-                _log(event="skipped", path=str(path), sha256=sha, pid=os.getpid())
+                _log(event="skipped", path=shown, sha256=sha, pid=os.getpid())
                 return FileOutcome(input_path=path, status="skipped", report_path=paths.report)
-        _log(event="started", path=str(path), pid=os.getpid())
+        _log(event="started", path=shown, pid=os.getpid())
         if "crash" in path.name:  # a decoder bug that takes the whole process down
             os.kill(os.getpid(), signal.SIGSEGV)
-        error = problem_with(data)
+        error = read_error or problem_with(data)
         paths.report.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            return self._write(path, shown, paths, data, sha, error, started)
+        except OSError as exc:
+            if not is_transient(exc):
+                raise
+            for target in (paths.image, paths.mask):  # as the real stage: nothing partial stays
+                target.unlink(missing_ok=True)
+            _log(event="deferred", path=shown, error=str(exc), pid=os.getpid())
+            return FileOutcome(input_path=path, status="deferred", error=str(exc))
+
+    def _write(self, path, shown, paths, data, sha, error, started) -> FileOutcome:
         if error is None:
             with atomic_writer(paths.image) as handle:  # slowly: a kill can land in here
                 for quarter in range(4):
@@ -81,16 +101,16 @@ class FakeRetoucher:
         status = "ok" if error is None else "failed"
         report = {
             "schema": 1,
-            "input": {"path": str(path), "sha256": sha},
-            "outputs": {"image": str(paths.image) if error is None else None,
-                        "mask": str(paths.mask) if error is None else None},
+            "input": {"path": shown, "sha256": sha},
+            "outputs": {"image": str(paths.image.absolute()) if error is None else None,
+                        "mask": str(paths.mask.absolute()) if error is None else None},
             "status": status,
             "error": error,
             "settings": {"config_sha256": config_sha256(self.config)},
             "pid": os.getpid(),
         }
         atomic_write_bytes(paths.report, json.dumps(report).encode())
-        _log(event="done", path=str(path), sha256=sha, status=status, pid=os.getpid())
+        _log(event="done", path=shown, sha256=sha, status=status, pid=os.getpid())
         return FileOutcome(
             input_path=path, status=status, error=error, report_path=paths.report,
             timings_ms={"total": (time.perf_counter() - started) * 1000},

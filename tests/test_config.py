@@ -57,6 +57,11 @@ def test_every_key_is_documented_with_a_comment():
         ("[daemon]\nfolders = [1]", "daemon.folders[0]"),
         ("mask = 3", "mask"),
         ("[route]\ntexture_ratio_min = 1.4", "route.texture_ratio_min"),
+        ("[cluster]\nbackend = 'rq'", "cluster.backend"),
+        ("[cluster]\ntime_limit_s = 900\nvisibility_timeout_s = 600", "cluster.visibility_timeout_s"),
+        ("[cluster]\npath_map = ['/srv/photos']", "cluster.path_map[0]"),
+        ("[cluster]\npath_map = ['srv=/mnt']", "cluster.path_map[0]"),
+        ("[cluster]\nbroker = 'amqp://localhost'", "cluster.broker"),
     ],
 )
 def test_bad_key_or_value_is_an_error_naming_the_key(toml, key):

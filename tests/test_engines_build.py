@@ -48,4 +48,5 @@ def test_wrong_weights_fail_the_build_with_the_reason(tmp_path):
     torch.save({"some.weight": torch.zeros(1)}, weights)
     steps = build_engines(EnginesConfig(lama_weights=str(weights), cache_dir=str(tmp_path), device="cpu"))
     (failed,) = [s for s in steps if not s.ok]
-    assert failed.step == "weights" and "does not fit the big-lama generator" in failed.detail
+    assert failed.step == "weights" and "expected a big-lama generator" in failed.detail
+    assert "found a state-dict with tensors some.weight" in failed.detail

@@ -14,7 +14,7 @@ pytest.importorskip("transformers", reason="the neural extra (transformers) is n
 
 from engines_tiny import make_tiny_flux, make_tiny_flux_lora  # noqa: E402
 
-from skinretouch.config import EnginesConfig  # noqa: E402
+from skinretouch.config import EnginesConfig, FluxConfig  # noqa: E402
 from skinretouch.engines.flux import FluxFillEngine  # noqa: E402
 from skinretouch.engines.manager import EngineManager, choose_engine  # noqa: E402
 
@@ -40,10 +40,12 @@ def _crop():
 
 
 def test_two_steps_end_to_end_fill_only_the_hole(tiny_flux):
-    config = EnginesConfig(flux_model_dir=str(tiny_flux), flux_enabled=True, flux_steps=2, device="cpu")
+    # the tiny model at a small working size: 40x56 crops are enlarged to a 64-px short side
+    config = EnginesConfig(flux_model_dir=str(tiny_flux), flux_enabled=True, flux_steps=2, device="cpu",
+                           flux=FluxConfig(working_min_side_px=64))  # fmt: skip
     ok, reason = FluxFillEngine.available(config)
     assert ok, reason
-    assert "2 steps on cpu" in reason
+    assert "run by torch on cpu, 2 steps" in reason and "short side >= 64 px" in reason
     with EngineManager(config) as manager:
         assert choose_engine("hard", manager, config) == ("flux-fill", None)
         crop, hole = _crop()
@@ -61,7 +63,8 @@ def test_two_steps_end_to_end_fill_only_the_hole(tiny_flux):
 def test_lora_is_fused_and_its_step_count_used(tiny_flux, tmp_path):
     pytest.importorskip("peft", reason="peft (LoRA loading) is not installed")
     lora = make_tiny_flux_lora(tiny_flux, tmp_path / "lora")
-    base = EnginesConfig(flux_model_dir=str(tiny_flux), flux_enabled=True, flux_steps=3, flux_lora_steps=2, device="cpu")
+    base = EnginesConfig(flux_model_dir=str(tiny_flux), flux_enabled=True, flux_steps=3, flux_lora_steps=2, device="cpu",
+                         flux=FluxConfig(working_min_side_px=0))  # fmt: skip
     crop, hole = _crop()
     plain = FluxFillEngine(dataclasses.replace(base, flux_steps=2))
     with_lora = FluxFillEngine(dataclasses.replace(base, flux_lora=str(lora)))

@@ -246,12 +246,18 @@ def test_lama_availability_reasons(tmp_path, monkeypatch):
     ok, reason = LamaEngine.available(EnginesConfig(lama_weights=str(weights)))
     assert not ok and reason.startswith("package missing: torch")
     monkeypatch.undo()
+    if importlib.util.find_spec("torch") is not None:
+        import torch
+
+        torch.save({}, weights)  # a torch container: available() reads its form, not its tensors
+        ok, reason = LamaEngine.available(EnginesConfig(lama_weights=str(weights), device="cpu"))
+        assert ok and reason.startswith(f"state-dict at {weights}")
     if importlib.util.find_spec("torch") is not None and importlib.util.find_spec("tensorrt") is None:
         ok, reason = LamaEngine.available(EnginesConfig(lama_weights=str(weights), lama_backend="tensorrt", device="cpu"))
         assert not ok and reason == "backend tensorrt: unavailable: tensorrt not installed"
     if importlib.util.find_spec("torch") is not None:
         ok, reason = LamaEngine.available(EnginesConfig(lama_weights=str(weights), lama_backend="auto", device="cpu"))
-        assert ok and "backend torch on cpu" in reason
+        assert ok and "run by torch on cpu" in reason
 
 
 # --- backends ---------------------------------------------------------------------------

@@ -104,7 +104,9 @@ def test_broken_weights_fall_back_and_say_why(tmp_path, skin):
         result = retoucher.retouch(image, mask=_square_mask(512, 200, 200, 40))
     (region,) = result.regions
     assert region.route in ("freqsplit", "patchmatch")
-    assert region.fallback_reason.startswith("lama failed:")
+    # refused before loading: the file is no LaMa form, and the reason says what was expected
+    assert region.fallback_reason.startswith("lama unavailable:")
+    assert "expected a big-lama generator" in region.fallback_reason
 
 
 def test_flux_runs_two_steps_on_a_hard_region_through_process(tmp_path, skin, tiny_flux):
@@ -116,6 +118,8 @@ def test_flux_runs_two_steps_on_a_hard_region_through_process(tmp_path, skin, ti
         "flux_enabled = true\n"
         "flux_steps = 2\n"
         "device = 'cpu'\n"
+        "[engines.flux]\n"
+        "working_min_side_px = 0\n"  # the tiny model at the crop's own size
         "[route]\n"
         "hard_area_fraction = 0.001\n"  # a small hard region keeps the tiny model's crop small
     )

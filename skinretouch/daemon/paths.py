@@ -7,6 +7,7 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
+from ..atomic import temporary_prefix
 from ..config import DaemonConfig
 from ..sidecars import is_ignored_name, is_sidecar_or_output, output_paths
 
@@ -129,7 +130,7 @@ def is_our_temp_name(name: str) -> bool:
 def temp_names_for(photo: Path, out_dir: Path | None) -> tuple[Path, tuple[str, ...]]:
     """The folder and name prefixes of the temporaries written for ``photo``'s outputs."""
     outputs = output_paths(photo, out_dir)
-    return outputs.report.parent, tuple(f".{p.name}." for p in (outputs.image, outputs.mask, outputs.report))
+    return outputs.report.parent, tuple(temporary_prefix(p.name) for p in (outputs.image, outputs.mask, outputs.report))
 
 
 def resolve_state_dir(config: DaemonConfig) -> Path:

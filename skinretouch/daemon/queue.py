@@ -19,7 +19,7 @@ from typing import Literal
 
 __all__ = ["STOP", "Job", "JobQueue", "Offer"]
 
-JobSource = Literal["event", "settle", "scan", "rerun"]
+JobSource = Literal["event", "settle", "scan", "rerun", "retry"]
 
 
 @dataclass(frozen=True)

@@ -41,11 +41,11 @@ def iter_photos(folders: HotFolders, start: Path) -> Iterator[tuple[Path, Path, 
                 if entry.is_dir(follow_symlinks=False):
                     stack.append(path)
                     continue
-                if not entry.is_file():
-                    continue
+                # FIFOs, devices and symlinks with a photo's name are yielded too: the
+                # worker refuses them with a report that says why, as it does for events.
                 root = folders.accepts(path)
                 if root is not None:
-                    yield path, root, entry.stat()
+                    yield path, root, entry.stat(follow_symlinks=False)
             except OSError:
                 continue  # vanished while we looked
 

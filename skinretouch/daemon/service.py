@@ -14,11 +14,13 @@ still 0.
 from __future__ import annotations
 
 import dataclasses
+import math
 import os
 import select
 import shutil
 import signal
 import socket
+import stat
 import sys
 import threading
 import time
@@ -33,13 +35,14 @@ from ..config import Config, load_config
 from ..errors import ConfigError
 from ..files.outcome import FileOutcome
 from ..sidecars import output_paths
+from .dispatch import start_dispatchers
 from .paths import HotFolders, resolve_state_dir
 from .queue import Job, JobQueue, Offer
 from .scan import Scanner, looks_done, remove_stale_temps
 from .sdnotify import Notifier, WatchdogPinger, watchdog_interval_s
-from .status import DaemonState, InstanceLock, write_status
+from .status import DaemonState, FolderLock, InstanceLock, write_status
 from .watcher import SettleTracker, Watcher
-from .worker import DEFAULT_RETOUCHER, WorkerSlot
+from .worker import DEFAULT_RETOUCHER, WorkerSlot, write_failed_report
 
 __all__ = ["EXIT_FAILED", "EXIT_OK", "EXIT_USAGE", "HotFolderService", "run_watch"]
 
@@ -49,6 +52,14 @@ EXIT_OK = 0
 EXIT_FAILED = 1  # --once: at least one photo failed; or the pipeline cannot load
 EXIT_USAGE = 2  # bad folders or configuration, or another daemon holds the state folder
 
+# A photo that could not be finished for a passing reason (disk full, a worker killed
+# from outside) is tried again after RETRY_FIRST_S, doubling up to RETRY_MAX_S; it is
+# never given a final "failed" report for it.
+RETRY_FIRST_S = 2.0
+RETRY_MAX_S = 300.0
+# A photo whose worker died this many times is the photo's fault (a decoder crash).
+CRASHES_BEFORE_FAILED = 2
+ROOT_CHECK_INTERVAL_S = 1.0  # how often the hot folders themselves are checked to still be there
 STATUS_WRITE_INTERVAL_S = 0.5
 STATUS_REFRESH_S = 2.0  # rewrite even without changes, so "running for N s" stays true
 MAIN_TICK_S = 0.25
@@ -72,6 +83,49 @@ def _resolve_roots(config: Config, cli_folders: list[Path]) -> list[Path]:
             raise StartupError(f"hot folder {root} does not exist or is not a folder")
         resolved.append(path)
     return resolved
+
+
+def _not_a_folder(path: Path) -> str | None:
+    """Why ``path`` cannot be (or become) a folder, or None if it can."""
+    probe = path
+    while True:
+        try:
+            info = os.stat(probe)
+        except FileNotFoundError:
+            if probe.parent == probe:
+                return None
+            probe = probe.parent
+            continue
+        except OSError as exc:
+            return f"{probe}: {exc.strerror}"
+        if stat.S_ISDIR(info.st_mode):
+            return None
+        if probe == path:
+            return "is a file, not a folder"
+        return f"cannot be a folder: {probe} is a file"
+
+
+def _check_daemon_folders(config: Config, state_dir: Path) -> None:
+    """``output_dir``, ``failed_dir`` and the state folder must be folders, or creatable."""
+    daemon = config.daemon
+    for key, value in (("output_dir", daemon.output_dir), ("failed_dir", daemon.failed_dir)):
+        if value:
+            problem = _not_a_folder(Path(value).expanduser())
+            if problem:
+                raise StartupError(f"daemon.{key} = {value!r} {problem}")
+    problem = _not_a_folder(state_dir)
+    if problem:
+        shown = repr(daemon.state_dir) if daemon.state_dir else f"(default {str(state_dir)!r})"
+        raise StartupError(f"daemon.state_dir = {shown} {problem}")
+
+
+def _folder_identity(path: Path) -> tuple[int, int] | None:
+    """(device, inode) of the folder at ``path``, or None if there is no folder there."""
+    try:
+        info = os.stat(path)
+    except OSError:
+        return None
+    return (info.st_dev, info.st_ino) if stat.S_ISDIR(info.st_mode) else None
 
 
 class HotFolderService:
@@ -109,19 +163,29 @@ class HotFolderService:
         self.notifier = notifier if notifier is not None else Notifier()
         self.roots = _resolve_roots(config, self.cli_folders)
         self.state_dir = resolve_state_dir(config.daemon)
+        _check_daemon_folders(config, self.state_dir)
         self.folders = HotFolders.from_config(self.roots, config.daemon, state_dir=self.state_dir)
         self.state = DaemonState(folders=self.roots, config_path=config_path)
         self.queue = JobQueue(config.daemon.queue_size)
         self.lock = InstanceLock(self.state_dir)
+        self.folder_locks: dict[Path, FolderLock] = {}
+        # hot folder -> identity of the folder being watched (None: missing right now)
+        self._root_ids: dict[Path, tuple[int, int] | None] = {r: _folder_identity(r) for r in self.roots}
+        self._roots_checked_at = 0.0
+        # path -> (monotonic time due, job, attempts so far): photos waiting to be retried
+        self._retries: dict[Path, tuple[float, Job, int]] = {}
+        self._crashes: dict[Path, int] = {}
+        self._retry_lock = threading.Lock()
         self.stop_event = threading.Event()  # stops the scanner and the settle tracker
         self.abandon_event = threading.Event()  # grace time over: kill running photos
         self.overflowed = threading.Event()
-        self.slots: list[WorkerSlot] = []
+        self.slots: list = []  # local worker slots, or the cluster dispatcher
         self.watcher: Watcher | None = None
         self.tracker: SettleTracker | None = None
         self.scanner: Scanner | None = None
         self.pinger: WatchdogPinger | None = None
         self.fatal: str | None = None
+        self.fatal_code = EXIT_FAILED
         self._heartbeat = time.monotonic()
         self._pending_signals: deque[int] = deque()  # appended from other threads too
         self._signal_socket: socket.socket | None = None
@@ -140,6 +204,11 @@ class HotFolderService:
                 f"another skinretouch watch (pid {holder}) uses the state folder {self.state_dir}; "
                 "set daemon.state_dir to run a second one"
             )
+        try:
+            self._lock_folders(self.roots)
+        except StartupError:
+            self.lock.release()
+            raise
         self._install_signal_handlers()
         return self
 
@@ -150,7 +219,24 @@ class HotFolderService:
             self._shutdown()
         finally:
             self._restore_signal_handlers()
+            for folder_lock in self.folder_locks.values():
+                folder_lock.release()
             self.lock.release()
+
+    def _lock_folders(self, roots: list[Path]) -> None:
+        """Hold the lock of every hot folder in ``roots`` (and only those)."""
+        for root in roots:
+            if root in self.folder_locks:
+                continue
+            folder_lock = FolderLock(root)
+            if not folder_lock.acquire():
+                raise StartupError(
+                    f"another skinretouch watch already processes the hot folder {root}; "
+                    "one daemon per hot folder"
+                )
+            self.folder_locks[root] = folder_lock
+        for root in [r for r in self.folder_locks if r not in roots]:
+            self.folder_locks.pop(root).release()
 
     # -- signals ---------------------------------------------------------------------
     def _install_signal_handlers(self) -> None:
@@ -227,7 +313,7 @@ class HotFolderService:
 
     def _submit_settled(self, path: Path, root: Path, seen_at: float) -> bool:
         try:
-            if not self.config.daemon.force and looks_done(self.folders, path, root, os.stat(path)):
+            if not self.config.daemon.force and looks_done(self.folders, path, root, os.lstat(path)):
                 return True  # seen by a scan and by an event: already handled
         except OSError:
             return True  # gone
@@ -246,19 +332,35 @@ class HotFolderService:
     def _precheck(self, job: Job) -> str | None:
         """Why ``job`` need not reach the pipeline, if it need not."""
         try:
-            stat = os.stat(job.path)
+            info = os.lstat(job.path)
         except FileNotFoundError:
             return "vanished before its turn"
         except OSError:
             return None  # let the pipeline report it
         # A close event means new content: only the pipeline's sha256 check may skip it.
         # A scan or settle job can be a second sighting of a photo handled meanwhile.
-        if job.source in ("scan", "settle") and not job.force and looks_done(self.folders, job.path, job.root, stat):
+        if job.source in ("scan", "settle") and not job.force and looks_done(self.folders, job.path, job.root, info):
             return "report newer than the photo"
         return None
 
     def _on_outcome(self, job: Job, outcome: FileOutcome, seconds: float) -> None:
         status, error = outcome.status, outcome.error
+        if status == "crashed":
+            crashes = self._crashes.get(job.path, 0) + 1
+            self._crashes[job.path] = crashes
+            if crashes >= CRASHES_BEFORE_FAILED:
+                settings = next((slot.report_settings for slot in self.slots if slot.report_settings), {})
+                report = write_failed_report(job, error or "the worker process died", settings)
+                outcome = dataclasses.replace(outcome, status="failed", report_path=report)
+                status = "failed"
+            else:
+                status = "deferred"
+        if status == "deferred":
+            self._defer(job, error)
+            return
+        self._crashes.pop(job.path, None)
+        with self._retry_lock:
+            self._retries.pop(job.path, None)
         moved_to = None
         if status == "failed" and self.folders.failed_dir is not None:
             moved_to = self._move_failed(job, outcome.report_path)
@@ -289,6 +391,28 @@ class HotFolderService:
         else:
             log.info("photo", **event)
 
+    def _defer(self, job: Job, error: str | None) -> None:
+        """Try ``job`` again later, with back-off; it gets no report meanwhile."""
+        with self._retry_lock:
+            attempts = self._retries.get(job.path, (0.0, job, 0))[2] + 1
+            delay = min(RETRY_MAX_S, RETRY_FIRST_S * 2 ** (attempts - 1))
+            retry = dataclasses.replace(job, source="retry")
+            self._retries[job.path] = (time.monotonic() + delay, retry, attempts)
+        self.state.record(job.path, "deferred", error)
+        log.warning("photo_deferred", path=str(job.path), error=error, attempt=attempts, retry_in_s=delay)
+
+    def _offer_due_retries(self) -> None:
+        now = time.monotonic()
+        with self._retry_lock:
+            due = [(path, entry) for path, entry in self._retries.items() if entry[0] <= now]
+            for path, (_, job, attempts) in due:  # not due again until its outcome comes
+                self._retries[path] = (math.inf, job, attempts)
+        for path, (_, job, attempts) in due:
+            if self.queue.offer(dataclasses.replace(job, seen_at=time.time())) is Offer.FULL:
+                with self._retry_lock:
+                    if path in self._retries:
+                        self._retries[path] = (now, job, attempts)  # next tick
+
     def _move_failed(self, job: Job, report_path: Path | None) -> Path | None:
         """Move a failed original (and its report) into ``daemon.failed_dir``."""
         assert self.folders.failed_dir is not None
@@ -314,6 +438,8 @@ class HotFolderService:
     def _on_fatal(self, slot: WorkerSlot, reason: str) -> None:
         log.error("worker_fatal", worker=slot.index, reason=reason)
         self.fatal = reason
+        if slot.config_error:
+            self.fatal_code = EXIT_USAGE
         self.request_stop()
 
     # -- lifecycle -------------------------------------------------------------------
@@ -331,26 +457,23 @@ class HotFolderService:
         )
         self.notifier.status("loading the pipeline")
         self._write_status(force=True)
-        for index in range(daemon_config.workers):
-            slot = WorkerSlot(
-                index,
-                self.queue,
-                config=self.config,
-                factory_ref=self.retoucher_factory,
-                on_outcome=self._on_outcome,
-                on_ready=self._on_ready,
-                on_fatal=self._on_fatal,
-                abandon=self.abandon_event,
-                precheck=self._precheck,
-            )
-            slot.start()
-            self.slots.append(slot)
+        self.slots = start_dispatchers(
+            self.config,
+            self.queue,
+            state_dir=self.state_dir,
+            factory_ref=self.retoucher_factory,
+            on_outcome=self._on_outcome,
+            on_ready=self._on_ready,
+            on_fatal=self._on_fatal,
+            abandon=self.abandon_event,
+            precheck=self._precheck,
+        )
 
         while not all(slot.ready.is_set() for slot in self.slots):
             signals = self._wait_for_signals(MAIN_TICK_S)
             self._heartbeat = time.monotonic()
             if self.fatal or any(s in (signal.SIGTERM, signal.SIGINT) for s in signals):
-                return EXIT_FAILED if self.fatal else EXIT_OK
+                return self.fatal_code if self.fatal else EXIT_OK
 
         self.tracker = SettleTracker(
             settle_s=daemon_config.settle_s, submit=self._submit_settled, stop=self.stop_event,
@@ -398,12 +521,16 @@ class HotFolderService:
             signals = self._wait_for_signals(MAIN_TICK_S)
             self._heartbeat = time.monotonic()
             if self.fatal:
-                return EXIT_FAILED
+                return self.fatal_code
             if any(s in (signal.SIGTERM, signal.SIGINT) for s in signals):
                 log.info("stop_requested", signal=[signal.Signals(s).name for s in signals])
                 return EXIT_OK
             if signal.SIGHUP in signals:
                 self.reload()
+            self._offer_due_retries()
+            if time.monotonic() - self._roots_checked_at >= ROOT_CHECK_INTERVAL_S:
+                self._roots_checked_at = time.monotonic()
+                self._check_roots()
             if (self.overflowed.is_set() or self.tracker.overflowed.is_set()) and self._has_room():
                 self.overflowed.clear()
                 self.tracker.overflowed.clear()
@@ -417,6 +544,41 @@ class HotFolderService:
                 self.fatal = self.fatal or "all workers stopped"
                 return EXIT_FAILED
 
+    def _check_roots(self) -> None:
+        """Notice a hot folder that vanished or was replaced, say so, and re-attach to it.
+
+        inotify watches a folder's inode: after ``rm -rf HOT; mkdir HOT`` the old watch is
+        gone and the new folder is not watched. The new folder is locked, watched again
+        and scanned; until it is back, ``status`` shows the problem.
+        """
+        changed = False
+        for root in self.roots:
+            identity = _folder_identity(root)
+            known = self._root_ids.get(root)
+            if identity == known:
+                continue
+            self._root_ids[root] = identity
+            if identity is None:
+                log.error("hot_folder_missing", folder=str(root))
+                self.state.set_folder_problem(root, f"is missing (since {time.strftime('%H:%M:%S')})")
+                self.folder_locks.pop(root, FolderLock(root)).release()
+                continue
+            self.folder_locks.pop(root, FolderLock(root)).release()
+            folder_lock = FolderLock(root)
+            if not folder_lock.acquire():
+                log.error("hot_folder_taken_by_another_daemon", folder=str(root))
+                self.state.set_folder_problem(root, "was replaced and is now served by another daemon")
+                continue
+            self.folder_locks[root] = folder_lock
+            log.warning("hot_folder_reattached", folder=str(root), replaced=known is not None)
+            self.state.set_folder_problem(root, None)
+            changed = True
+        if changed and self.watcher is not None:
+            self.watcher.stop()
+            self._start_watcher()
+        if changed and self.scanner is not None:
+            self.scanner.request()
+
     def _has_room(self) -> bool:
         return self.queue.pending_count() <= self.queue.maxsize // 2
 
@@ -428,6 +590,7 @@ class HotFolderService:
             and len(self.tracker) == 0
             and self.queue.is_idle()
             and not self.overflowed.is_set()
+            and not self._retries
         )
 
     def _shutdown(self) -> None:
@@ -481,6 +644,8 @@ class HotFolderService:
         try:
             new = load_config(self.config_path)
             roots = _resolve_roots(new, self.cli_folders)
+            _check_daemon_folders(new, self.state_dir)
+            self._lock_folders(roots)
         except (ConfigError, StartupError) as exc:
             log.error("reload_failed_keeping_old_config", config=str(self.config_path), error=str(exc))
             self._note_reload(False, str(exc))
@@ -508,6 +673,7 @@ class HotFolderService:
     def _apply_daemon_config(self, roots: list[Path]) -> None:
         assert self.tracker is not None and self.scanner is not None
         self.roots = roots
+        self._root_ids = {r: _folder_identity(r) for r in roots}
         self.folders = HotFolders.from_config(roots, self.config.daemon, state_dir=self.state_dir)
         self.state.folders = [str(r) for r in roots]
         self.tracker.settle_s = self.config.daemon.settle_s
@@ -533,6 +699,8 @@ class HotFolderService:
         if not (force or due):
             return
         running = [(str(job.path), now - started) for job, started in self.queue.running()]
+        with self._retry_lock:
+            self.state.waiting_to_retry = len(self._retries)
         snapshot = self.state.snapshot(
             queued=self.queue.pending_count(),
             running=running,

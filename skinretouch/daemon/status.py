@@ -21,7 +21,7 @@ from ..atomic import atomic_write_bytes
 from ..config import Config
 from .paths import resolve_state_dir
 
-__all__ = ["DaemonState", "InstanceLock", "main_status", "read_status", "write_status"]
+__all__ = ["DaemonState", "FolderLock", "InstanceLock", "main_status", "read_status", "write_status"]
 
 STATUS_FILE = "status.json"
 LOCK_FILE = "watch.lock"
@@ -40,6 +40,9 @@ class DaemonState:
         self.counts: Counter[str] = Counter()
         self.recent_failures: deque[dict[str, Any]] = deque(maxlen=RECENT_FAILURES)
         self.last_reload: dict[str, Any] | None = None
+        # hot folder -> what is wrong with it now ("missing since ..."), shown by `status`
+        self.folder_problems: dict[str, str] = {}
+        self.waiting_to_retry = 0  # photos deferred for a passing reason (disk full...)
         self._lock = threading.Lock()
         self.version = 0  # bumped on every change, so the writer knows when to write
 
@@ -48,6 +51,14 @@ class DaemonState:
             self.counts[status] += 1
             if status == "failed":
                 self.recent_failures.append({"path": str(path), "error": error, "at": time.time()})
+            self.version += 1
+
+    def set_folder_problem(self, folder: Path, problem: str | None) -> None:
+        with self._lock:
+            if problem is None:
+                self.folder_problems.pop(str(folder), None)
+            else:
+                self.folder_problems[str(folder)] = problem
             self.version += 1
 
     def set_phase(self, phase: str) -> None:
@@ -70,15 +81,19 @@ class DaemonState:
                 "done": self.counts["ok"],
                 "skipped": self.counts["skipped"],
                 "failed": self.counts["failed"],
+                "deferred": self.counts["deferred"],
+                "waiting_to_retry": self.waiting_to_retry,
                 "recent_failures": list(self.recent_failures),
                 "last_reload": self.last_reload,
+                "folder_problems": dict(self.folder_problems),
             }
 
     def summary(self, *, queued: int, running: int) -> str:
         """One line for systemd's STATUS=."""
         with self._lock:
+            problems = f" (PROBLEM: {'; '.join(f'{k} {v}' for k, v in self.folder_problems.items())})"
             return (
-                f"{self.phase}: {queued} queued, {running} running, {self.counts['ok']} done, "
+                f"{self.phase}{problems if self.folder_problems else ''}: {queued} queued, {running} running, {self.counts['ok']} done, "
                 f"{self.counts['skipped']} skipped, {self.counts['failed']} failed"
             )
 
@@ -94,6 +109,35 @@ def read_status(state_dir: Path) -> dict[str, Any] | None:
     except (OSError, ValueError):
         return None
     return data if isinstance(data, dict) else None
+
+
+class FolderLock:
+    """An exclusive ``flock`` on a hot folder itself: one daemon per hot folder.
+
+    Two daemons with different state folders would otherwise both process every photo
+    dropped there. The lock is taken on the folder's own descriptor, so nothing is
+    written into the hot folder; the kernel drops it when the process dies.
+    """
+
+    def __init__(self, folder: Path) -> None:
+        self.folder = folder
+        self._fd: int | None = None
+
+    def acquire(self) -> bool:
+        fd = os.open(self.folder, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(fd)
+            return False
+        self.release()
+        self._fd = fd
+        return True
+
+    def release(self) -> None:
+        if self._fd is not None:
+            os.close(self._fd)
+            self._fd = None
 
 
 class InstanceLock:
@@ -166,6 +210,8 @@ def main_status(config: Config, *, stream: TextIO | None = None) -> int:
     print(f"  state:    {status.get('state')}  (updated {now - updated:.0f} s ago, "
           f"{'up' if holder else 'ran for'} {_duration(uptime)})", file=out)
     print(f"  folders:  {', '.join(status.get('folders') or []) or '-'}", file=out)
+    for folder, problem in (status.get("folder_problems") or {}).items():
+        print(f"  PROBLEM:  hot folder {folder} {problem}", file=out)
     print(
         f"  queued:   {status.get('queued', 0)}   settling: {status.get('settling', 0)}   "
         f"running: {len(status.get('running') or [])}",
@@ -176,6 +222,9 @@ def main_status(config: Config, *, stream: TextIO | None = None) -> int:
         f"failed: {status.get('failed', 0)}",
         file=out,
     )
+    if status.get("waiting_to_retry"):
+        print(f"  retrying: {status['waiting_to_retry']} photo(s) held back by a passing error "
+              "(disk full?); see the log's photo_deferred lines", file=out)
     for item in status.get("running") or []:
         print(f"  running:  {item['path']} ({item['seconds']} s)", file=out)
     failures = status.get("recent_failures") or []
@@ -183,6 +232,10 @@ def main_status(config: Config, *, stream: TextIO | None = None) -> int:
         print("  recent failures:", file=out)
         for item in failures[-10:]:
             print(f"    {item['path']}: {item['error']}", file=out)
+    if config.cluster.backend == "celery":
+        from ..cluster.status import print_cluster_status
+
+        print_cluster_status(config.cluster, out)
     return 0 if holder else 1
 
 

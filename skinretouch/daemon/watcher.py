@@ -164,7 +164,7 @@ class SettleTracker(threading.Thread):
         now = time.monotonic()
         for path, (root, signature, changed_at) in snapshot:
             try:
-                stat = os.stat(path)
+                stat = os.lstat(path)  # a link is judged (and refused) as itself, never followed
             except OSError:
                 self.discard(path)
                 continue
@@ -311,8 +311,10 @@ class Watcher:
         )
 
     def start(self) -> None:
+        # A hot folder missing right now is watched again once the service sees it back.
+        roots = [root for root in self.folders.roots if root.is_dir()]
         try:
-            for root in self.folders.roots:
+            for root in roots:
                 self.observer.schedule(self.handler, str(root), recursive=self.folders.recursive)
             self.observer.start()
         except OSError as exc:
@@ -322,13 +324,13 @@ class Watcher:
             log.warning("inotify_failed_polling", reason=str(exc))
             self.observer = PollingObserver(timeout=self.poll_interval_s)
             self.polling = self.handler.polling = True
-            for root in self.folders.roots:
+            for root in roots:
                 self.observer.schedule(self.handler, str(root), recursive=self.folders.recursive)
             self.observer.start()
         self.tracker.unseen_writer_factor = 1.0 if self.polling else UNSEEN_WRITER_FACTOR
         log.info(
             "watching",
-            folders=[str(r) for r in self.folders.roots],
+            folders=[str(r) for r in roots],
             observer="polling" if self.polling else "inotify",
             recursive=self.folders.recursive,
         )

@@ -21,6 +21,7 @@ import importlib
 import multiprocessing
 import os
 import signal
+import stat
 import sys
 import threading
 import time
@@ -34,8 +35,10 @@ import structlog
 
 from ..atomic import atomic_write_bytes
 from ..config import Config
+from ..errors import InputError, SkinRetouchError
 from ..files.outcome import FileOutcome, FileProcessor
 from ..files.report import InputInfo, Report
+from ..safefs import open_folder_beneath
 from ..sidecars import output_paths
 from .paths import temp_names_for
 from .queue import STOP, Job, JobQueue
@@ -64,9 +67,10 @@ _PR_SET_PDEATHSIG = 1
 # -- the pipe's messages ---------------------------------------------------------------
 @dataclass(frozen=True)
 class ProcessPhoto:
-    """Parent → child: process one photo."""
+    """Parent → child: process one photo, found in the hot folder ``root``."""
 
     path: Path
+    root: Path
     out_dir: Path | None
     force: bool
 
@@ -91,6 +95,9 @@ class Fatal:
     """Child → parent: the processor cannot be loaded; the daemon cannot work."""
 
     reason: str
+    # a SkinRetouchError (a missing weights, reference or ONNX file...): the
+    # configuration's fault, so the daemon exits 2 for it, as ``process`` does
+    config_error: bool = False
 
 
 @dataclass(frozen=True)
@@ -155,16 +162,24 @@ def child_main(conn: Connection, config: Config, factory_ref: str, parent_pid: i
         factory = _load_factory(factory_ref)
         processor = _build(factory, config)
     except Exception as exc:
-        conn.send(Fatal(f"cannot load the pipeline ({factory_ref}): {type(exc).__name__}: {exc}"))
+        conn.send(Fatal(
+            f"cannot load the pipeline ({factory_ref}): {type(exc).__name__}: {exc}",
+            config_error=isinstance(exc, SkinRetouchError),
+        ))
         return
     conn.send(Ready(os.getpid(), processor.report_settings()))
+    home = os.open(".", os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
     while True:
         try:
             message = conn.recv()
         except (EOFError, OSError):
             return
         if isinstance(message, ProcessPhoto):
-            conn.send(Done(_process(processor, message)))
+            try:
+                outcome = _process_confined(processor, message)
+            finally:
+                os.fchdir(home)
+            conn.send(Done(outcome))
         elif isinstance(message, Reconfigure):
             try:
                 new = _build(factory, message.config)
@@ -178,12 +193,38 @@ def child_main(conn: Connection, config: Config, factory_ref: str, parent_pid: i
             return
 
 
-def _process(processor: FileProcessor, request: ProcessPhoto) -> FileOutcome:
+def _process_confined(processor: FileProcessor, request: ProcessPhoto) -> FileOutcome:
+    """Process a photo from inside its folder, reached from its hot folder without following links.
+
+    The child changes into the photo's folder through a descriptor opened by
+    :func:`open_folder_beneath` and hands the file stage the bare file name: the photo is
+    read from, and its outputs written into, the folder that was checked, even if a
+    sub-folder is swapped for a symlink to somewhere else meanwhile. The photo itself is
+    opened without following a symlink. The caller changes back afterwards.
+    """
+    path = request.path
     try:
-        return processor.process_file(request.path, out_dir=request.out_dir, force=request.force)
+        folder_fd = open_folder_beneath(request.root, path.parent)
+    except (InputError, OSError) as exc:
+        return FileOutcome(input_path=path, status="failed", error=str(exc))
+    try:
+        os.fchdir(folder_fd)
+    finally:
+        os.close(folder_fd)
+    try:
+        outcome = processor.process_file(
+            Path(path.name), out_dir=request.out_dir, force=request.force, follow_symlinks=False
+        )
     except Exception as exc:  # the pipeline promises not to raise; if it does, say why
         error = f"internal error: {type(exc).__name__}: {exc}"
-        return FileOutcome(input_path=request.path, status="failed", error=error)
+        return FileOutcome(input_path=path, status="failed", error=error)
+    # Paths as the parent can use them: this folder's current absolute name.
+    for name in ("report_path", "image_path", "mask_path", "overlay_path"):
+        value = getattr(outcome, name)
+        if value is not None:
+            setattr(outcome, name, Path(os.path.abspath(value)))
+    outcome.input_path = path
+    return outcome
 
 
 # -- parent side ---------------------------------------------------------------------
@@ -214,7 +255,11 @@ def write_failed_report(job: Job, reason: str, settings: dict[str, Any]) -> Path
     report_path = output_paths(job.path, job.out_dir).report
     digest = hashlib.sha256()
     try:
-        with open(job.path, "rb") as handle:
+        # Never block on a FIFO or follow a link swapped in: only a regular file is hashed.
+        fd = os.open(job.path, os.O_RDONLY | os.O_NONBLOCK | os.O_NOFOLLOW | os.O_CLOEXEC)
+        with open(fd, "rb") as handle:
+            if not stat.S_ISREG(os.fstat(fd).st_mode):
+                raise OSError("not a regular file")
             for chunk in iter(lambda: handle.read(1 << 20), b""):
                 digest.update(chunk)
         sha256 = digest.hexdigest()
@@ -292,6 +337,7 @@ class WorkerSlot(threading.Thread):
         self._process: multiprocessing.process.BaseProcess | None = None
         self._conn: Connection | None = None
         self.ready = threading.Event()
+        self.config_error = False  # the pipeline could not load because of the configuration
         self.abandoned: Job | None = None
         # The ``settings`` of the child's reports, for the report of a photo it dies on.
         self.report_settings: dict[str, Any] = {}
@@ -351,6 +397,7 @@ class WorkerSlot(threading.Thread):
         if reply is None:  # abandoned while loading
             return False
         if isinstance(reply, Fatal):
+            self.config_error = reply.config_error
             self._on_fatal(self, reply.reason)
             return False
         assert isinstance(reply, Ready), reply
@@ -417,13 +464,14 @@ class WorkerSlot(threading.Thread):
             return
         started = time.monotonic()
         try:
-            self._conn.send(ProcessPhoto(job.path, job.out_dir, job.force))
+            self._conn.send(ProcessPhoto(job.path, job.root, job.out_dir, job.force))
             reply = self._receive(job)
         except (WorkerDied, OSError) as exc:
             reason = f"the worker process died while processing this photo ({exc})"
             remove_job_temps(job)
-            report = write_failed_report(job, reason, self.report_settings)
-            outcome = FileOutcome(input_path=job.path, status="failed", error=reason, report_path=report)
+            # The service decides: a first crash is retried (the worker may have been
+            # killed from outside), a second one is the photo's fault and gets a report.
+            outcome = FileOutcome(input_path=job.path, status="crashed", error=reason)
             self._on_outcome(job, outcome, time.monotonic() - started)
             self._restart_child()
             return

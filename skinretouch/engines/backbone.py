@@ -7,11 +7,11 @@ crops: the working image is upscaled so one patch spans ``patch_units`` face uni
 i.e. a 3-face-unit spot covers a patch or two), cut into fixed tiles with overlap, and the
 patch tokens are interpolated back to one feature vector per working pixel.
 
-Weights: a state dict in DINOv2's key layout (``patch_embed.proj.weight``, ``cls_token``,
-``pos_embed``, ``blocks.N.{norm1,attn.qkv,attn.proj,ls1.gamma,norm2,mlp.fc1,mlp.fc2,ls2.gamma}``,
-``norm``; ``register_tokens`` optional), as ``.pth``/``.pt`` (``torch.load`` with
-``weights_only=True``) or ``.safetensors``. Width, depth, patch size, MLP width and registers
-are read from the tensors; the head count is ``width // 64`` (DINOv2's head width) unless given.
+Weights: any form of :mod:`.formats.vit_formats`: facebookresearch DINOv2 (with or without
+registers, S/B/L/g) or DINOv3 ``.pth``, or a Hugging Face ``Dinov2Model`` / ``DINOv3ViTModel``
+``model.safetensors`` with its ``config.json``.  DINOv2 adds learned position embeddings
+(interpolated to the tile's grid); DINOv3 has none and rotates queries and keys of the patch
+tokens instead (RoPE, :func:`rope_angles`).  Read without running code from the file.
 
 Backends: ``torch`` (eager) or ``onnxruntime`` (the tile network exported once to ONNX at the
 tile size, through :mod:`.runtime`).
@@ -27,10 +27,11 @@ import cv2
 import numpy as np
 import structlog
 
-from .inpaint_base import EngineUnavailable, WeightsError, missing_packages
-from .runtime import OnnxRuntimeBackend, TorchBackend
+from .formats.vit_formats import VitSpec, read_vit
+from .inpaint_base import WeightsError
+from .runtime import OnnxRuntimeBackend, TorchBackend, resolve_device
 
-__all__ = ["VitBackbone", "build_vit", "export_vit_onnx", "load_vit_state"]
+__all__ = ["VitBackbone", "build_vit", "export_vit_onnx", "load_vit_state", "rope_angles"]
 
 log = structlog.get_logger(__name__)
 
@@ -40,42 +41,26 @@ HEAD_WIDTH = 64  # DINOv2's channels per attention head
 
 
 def load_vit_state(path: str | Path) -> dict:
-    """Read a local state dict (.pth/.pt/.safetensors); strips a ``backbone.``/``module.`` prefix."""
-    path = Path(path)
-    if not path.is_file():
-        raise WeightsError(f"ViT weights not found: {path}")
-    if missing_packages("torch"):
-        raise EngineUnavailable("unavailable: torch not installed (pip install '.[neural]')")
-    import torch
-
-    try:
-        if path.suffix == ".safetensors":
-            from safetensors.torch import load_file
-
-            state = load_file(str(path))
-        else:
-            state = torch.load(str(path), map_location="cpu", weights_only=True)
-    except Exception as exc:  # noqa: BLE001 - any unreadable file is a weights error
-        raise WeightsError(f"cannot read ViT weights {path}: {exc}") from exc
-    if isinstance(state, dict) and "model" in state and isinstance(state["model"], dict):
-        state = state["model"]
-    if not isinstance(state, dict) or "patch_embed.proj.weight" not in {_strip(k) for k in state}:
-        raise WeightsError(f"{path}: not a DINOv2-style ViT state dict (no patch_embed.proj.weight)")
-    return {_strip(k): v for k, v in state.items()}
+    """Read local ViT weights of any form of :mod:`.formats.vit_formats` into the common
+    (facebookresearch DINOv2) key layout."""
+    return read_vit(path).state
 
 
-def build_vit(state: dict, *, heads: int | None = None):
-    """Build the torch module for a DINOv2-layout state dict and load it (strict)."""
+def build_vit(state: dict, *, heads: int | None = None, spec: VitSpec | None = None):
+    """Build the torch module for a common-layout state dict and load it (strict).
+
+    ``spec`` comes from :func:`~.formats.vit_formats.read_vit`; without it the layout is read
+    from the tensors as a DINOv2 (learned positions, ``heads`` or ``width // 64`` heads).
+    """
     import torch
     from torch import nn
 
-    width, _, patch, _ = state["patch_embed.proj.weight"].shape
-    depth = 1 + max(int(m.group(1)) for k in state if (m := re.match(r"blocks\.(\d+)\.", k)))
-    hidden = state["blocks.0.mlp.fc1.weight"].shape[0]
-    registers = state["register_tokens"].shape[1] if "register_tokens" in state else 0
-    n_pos = state["pos_embed"].shape[1] - 1
-    heads = heads or max(1, width // HEAD_WIDTH)
-    layer_scale = "blocks.0.ls1.gamma" in state
+    if spec is None:
+        spec = _spec_from_state(state, heads=heads)
+    width, heads, patch, hidden = spec.width, spec.heads, spec.patch, spec.hidden
+    registers = spec.registers
+    head_dim = width // heads
+    act = nn.functional.silu if spec.act == "silu" else nn.functional.gelu
 
     class Attention(nn.Module):
         def __init__(self):
@@ -83,11 +68,13 @@ def build_vit(state: dict, *, heads: int | None = None):
             self.qkv = nn.Linear(width, 3 * width)
             self.proj = nn.Linear(width, width)
 
-        def forward(self, x):
+        def forward(self, x, rope):
             b, n, c = x.shape
-            qkv = self.qkv(x).reshape(b, n, 3, heads, c // heads).permute(2, 0, 3, 1, 4)
-            attn = torch.softmax((qkv[0] @ qkv[1].transpose(-2, -1)) * (c // heads) ** -0.5, dim=-1)
-            return self.proj((attn @ qkv[2]).transpose(1, 2).reshape(b, n, c))
+            q, k, v = self.qkv(x).reshape(b, n, 3, heads, head_dim).permute(2, 0, 3, 1, 4)
+            if rope is not None:
+                q, k = _rotate(q, rope), _rotate(k, rope)
+            attn = torch.softmax((q @ k.transpose(-2, -1)) * head_dim**-0.5, dim=-1)
+            return self.proj((attn @ v).transpose(1, 2).reshape(b, n, c))
 
     class LayerScale(nn.Module):
         def __init__(self):
@@ -104,20 +91,30 @@ def build_vit(state: dict, *, heads: int | None = None):
             self.fc2 = nn.Linear(hidden, width)
 
         def forward(self, x):
-            return self.fc2(nn.functional.gelu(self.fc1(x)))
+            return self.fc2(act(self.fc1(x)))
+
+    class SwiGlu(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.w1 = nn.Linear(width, hidden)  # gate
+            self.w2 = nn.Linear(width, hidden)  # up
+            self.w3 = nn.Linear(hidden, width)  # down
+
+        def forward(self, x):
+            return self.w3(act(self.w1(x)) * self.w2(x))
 
     class Block(nn.Module):
         def __init__(self):
             super().__init__()
-            self.norm1 = nn.LayerNorm(width, eps=1e-6)
+            self.norm1 = nn.LayerNorm(width, eps=spec.eps)
             self.attn = Attention()
-            self.ls1 = LayerScale() if layer_scale else nn.Identity()
-            self.norm2 = nn.LayerNorm(width, eps=1e-6)
-            self.mlp = Mlp()
-            self.ls2 = LayerScale() if layer_scale else nn.Identity()
+            self.ls1 = LayerScale() if spec.layer_scale else nn.Identity()
+            self.norm2 = nn.LayerNorm(width, eps=spec.eps)
+            self.mlp = SwiGlu() if spec.mlp == "swiglu" else Mlp()
+            self.ls2 = LayerScale() if spec.layer_scale else nn.Identity()
 
-        def forward(self, x):
-            x = x + self.ls1(self.attn(self.norm1(x)))
+        def forward(self, x, rope):
+            x = x + self.ls1(self.attn(self.norm1(x), rope))
             return x + self.ls2(self.mlp(self.norm2(x)))
 
     class PatchEmbed(nn.Module):
@@ -132,32 +129,39 @@ def build_vit(state: dict, *, heads: int | None = None):
             super().__init__()
             self.patch_size = patch
             self.width = width
+            self.spec = spec
             self.patch_embed = PatchEmbed()
             self.cls_token = nn.Parameter(torch.zeros(1, 1, width))
-            self.pos_embed = nn.Parameter(torch.zeros(1, n_pos + 1, width))
+            if spec.position == "learned":
+                self.pos_embed = nn.Parameter(torch.zeros(1, spec.positions + 1, width))
             if registers:
                 self.register_tokens = nn.Parameter(torch.zeros(1, registers, width))
             if "mask_token" in state:
-                self.mask_token = nn.Parameter(torch.zeros(1, width))
-            self.blocks = nn.ModuleList(Block() for _ in range(depth))
-            self.norm = nn.LayerNorm(width, eps=1e-6)
+                self.mask_token = nn.Parameter(torch.zeros_like(state["mask_token"]))
+            self.blocks = nn.ModuleList(Block() for _ in range(spec.depth))
+            self.norm = nn.LayerNorm(width, eps=spec.eps)
 
         def forward(self, image):
             tokens = self.patch_embed.proj(image)
             b, c, gh, gw = tokens.shape
             x = tokens.flatten(2).transpose(1, 2)
-            side = int(math.sqrt(n_pos))
-            pos = self.pos_embed[:, 1:].reshape(1, side, side, c).permute(0, 3, 1, 2)
-            if (gh, gw) != (side, side):
-                pos = nn.functional.interpolate(pos, size=(gh, gw), mode="bicubic", align_corners=False)
-            x = x + pos.flatten(2).transpose(1, 2)
-            cls = self.cls_token + self.pos_embed[:, :1]
+            cls = self.cls_token
+            rope = None
+            if spec.position == "learned":
+                side = int(math.sqrt(spec.positions))
+                pos = self.pos_embed[:, 1:].reshape(1, side, side, c).permute(0, 3, 1, 2)
+                if (gh, gw) != (side, side):
+                    pos = nn.functional.interpolate(pos, size=(gh, gw), mode="bicubic", align_corners=False)
+                x = x + pos.flatten(2).transpose(1, 2)
+                cls = cls + self.pos_embed[:, :1]
+            else:
+                rope = rope_angles(gh, gw, head_dim=head_dim, base=spec.rope_base)
             parts = [cls.expand(b, -1, -1)]
             if registers:
                 parts.append(self.register_tokens.expand(b, -1, -1))
             x = torch.cat(parts + [x], dim=1)
             for block in self.blocks:
-                x = block(x)
+                x = block(x, rope)
             x = self.norm(x)[:, 1 + registers :]
             return x.transpose(1, 2).reshape(b, c, gh, gw)
 
@@ -165,8 +169,56 @@ def build_vit(state: dict, *, heads: int | None = None):
     try:
         model.load_state_dict({k: v for k, v in state.items()}, strict=True)
     except RuntimeError as exc:
-        raise WeightsError(f"ViT weights do not fit a DINOv2 layout: {exc}") from exc
+        raise WeightsError(f"ViT weights do not fit a {spec.family} layout: {exc}") from exc
     return model.eval()
+
+
+def rope_angles(grid_h: int, grid_w: int, *, head_dim: int, base: float):
+    """DINOv3's rotary position encoding for a ``grid_h x grid_w`` patch grid: (cos, sin),
+    each ``(grid_h * grid_w, head_dim)``.
+
+    Patch centres are normalised to [-1, 1] per axis; each axis takes a quarter of the head's
+    channels at periods ``base ** (4 i / head_dim)``, repeated for the rotated half.
+    """
+    import torch
+
+    ys = (torch.arange(grid_h, dtype=torch.float32) + 0.5) / grid_h
+    xs = (torch.arange(grid_w, dtype=torch.float32) + 0.5) / grid_w
+    coords = torch.stack(torch.meshgrid(ys, xs, indexing="ij"), dim=-1).flatten(0, 1) * 2.0 - 1.0
+    inverse_periods = base ** -(torch.arange(0, head_dim // 4, dtype=torch.float32) * 4.0 / head_dim)
+    angles = (2 * math.pi * coords[:, :, None] * inverse_periods[None, None, :]).flatten(1, 2)
+    angles = angles.repeat(1, 2)
+    return torch.cos(angles), torch.sin(angles)
+
+
+def _rotate(x, rope):
+    """Apply RoPE to the patch tokens of (B, heads, tokens, head_dim); prefix tokens stay."""
+    import torch
+
+    cos, sin = rope
+    prefix = x.shape[-2] - cos.shape[0]
+    head, patches = x[..., :prefix, :], x[..., prefix:, :]
+    half = patches.shape[-1] // 2
+    rotated = torch.cat((-patches[..., half:], patches[..., :half]), dim=-1)
+    return torch.cat((head, patches * cos + rotated * sin), dim=-2)
+
+
+def _spec_from_state(state: dict, *, heads: int | None) -> VitSpec:
+    width, _, patch, _ = state["patch_embed.proj.weight"].shape
+    swiglu = "blocks.0.mlp.w1.weight" in state
+    return VitSpec(
+        family="dinov2",
+        width=int(width),
+        depth=1 + max(int(m.group(1)) for k in state if (m := re.match(r"blocks\.(\d+)\.", k))),
+        heads=heads or max(1, int(width) // HEAD_WIDTH),
+        patch=int(patch),
+        hidden=int(state["blocks.0.mlp.w1.weight" if swiglu else "blocks.0.mlp.fc1.weight"].shape[0]),
+        registers=int(state["register_tokens"].shape[1]) if "register_tokens" in state else 0,
+        mlp="swiglu" if swiglu else "gelu",
+        position="learned" if "pos_embed" in state else "rope",
+        positions=int(state["pos_embed"].shape[1]) - 1 if "pos_embed" in state else 0,
+        layer_scale="blocks.0.ls1.gamma" in state,
+    )
 
 
 def export_vit_onnx(model, path: str | Path, *, tile: int) -> Path:
@@ -213,7 +265,9 @@ class VitBackbone:
         onnx_path : path, optional
             Where the ONNX export goes for ``backend="onnxruntime"`` (default: beside the weights).
         """
-        self.model = build_vit(load_vit_state(weights), heads=heads)
+        found = read_vit(weights, heads=heads)
+        self.form, self.weights_path = found.form, found.path
+        self.model = build_vit(found.state, spec=found.spec)
         self.patch = int(self.model.patch_size)
         self.tile = self.patch * int(tile_patches)
         self.patch_units = float(patch_units)
@@ -227,6 +281,11 @@ class VitBackbone:
         else:
             raise ValueError(f"backend must be 'torch' or 'onnxruntime', got {backend!r}")
         self.backend = backend
+
+    @classmethod
+    def from_config(cls, config) -> VitBackbone:
+        """The backbone ``[detect.backbone]`` asks for (:class:`~skinretouch.config.DetectBackboneConfig`)."""
+        return cls(config.weights, backend=config.backend, device=resolve_device(config.device), patch_units=config.patch_units)
 
     def tokens(self, tile: np.ndarray) -> np.ndarray:
         """(1, 3, tile, tile) normalised float32 -> (1, width, tile/patch, tile/patch)."""
@@ -278,10 +337,3 @@ def _starts(length: int, size: int, stride: int) -> list[int]:
     if starts[-1] != length - size:
         starts.append(length - size)
     return starts
-
-
-def _strip(key: str) -> str:
-    for prefix in ("module.", "backbone.", "model."):
-        if key.startswith(prefix):
-            key = key[len(prefix) :]
-    return key

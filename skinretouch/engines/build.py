@@ -66,6 +66,10 @@ def _build_lama(config: EnginesConfig, *, force: bool, spec: object | None) -> l
     from .lama import LamaEngine, lama_onnx_path, lama_tensorrt_profile
     from .runtime import file_sha256
 
+    from .formats.lama_formats import sniff_lama_form
+
+    if sniff_lama_form(config.lama_weights) == "onnx":
+        return [BuildStep("lama", "onnx", True, f"nothing to export: {config.lama_weights} is an ONNX graph, run as is by onnxruntime")]
     steps = []
     engine = LamaEngine(config, spec=spec)
     try:

@@ -56,6 +56,10 @@ class FluxFillEngine(InpaintEngine):
     def working_max_side_px(self) -> int:
         return self.config.flux_max_side_px
 
+    @property
+    def working_min_side_px(self) -> int:
+        return self.config.flux.working_min_side_px
+
     @classmethod
     def available(cls, config: EnginesConfig) -> tuple[bool, str]:
         folder = config.flux_model_dir
@@ -80,7 +84,8 @@ class FluxFillEngine(InpaintEngine):
                 return False, "no GPU: engines.device is cuda but torch sees no CUDA device"
         steps = config.flux_lora_steps if config.flux_lora else config.flux_steps
         lora = f", LoRA {config.flux_lora}" if config.flux_lora else ""
-        return True, f"model {folder}{lora}, {steps} steps on {device}"
+        working = f"working size: short side >= {config.flux.working_min_side_px} px, long side <= {config.flux_max_side_px} px"
+        return True, f"diffusers FluxFillPipeline folder {folder}{lora}, run by torch on {device}, {steps} steps, {working}"
 
     def load(self) -> None:
         ok, reason = self.available(self.config)

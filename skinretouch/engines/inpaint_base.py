@@ -4,8 +4,9 @@ An engine declares its features as class attributes and implements only :meth:`l
 :meth:`forward`; :meth:`InpaintEngine.__call__` does the steps every model needs:
 
 1. crop the given image around the hole's bounding box plus context (``crop_margin``),
-2. choose a working resolution from that crop's size (never upscaling; downscaling so the
-   longest side is at most ``max_side_px``),
+2. choose a working resolution from that crop's size: upscale so the short side reaches
+   :attr:`working_min_side_px` (models trained on larger pictures than a spot's crop), then
+   cap the long side at ``max_side_px`` (the cap wins),
 3. pad bottom/right to a multiple of ``pad_mod`` by mirroring,
 4. :meth:`forward` (the model),
 5. unpad, resize back, and return a fill equal to the input outside the hole, bit for bit.
@@ -156,6 +157,11 @@ class InpaintEngine(abc.ABC):
         """Longest side of the working crop; engines may read it from their config."""
         return self.max_side_px
 
+    @property
+    def working_min_side_px(self) -> int:
+        """Crops with a shorter short side are upscaled to it (0: never upscale)."""
+        return 0
+
     def padding_multiple(self) -> int:
         """Working sizes are padded to multiples of this; engines whose model decides it
         after loading override it."""
@@ -167,8 +173,14 @@ class InpaintEngine(abc.ABC):
         return max(cls.min_context_px, int(math.ceil(cls.context_factor * max(hole_width, hole_height))))
 
     def working_scale(self, crop_height: int, crop_width: int) -> float:
-        """Scale from the crop to the working resolution (<= 1: never upscale)."""
-        return min(1.0, self.working_max_side_px / max(crop_height, crop_width))
+        """Scale from the crop to the working resolution.
+
+        ``max(1, min_side / short side)``, capped at ``max_side / long side``: small crops are
+        enlarged to the model's working size, big ones reduced, and the long side never
+        exceeds ``working_max_side_px``.
+        """
+        enlarge = max(1.0, self.working_min_side_px / max(1, min(crop_height, crop_width)))
+        return min(enlarge, self.working_max_side_px / max(crop_height, crop_width))
 
     def __call__(self, image: np.ndarray, hole: np.ndarray, *, seed: int = 0) -> np.ndarray:
         """Inpaint ``hole`` in ``image``.
@@ -199,7 +211,14 @@ class InpaintEngine(abc.ABC):
         height, width = crop_hole.shape
         scale = self.working_scale(height, width)
         work, work_hole = crop, crop_hole
-        if scale < 1.0:
+        if scale > 1.0:
+            size = (round(width * scale), round(height * scale))
+            work = cv2.resize(crop, size, interpolation=cv2.INTER_CUBIC)
+            # every working pixel touching the hole is a hole pixel, so reducing the prediction
+            # back (area average) reads only predicted pixels inside the photo's hole
+            spread = cv2.resize(crop_hole.astype(np.float32), size, interpolation=cv2.INTER_LINEAR) > 0
+            work_hole = cv2.dilate(spread.astype(np.uint8), np.ones((3, 3), np.uint8)) > 0
+        elif scale < 1.0:
             size = (max(1, round(width * scale)), max(1, round(height * scale)))
             work = cv2.resize(crop, size, interpolation=cv2.INTER_AREA)
             # any hole pixel in a working pixel makes it a hole pixel: nothing of the spot
@@ -215,7 +234,9 @@ class InpaintEngine(abc.ABC):
         padded_hole = pad_to_multiple(work_hole, multiple)
         predicted = self.forward(np.ascontiguousarray(padded), np.ascontiguousarray(padded_hole), seed=seed)
         predicted = np.asarray(predicted, dtype=np.float32)[:work_height, :work_width]
-        if scale < 1.0:
+        if scale > 1.0:
+            predicted = cv2.resize(predicted, (width, height), interpolation=cv2.INTER_AREA)
+        elif scale < 1.0:
             predicted = cv2.resize(predicted, (width, height), interpolation=cv2.INTER_CUBIC)
         np.clip(predicted, 0.0, 1.0, out=predicted)
         fill[window][crop_hole] = predicted[crop_hole]

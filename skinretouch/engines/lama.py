@@ -1,27 +1,22 @@
-"""LaMa (big-lama) inpainting: checkpoint loading, ONNX export and the engine.
+"""LaMa (big-lama) inpainting: weights of any public form, ONNX export and the engine.
 
-Weights are the user's: the public ``big-lama/models/best.ckpt`` (a PyTorch Lightning
-checkpoint whose generator sits under ``generator.``), IOPaint's traced ``big-lama.pt``
-(TorchScript), or a plain generator ``state_dict`` saved with ``torch.save`` or as
-``.safetensors``.
-Loading is strict: a file for another architecture fails with the missing and unexpected key
-names, never with a half-loaded model.
+Weights are the user's, in any form of :mod:`.formats.lama_formats`: lama's Lightning
+``best.ckpt``, IOPaint's TorchScript ``big-lama.pt`` (tensors ``model.generator.…``), a plain
+generator ``state_dict`` (``torch.save`` or ``.safetensors``), or a LaMa ONNX export (run as
+is by ONNX Runtime).  Loading is strict: a file for another architecture fails with the
+missing and unexpected key names, never with a half-loaded model; files are read without
+running code stored in them (:mod:`.formats.safe_torch`).
 
-Checkpoints are read without running code from the file: ``torch.load(weights_only=True)``
-first; a Lightning checkpoint also pickles its training config (omegaconf objects), which
-that refuses, so it is then read by an unpickler that resolves only torch's tensor-rebuilding
-globals and turns every other object into an inert placeholder (the tensors are all we use).
+Working resolution: crops whose short side is under ``engines.lama.working_min_side_px``
+(default 256 px, the size big-lama was trained at) are upscaled to it, and crops whose long
+side is over ``engines.lama_max_side_px`` downscaled (the cap wins); the fill is resized back
+and the pipeline re-injects skin texture at the photo's own resolution.
 """
 
 from __future__ import annotations
 
-import functools
 import os
-import pickle
-import types
 import warnings
-import zipfile
-from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -29,6 +24,7 @@ import numpy as np
 import structlog
 
 from ..config import EnginesConfig
+from .formats.lama_formats import LamaWeights, generator_spec, read_lama, sniff_lama_form
 from .inpaint_base import EngineError, EngineUnavailable, InpaintEngine, WeightsError, missing_packages
 from .runtime import (
     Backend,
@@ -56,7 +52,6 @@ log = structlog.get_logger(__name__)
 
 INPUT_NAMES = ("image", "hole")
 OUTPUT_NAME = "fill"
-GENERATOR_PREFIX = "generator."
 # bump when the exported graph changes, so cached exports are redone
 EXPORT_VERSION = "matmul-dft-1"
 # ONNX opset of the export (TensorRT 10 and ONNX Runtime >= 1.16 support it)
@@ -69,160 +64,26 @@ KEYS_SHOWN = 8
 
 
 def read_state_dict(path: str | os.PathLike[str]) -> dict[str, Any]:
-    """The generator's tensors from a weights file, with any ``generator.`` prefix removed.
+    """The generator's tensors from a torch-form weights file, prefixes removed.
 
     Parameters
     ----------
     path
-        ``.safetensors``, a ``torch.save`` file of a state_dict, or a Lightning checkpoint
-        (``{"state_dict": {"generator.…": …, "discriminator.…": …}, …}``).
+        Any torch form of :mod:`.formats.lama_formats` (Lightning ``best.ckpt``, TorchScript
+        ``big-lama.pt``, a plain state dict, ``.safetensors``).
 
     Raises
     ------
     WeightsError
-        The file is missing, unreadable, or holds no tensors.
+        The file is missing, unreadable, an ONNX graph, or holds no generator tensors.
     """
-    path = Path(path)
-    if not path.is_file():
-        raise WeightsError(f"no LaMa weights at {path}")
-    if path.suffix == ".safetensors":
-        from safetensors.torch import load_file
-
-        try:
-            raw: Any = load_file(str(path))
-        except Exception as exc:
-            raise WeightsError(f"{path} is not a readable safetensors file: {exc}") from exc
-    else:
-        raw = _torch_load_without_code(path)
-    state = _find_state_dict(raw)
-    if state is None:
-        raise WeightsError(f"{path} holds no state_dict of tensors")
-    if any(key.startswith(GENERATOR_PREFIX) for key in state):
-        # a training checkpoint: keep the generator, drop discriminator and loss networks
-        state = {key[len(GENERATOR_PREFIX) :]: value for key, value in state.items() if key.startswith(GENERATOR_PREFIX)}
-    return state
+    weights = read_lama(path)
+    if weights.form == "onnx":
+        raise WeightsError(f"{path} is an ONNX graph: it runs as is and holds no torch state dict")
+    return weights.state
 
 
-def _find_state_dict(raw: Any) -> dict[str, Any] | None:
-    import torch
-
-    if isinstance(raw, Mapping):
-        for wrapper in ("state_dict", "model", "generator"):
-            inner = raw.get(wrapper)
-            if isinstance(inner, Mapping) and inner and all(isinstance(v, torch.Tensor) for v in inner.values()):
-                if wrapper == "generator":
-                    return {GENERATOR_PREFIX + k: v for k, v in inner.items()}
-                return dict(inner)
-        if raw and all(isinstance(v, torch.Tensor) for v in raw.values()):
-            return dict(raw)
-    return None
-
-
-def _torch_load_without_code(path: Path) -> Any:
-    import torch
-
-    if _is_torchscript_archive(path):
-        return _torchscript_state_dict(path)
-    try:
-        return torch.load(path, map_location="cpu", weights_only=True)
-    except pickle.UnpicklingError:
-        pass  # objects beyond tensors (a Lightning checkpoint's config): read inertly below
-    except Exception as exc:
-        raise WeightsError(f"cannot read {path}: {exc}") from exc
-    try:
-        return torch.load(path, map_location="cpu", weights_only=False, pickle_module=_INERT_PICKLE)
-    except Exception as exc:
-        raise WeightsError(f"cannot read {path}: {exc}") from exc
-
-
-def _is_torchscript_archive(path: Path) -> bool:
-    """TorchScript zips carry their graph as ``code/`` and ``constants.pkl`` entries."""
-    if not zipfile.is_zipfile(path):
-        return False
-    with zipfile.ZipFile(path) as archive:
-        return any(name.endswith("/constants.pkl") for name in archive.namelist())
-
-
-def _torchscript_state_dict(path: Path) -> dict[str, Any]:
-    """Tensors of a TorchScript archive (IOPaint ships big-lama traced); its graph is
-    deserialised, never run."""
-    import torch
-
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", DeprecationWarning)  # torch.jit is deprecated, still reads
-        try:
-            module = torch.jit.load(str(path), map_location="cpu")
-        except Exception as exc:
-            raise WeightsError(f"cannot read the TorchScript archive {path}: {exc}") from exc
-    return dict(module.state_dict())
-
-
-class _Inert:
-    """Stands in for any non-tensor object of a checkpoint: accepts everything, does nothing."""
-
-    def __new__(cls, *args: Any, **kwargs: Any) -> _Inert:
-        return object.__new__(cls)
-
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        pass
-
-    def __setstate__(self, state: Any) -> None:
-        pass
-
-    def __setitem__(self, key: Any, value: Any) -> None:
-        pass
-
-    def append(self, value: Any) -> None:
-        pass
-
-    def extend(self, values: Any) -> None:
-        pass
-
-    def __call__(self, *args: Any, **kwargs: Any) -> _Inert:
-        return _Inert()
-
-
-@functools.cache
-def _allowed_globals() -> dict[str, Any]:
-    """``module.name`` -> object for the globals a tensor checkpoint legitimately needs.
-
-    Taken from torch's own weights-only allowlist when that private helper exists, plus the
-    tensor rebuilders and containers spelled out here.
-    """
-    import collections
-
-    import torch
-
-    allowed: dict[str, Any] = {}
-    try:
-        from torch._weights_only_unpickler import _get_allowed_globals
-
-        allowed.update(_get_allowed_globals())
-    except Exception:  # the helper is private; the explicit list below suffices for tensors
-        pass
-    for name in ("_rebuild_tensor", "_rebuild_tensor_v2", "_rebuild_tensor_v3", "_rebuild_parameter"):
-        if hasattr(torch._utils, name):
-            allowed[f"torch._utils.{name}"] = getattr(torch._utils, name)
-    allowed["collections.OrderedDict"] = collections.OrderedDict
-    allowed["torch.Size"] = torch.Size
-    for name in dir(torch):
-        if isinstance(getattr(torch, name, None), torch.dtype):
-            allowed[f"torch.{name}"] = getattr(torch, name)
-    return allowed
-
-
-class _InertUnpickler(pickle.Unpickler):
-    def find_class(self, module: str, name: str) -> Any:
-        return _allowed_globals().get(f"{module}.{name}", _Inert)
-
-
-_INERT_PICKLE = types.ModuleType("skinretouch_inert_pickle")
-_INERT_PICKLE.Unpickler = _InertUnpickler  # type: ignore[attr-defined]
-_INERT_PICKLE.load = lambda file, **kw: _InertUnpickler(file, **kw).load()  # type: ignore[attr-defined]
-_INERT_PICKLE.__name__ = "pickle"  # torch.load checks the module name for its legacy format
-
-
-def load_generator_weights(model: Any, path: str | os.PathLike[str]) -> None:
+def load_generator_weights(model: Any, path: str | os.PathLike[str], *, state: dict[str, Any] | None = None) -> None:
     """Load a big-lama ``state_dict`` into ``model`` strictly.
 
     Raises
@@ -231,7 +92,7 @@ def load_generator_weights(model: Any, path: str | os.PathLike[str]) -> None:
         Keys are missing or unexpected (both lists are named, up to :data:`KEYS_SHOWN`
         each), or a tensor's shape differs.
     """
-    state = read_state_dict(path)
+    state = read_state_dict(path) if state is None else state
     expected = set(model.state_dict())
     missing = sorted(expected - set(state))
     unexpected = sorted(set(state) - expected)
@@ -369,21 +230,37 @@ class LamaEngine(InpaintEngine):
         self.backend: Backend | None = None
         self.backend_name: str | None = None
         self.device: str | None = None
+        self.form: str | None = None
 
     @property
     def working_max_side_px(self) -> int:
         return self.config.lama_max_side_px
 
+    @property
+    def working_min_side_px(self) -> int:
+        return self.config.lama.working_min_side_px
+
     @classmethod
     def available(cls, config: EnginesConfig) -> tuple[bool, str]:
         if not config.lama_weights:
             return False, "no weights configured (engines.lama_weights is empty)"
-        if not Path(config.lama_weights).expanduser().is_file():
+        weights = Path(config.lama_weights).expanduser()
+        if not weights.is_file():
             return False, f"no weights at {config.lama_weights} (engines.lama_weights)"
-        absent = missing_packages("torch", *(["safetensors"] if config.lama_weights.endswith(".safetensors") else []))
-        if absent:
-            return False, f"package missing: {', '.join(absent)} (pip install '.[neural]')"
+        if weights.suffix != ".onnx":
+            absent = missing_packages("torch", *(["safetensors"] if weights.suffix == ".safetensors" else []))
+            if absent:
+                return False, f"package missing: {', '.join(absent)} (pip install '.[neural]')"
+        try:
+            form = sniff_lama_form(weights)
+        except WeightsError as exc:
+            return False, str(exc)
         device = resolve_device(config.device)
+        if form == "onnx":
+            ok, reason = OnnxRuntimeBackend.available(device)
+            if not ok:
+                return False, reason
+            return True, f"{form} at {config.lama_weights}, run by onnxruntime on {device}, {_working(config)}"
         if device == "cuda" and config.device == "cuda":
             from .runtime import cuda_available
 
@@ -393,15 +270,26 @@ class LamaEngine(InpaintEngine):
             backend, note = resolve_backend(config.lama_backend, device)
         except EngineUnavailable as exc:
             return False, str(exc)
-        detail = f"weights {config.lama_weights}, backend {backend} on {device}"
+        detail = f"{form} at {config.lama_weights}, run by {backend} on {device}, {_working(config)}"
         return True, detail + (f" (skipped: {note})" if note else "")
 
-    def build_model(self) -> Any:
-        """The generator with the configured weights loaded, on the CPU, in eval mode."""
-        from .lama_arch import BIG_LAMA, BigLamaGenerator
+    def read_weights(self) -> LamaWeights:
+        return read_lama(Path(self.config.lama_weights).expanduser())
 
-        model = BigLamaGenerator(self.spec or BIG_LAMA)
-        load_generator_weights(model, Path(self.config.lama_weights).expanduser())
+    def build_model(self, weights: LamaWeights | None = None) -> Any:
+        """The generator with the configured weights loaded, on the CPU, in eval mode; its
+        layer sizes are read from the weights unless ``spec`` was given."""
+        from .lama_arch import BigLamaGenerator
+
+        weights = weights or self.read_weights()
+        if weights.form == "onnx":
+            raise WeightsError(f"{weights.path} is an ONNX graph: it has no torch generator to build")
+        try:
+            spec = self.spec or generator_spec(weights.state)
+        except (KeyError, IndexError, ValueError) as exc:
+            raise WeightsError(f"{weights.path} does not fit the big-lama generator: no {exc} to read its layer sizes from") from exc
+        model = BigLamaGenerator(spec)
+        load_generator_weights(model, weights.path, state=weights.state)
         return model.eval()
 
     def ensure_onnx(self, model: Any | None = None) -> Path:
@@ -418,8 +306,16 @@ class LamaEngine(InpaintEngine):
         if not ok:
             raise EngineUnavailable(f"lama: {reason}")
         device = resolve_device(self.config.device)
+        weights = self.read_weights()
+        self.form = weights.form
+        if weights.onnx is not None:
+            self.backend = _OnnxLama(weights.path, weights.onnx, device=device)
+            self.backend_name, self.device = "onnxruntime", device
+            self.loaded = True
+            log.info("lama loaded", form=weights.form, backend="onnxruntime", device=device)
+            return
         backend_name, _note = resolve_backend(self.config.lama_backend, device)
-        model = self.build_model()
+        model = self.build_model(weights)
         if backend_name == "torch":
             backend: Backend = TorchBackend(model, input_names=INPUT_NAMES, device=device)
         else:
@@ -435,7 +331,7 @@ class LamaEngine(InpaintEngine):
                 )
         self.backend, self.backend_name, self.device = backend, backend_name, device
         self.loaded = True
-        log.info("lama loaded", backend=backend_name, device=device)
+        log.info("lama loaded", form=weights.form, backend=backend_name, device=device)
 
     def forward(self, image: np.ndarray, hole: np.ndarray, *, seed: int) -> np.ndarray:
         if self.backend is None:
@@ -450,3 +346,57 @@ class LamaEngine(InpaintEngine):
             self.backend.close()
         self.backend = None
         super().unload()
+
+
+def _working(config: EnginesConfig) -> str:
+    return f"working size: short side >= {config.lama.working_min_side_px} px, long side <= {config.lama_max_side_px} px"
+
+
+class _OnnxLama(Backend):
+    """A downloaded LaMa ONNX graph, fed as its inputs are named and sized.
+
+    A graph with a fixed size (the common exports take 512 x 512) gets the working crop
+    mirror-padded to its aspect and resized to that size, and its answer resized back.  An
+    output in ``[0, 255]`` (exports that multiply by 255) is told from one in ``[0, 1]`` by
+    its range: a picture in ``[0, 1]`` never exceeds 1.5.
+    """
+
+    name = "onnxruntime"
+
+    @classmethod
+    def available(cls, device: str) -> tuple[bool, str]:
+        return OnnxRuntimeBackend.available(device)
+
+    def __init__(self, path: Path, layout: Any, *, device: str) -> None:
+        self.runner = OnnxRuntimeBackend(path, device=device)
+        self.layout = layout
+
+    def run(self, inputs: Any) -> np.ndarray:
+        import cv2
+
+        image = inputs["image"][0].transpose(1, 2, 0)
+        hole = inputs["hole"][0, 0]
+        height, width = hole.shape
+        fixed = (self.layout.height, self.layout.width)
+        if None not in fixed:
+            side = max(height, width)
+            square = np.pad(image, ((0, side - height), (0, side - width), (0, 0)), mode="symmetric")
+            square_hole = np.pad(hole, ((0, side - height), (0, side - width)), mode="symmetric")
+            target = (fixed[1], fixed[0])
+            image = cv2.resize(square, target, interpolation=cv2.INTER_AREA if side > fixed[0] else cv2.INTER_CUBIC)
+            hole = (cv2.resize(square_hole, target, interpolation=cv2.INTER_LINEAR) > 0).astype(np.float32)
+        feed = {
+            self.layout.image_input: np.ascontiguousarray(image.transpose(2, 0, 1)[None], np.float32),
+            self.layout.mask_input: np.ascontiguousarray(hole[None, None], np.float32),
+        }
+        out = np.asarray(self.runner.session.run([self.layout.output], feed)[0], np.float32)[0]
+        if float(out.max()) > 1.5:
+            out = out / 255.0
+        picture = out.transpose(1, 2, 0)
+        if None not in fixed:
+            side = max(height, width)
+            picture = cv2.resize(picture, (side, side), interpolation=cv2.INTER_CUBIC)[:height, :width]
+        return np.ascontiguousarray(picture.transpose(2, 0, 1)[None])
+
+    def close(self) -> None:
+        self.runner.close()

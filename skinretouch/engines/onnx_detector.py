@@ -1,23 +1,19 @@
-"""Plug-in box detectors in ONNX (e.g. a YOLO acne model the user trained), refined to pixel masks.
+"""Plug-in YOLO detectors in ONNX (e.g. an acne model the user trained), as pixel masks.
 
-Expected model layout (what Ultralytics YOLOv8/YOLO11 ``export(format="onnx")`` writes):
+The export's form is read from its output shapes and metadata
+(:mod:`.formats.yolo_formats`): YOLOv5, YOLOv8/11 detect and segment, YOLOE, YOLOv10 and
+``nms=True`` exports, float32 or float16.  The input is ``(1, 3, S, S)`` RGB in ``[0, 1]``,
+the photo letterboxed to ``S x S`` (aspect kept, centred, padded with grey 114/255); ``S`` is
+read from the model when static, else from its metadata, else ``detect.onnx.input_size``.
 
-- one input, ``(1, 3, S, S)`` float32, RGB in ``[0, 1]``, the photo letterboxed to ``S x S``
-  (aspect kept, centred, padded with grey 114/255). ``S`` is read from the model when static,
-  else given as ``input_size``;
-- first output ``(1, 4 + C, N)``: per candidate box ``cx, cy, w, h`` in input pixels, then
-  ``C`` class scores in ``[0, 1]`` (no objectness). ``(1, N, 4 + C)`` is accepted too (the
-  longer axis is taken as N). With ``objectness=True`` the layout is YOLOv5's
-  ``(1, N, 5 + C)``: ``cx, cy, w, h, objectness, classes``; score = objectness x class.
+Masks: a segmentation export's own mask head gives each box's pixel mask (its 32
+coefficients weigh the prototype masks; the sum's sigmoid above 0.5, inside the box, read at
+the photo's resolution).  A detect-only export's boxes are refined by a classical segmenter:
+Lab contrast against the box's surrounding ring, thresholded (Otsu, at least 40 % of the
+peak) and kept as the connected part nearest the box centre.  Either way the removal kernels
+get a spot's real outline, and pixels around it stay untouched.
 
-Boxes above ``score_threshold`` go through class-wise non-maximum suppression, are mapped back
-to the photo, and each is refined to a pixel mask by a classical segmenter: Lab contrast
-against the box's surrounding ring, thresholded (Otsu, at least 40 % of the peak) and kept as
-the connected part nearest the box centre. A detector that only knows boxes thus hands the
-removal kernels a spot's real outline, and pixels around it stay untouched.
-
-SAM 2 as a refiner: not in this build (:class:`Sam2Refiner` reports why); boxes are always
-refined by the classical segmenter.
+SAM 2 as a refiner: not in this build (:class:`Sam2Refiner` reports why).
 """
 
 from __future__ import annotations
@@ -32,10 +28,11 @@ from scipy import ndimage as ndi
 from ..detection import Detection, Spot
 from ..kernels import skin as ks
 from ..scale import image_scale
+from .formats.yolo_formats import YoloLayout, decode, inspect_yolo
 from .inpaint_base import EngineUnavailable, WeightsError
 from .runtime import OnnxRuntimeBackend
 
-__all__ = ["OnnxBoxDetector", "Sam2Refiner", "letterbox", "nms", "refine_box"]
+__all__ = ["OnnxBoxDetector", "Sam2Refiner", "letterbox", "mask_from_prototypes", "nms", "refine_box"]
 
 log = structlog.get_logger(__name__)
 
@@ -59,7 +56,7 @@ class Sam2Refiner:
 
 
 class OnnxBoxDetector:
-    """A user-trained ONNX box detector, its boxes refined to pixel masks."""
+    """A user-trained YOLO ONNX detector; its boxes become pixel masks."""
 
     name = "onnx"
 
@@ -70,8 +67,8 @@ class OnnxBoxDetector:
         score_threshold: float = 0.25,
         iou_threshold: float = 0.45,
         input_size: int | None = None,
-        class_kinds: tuple[str, ...] = ("spot",),
-        objectness: bool = False,
+        class_kinds: tuple[str, ...] = (),
+        layout: str = "auto",
         base=None,
         device: str = "cpu",
         sam2_weights: str | Path | None = None,
@@ -80,15 +77,16 @@ class OnnxBoxDetector:
         Parameters
         ----------
         model_path : path
-            The ONNX file (layout in the module docstring).
+            The ONNX file (forms in :mod:`.formats.yolo_formats`).
         score_threshold, iou_threshold : float
             Box score needed; IoU above which the weaker of two same-class boxes is dropped.
         input_size : int, optional
-            ``S`` when the model's input size is dynamic.
+            ``S`` when neither the model's input nor its metadata fixes it.
         class_kinds : tuple of str
-            Spot kind reported for each class index (the last one repeats for extra classes).
-        objectness : bool
-            YOLOv5 layout (objectness column).
+            Spot kind reported for each class index (the last one repeats for extra classes);
+            empty = the model's own class names (metadata), else ``"spot"``.
+        layout : str
+            ``"auto"`` (read from the outputs) or one form of ``YOLO_FORMS`` to insist on.
         base : detector, optional
             Gives protected features, scale and method (a ClassicalDetector); spots are cut
             off protected pixels. Without it nothing is protected and the scale comes from
@@ -102,62 +100,55 @@ class OnnxBoxDetector:
         ok, reason = OnnxRuntimeBackend.available(device)
         if not ok:
             raise EngineUnavailable(reason)
+        self.path = path
         self.runner = OnnxRuntimeBackend(path, device=device)
-        session = self.runner.session
-        inputs = session.get_inputs()
-        if len(inputs) != 1:
-            raise WeightsError(f"{path}: expected one input, the model has {len(inputs)}")
-        self.input_name = inputs[0].name
-        shape = inputs[0].shape
-        static = shape[-1] if isinstance(shape[-1], int) else None
-        self.size = int(input_size or static or 640)
-        if static and input_size and static != input_size:
-            raise WeightsError(f"{path}: input is {static} px, input_size says {input_size}")
+        self.layout: YoloLayout = inspect_yolo(self.runner.session, path, layout=layout, input_size=input_size)
+        self.size = int(self.layout.input_size)
         self.score_threshold = float(score_threshold)
         self.iou_threshold = float(iou_threshold)
-        self.class_kinds = tuple(class_kinds) or ("spot",)
-        self.objectness = bool(objectness)
+        self.class_kinds = tuple(class_kinds) or self.layout.names or ("spot",)
         self.base = base
         if sam2_weights:
             log.warning("sam2 refiner", reason=Sam2Refiner.REASON)
+        log.info("onnx detector", form=self.layout.form, classes=self.layout.num_classes, size=self.size)
+
+    @property
+    def form(self) -> str:
+        return self.layout.form
+
+    def candidates(self, image: np.ndarray) -> list[tuple[tuple[float, float, float, float], float, int, np.ndarray | None]]:
+        """Run the model: ``[((x0, y0, x1, y1) photo px, score, class, mask or None), ...]``,
+        best first, after NMS; the mask (H, W) bool comes from a segmentation head."""
+        tensor, ratio, (pad_x, pad_y) = letterbox(image, self.size)
+        outputs = self.runner.session.run(None, {self.layout.input_name: tensor.astype(self.layout.input_dtype)})
+        decoded, protos = decode(self.layout, outputs, self.score_threshold)
+        pads = np.array([pad_x, pad_y, pad_x, pad_y], np.float32)
+        h, w = image.shape[:2]
+        xyxy = np.clip((decoded.xyxy - pads) / ratio, 0, [w, h, w, h])
+        keep: list[int] = []
+        if decoded.already_selected:
+            keep = list(range(len(decoded.scores)))
+        else:
+            for c in np.unique(decoded.classes):
+                idx = np.flatnonzero(decoded.classes == c)
+                keep += [int(idx[i]) for i in nms(xyxy[idx], decoded.scores[idx], self.iou_threshold)]
+        out = []
+        for i in keep:
+            box = tuple(float(v) for v in xyxy[i])
+            mask = None
+            if protos is not None and decoded.coefficients is not None:
+                mask = mask_from_prototypes(decoded.coefficients[i], protos, box, (h, w), ratio=ratio,
+                                            pad=(pad_x, pad_y), input_size=self.size)  # fmt: skip
+            out.append((box, float(decoded.scores[i]), int(decoded.classes[i]), mask))
+        return sorted(out, key=lambda b: -b[1])
 
     def boxes(self, image: np.ndarray) -> list[tuple[tuple[float, float, float, float], float, int]]:
         """Run the model: ``[((x0, y0, x1, y1) in photo pixels, score, class), ...]`` after NMS."""
-        tensor, ratio, (pad_x, pad_y) = letterbox(image, self.size)
-        raw = np.asarray(self.runner.session.run(None, {self.input_name: tensor})[0], np.float32)
-        if raw.ndim == 3:
-            raw = raw[0]
-        if raw.ndim != 2:
-            raise WeightsError(f"ONNX detector output must be (1, 4 + C, N) or (1, N, 4 + C), got {raw.shape}")
-        head = 5 if self.objectness else 4
-        if raw.shape[0] < raw.shape[1]:
-            raw = raw.T  # (N, 4 + C)
-        if raw.shape[1] <= head - 1:
-            raise WeightsError(f"ONNX detector output has {raw.shape[1]} values per box, needs > {head}")
-        if raw.shape[1] == head:  # a single class with no class column
-            scores_all = np.ones((raw.shape[0], 1), np.float32)
-        else:
-            scores_all = raw[:, head:]
-        if self.objectness:
-            scores_all = scores_all * raw[:, 4:5]
-        classes = scores_all.argmax(axis=1)
-        scores = scores_all[np.arange(raw.shape[0]), classes]
-        keep = scores >= self.score_threshold
-        cx, cy, bw, bh = (raw[keep, i] for i in range(4))
-        xyxy = np.stack([cx - bw / 2, cy - bh / 2, cx + bw / 2, cy + bh / 2], axis=1)
-        xyxy = (xyxy - np.array([pad_x, pad_y, pad_x, pad_y], np.float32)) / ratio
-        h, w = image.shape[:2]
-        xyxy = np.clip(xyxy, 0, [w, h, w, h])
-        scores, classes = scores[keep], classes[keep]
-        out = []
-        for c in np.unique(classes):
-            idx = np.flatnonzero(classes == c)
-            for i in nms(xyxy[idx], scores[idx], self.iou_threshold):
-                out.append((tuple(float(v) for v in xyxy[idx[i]]), float(scores[idx[i]]), int(c)))
-        return sorted(out, key=lambda b: -b[1])
+        return [(box, score, cls) for box, score, cls, _mask in self.candidates(image)]
 
     def detect(self, image: np.ndarray) -> Detection:
-        """Boxes from the model, each refined to a pixel mask; protected features from ``base``."""
+        """Boxes from the model as pixel masks (mask head, else refined); protected features
+        from ``base``."""
         image = np.ascontiguousarray(image, dtype=np.float32)
         if image.ndim != 3 or image.shape[2] != 3:
             raise ValueError(f"expected an (H, W, 3) RGB image, got shape {image.shape}")
@@ -171,17 +162,67 @@ class OnnxBoxDetector:
             scale, method = image_scale(h, w), "onnx"
         labels = np.zeros((h, w), np.int32)
         spots: list[Spot] = []
-        for box, score, cls in self.boxes(image):
-            mask = refine_box(image, box) & ~protected_mask & (labels == 0)
+        for box, score, cls, head_mask in self.candidates(image):
+            mask = head_mask if head_mask is not None else refine_box(image, box)
+            mask = mask & ~protected_mask & (labels == 0)
             if not mask.any():
                 continue
             label = len(spots) + 1
             labels[mask] = label
             kind = self.class_kinds[min(cls, len(self.class_kinds) - 1)]
             spots.append(Spot(label=label, kind=kind, score=score))
-        log.debug("onnx detected", spots=len(spots))
+        log.debug("onnx detected", spots=len(spots), form=self.layout.form)
         return Detection(labels=labels, spots=spots, protected_mask=protected_mask, protected=protected,
                          scale=float(scale), method=method)  # fmt: skip
+
+
+def mask_from_prototypes(
+    coefficients: np.ndarray,
+    protos: np.ndarray,
+    box: tuple[float, float, float, float],
+    shape: tuple[int, int],
+    *,
+    ratio: float,
+    pad: tuple[float, float],
+    input_size: int,
+) -> np.ndarray:
+    """One box's pixel mask from a YOLO segmentation head, at the photo's resolution.
+
+    Parameters
+    ----------
+    coefficients : (M,) ndarray
+        The box's mask coefficients.
+    protos : (M, mh, mw) ndarray
+        Prototype masks over the letterboxed input (``mh = S/4`` for Ultralytics).
+    box : (x0, y0, x1, y1)
+        The box in photo pixels; the mask is cut to it.
+    shape : (H, W)
+        The photo's size.
+    ratio, pad, input_size
+        The letterbox: input pixel = photo pixel x ratio + pad.
+
+    Returns
+    -------
+    (H, W) bool ndarray: sigmoid(coefficients . protos) > 0.5 inside the box.
+    """
+    h, w = shape
+    out = np.zeros((h, w), bool)
+    x0, y0 = max(0, int(np.floor(box[0]))), max(0, int(np.floor(box[1])))
+    x1, y1 = min(w, int(np.ceil(box[2]))), min(h, int(np.ceil(box[3])))
+    if x1 <= x0 or y1 <= y0:
+        return out
+    channels, mh, mw = protos.shape
+    logits = np.tensordot(coefficients.astype(np.float32), protos.reshape(channels, -1), axes=1).reshape(mh, mw)
+    # photo pixel centre -> input pixel -> prototype pixel (centres aligned)
+    xs = ((np.arange(x0, x1) + 0.5) * ratio + pad[0]) * (mw / input_size) - 0.5
+    ys = ((np.arange(y0, y1) + 0.5) * ratio + pad[1]) * (mh / input_size) - 0.5
+    map_x, map_y = np.meshgrid(xs.astype(np.float32), ys.astype(np.float32))
+    sampled = cv2.remap(logits.astype(np.float32), map_x, map_y, interpolation=cv2.INTER_LINEAR,
+                        borderMode=cv2.BORDER_REPLICATE)  # fmt: skip
+    inside = (np.arange(y0, y1)[:, None] + 0.5 >= box[1]) & (np.arange(y0, y1)[:, None] + 0.5 <= box[3])
+    inside = inside & (np.arange(x0, x1)[None, :] + 0.5 >= box[0]) & (np.arange(x0, x1)[None, :] + 0.5 <= box[2])
+    out[y0:y1, x0:x1] = (sampled > 0.0) & inside
+    return out
 
 
 def letterbox(image: np.ndarray, size: int) -> tuple[np.ndarray, float, tuple[float, float]]:

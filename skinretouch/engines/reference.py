@@ -180,7 +180,7 @@ def detector_from_config(config: DetectConfig, *, references=None):
 
     1. ``references`` (in-memory pairs, e.g. from CLI flags) or ``config.references`` with
        ``config.reference_masks`` -> :class:`ReferenceDetector`;
-    2. else ``config.onnx_model`` -> :class:`~.onnx_detector.OnnxBoxDetector` (protected
+    2. else ``config.onnx.model`` -> :class:`~.onnx_detector.OnnxBoxDetector` (protected
        features from the classical detector);
     3. else ``config.anomaly_detector`` -> the standalone :class:`~.anomaly.AnomalyDetector`;
     4. else the :class:`~.classical_detector.ClassicalDetector`, wrapped in
@@ -198,11 +198,25 @@ def detector_from_config(config: DetectConfig, *, references=None):
             )
         references = load_references([(Path(i), Path(m)) for i, m in zip(config.references, config.reference_masks)])
     if references:
-        return ReferenceDetector(config, references, base=base)
-    if config.onnx_model:
+        backbone = None
+        if config.backbone.weights:
+            from .backbone import VitBackbone
+
+            backbone = VitBackbone.from_config(config.backbone)
+        return ReferenceDetector(config, references, base=base, backbone=backbone)
+    if config.onnx.model:
         from .onnx_detector import OnnxBoxDetector
 
-        return OnnxBoxDetector(config.onnx_model, score_threshold=config.onnx_score_threshold, base=base)
+        onnx = config.onnx
+        return OnnxBoxDetector(
+            onnx.model,
+            score_threshold=onnx.score,
+            iou_threshold=onnx.iou,
+            input_size=onnx.input_size or None,
+            class_kinds=onnx.class_names,
+            layout=onnx.layout,
+            base=base,
+        )
     if config.anomaly_detector:
         return AnomalyDetector(base, threshold=config.anomaly_detector_threshold)
     if config.anomaly_filter:

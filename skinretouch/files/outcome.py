@@ -14,7 +14,9 @@ from typing import Any, Literal, Protocol
 
 __all__ = ["FileOutcome", "FileProcessor", "FileStatus"]
 
-FileStatus = Literal["ok", "failed", "skipped"]
+# "deferred": not finished for a passing reason (disk full...), no report written, to be
+# tried again; "crashed": the daemon's worker process died on it (the daemon decides).
+FileStatus = Literal["ok", "failed", "skipped", "deferred", "crashed"]
 
 
 @dataclass(kw_only=True)
@@ -41,8 +43,12 @@ class FileOutcome:
 class FileProcessor(Protocol):
     """Turns photo files into their outputs; never raises for a bad photo."""
 
-    def process_file(self, path: Path, *, out_dir: Path | None = None, force: bool = False) -> FileOutcome:
-        """Write ``path``'s retouched photo, mask and report (into ``out_dir`` if given)."""
+    def process_file(
+        self, path: Path, *, out_dir: Path | None = None, force: bool = False, follow_symlinks: bool = True
+    ) -> FileOutcome:
+        """Write ``path``'s retouched photo, mask and report (into ``out_dir`` if given).
+
+        ``follow_symlinks=False``: a symlink at ``path`` is refused, not read."""
         ...
 
     def report_settings(self) -> dict[str, Any]:

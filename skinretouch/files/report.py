@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from .. import __version__
+from ..errors import InputError
 
 if TYPE_CHECKING:  # the daemon writes reports without loading the pipeline's modules
     from ..results import RegionRecord
@@ -79,11 +80,20 @@ def _region_dict(region: RegionRecord) -> dict[str, Any]:
     return record
 
 
+# A report is a few kB; anything far larger at a report's name is not one of ours.
+MAX_REPORT_BYTES = 16 << 20
+
+
 def read_report(path: Path) -> dict[str, Any] | None:
-    """The report at ``path`` as a dict, or None if it is missing or unreadable."""
+    """The report at ``path`` as a dict, or None if it is missing or unreadable.
+
+    Only a regular file is read (a FIFO at a report's name must not hang the reader).
+    """
+    from ..safefs import read_regular_file
+
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
+        data = json.loads(read_regular_file(path, max_bytes=MAX_REPORT_BYTES).decode("utf-8"))
+    except (OSError, ValueError, InputError):
         return None
     return data if isinstance(data, dict) else None
 

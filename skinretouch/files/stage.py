@@ -3,7 +3,19 @@
 :func:`process_file` is the one entry for a photo on disk, used by the CLI loop, the
 daemon's workers (through :class:`RetouchFiles`) and the benchmark. A bad photo never
 raises: it gets a report with ``"status": "failed"`` and a readable ``error``, and no
-retouched photo or mask is left behind for it.
+retouched photo or mask is left behind for it (outputs of an earlier success included:
+the failed report replaces the report that claimed them).
+
+Whose files are whose
+    A file at an output's name is ours only if this photo's report claims it as its
+    output (``outputs.image`` / ``outputs.mask``). Anything else there (the user's own
+    ``portrait.retouched.jpg``, the ``--mask`` file itself) is never overwritten: the
+    photo fails and says so. In a hot folder the contract reserves the output names for
+    us (files named so are never inputs there), so the daemon's worker replaces them.
+A passing error is not a failure
+    A full disk or quota (or a moment without memory or file handles) leaves the photo
+    ``deferred``: its partial outputs are removed, no report is written (an earlier one
+    stays as it was) and the caller tries again later.
 """
 
 from __future__ import annotations
@@ -21,10 +33,11 @@ from PIL import Image
 
 from ..atomic import atomic_write_bytes
 from ..config import Config, config_sha256
-from ..errors import InputError
+from ..errors import InputError, is_transient
 from ..imageio import ImageFile, encode_image, read_image, to_float
 from ..imageio.masks import read_mask
 from ..pipeline import Retoucher
+from ..safefs import read_regular_file
 from ..sidecars import OVERLAY_SUFFIX, output_paths
 from ..timing import ms_since
 from .outcome import FileOutcome
@@ -44,8 +57,13 @@ class RetouchFiles:
     def warm_up(self) -> None:
         self.retoucher.warm_up()
 
-    def process_file(self, path: Path, *, out_dir: Path | None = None, force: bool = False) -> FileOutcome:
-        return process_file(self.retoucher, path, out_dir=out_dir, force=force)
+    def process_file(
+        self, path: Path, *, out_dir: Path | None = None, force: bool = False, follow_symlinks: bool = True
+    ) -> FileOutcome:
+        return process_file(
+            self.retoucher, path, out_dir=out_dir, force=force, follow_symlinks=follow_symlinks,
+            outputs_reserved=True,
+        )
 
     def report_settings(self) -> dict[str, Any]:
         return report_settings(self.retoucher)
@@ -72,6 +90,8 @@ def process_file(
     mask_path: str | os.PathLike[str] | None = None,
     force: bool = False,
     debug_overlay: bool = False,
+    follow_symlinks: bool = True,
+    outputs_reserved: bool = False,
 ) -> FileOutcome:
     """Decode, retouch and write one photo's outputs; never raises for a bad photo.
 
@@ -90,6 +110,12 @@ def process_file(
         Process even if an ``ok`` report with the same input sha256 exists.
     debug_overlay : bool
         Also write ``NAME.EXT.overlay.png`` showing what detection found.
+    follow_symlinks : bool
+        False (the daemon): a symlink at ``path`` is refused, not read.
+    outputs_reserved : bool
+        True where output names belong to us by contract (a hot folder): an existing
+        file there is replaced even if no report claims it. False (``process``): only
+        files this photo's report claims are replaced.
     """
     started = time.perf_counter()
     path = Path(path)
@@ -101,10 +127,15 @@ def process_file(
     report.settings = report_settings(retoucher, user_mask=mask_path is not None)
     written: list[Path] = []
     outcome = FileOutcome(input_path=path, status="failed", report_path=paths.report)
+    previous = read_report(paths.report)
+    claimed = _claimed_outputs(previous)
     try:
-        data = _read_input_bytes(path)
+        if out_dir is not None:
+            _make_folder(out_dir)
+        _check_targets(paths, claimed, mask_path=mask_path, reserved=outputs_reserved)
+        data = read_regular_file(path, follow_symlinks=follow_symlinks)
         report.input.sha256 = hashlib.sha256(data).hexdigest()
-        if not force and _already_done(paths.report, report.input.sha256):
+        if not force and _already_done(previous, report.input.sha256):
             outcome.status = "skipped"
             outcome.image_path, outcome.mask_path = paths.image, paths.mask
             return outcome
@@ -123,8 +154,6 @@ def process_file(
         mask_png = encode_mask_png(result.applied_mask)
         report.timings_ms["encode"] = ms_since(tick)
 
-        if out_dir is not None:
-            out_dir.mkdir(parents=True, exist_ok=True)
         for target, payload in ((paths.image, encoded), (paths.mask, mask_png)):
             atomic_write_bytes(target, payload)
             written.append(target)
@@ -145,12 +174,17 @@ def process_file(
         outcome.error = str(exc)
     except OSError as exc:
         outcome.error = _describe_os_error(exc)
+        if is_transient(exc):
+            outcome.status = "deferred"
     except Exception as exc:  # a bug must not take a batch or the daemon down
         log.exception("internal_error", path=str(path))
         outcome.error = f"internal error: {type(exc).__name__}: {exc}"
 
-    if outcome.status == "failed":
+    if outcome.status != "ok":
         _remove_quietly(written)
+    if outcome.status == "deferred":
+        return _deferred(outcome, started)
+    if outcome.status == "failed":
         report.fail(outcome.error)
     report.timings_ms["total"] = ms_since(started)
     outcome.timings_ms = dict(report.timings_ms)
@@ -159,10 +193,65 @@ def process_file(
     except OSError as exc:
         if outcome.status == "ok":
             _remove_quietly(written)
+        if is_transient(exc):
+            outcome.status = "deferred"
+            outcome.error = _describe_os_error(exc)
+            return _deferred(outcome, started)
+        problem = f"cannot write its report: {_describe_os_error(exc)}"
+        outcome.error = f"{outcome.error}; {problem}" if outcome.status == "failed" else problem
         outcome.status = "failed"
-        outcome.error = f"cannot write report: {_describe_os_error(exc)}"
         outcome.report_path = None
+    if outcome.status == "failed":
+        # The failed report replaced the one that claimed these: they are stale now.
+        _remove_quietly([target for target in (paths.image, paths.mask) if str(target.absolute()) in claimed])
     return outcome
+
+
+def _deferred(outcome: FileOutcome, started: float) -> FileOutcome:
+    outcome.error = f"{outcome.error} (not a fault of the photo; it will be tried again)"
+    outcome.report_path = outcome.image_path = outcome.mask_path = outcome.overlay_path = None
+    outcome.timings_ms = {"total": ms_since(started)}
+    return outcome
+
+
+def _claimed_outputs(previous: dict[str, Any] | None) -> set[str]:
+    """Absolute paths of the outputs an earlier report of this photo claims."""
+    outputs = (previous or {}).get("outputs") or {}
+    return {value for key in ("image", "mask") if isinstance(value := outputs.get(key), str)}
+
+
+def _check_targets(paths, claimed: set[str], *, mask_path: Path | None, reserved: bool) -> None:
+    """Refuse to overwrite a file that is not ours, before any work is done."""
+    for target in (paths.image, paths.mask):
+        if mask_path is not None and os.path.lexists(mask_path) and _same_file(target, mask_path):
+            raise InputError(
+                f"its mask output {target.name} would overwrite the --mask file; "
+                "give --out-dir or rename the mask"
+            )
+        if reserved or not os.path.lexists(target) or str(target.absolute()) in claimed:
+            continue
+        raise InputError(
+            f"would overwrite {target}, which no report of this photo claims as its output "
+            "(a file of yours?); move it away or give --out-dir"
+        )
+
+
+def _same_file(a: Path, b: Path) -> bool:
+    try:
+        return os.path.samefile(a, b)
+    except OSError:
+        return os.path.abspath(a) == os.path.abspath(b)
+
+
+def _make_folder(folder: Path) -> None:
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except FileExistsError:
+        raise InputError(f"output folder {folder} is a file, not a folder") from None
+    except OSError as exc:
+        if is_transient(exc):
+            raise
+        raise InputError(f"cannot create the output folder {folder}: {exc.strerror}") from None
 
 
 def encode_mask_png(mask: np.ndarray) -> bytes:
@@ -183,19 +272,7 @@ def _write_overlay(result, folder: Path, name: str) -> Path:
     return target
 
 
-def _read_input_bytes(path: Path) -> bytes:
-    if path.is_dir():
-        raise InputError("is a folder, not an image")
-    try:
-        return path.read_bytes()
-    except FileNotFoundError:
-        raise InputError("no such file") from None
-    except PermissionError:
-        raise InputError("permission denied") from None
-
-
-def _already_done(report_path: Path, sha256: str) -> bool:
-    previous = read_report(report_path)
+def _already_done(previous: dict[str, Any] | None, sha256: str) -> bool:
     if previous is None or previous.get("status") != "ok":
         return False
     if previous.get("input", {}).get("sha256") != sha256:

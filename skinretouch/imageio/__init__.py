@@ -21,6 +21,7 @@ import numpy as np
 from ..atomic import atomic_write_bytes
 from ..config import OutputConfig
 from ..errors import CorruptImage, UnsupportedFormat
+from ..safefs import read_regular_file
 from . import jpeg, png, tiff  # noqa: F401  (each registers itself)
 from .registry import (
     DEFAULT_MAX_PIXELS,
@@ -75,11 +76,12 @@ def read_image(
         multi-page, camera raw, above ``max_pixels``...). The message says which.
     CorruptImage
         Empty, truncated or undecodable file.
-    OSError
-        The file cannot be read (missing, permission denied...).
+    InputError
+        The file cannot be read (missing, not a regular file, too large, permission
+        denied...).
     """
     if data is None:
-        data = Path(path).read_bytes()
+        data = read_regular_file(path)
     return decode_image(data, max_pixels=max_pixels)
 
 

@@ -1,7 +1,8 @@
 """JPEG: 8-bit RGB (YCbCr) baseline/progressive files.
 
-Pixels are decoded and encoded with OpenCV's libjpeg-turbo (faster than Pillow's
-path, which adds a copy each way); the header segments are parsed and written here so
+Pixels are decoded with simplejpeg's libjpeg-turbo in strict mode (corrupt data is an
+error, not a warning) and encoded with OpenCV's (both faster than Pillow's path, which
+adds a copy each way); the header segments are parsed and written here so
 that every metadata segment is carried byte for byte.
 
 Carried to the output
@@ -19,13 +20,15 @@ Not carried
     thumbnail inside the EXIF block is kept as is, so it still shows the original.
 Refused
     Greyscale, CMYK/YCCK, 12-bit, lossless and hierarchical JPEG (UnsupportedFormat);
-    files cut off before the end-of-image marker (CorruptImage).
+    files cut off before the end-of-image marker, and files whose image data libjpeg
+    finds corrupt even with a valid end marker (CorruptImage).
 """
 
 from __future__ import annotations
 
 import cv2
 import numpy as np
+import simplejpeg
 import structlog
 
 from ..config import OutputConfig
@@ -75,7 +78,6 @@ _SUBSAMPLING = {
     "4:2:2": cv2.IMWRITE_JPEG_SAMPLING_FACTOR_422,
     "4:2:0": cv2.IMWRITE_JPEG_SAMPLING_FACTOR_420,
 }
-_DECODE_FLAGS = cv2.IMREAD_COLOR_RGB | cv2.IMREAD_IGNORE_ORIENTATION
 
 Segment = tuple[int, bytes]
 
@@ -93,7 +95,7 @@ def read(data: bytes, max_pixels: int) -> ImageFile:
     if data.rfind(_EOI, sos_offset) == -1:
         raise CorruptImage("JPEG is truncated (no end-of-image marker); was it cut off while copying?")
 
-    pixels = _decode(data)
+    pixels = _decode(_pixel_stream(data, segments, sos_offset))
     if pixels.shape != (height, width, 3):
         raise CorruptImage(f"JPEG decoded to {pixels.shape}, expected {height}x{width} RGB")
 
@@ -142,14 +144,31 @@ def write(image: ImageFile, pixels: np.ndarray, options: OutputConfig) -> bytes:
     return b"".join(parts)
 
 
+def _pixel_stream(data: bytes, segments: list[Segment], sos_offset: int) -> bytes:
+    """The file without its metadata segments: what libjpeg needs to decode the pixels.
+
+    Metadata is parsed (and carried) here, so a damaged ICC chunk or an odd JFIF
+    version must not count as corrupt image data in the strict decoder. The Adobe APP14
+    segment stays: it says whether the channels are RGB or YCbCr.
+    """
+    kept = [
+        _segment(marker, payload)
+        for marker, payload in segments
+        if not (_APP0 <= marker <= _APP15 or marker == _COM) or (marker == _APP14 and payload.startswith(b"Adobe"))
+    ]
+    return b"".join([_SOI, *kept, data[sos_offset:]])
+
+
 def _decode(data: bytes) -> np.ndarray:
+    # libjpeg only warns about corrupt entropy data ("premature end of data segment",
+    # "extraneous bytes before marker") and fills the rest grey; OpenCV and Pillow pass
+    # such a photo on as good. simplejpeg's strict mode turns the warning into an error.
     try:
-        pixels = cv2.imdecode(np.frombuffer(data, np.uint8), _DECODE_FLAGS)
-    except cv2.error as exc:
-        raise CorruptImage(f"JPEG image data cannot be decoded ({exc.err})") from None
-    if pixels is None:
-        raise CorruptImage("JPEG image data cannot be decoded")
-    return pixels
+        return simplejpeg.decode_jpeg(
+            data, colorspace="RGB", fastdct=False, fastupsample=False, strict=True
+        )
+    except ValueError as exc:
+        raise CorruptImage(f"JPEG image data is corrupt ({exc}); the file was damaged") from None
 
 
 def _header_segments(data: bytes) -> tuple[list[Segment], int]:

@@ -71,10 +71,19 @@ def read_mask(
     MaskError
         Missing or unreadable file, too many pixels, or a size other than ``shape``.
     """
+    import io
+
     from PIL import Image
 
+    from ..errors import InputError
+    from ..safefs import read_regular_file
+
     try:
-        with Image.open(path) as image:
+        data = read_regular_file(path)  # a FIFO or a device at the mask's name must not hang us
+    except InputError as exc:
+        raise MaskError(f"mask {path}: {exc}") from None
+    try:
+        with Image.open(io.BytesIO(data)) as image:
             width, height = image.size
             if width * height > max_pixels:
                 raise MaskError(f"mask {path} is {width}x{height}, above the {max_pixels / 1e6:.0f} MP limit")

@@ -1,0 +1,273 @@
+"""The daemon's side of the cluster: enqueue settled photos, collect their outcomes.
+
+:class:`CeleryDispatcher` stands where the local worker slots stand: it takes jobs from
+the daemon's :class:`~skinretouch.daemon.queue.JobQueue`, sends one task per photo (its
+path and sha256) and keeps the job *running* in that queue until the worker's outcome
+arrives on the daemon's own list in Redis; the daemon then records it exactly as a local
+outcome. A broker that goes away is waited for, and said so, on both paths; nothing is
+dropped meanwhile.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import socket
+import threading
+import time
+import uuid
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import structlog
+
+from ..config import Config, config_sha256, pipeline_config
+from ..daemon.queue import STOP, Job, JobQueue
+from ..daemon.worker import write_failed_report
+from ..files.outcome import FileOutcome
+from ..sidecars import output_paths
+
+__all__ = ["CeleryDispatcher"]
+
+log = structlog.get_logger(__name__)
+
+RECONNECT_MAX_S = 5.0
+OUTCOME_WAIT_S = 1  # seconds one BRPOP waits (the listener's stop latency)
+
+
+class _BrokerLink:
+    """Whether the broker answered last time, logging each change once."""
+
+    def __init__(self, broker: str) -> None:
+        self.broker = broker
+        self._up = True
+        self._lock = threading.Lock()
+
+    def failed(self, where: str, exc: BaseException) -> None:
+        with self._lock:
+            if self._up:
+                self._up = False
+                log.error("broker_unreachable", where=where, error=f"{type(exc).__name__}: {exc}",
+                          action="waiting and retrying; nothing is dropped")
+
+    def worked(self, where: str) -> None:
+        with self._lock:
+            if not self._up:
+                self._up = True
+                log.info("broker_reconnected", where=where)
+
+    @property
+    def up(self) -> bool:
+        return self._up
+
+
+class CeleryDispatcher(threading.Thread):
+    """Sends the daemon's photos to Celery workers; looks like a worker slot to the daemon.
+
+    Parameters
+    ----------
+    queue : JobQueue
+    config : Config
+    state_dir : Path
+        Names this daemon's outcome list (stable across restarts, so outcomes of photos
+        finished while it was down are still read).
+    on_outcome, on_ready, on_fatal, abandon, precheck
+        As for :class:`~skinretouch.daemon.worker.WorkerSlot`.
+    """
+
+    index = 0
+    child_pid = None
+
+    def __init__(
+        self,
+        queue: JobQueue,
+        *,
+        config: Config,
+        state_dir: Path,
+        on_outcome: Callable[[Job, FileOutcome, float], None],
+        on_ready: Callable[[Any], None],
+        on_fatal: Callable[[Any, str], None],
+        abandon: threading.Event,
+        precheck: Callable[[Job], str | None] = lambda job: None,
+    ) -> None:
+        super().__init__(name="skinretouch-cluster-dispatcher", daemon=True)
+        self.queue = queue
+        self.config = config
+        self.state_dir = state_dir
+        self._on_outcome = on_outcome
+        self._on_ready = on_ready
+        self._on_fatal = on_fatal
+        self._abandon = abandon
+        self._precheck = precheck
+        self.ready = threading.Event()
+        self.abandoned: Job | None = None
+        self._in_flight: dict[str, tuple[Job, float]] = {}
+        self._in_flight_lock = threading.Condition()
+        self._stop_listening = threading.Event()
+        self.link = _BrokerLink(config.cluster.broker)
+        self.producer_s: list[float] = []  # time spent per photo enqueued (hash + publish)
+
+    def reconfigure(self, config: Config) -> None:
+        """New photos carry the new config's hash (the workers read their own config)."""
+        self.config = config
+
+    # -- the dispatcher thread -------------------------------------------------------
+    def run(self) -> None:
+        from . import MissingExtra, require_cluster_extra
+
+        try:
+            require_cluster_extra()
+        except MissingExtra as exc:
+            self._on_fatal(self, str(exc))
+            return
+        from .app import daemon_id_for, make_app, outcomes_key, redis_client
+
+        cluster = self.config.cluster
+        self.app = make_app(cluster)
+        self.redis = redis_client(cluster)
+        self.reply_to = outcomes_key(daemon_id_for(socket.gethostname(), str(self.state_dir)))
+        listener = threading.Thread(target=self._listen, name="skinretouch-cluster-outcomes", daemon=True)
+        listener.start()
+        self.ready.set()
+        self._on_ready(self)
+        log.info("cluster_dispatcher_ready", queue=cluster.queue, reply_to=self.reply_to)
+        try:
+            while not self._abandon.is_set():
+                job = self.queue.get(timeout=0.5)
+                if job is STOP:
+                    return
+                if job is None:
+                    continue
+                self._dispatch(job)
+        except Exception:
+            log.exception("cluster_dispatcher_failed")
+            self._on_fatal(self, "the cluster dispatcher failed")
+        finally:
+            self._stop_listening.set()
+            listener.join(OUTCOME_WAIT_S + 2.0)
+            try:
+                self.app.close()
+            except Exception:
+                pass
+
+    def _dispatch(self, job: Job) -> None:
+        reason = self._precheck(job)
+        if reason is not None:
+            self._finish(job, FileOutcome(input_path=job.path, status="skipped", reason=reason), 0.0)
+            return
+        with self._in_flight_lock:
+            while len(self._in_flight) >= self.config.cluster.max_in_flight and not self._abandon.is_set():
+                self._in_flight_lock.wait(0.5)
+        started = time.perf_counter()
+        try:
+            sha256 = _file_sha256(job.path)
+        except FileNotFoundError:
+            self._finish(job, FileOutcome(input_path=job.path, status="skipped", reason="vanished before its turn"),
+                         0.0)
+            return
+        except OSError as exc:
+            reason = f"cannot read the photo: {exc.strerror or exc}"
+            report = write_failed_report(job, reason, self._report_settings())
+            self._finish(job, FileOutcome(input_path=job.path, status="failed", error=reason, report_path=report), 0.0)
+            return
+        task_id = str(uuid.uuid4())
+        payload = {
+            "path": str(job.path),
+            "root": str(job.root),
+            "out_dir": str(job.out_dir) if job.out_dir else None,
+            "sha256": sha256,
+            "config_sha256": config_sha256(pipeline_config(self.config)),
+            "force": job.force,
+            "reply_to": self.reply_to,
+            "queued_at": time.time(),
+        }
+        with self._in_flight_lock:  # before sending: a fast worker's outcome may come first
+            self._in_flight[task_id] = (job, time.monotonic())
+        if not self._publish(task_id, payload):
+            with self._in_flight_lock:
+                self._in_flight.pop(task_id, None)
+            return  # abandoned while the broker was down: the photo stays for the next start
+        self.producer_s.append(time.perf_counter() - started)
+        log.debug("photo_enqueued", path=str(job.path), task_id=task_id, sha256=sha256)
+
+    def _publish(self, task_id: str, payload: dict[str, Any]) -> bool:
+        from .app import TASK_NAME
+
+        delay = 0.2
+        while True:
+            try:
+                self.app.send_task(TASK_NAME, kwargs=payload, task_id=task_id, queue=self.config.cluster.queue,
+                                   retry=False)
+                self.link.worked("enqueue")
+                return True
+            except Exception as exc:  # kombu's OperationalError, redis' ConnectionError, OSError
+                self.link.failed("enqueue", exc)
+                if self._abandon.wait(delay) or self.queue.closed:
+                    return False
+                delay = min(delay * 2, RECONNECT_MAX_S)
+
+    # -- outcomes --------------------------------------------------------------------
+    def _listen(self) -> None:
+        delay = 0.2
+        while not self._stop_listening.is_set():
+            try:
+                item = self.redis.brpop([self.reply_to], timeout=OUTCOME_WAIT_S)
+                self.link.worked("outcomes")
+                delay = 0.2
+            except Exception as exc:
+                self.link.failed("outcomes", exc)
+                self._stop_listening.wait(delay)
+                delay = min(delay * 2, RECONNECT_MAX_S)
+                continue
+            if item is None:
+                continue
+            try:
+                outcome = json.loads(item[1])
+            except ValueError:
+                log.warning("outcome_unreadable", raw=item[1][:200])
+                continue
+            self._take_outcome(outcome)
+
+    def _take_outcome(self, outcome: dict[str, Any]) -> None:
+        with self._in_flight_lock:
+            entry = self._in_flight.pop(outcome.get("task_id"), None)
+            self._in_flight_lock.notify_all()
+        if entry is None:
+            # Sent by an earlier run of this daemon (or a redelivery of a finished task).
+            log.info("photo_outcome_of_earlier_run", path=outcome.get("path"), status=outcome.get("status"),
+                     task_id=outcome.get("task_id"), runner=outcome.get("runner"))
+            return
+        job, sent_at = entry
+        status = outcome.get("status")
+        if status not in ("ok", "failed", "skipped"):
+            status, outcome["error"] = "failed", f"unknown outcome {status!r} from a worker"
+        report: Path | None = output_paths(job.path, job.out_dir).report
+        if status == "failed" and not outcome.get("report_written"):
+            # The worker could not write beside the photo (it cannot see it): the daemon can.
+            report = write_failed_report(job, outcome.get("error") or "failed on a worker", self._report_settings())
+        elif report is not None and not report.exists():
+            report = None
+        result = FileOutcome(input_path=job.path, status=status, error=outcome.get("error"),
+                             reason=outcome.get("reason"), report_path=report,
+                             timings_ms=dict(outcome.get("timings_ms") or {}))
+        self._finish(job, result, time.monotonic() - sent_at)
+
+    def _report_settings(self) -> dict[str, Any]:
+        """``settings`` of a report the daemon writes itself (no pipeline is loaded here)."""
+        return {"config_sha256": config_sha256(pipeline_config(self.config)), "detector": "none (daemon)",
+                "mask_dilation_px": self.config.mask.dilation_px}
+
+    def _finish(self, job: Job, outcome: FileOutcome, seconds: float) -> None:
+        try:
+            self._on_outcome(job, outcome, seconds)
+        finally:
+            self.queue.task_done(job)
+
+
+def _file_sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for chunk in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
