@@ -93,3 +93,19 @@ def test_bad_decisions_refused() -> None:
             Decision.from_json(body)
     decision = Decision.from_json({"rejected": [2, 1, 1], "kept": [1], "strokes": [{"radius": 3, "points": [[1, 2]]}]})
     assert decision.rejected == [2] and decision.kept == [1] and len(decision.strokes) == 1
+
+
+def test_accepted_mask_drops_only_the_excluded_regions_pieces() -> None:
+    from skinretouch.review.decisions import accepted_mask
+
+    mask = np.zeros((40, 60), bool)
+    mask[5:15, 5:15] = True  # region 0
+    mask[5:15, 16:26] = True  # region 1, its box touching region 0's
+    mask[30:35, 40:50] = True  # region 2
+    regions = [{"id": 0, "bbox": [5, 5, 10, 10]}, {"id": 1, "bbox": [15, 4, 12, 12]}, {"id": 2, "bbox": [40, 30, 10, 5]}]
+    kept = accepted_mask(mask, regions, {1})
+    expected = mask.copy()
+    expected[5:15, 16:26] = False
+    assert np.array_equal(kept, expected)
+    assert np.array_equal(accepted_mask(mask, regions, set()), mask)
+    assert not accepted_mask(mask, regions, {0, 1, 2}).any()

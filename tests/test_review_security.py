@@ -198,6 +198,8 @@ def test_failed_photo_listed_flagged_and_not_applied(tmp_path: Path) -> None:
     assert row["failed"] and row["needs_review"] and row["status"] == "failed" and row["error"]
     detail = client.get("/api/photo?p=0/broken.png", headers=AUTH).json()
     assert detail["status"] == "failed" and detail["regions"] == [] and "after" not in detail["variants"]
+    preview = client.get("/api/preview?p=0/broken.png&v=before", headers=AUTH)
+    assert preview.status_code == 422 and "cannot show this photo" in preview.json()["error"]
     headers = {**AUTH, "X-CSRF-Token": "c"}
     response = client.post("/api/apply", json={"p": "0/broken.png", "strokes": [{"radius": 3, "points": [[1, 1]]}]}, headers=headers)
     assert response.status_code == 400 and "no automatic result" in response.json()["error"]

@@ -22,7 +22,8 @@ import numpy as np
 from PIL import Image
 
 from ..atomic import atomic_write_bytes
-from ..imageio import read_image
+from ..imageio import DEFAULT_MAX_PIXELS, read_image
+from ..imageio.registry import check_pixel_limit
 
 __all__ = ["PREVIEW_EDGE", "TILE_SIZE", "PreviewCache", "Pyramid"]
 
@@ -108,8 +109,9 @@ class PreviewCache:
                 try:
                     with Image.open(real) as picture:  # the header only
                         width, height = picture.size
-                except OSError:  # a TIFF variant Pillow cannot open: the project's reader can
+                except (OSError, Image.DecompressionBombError):  # the project's reader says why, or copes
                     height, width = read_image(real).pixels.shape[:2]
+                check_pixel_limit(width, height, DEFAULT_MAX_PIXELS)
                 atomic_write_bytes(size_file, f"{width} {height}\n".encode())
             width, height = (int(v) for v in size_file.read_text().split())
         return Pyramid(folder=folder, source=real, width=width, height=height)

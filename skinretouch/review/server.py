@@ -29,6 +29,7 @@ from starlette.requests import Request
 from starlette.responses import FileResponse, HTMLResponse, JSONResponse, Response
 from starlette.routing import Route
 
+from ..errors import SkinRetouchError
 from .catalog import FolderGuard, OutsideFolders, Photo, load_photo, scan_photos
 from .decisions import Decision, Reviewer, ReviewError
 from .previews import TILE_SIZE, PreviewCache, preview_size
@@ -162,6 +163,9 @@ def build_app(
     async def bad_request(request: Request, exc: Exception) -> Response:
         return _error(400, str(exc))
 
+    async def no_preview(request: Request, exc: Exception) -> Response:
+        return _error(422, f"cannot show this photo: {exc}")
+
     routes = [
         Route("/", index),
         Route("/static/{name}", static),
@@ -180,7 +184,7 @@ def build_app(
         state.reviewer.close()
         state.previews.close()
 
-    app = Starlette(routes=routes, exception_handlers={OutsideFolders: refused, ReviewError: bad_request},
+    app = Starlette(routes=routes, exception_handlers={OutsideFolders: refused, ReviewError: bad_request, SkinRetouchError: no_preview},
                     lifespan=lifespan)  # fmt: skip
     app.add_middleware(AccessGuard, keys=state.keys, cookie_name=cookie_name)
     return app

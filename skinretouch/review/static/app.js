@@ -457,7 +457,7 @@
     }
     if (!current) return;
     const keys = {
-      Escape: () => { location.hash = "#/"; },
+      Escape: () => { if (mayLeave()) location.hash = "#/"; },
       ArrowRight: () => step(1),
       ArrowLeft: () => step(-1),
       t: () => { split = split >= 1 ? 0 : 1; applyView(); },
@@ -479,7 +479,12 @@
     }
   }
 
+  function mayLeave() {
+    return !current || decisionKey() === saved || confirm("Discard the corrections not applied yet?");
+  }
+
   function step(delta) {
+    if (!mayLeave()) return;
     const index = shown.findIndex((p) => p.key === current.key) + delta;
     if (index >= 0 && index < shown.length) {
       selected = index;
@@ -508,7 +513,10 @@
   function init() {
     $("filter-needs-review").addEventListener("change", renderList);
     $("approve-all").addEventListener("click", () => approveAll().catch((e) => alert(e.message)));
-    $("back").addEventListener("click", () => { location.hash = "#/"; });
+    $("back").addEventListener("click", () => { if (mayLeave()) location.hash = "#/"; });
+    window.addEventListener("beforeunload", (event) => {
+      if (current && decisionKey() !== saved) event.preventDefault();
+    });
     $("zoom-fit").addEventListener("click", () => { fit(); applyView(); });
     $("zoom-100").addEventListener("click", () => zoomTo(1));
     $("tool-select").addEventListener("click", () => setTool("select"));
