@@ -107,6 +107,7 @@ class HotFolderService:
         self.config_path = config_path
         self.retoucher_factory = retoucher_factory
         self.notifier = notifier if notifier is not None else Notifier()
+        self._owns_notifier = notifier is None
         self.roots = _resolve_roots(config, self.cli_folders)
         self.state_dir = resolve_state_dir(config.daemon)
         self.folders = HotFolders.from_config(self.roots, config.daemon, state_dir=self.state_dir)
@@ -151,6 +152,8 @@ class HotFolderService:
         finally:
             self._restore_signal_handlers()
             self.lock.release()
+            if self._owns_notifier:
+                self.notifier.close()
 
     # -- signals ---------------------------------------------------------------------
     def _install_signal_handlers(self) -> None:
