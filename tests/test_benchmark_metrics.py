@@ -23,8 +23,8 @@ from skinretouch.benchmark.planting import (
 
 
 @pytest.fixture(scope="module")
-def portraits():
-    return {photo.name: photo for photo in load_bench_photos(names=["astronaut", "grace_hopper"])}
+def portraits(bench_photos):
+    return {name: bench_photos[name] for name in ("astronaut", "grace_hopper")}
 
 
 @pytest.fixture(scope="module")

@@ -14,8 +14,6 @@ import pytest
 from daemon_helpers import Daemon, report_of, sha256, temp_files
 from PIL import Image
 
-pipeline = pytest.importorskip("skinretouch.pipeline", reason="the pipeline (skinretouch.pipeline) is not there yet")
-
 
 def _skin_photo(path: Path, seed: int) -> None:
     rng = np.random.default_rng(seed)

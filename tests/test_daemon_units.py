@@ -283,7 +283,8 @@ def test_watchdog_interval_and_pinger(monkeypatch: pytest.MonkeyPatch, tmp_path:
     sock, address = _listen(True, tmp_path)
     healthy = threading.Event()
     healthy.set()
-    pinger = WatchdogPinger(Notifier(address), 0.05, healthy.is_set)
+    notifier = Notifier(address)
+    pinger = WatchdogPinger(notifier, 0.05, healthy.is_set)
     pinger.start()
     try:
         assert sock.recv(64) == b"WATCHDOG=1"
@@ -295,6 +296,7 @@ def test_watchdog_interval_and_pinger(monkeypatch: pytest.MonkeyPatch, tmp_path:
     finally:
         pinger.stop()
         pinger.join()
+        notifier.close()
         sock.close()
 
 

@@ -15,16 +15,14 @@ import pytest
 
 os.environ.setdefault("NUMBA_CACHE_DIR", "/tmp/numba_cache")
 
+from skinretouch.benchmark import metrics, planting  # noqa: E402
+from skinretouch.benchmark import photos as bench_photo_sets  # noqa: E402
 from skinretouch.config import DetectConfig  # noqa: E402
 from skinretouch.detection import Detection  # noqa: E402
 from skinretouch.engines.classical_detector import ClassicalDetector  # noqa: E402
 from skinretouch.engines.overlay import debug_overlay  # noqa: E402
 from skinretouch.kernels import detect as kd  # noqa: E402
 from skinretouch.kernels import skin as ks  # noqa: E402
-
-bench_photos = pytest.importorskip("skinretouch.benchmark.photos")
-planting = pytest.importorskip("skinretouch.benchmark.planting")
-metrics = pytest.importorskip("skinretouch.benchmark.metrics")
 
 # Pipeline default (MaskConfig.dilation_px): the mask the bench scores is dilated by this.
 PIPELINE_DILATION_PX = 3
@@ -56,9 +54,8 @@ def detector() -> ClassicalDetector:
 
 
 @pytest.fixture(scope="module")
-def photos():
-    loaded = bench_photos.load_bench_photos(names=["astronaut", "grace_hopper"])
-    return {p.name: p for p in loaded}
+def photos(bench_photos):
+    return {name: bench_photos[name] for name in ("astronaut", "grace_hopper")}
 
 
 def _dilate(mask: np.ndarray, radius: int) -> np.ndarray:
@@ -124,7 +121,7 @@ def test_bench_macro_recall_false_regions_and_moles(detector):
     """The dermapred macro (real pores, hairs, two real moles), when it can be fetched."""
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # "skipped" warning when offline; we skip below
-        loaded = bench_photos.load_bench_photos(names=["dermapred"])
+        loaded = bench_photo_sets.load_bench_photos(names=["dermapred"])
     if not loaded:
         pytest.skip("dermapred photo not obtainable offline")
     photo = loaded[0]

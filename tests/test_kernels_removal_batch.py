@@ -5,7 +5,6 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from skinretouch.benchmark.photos import load_bench_photos
 from skinretouch.benchmark.planting import oracle_mask, plant_spots
 from skinretouch.config import Config
 from skinretouch.kernels.removal import crop_margin, remove_freqsplit
@@ -17,8 +16,8 @@ MIN_RATIO_AREA = 40
 
 
 @pytest.fixture(scope="module")
-def photo_spots():
-    photo = load_bench_photos(names=["grace_hopper"])[0]
+def photo_spots(bench_photos):
+    photo = bench_photos["grace_hopper"]
     blemished, spots = plant_spots(photo, seed=1)
     image = (np.rint(np.clip(blemished, 0, 1) * 255) / 255).astype(np.float32)
     mask = oracle_mask(spots, image.shape, dilation_px=1)

@@ -161,6 +161,7 @@ class HotFolderService:
         self.config_path = config_path
         self.retoucher_factory = retoucher_factory
         self.notifier = notifier if notifier is not None else Notifier()
+        self._owns_notifier = notifier is None
         self.roots = _resolve_roots(config, self.cli_folders)
         self.state_dir = resolve_state_dir(config.daemon)
         _check_daemon_folders(config, self.state_dir)
@@ -222,6 +223,8 @@ class HotFolderService:
             for folder_lock in self.folder_locks.values():
                 folder_lock.release()
             self.lock.release()
+            if self._owns_notifier:
+                self.notifier.close()
 
     def _lock_folders(self, roots: list[Path]) -> None:
         """Hold the lock of every hot folder in ``roots`` (and only those)."""
