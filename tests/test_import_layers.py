@@ -4,12 +4,13 @@ Layers, lowest first (a module may import its own layer and those below):
 
 0. ``kernels``: pure functions on arrays.
 1. foundation: errors, config, logging, naming of files (sidecars), image formats and
-   masks (imageio), shared vocabulary and small helpers.
+   masks (imageio), safe file opening (safefs), shared vocabulary and small helpers.
 2. the wings: detection (``detection``, detectors in ``engines``), inpainting (engines,
    ``regions``), and the pipeline's result types (``results``).
 3. the in-memory pipeline.
 4. the file stage (``files``): photos on disk in, outputs and reports out.
-5. drivers: the CLI, the daemon, the benchmark, the demo, the doctor.
+5. drivers: the CLI, the daemon, the cluster worker, the review page, the benchmark, the
+   demo, the doctor.
 
 Imports under ``if TYPE_CHECKING:`` are annotations, not dependencies, and are ignored.
 """
@@ -37,6 +38,7 @@ LAYERS: tuple[tuple[str, int], ...] = (
     ("skinretouch.sidecars", 1),
     ("skinretouch.routes", 1),
     ("skinretouch.imageio", 1),
+    ("skinretouch.safefs", 1),
     ("skinretouch.detection", 2),
     ("skinretouch.results", 2),
     ("skinretouch.regions", 2),
@@ -49,6 +51,8 @@ LAYERS: tuple[tuple[str, int], ...] = (
     ("skinretouch.benchmark", 5),
     ("skinretouch.demo", 5),
     ("skinretouch.doctor", 5),
+    ("skinretouch.cluster", 5),
+    ("skinretouch.review", 5),
     ("skinretouch.__main__", 5),
     ("skinretouch", 1),  # the package itself (__version__)
 )
