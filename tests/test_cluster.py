@@ -323,3 +323,29 @@ def test_hard_cases_go_to_a_gpu_worker_while_one_is_up_else_are_done_classically
         assert report["status"] == "ok" and report["runner"]["worker"] == "cpu@test"
         assert report["regions"][0]["fallback_reason"] == "lama unavailable: no weights on this machine"
         daemon.wait_for(lambda: _photo_events(daemon)["ok"] == 4, 20, "4 outcomes")
+
+
+def test_a_photo_deferred_on_a_worker_is_handed_back_to_the_daemon_to_retry(tmp_path):
+    """A worker whose disk is full defers the photo (no report); the daemon must retry it,
+    not record a final failure."""
+    import threading
+
+    from skinretouch.cluster.dispatch import CeleryDispatcher
+    from skinretouch.config import Config
+    from skinretouch.daemon.queue import Job, JobQueue
+
+    photo = tmp_path / "p.jpg"
+    photo.write_bytes(b"x")
+    queue = JobQueue(4)
+    seen: list[tuple[Job, object]] = []
+    dispatcher = CeleryDispatcher(queue, config=Config(), state_dir=tmp_path, on_outcome=lambda j, o, s: seen.append((j, o)),
+                                  on_ready=lambda _: None, on_fatal=lambda *_: None, abandon=threading.Event())
+    job = Job(path=photo, root=tmp_path)
+    queue.put(job, stop=threading.Event())
+    assert queue.get(timeout=1) == job
+    dispatcher._in_flight["t1"] = (job, 0.0)
+    dispatcher._take_outcome({"task_id": "t1", "status": "deferred", "error": "No space left on device",
+                              "report_written": False})
+    (got, outcome), = seen
+    assert got == job and outcome.status == "deferred" and outcome.report_path is None
+    assert not (tmp_path / "p.jpg.retouch.json").exists()

@@ -240,7 +240,9 @@ class CeleryDispatcher(threading.Thread):
             return
         job, sent_at = entry
         status = outcome.get("status")
-        if status not in ("ok", "failed", "skipped"):
+        # "deferred": the worker met a passing error (its disk full...) and wrote no report;
+        # the daemon tries the photo again later, as it does for its local workers.
+        if status not in ("ok", "failed", "skipped", "deferred"):
             status, outcome["error"] = "failed", f"unknown outcome {status!r} from a worker"
         report: Path | None = output_paths(job.path, job.out_dir).report
         if status == "failed" and not outcome.get("report_written"):
