@@ -30,9 +30,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     if argv[:1] == ["bench"]:
         # The benchmark parses its own options (argparse's REMAINDER drops "--flags").
-        from .benchmark.run import main as bench_main
-
-        return bench_main(argv[1:])
+        return _run_bench(argv[1:])
     parser = _build_parser()
     args = parser.parse_args(argv)
     if args.command is None:
@@ -50,6 +48,26 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("skinretouch: interrupted", file=sys.stderr)
         return 130
+
+
+# Packages only the benchmark uses; they come with the ``bench`` extra.
+BENCH_EXTRA_PACKAGES = frozenset({"skimage", "matplotlib"})
+
+
+def _run_bench(argv: list[str]) -> int:
+    try:
+        from .benchmark.run import main as bench_main
+
+        return bench_main(argv)
+    except ModuleNotFoundError as exc:
+        if (exc.name or "").partition(".")[0] not in BENCH_EXTRA_PACKAGES:
+            raise
+        print(
+            f"skinretouch bench: the benchmark needs {exc.name}, which comes with the bench extra; "
+            "install it with: pip install 'skinretouch[bench]'",
+            file=sys.stderr,
+        )
+        return EXIT_USAGE
 
 
 def _build_parser() -> argparse.ArgumentParser:
@@ -115,7 +133,7 @@ def _build_parser() -> argparse.ArgumentParser:
 
 
 def _cmd_process(args: argparse.Namespace, config: Config) -> int:
-    from .batch import collect_inputs, run_batch
+    from .cli_process import collect_inputs, run_batch
 
     if args.mask is not None and (len(args.paths) != 1 or args.paths[0].is_dir()):
         raise _UsageError("--mask applies to exactly one image file")

@@ -1,7 +1,8 @@
 """The in-memory pipeline: detect → dilate → split into regions → route → remove → composite.
 
 :class:`Retoucher` holds what is loaded once per process (the detector, warmed kernels)
-and works on float32 RGB arrays; :mod:`skinretouch.processing` wraps it for files.
+and works on float32 RGB arrays. It knows nothing of files or reports: the file stage
+(:mod:`skinretouch.files`) wraps it for photos on disk.
 """
 
 from __future__ import annotations
@@ -11,79 +12,30 @@ import os
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
-from pathlib import Path
 
 import numpy as np
 
 from .config import Config
-from .detection import Detection
 from .engines.inpaint_base import EngineError
-from .engines.manager import CLASSICAL, ROUTE_HARD, ROUTE_MEDIUM, EngineManager, choose_engine, engine_class
+from .engines.manager import EngineManager, choose_engine, engine_class
 from .engines.reference import detector_from_config
 from .kernels import removal
 from .kernels.composite import composite, feather_alpha
-from .kernels.spots import fill_spots
+from .kernels.removal_batch import fill_spots
 from .kernels.texture import texture_ratio
-from .processing import FileOutcome, process_file
-from .regions import ROUTE_FREQSPLIT, ROUTE_PATCHMATCH, SIZE_MEDIUM, Region, build_regions, detection_from_mask
-from .report import RegionRecord
+from .regions import Region, build_regions, detection_from_mask
+from .results import Patch, RegionRecord, RetouchResult
+from .routes import CLASSICAL, ENGINE_BY_ROUTE, NEED_HARD, NEED_MEDIUM, ROUTE_BY_ENGINE, ROUTE_FREQSPLIT
 from .timing import ms_since
 
-__all__ = ["FileOutcome", "Patch", "RetouchResult", "Retoucher"]
+__all__ = ["Patch", "RetouchResult", "Retoucher"]
 
 # Below this many pixels a texture ratio is mostly noise, so it flags nothing.
 MIN_TEXTURE_AREA_PX = 40
 
-ENGINE_BY_ROUTE = {
-    ROUTE_FREQSPLIT: "freqsplit-numba",
-    ROUTE_PATCHMATCH: "patchmatch+poisson",
-    "lama": "lama",
-    "flux": "flux-fill",
-}
-ROUTE_BY_ENGINE = {"lama": "lama", "flux-fill": "flux"}
-
-
-@dataclass(frozen=True)
-class Patch:
-    """New pixel values for one region: ``values`` go where ``hole`` is true in ``window``."""
-
-    window: tuple[slice, slice]
-    hole: np.ndarray
-    values: np.ndarray  # (n, 3) float32, the hole's pixels in raster order
-
-
-@dataclass(kw_only=True)
-class RetouchResult:
-    """What :meth:`Retoucher.retouch` produced for one image."""
-
-    original: np.ndarray
-    patches: list[Patch]
-    applied_mask: np.ndarray
-    regions: list[RegionRecord]
-    detection: Detection
-    timings_ms: dict[str, float] = field(default_factory=dict)
-
-    @property
-    def pixels(self) -> np.ndarray:
-        """The retouched image as float32 RGB (a new array)."""
-        out = self.original.copy()
-        for patch in self.patches:
-            out[patch.window][patch.hole] = patch.values
-        return out
-
-    def apply_to(self, stored: np.ndarray) -> np.ndarray:
-        """The retouched image in the stored integer dtype; untouched pixels bit-identical."""
-        peak = np.iinfo(stored.dtype).max
-        out = stored.copy()
-        for patch in self.patches:
-            quantised = np.clip(np.rint(patch.values * peak), 0, peak).astype(stored.dtype)
-            out[patch.window][patch.hole] = quantised
-        return out
-
 
 class Retoucher:
-    """Loads the detector once and retouches images and files with one configuration.
+    """Loads the detector once and retouches images with one configuration.
 
     Parameters
     ----------
@@ -196,32 +148,13 @@ class Retoucher:
             timings_ms=timings,
         )
 
-    def process_file(
-        self,
-        path: str | os.PathLike[str],
-        *,
-        out_dir: str | os.PathLike[str] | None = None,
-        mask_path: str | os.PathLike[str] | None = None,
-        force: bool = False,
-        debug_overlay: bool = False,
-    ) -> FileOutcome:
-        """Decode, retouch and write one photo's outputs; never raises for a bad photo."""
-        return process_file(
-            self,
-            Path(path),
-            out_dir=Path(out_dir) if out_dir is not None else None,
-            mask_path=Path(mask_path) if mask_path is not None else None,
-            force=force,
-            debug_overlay=debug_overlay,
-        )
-
     def _repair_regions(
         self, image: np.ndarray, regions: list[Region], avoid: np.ndarray, scale: float, *, feather_px: int
     ) -> list[tuple[Patch, RegionRecord]]:
         """Repair every region, on the region threads when there is more than one piece of work.
 
         Small spots on the classical route are filled in a few jitted calls that run without
-        the GIL (:mod:`.kernels.spots`), in groups of about equal work; any other region is
+        the GIL (:mod:`.kernels.removal_batch`), in groups of about equal work; any other region is
         repaired on its own. Every piece of work reads only the input, so neither the grouping
         nor the order changes a pixel.
         """
@@ -329,7 +262,7 @@ class Retoucher:
         config = self.config
         if not _in_band(ratio, config.route.texture_ratio_min, config.route.texture_ratio_max):
             region.hard_reasons.append("texture_ratio_out_of_band")
-            hard_engine = choose_engine(ROUTE_HARD, self.engines, config.engines)[0]
+            hard_engine = choose_engine(NEED_HARD, self.engines, config.engines)[0]
             if hard_engine not in (CLASSICAL, engine_name):
                 hard_route, hard_box, hard_ratio, failure = self._fill_on_crop(hard_engine, image, region, avoid, scale)
                 if failure is None:
@@ -364,9 +297,9 @@ class Retoucher:
     def _choose_engine(self, region: Region) -> tuple[str, str | None]:
         """Small spots stay classical; medium ones want LaMa, hard ones FLUX (with fallbacks)."""
         if region.hard_reasons:
-            wanted = ROUTE_HARD
-        elif region.size == SIZE_MEDIUM:
-            wanted = ROUTE_MEDIUM
+            wanted = NEED_HARD
+        elif region.size == NEED_MEDIUM:
+            wanted = NEED_MEDIUM
         else:
             return CLASSICAL, None
         return choose_engine(wanted, self.engines, self.config.engines)

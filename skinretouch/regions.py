@@ -16,9 +16,14 @@ import numpy as np
 from .config import RouteConfig
 from .detection import BBox, Detection, Spot
 from .kernels.labels import label_boxes, label_sparse
+from .routes import NEED_MEDIUM, NEED_SMALL, ROUTE_FREQSPLIT, ROUTE_PATCHMATCH
 from .scale import image_scale
 
 __all__ = [
+    "ROUTE_FREQSPLIT",
+    "ROUTE_PATCHMATCH",
+    "SIZE_MEDIUM",
+    "SIZE_SMALL",
     "Region",
     "build_regions",
     "build_regions_whole_image",
@@ -27,10 +32,9 @@ __all__ = [
     "route_region",
 ]
 
-ROUTE_FREQSPLIT = "freqsplit"
-ROUTE_PATCHMATCH = "patchmatch"
-SIZE_SMALL = "small"
-SIZE_MEDIUM = "medium"
+# A region's size class is the need it starts from (:mod:`skinretouch.routes`).
+SIZE_SMALL = NEED_SMALL
+SIZE_MEDIUM = NEED_MEDIUM
 
 
 @dataclass(kw_only=True)
@@ -43,7 +47,7 @@ class Region:
     kind: str
     score: float
     size: str = SIZE_SMALL
-    route: str = ROUTE_FREQSPLIT
+    route: str = ROUTE_FREQSPLIT  # the classical route, taken when no neural engine serves it
     hard_reasons: list[str] = field(default_factory=list)
 
     @cached_property

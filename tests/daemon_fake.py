@@ -1,7 +1,7 @@
 """A stand-in for the pipeline in the daemon's tests: no pixels, same file contract.
 
-``FakeRetoucher(config).process_file(path, out_dir=..., force=...)`` behaves like the real
-one for the daemon's purposes: it skips a photo whose ``ok`` report has the same sha256,
+``FakeRetoucher(config)`` is a :class:`skinretouch.files.outcome.FileProcessor`: its
+``process_file(path, out_dir=..., force=...)`` behaves like the real one for the daemon's purposes: it skips a photo whose ``ok`` report has the same sha256,
 writes a ``failed`` report for an empty, truncated or non-image file, writes its outputs
 atomically (slowly, in chunks, so that a kill can land mid-write) and appends one JSON
 line per call to ``$FAKE_LOG`` after the report is in place: the evidence that a photo was
@@ -15,23 +15,12 @@ import json
 import os
 import signal
 import time
-from dataclasses import dataclass, field
 from pathlib import Path
 
 from skinretouch.atomic import atomic_write_bytes, atomic_writer
 from skinretouch.config import config_sha256
+from skinretouch.files.outcome import FileOutcome
 from skinretouch.sidecars import output_paths
-
-
-@dataclass(kw_only=True)
-class FakeOutcome:
-    input_path: Path
-    status: str
-    error: str | None = None
-    report_path: Path | None = None
-    image_path: Path | None = None
-    mask_path: Path | None = None
-    timings_ms: dict[str, float] = field(default_factory=dict)
 
 
 def _log(**record) -> None:
@@ -60,7 +49,13 @@ class FakeRetoucher:
         self.delay_s = float(os.environ.get("FAKE_DELAY_S", "0.01"))
         _log(event="loaded", pid=os.getpid(), config_sha256=config_sha256(config))
 
-    def process_file(self, path, *, out_dir=None, force=False) -> FakeOutcome:
+    def report_settings(self) -> dict:
+        return {"config_sha256": config_sha256(self.config), "detector": "fake", "mask_dilation_px": 0}
+
+    def close(self) -> None:
+        pass
+
+    def process_file(self, path, *, out_dir=None, force=False) -> FileOutcome:
         started = time.perf_counter()
         path = Path(path)
         paths = output_paths(path, Path(out_dir) if out_dir else None)
@@ -70,7 +65,7 @@ class FakeRetoucher:
             previous = json.loads(paths.report.read_text())
             if previous["status"] == "ok" and previous["input"]["sha256"] == sha:
                 _log(event="skipped", path=str(path), sha256=sha, pid=os.getpid())
-                return FakeOutcome(input_path=path, status="skipped", report_path=paths.report)
+                return FileOutcome(input_path=path, status="skipped", report_path=paths.report)
         _log(event="started", path=str(path), pid=os.getpid())
         if "crash" in path.name:  # a decoder bug that takes the whole process down
             os.kill(os.getpid(), signal.SIGSEGV)
@@ -96,7 +91,7 @@ class FakeRetoucher:
         }
         atomic_write_bytes(paths.report, json.dumps(report).encode())
         _log(event="done", path=str(path), sha256=sha, status=status, pid=os.getpid())
-        return FakeOutcome(
+        return FileOutcome(
             input_path=path, status=status, error=error, report_path=paths.report,
             timings_ms={"total": (time.perf_counter() - started) * 1000},
         )

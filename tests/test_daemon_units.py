@@ -302,7 +302,7 @@ def test_watchdog_interval_and_pinger(monkeypatch: pytest.MonkeyPatch, tmp_path:
 def test_measure_throughput_on_the_fake_pipeline(tmp_path: Path) -> None:
     from daemon_helpers import FAKE_FACTORY, TESTS_DIR, photo_bytes
 
-    from skinretouch.daemon.bench import measure_throughput
+    from skinretouch.benchmark.daemon_throughput import measure_throughput
 
     photos = []
     for i in range(6):

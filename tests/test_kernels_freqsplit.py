@@ -7,20 +7,17 @@ import pytest
 from kernel_cases import spot_cases
 from skimage import data
 
-from skinretouch.kernels.color import rgb_to_lab
-from skinretouch.kernels.freqsplit import (
+from skinretouch.kernels.blur import (
     blur_into,
     blur_region_into,
     gaussian,
     gaussian_taps,
-    high_pass,
-    high_pass_into,
-    high_pass_region_into,
     masked_blur_into,
     masked_blur_region_into,
     masked_gaussian,
-    split_frequencies,
 )
+from skinretouch.kernels.color import rgb_to_lab
+from skinretouch.kernels.freqsplit import high_pass, high_pass_into, high_pass_region_into, split_frequencies
 
 
 @pytest.fixture(scope="module")
@@ -123,3 +120,16 @@ def test_region_blurs_equal_the_whole_result_on_their_box(trial):
     masked_blur_into(values, valid, taps, whole)
     masked_blur_region_into(values, valid, taps, y0, x0, part)
     assert np.array_equal(part, whole[box])
+
+
+def test_gaussian_taps_cache_stays_bounded_over_many_scales():
+    """A long-running worker sees a continuous range of face scales: the taps cache must not grow with them."""
+    from skinretouch.kernels.blur import _cached_taps
+    from skinretouch.kernels.tuning import TAPS_CACHE_SIZE
+
+    for k in range(3 * TAPS_CACHE_SIZE):
+        gaussian_taps(0.5 + k * 1e-3)
+    assert _cached_taps.cache_info().currsize <= TAPS_CACHE_SIZE
+    taps = gaussian_taps(1.25)
+    assert taps is gaussian_taps(1.25) and not taps.flags.writeable
+    assert abs(float(taps.sum()) - 1.0) < 1e-5

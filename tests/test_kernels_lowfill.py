@@ -11,8 +11,8 @@ import numpy as np
 import pytest
 from kernel_cases import spot_cases
 
+from skinretouch.kernels.blur import gaussian
 from skinretouch.kernels.color import rgb_to_lab
-from skinretouch.kernels.freqsplit import gaussian
 from skinretouch.kernels.lowfill import (
     biharmonic_fill,
     membrane_fill,

@@ -42,6 +42,7 @@ from scipy import ndimage as ndi
 from skimage.color import rgb2lab
 from skimage.draw import polygon as draw_polygon
 
+from skinretouch.kernels.labels import disk
 from skinretouch.scale import image_scale
 
 __all__ = [
@@ -184,7 +185,7 @@ def skin_region(
     if exclude_dark:
         local_mean = ndi.gaussian_filter(lightness, DARK_OUTLIER_SIGMA * scale)
         dark = lightness < local_mean - DARK_OUTLIER_DROP
-        dark = ndi.binary_dilation(dark, structure=_disk(DARK_OUTLIER_DILATION * scale))
+        dark = ndi.binary_dilation(dark, structure=disk(DARK_OUTLIER_DILATION * scale))
         region &= ~dark
 
     if exclude_hairs:
@@ -193,9 +194,9 @@ def skin_region(
         if count:
             sizes = ndi.sum(labels > 0, labels, index=np.arange(1, count + 1))
             hairs = np.isin(labels, np.flatnonzero(sizes >= HAIR_MIN_PX * scale) + 1)
-            region &= ~ndi.binary_dilation(hairs, structure=_disk(HAIR_DILATION * scale))
+            region &= ~ndi.binary_dilation(hairs, structure=disk(HAIR_DILATION * scale))
 
-    region = ndi.binary_erosion(region, structure=_disk(SKIN_EROSION * scale))
+    region = ndi.binary_erosion(region, structure=disk(SKIN_EROSION * scale))
     labels, count = ndi.label(region)
     if count:
         sizes = ndi.sum(region, labels, index=np.arange(1, count + 1))
@@ -266,9 +267,3 @@ def _fetch_dermapred(cache: Path, jpeg: Path) -> None:
     partial = jpeg.with_name(f".{jpeg.name}.{os.getpid()}.part")
     partial.write_bytes(payload)
     os.replace(partial, jpeg)
-
-
-def _disk(radius: float) -> np.ndarray:
-    r = max(1, int(round(radius)))
-    yy, xx = np.mgrid[-r : r + 1, -r : r + 1]
-    return xx * xx + yy * yy <= r * r

@@ -27,6 +27,7 @@ from scipy import ndimage as ndi
 from skimage.color import lab2rgb, rgb2lab
 
 from skinretouch.benchmark.photos import BenchPhoto
+from skinretouch.kernels.labels import disk
 
 __all__ = [
     "BLEMISH_KINDS",
@@ -172,7 +173,7 @@ def oracle_mask(spots, shape, *, dilation_px: int) -> np.ndarray:
         if not spot.keep:
             mask |= spot.footprint
     if dilation_px > 0 and mask.any():
-        mask = ndi.binary_dilation(mask, structure=_disk(dilation_px))
+        mask = ndi.binary_dilation(mask, structure=disk(dilation_px))
     return mask
 
 
@@ -260,12 +261,6 @@ def _plant_one(kind, rng, scale, skin, sites, clean_rgb, blemished):
         return PlantedSpot(kind, (float(center[0]), float(center[1])), footprint, core_full,
                            keep=(kind == "mole"))  # fmt: skip
     return None
-
-
-def _disk(radius: float) -> np.ndarray:
-    r = max(1, int(round(radius)))
-    yy, xx = np.mgrid[-r : r + 1, -r : r + 1]
-    return xx * xx + yy * yy <= r * r
 
 
 def _outline(rng):

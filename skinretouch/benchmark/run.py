@@ -407,6 +407,7 @@ def _speed_section(photos, project, removal, *, quick: bool, daemon: bool) -> di
 def _time_photo(project, path: Path, spots, *, repeats: int, label: str) -> dict:
     io = project.io
     from skinretouch.config import Config
+    from skinretouch.files.stage import process_file
 
     options = Config().output
     floor = []
@@ -424,10 +425,10 @@ def _time_photo(project, path: Path, spots, *, repeats: int, label: str) -> dict
     totals, stages = [], []
     try:
         if repeats > 1:  # one unmeasured run first: caches, thread pools, page cache
-            project.retoucher.process_file(path, out_dir=out_dir, force=True)
+            process_file(project.retoucher, path, out_dir=out_dir, force=True)
         for _ in range(repeats):
             started = time.perf_counter()
-            outcome = project.retoucher.process_file(path, out_dir=out_dir, force=True)
+            outcome = process_file(project.retoucher, path, out_dir=out_dir, force=True)
             totals.append((time.perf_counter() - started) * 1000.0)
             stages.append(dict(outcome.timings_ms))
             if outcome.status != "ok":
@@ -485,6 +486,7 @@ def _portrait_detection_speed(photos, project, workdir: Path) -> dict:
 def _round_trip(project, photo: BenchPhoto, workdir: Path) -> dict:
     """PSNR of an untouched photo re-encoded by the project, and after a whole process."""
     from skinretouch.config import Config
+    from skinretouch.files.stage import process_file
 
     io = project.io
     path = _write_jpeg(workdir / f"clean-{photo.name}.jpg", photo.rgb)
@@ -493,7 +495,7 @@ def _round_trip(project, photo: BenchPhoto, workdir: Path) -> dict:
     again = io.decode_image(io.encode_image(image, image.pixels, options=Config().output))
     out = {"photo": photo.name, "encode_decode_psnr_db": _psnr(decoded, np.asarray(again.pixels))}
     if project.ready:
-        outcome = project.retoucher.process_file(path, out_dir=workdir / "clean-out", force=True)
+        outcome = process_file(project.retoucher, path, out_dir=workdir / "clean-out", force=True)
         if outcome.status == "ok":
             processed = np.asarray(io.read_image(outcome.image_path).pixels)
             out["process_psnr_db"] = _psnr(decoded, processed)
@@ -522,6 +524,7 @@ def _memory_probe(path: str) -> None:
     the steps where the kernel allows it.
     """
     from skinretouch.config import Config
+    from skinretouch.files.stage import process_file
     from skinretouch.imageio import encode_image, read_image
     from skinretouch.pipeline import Retoucher
 
@@ -536,7 +539,7 @@ def _memory_probe(path: str) -> None:
     floor_peak = _proc_status_mb("VmHWM")
     if resettable:
         _reset_peak_rss()
-    outcome = retoucher.process_file(path, out_dir=Path(path).parent / "memory-out", force=True)
+    outcome = process_file(retoucher, path, out_dir=Path(path).parent / "memory-out", force=True)
     peak = _proc_status_mb("VmHWM")
     print(json.dumps({
         "photo": Path(path).name, "status": outcome.status, "peak_rss_mb": round(peak, 1),
@@ -567,7 +570,7 @@ def daemon_sustained_photos_per_second(sample: Path, count: int, folder: Path) -
     Returns ``{"photos_per_s": None, "reason": ...}`` ("n/a") when the daemon is absent or fails.
     """
     try:
-        from skinretouch.daemon.bench import measure_throughput
+        from skinretouch.benchmark.daemon_throughput import measure_throughput
     except Exception as exc:
         return {"photos_per_s": None, "reason": f"daemon unavailable: {type(exc).__name__}: {exc}"}
     try:

@@ -31,6 +31,8 @@ import structlog
 
 from ..config import Config, load_config
 from ..errors import ConfigError
+from ..files.outcome import FileOutcome
+from ..sidecars import output_paths
 from .paths import HotFolders, resolve_state_dir
 from .queue import Job, JobQueue, Offer
 from .scan import Scanner, looks_done, remove_stale_temps
@@ -255,17 +257,16 @@ class HotFolderService:
             return "report newer than the photo"
         return None
 
-    def _on_outcome(self, job: Job, outcome: dict[str, Any], seconds: float) -> None:
-        status = outcome.get("status", "failed")
-        error = outcome.get("error")
+    def _on_outcome(self, job: Job, outcome: FileOutcome, seconds: float) -> None:
+        status, error = outcome.status, outcome.error
         moved_to = None
         if status == "failed" and self.folders.failed_dir is not None:
-            moved_to = self._move_failed(job, outcome.get("report_path"))
-        if status == "skipped" and not outcome.get("reason") and outcome.get("report_path"):
+            moved_to = self._move_failed(job, outcome.report_path)
+        if status == "skipped" and not outcome.reason and outcome.report_path:
             # The pipeline found the same sha256: mark the report as checked now, so the
             # next catch-up scan's cheap ctime test skips this photo without hashing it.
             try:
-                os.utime(outcome["report_path"])
+                os.utime(outcome.report_path)
             except OSError:
                 pass
         self.state.record(job.path, status, error)
@@ -276,19 +277,19 @@ class HotFolderService:
             source=job.source,
             seconds=round(seconds, 3),
             latency_s=round(time.time() - job.seen_at, 3),
-            timings_ms=outcome.get("timings_ms") or {},
-            report=outcome.get("report_path"),
+            timings_ms=dict(outcome.timings_ms),
+            report=str(outcome.report_path) if outcome.report_path else None,
         )
         if moved_to is not None:
             event["moved_to"] = str(moved_to)
-        if outcome.get("reason"):
-            event["reason"] = outcome["reason"]
+        if outcome.reason:
+            event["reason"] = outcome.reason
         if status == "failed":
             log.warning("photo", **event)
         else:
             log.info("photo", **event)
 
-    def _move_failed(self, job: Job, report_path: str | None) -> Path | None:
+    def _move_failed(self, job: Job, report_path: Path | None) -> Path | None:
         """Move a failed original (and its report) into ``daemon.failed_dir``."""
         assert self.folders.failed_dir is not None
         target_dir = self.folders.failed_dir / job.path.parent.relative_to(job.root)
@@ -300,8 +301,8 @@ class HotFolderService:
                 target = target_dir / f"{job.path.stem}-{counter}{job.path.suffix}"
                 counter += 1
             shutil.move(job.path, target)
-            if report_path and Path(report_path).exists():
-                shutil.move(report_path, target_dir / f"{target.name}.retouch.json")
+            if report_path and report_path.exists():
+                shutil.move(report_path, output_paths(target).report)
         except OSError as exc:
             log.error("failed_move_failed", path=str(job.path), error=str(exc))
             return None

@@ -7,10 +7,10 @@ child is killed and the temporaries of its outputs removed, so nothing half-writ
 remains. Children die with the daemon (``PR_SET_PDEATHSIG``), so a kill -9 of the daemon
 never leaves a photo being finished behind a restarted one's back.
 
-The protocol over the pipe is a few tuples:
-parent → child ``("process", path, out_dir, force)``, ``("configure", config)``;
-child → parent ``("ready", pid)``, ``("fatal", reason)``, ``("outcome", dict)``,
-``("configured", error_or_None)``.
+The protocol over the pipe is a few small dataclasses (:class:`ProcessPhoto`,
+:class:`Reconfigure` to the child; :class:`Ready`, :class:`Fatal`, :class:`Done`,
+:class:`Reconfigured` back), and the child's pipeline is any
+:class:`~skinretouch.files.outcome.FileProcessor`.
 """
 
 from __future__ import annotations
@@ -18,7 +18,6 @@ from __future__ import annotations
 import ctypes
 import hashlib
 import importlib
-import json
 import multiprocessing
 import os
 import signal
@@ -26,6 +25,7 @@ import sys
 import threading
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any
@@ -34,16 +34,78 @@ import structlog
 
 from ..atomic import atomic_write_bytes
 from ..config import Config
+from ..files.outcome import FileOutcome, FileProcessor
+from ..files.report import InputInfo, Report
 from ..sidecars import output_paths
 from .paths import temp_names_for
 from .queue import STOP, Job, JobQueue
 
-__all__ = ["DEFAULT_RETOUCHER", "WorkerSlot", "remove_job_temps", "write_failed_report"]
+__all__ = [
+    "DEFAULT_RETOUCHER",
+    "Done",
+    "Fatal",
+    "ProcessPhoto",
+    "Ready",
+    "Reconfigure",
+    "Reconfigured",
+    "WorkerSlot",
+    "remove_job_temps",
+    "write_failed_report",
+]
 
 log = structlog.get_logger(__name__)
 
-DEFAULT_RETOUCHER = "skinretouch.pipeline:Retoucher"
+# ``module:attribute`` of the callable ``(Config) -> FileProcessor`` each worker runs; a
+# reference rather than the callable, so the daemon's own process never imports the pipeline.
+DEFAULT_RETOUCHER = "skinretouch.files.stage:RetouchFiles"
 _PR_SET_PDEATHSIG = 1
+
+
+# -- the pipe's messages ---------------------------------------------------------------
+@dataclass(frozen=True)
+class ProcessPhoto:
+    """Parent → child: process one photo."""
+
+    path: Path
+    out_dir: Path | None
+    force: bool
+
+
+@dataclass(frozen=True)
+class Reconfigure:
+    """Parent → child: rebuild the processor with this configuration."""
+
+    config: Config
+
+
+@dataclass(frozen=True)
+class Ready:
+    """Child → parent: the processor is loaded and warm."""
+
+    pid: int
+    report_settings: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class Fatal:
+    """Child → parent: the processor cannot be loaded; the daemon cannot work."""
+
+    reason: str
+
+
+@dataclass(frozen=True)
+class Done:
+    """Child → parent: what happened to the photo of the last :class:`ProcessPhoto`."""
+
+    outcome: FileOutcome
+
+
+@dataclass(frozen=True)
+class Reconfigured:
+    """Child → parent: the answer to :class:`Reconfigure` (``error`` None when it worked)."""
+
+    error: str | None
+    report_settings: dict[str, Any] | None = None
 
 
 # -- child side ----------------------------------------------------------------------
@@ -65,17 +127,17 @@ def _die_with_parent(parent_pid: int) -> None:
     threading.Thread(target=watch_parent, name="parent-watch", daemon=True).start()
 
 
-def _load_factory(reference: str) -> Callable[[Config], Any]:
+def _load_factory(reference: str) -> Callable[[Config], FileProcessor]:
     module_name, _, attribute = reference.partition(":")
     return getattr(importlib.import_module(module_name), attribute)
 
 
-def _build(factory: Callable[[Config], Any], config: Config) -> Any:
-    retoucher = factory(config)
-    warm_up = getattr(retoucher, "warm_up", None)
+def _build(factory: Callable[[Config], FileProcessor], config: Config) -> FileProcessor:
+    processor = factory(config)
+    warm_up = getattr(processor, "warm_up", None)
     if callable(warm_up):
         warm_up()
-    return retoucher
+    return processor
 
 
 def child_main(conn: Connection, config: Config, factory_ref: str, parent_pid: int, index: int) -> None:
@@ -91,42 +153,37 @@ def child_main(conn: Connection, config: Config, factory_ref: str, parent_pid: i
     structlog.contextvars.bind_contextvars(worker=index)
     try:
         factory = _load_factory(factory_ref)
-        retoucher = _build(factory, config)
+        processor = _build(factory, config)
     except Exception as exc:
-        conn.send(("fatal", f"cannot load the pipeline ({factory_ref}): {type(exc).__name__}: {exc}"))
+        conn.send(Fatal(f"cannot load the pipeline ({factory_ref}): {type(exc).__name__}: {exc}"))
         return
-    conn.send(("ready", os.getpid()))
+    conn.send(Ready(os.getpid(), processor.report_settings()))
     while True:
         try:
             message = conn.recv()
         except (EOFError, OSError):
             return
-        kind = message[0]
-        if kind == "process":
-            _, path, out_dir, force = message
-            conn.send(("outcome", _process(retoucher, path, out_dir, force)))
-        elif kind == "configure":
+        if isinstance(message, ProcessPhoto):
+            conn.send(Done(_process(processor, message)))
+        elif isinstance(message, Reconfigure):
             try:
-                retoucher = _build(factory, message[1])
-                conn.send(("configured", None))
+                new = _build(factory, message.config)
             except Exception as exc:
-                conn.send(("configured", f"{type(exc).__name__}: {exc}"))
+                conn.send(Reconfigured(f"{type(exc).__name__}: {exc}"))
+                continue
+            processor.close()
+            processor = new
+            conn.send(Reconfigured(None, processor.report_settings()))
         else:
             return
 
 
-def _process(retoucher: Any, path: str, out_dir: str | None, force: bool) -> dict[str, Any]:
+def _process(processor: FileProcessor, request: ProcessPhoto) -> FileOutcome:
     try:
-        outcome = retoucher.process_file(Path(path), out_dir=Path(out_dir) if out_dir else None, force=force)
+        return processor.process_file(request.path, out_dir=request.out_dir, force=request.force)
     except Exception as exc:  # the pipeline promises not to raise; if it does, say why
-        return {"status": "failed", "error": f"internal error: {type(exc).__name__}: {exc}", "raised": True}
-    return {
-        "status": outcome.status,
-        "error": outcome.error,
-        "report_path": str(outcome.report_path) if outcome.report_path else None,
-        "image_path": str(outcome.image_path) if outcome.image_path else None,
-        "timings_ms": dict(outcome.timings_ms or {}),
-    }
+        error = f"internal error: {type(exc).__name__}: {exc}"
+        return FileOutcome(input_path=request.path, status="failed", error=error)
 
 
 # -- parent side ---------------------------------------------------------------------
@@ -148,11 +205,13 @@ def remove_job_temps(job: Job) -> list[Path]:
     return removed
 
 
-def write_failed_report(job: Job, reason: str) -> Path | None:
-    """A schema-1 ``failed`` report for a photo whose worker died (no pipeline to write it)."""
-    from .. import __version__
+def write_failed_report(job: Job, reason: str, settings: dict[str, Any]) -> Path | None:
+    """The ``failed`` report of a photo whose worker died (there is no pipeline to write it).
 
-    report = output_paths(job.path, job.out_dir).report
+    ``settings`` are those the worker's own reports carry, so this report has every field
+    an ordinary failed report has.
+    """
+    report_path = output_paths(job.path, job.out_dir).report
     digest = hashlib.sha256()
     try:
         with open(job.path, "rb") as handle:
@@ -161,26 +220,15 @@ def write_failed_report(job: Job, reason: str) -> Path | None:
         sha256 = digest.hexdigest()
     except OSError:
         sha256 = ""
-    body = {
-        "schema": 1,
-        "tool": {"name": "skinretouch", "version": __version__},
-        "input": {"path": str(job.path), "sha256": sha256, "width": None, "height": None,
-                  "bit_depth": None, "format": None},
-        "outputs": {"image": None, "mask": None},
-        "status": "failed",
-        "error": reason,
-        "settings": {},
-        "timings_ms": {},
-        "regions": [],
-        "protected": [],
-    }
+    report = Report(input=InputInfo(path=str(job.path.absolute()), sha256=sha256), settings=dict(settings))
+    report.fail(reason)
     try:
-        report.parent.mkdir(parents=True, exist_ok=True)
-        atomic_write_bytes(report, (json.dumps(body, indent=2) + "\n").encode("utf-8"))
+        report_path.parent.mkdir(parents=True, exist_ok=True)
+        atomic_write_bytes(report_path, report.to_json())
     except OSError as exc:
         log.error("failed_report_not_written", path=str(job.path), error=exc.strerror)
         return None
-    return report
+    return report_path
 
 
 class WorkerDied(Exception):
@@ -206,7 +254,7 @@ class WorkerSlot(threading.Thread):
     config : Config
     factory_ref : str
         ``"module:attribute"`` of a callable ``(Config) -> retoucher``.
-    on_outcome : callable(job, outcome dict, seconds)
+    on_outcome : callable(job, FileOutcome, seconds)
     on_ready : callable(slot)
     on_fatal : callable(slot, reason)
         The pipeline cannot be loaded: the daemon cannot work.
@@ -223,7 +271,7 @@ class WorkerSlot(threading.Thread):
         *,
         config: Config,
         factory_ref: str,
-        on_outcome: Callable[[Job, dict[str, Any], float], None],
+        on_outcome: Callable[[Job, FileOutcome, float], None],
         on_ready: Callable[[WorkerSlot], None],
         on_fatal: Callable[[WorkerSlot, str], None],
         abandon: threading.Event,
@@ -245,6 +293,8 @@ class WorkerSlot(threading.Thread):
         self._conn: Connection | None = None
         self.ready = threading.Event()
         self.abandoned: Job | None = None
+        # The ``settings`` of the child's reports, for the report of a photo it dies on.
+        self.report_settings: dict[str, Any] = {}
 
     def reconfigure(self, config: Config) -> None:
         """Use ``config`` from the next photo on (the current one finishes as it was)."""
@@ -300,10 +350,12 @@ class WorkerSlot(threading.Thread):
             return False
         if reply is None:  # abandoned while loading
             return False
-        if reply[0] == "fatal":
-            self._on_fatal(self, reply[1])
+        if isinstance(reply, Fatal):
+            self._on_fatal(self, reply.reason)
             return False
-        log.debug("worker_ready", worker=self.index, pid=reply[1])
+        assert isinstance(reply, Ready), reply
+        self.report_settings = reply.report_settings
+        log.debug("worker_ready", worker=self.index, pid=reply.pid)
         return True
 
     def _stop_child(self) -> None:
@@ -326,7 +378,7 @@ class WorkerSlot(threading.Thread):
             self._conn.close()
         self._process = self._conn = None
 
-    def _receive(self, job: Job | None) -> tuple | None:
+    def _receive(self, job: Job | None) -> Ready | Fatal | Done | Reconfigured | None:
         """The child's next message; None if abandoned; raises WorkerDied."""
         assert self._conn is not None and self._process is not None
         while True:
@@ -355,7 +407,7 @@ class WorkerSlot(threading.Thread):
     def _run_job(self, job: Job) -> None:
         reason = self._precheck(job)
         if reason is not None:
-            self._on_outcome(job, {"status": "skipped", "error": None, "reason": reason}, 0.0)
+            self._on_outcome(job, FileOutcome(input_path=job.path, status="skipped", reason=reason), 0.0)
             return
         with self._lock:
             new_config, self._pending_config = self._pending_config, None
@@ -365,25 +417,25 @@ class WorkerSlot(threading.Thread):
             return
         started = time.monotonic()
         try:
-            self._conn.send(("process", str(job.path), str(job.out_dir) if job.out_dir else None, job.force))
+            self._conn.send(ProcessPhoto(job.path, job.out_dir, job.force))
             reply = self._receive(job)
         except (WorkerDied, OSError) as exc:
             reason = f"the worker process died while processing this photo ({exc})"
             remove_job_temps(job)
-            report = write_failed_report(job, reason)
-            outcome = {"status": "failed", "error": reason, "report_path": str(report) if report else None,
-                       "timings_ms": {}}
+            report = write_failed_report(job, reason, self.report_settings)
+            outcome = FileOutcome(input_path=job.path, status="failed", error=reason, report_path=report)
             self._on_outcome(job, outcome, time.monotonic() - started)
             self._restart_child()
             return
         if reply is None:
             return
-        self._on_outcome(job, reply[1], time.monotonic() - started)
+        assert isinstance(reply, Done), reply
+        self._on_outcome(job, reply.outcome, time.monotonic() - started)
 
     def _apply_config(self, config: Config) -> None:
         assert self._conn is not None
         try:
-            self._conn.send(("configure", config))
+            self._conn.send(Reconfigure(config))
             reply = self._receive(None)
         except (WorkerDied, OSError) as exc:
             log.error("worker_reconfigure_died", worker=self.index, error=str(exc))
@@ -391,11 +443,13 @@ class WorkerSlot(threading.Thread):
             return
         if reply is None:
             return
-        if reply[1] is None:
+        assert isinstance(reply, Reconfigured), reply
+        if reply.error is None:
             self.config = config
+            self.report_settings = reply.report_settings or {}
             log.info("worker_reconfigured", worker=self.index)
         else:
-            log.error("worker_reconfigure_failed_kept_old", worker=self.index, error=reply[1])
+            log.error("worker_reconfigure_failed_kept_old", worker=self.index, error=reply.error)
 
     def _restart_child(self) -> None:
         self._kill_child()

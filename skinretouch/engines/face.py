@@ -18,6 +18,7 @@ import numpy as np
 import structlog
 
 from ..detection import BBox
+from ..kernels.color import rgb_to_lab
 
 __all__ = ["FaceLayout", "draw_feature_masks", "find_faces"]
 
@@ -262,7 +263,7 @@ def _lips_box(rgb: np.ndarray, face: BBox, k: float, cw: int, ch: int):
     patch = cv2.resize(np.ascontiguousarray(patch, dtype=np.float32),
                        (max(8, round((x1 - x0) * k)), max(8, round((y1 - y0) * k))),
                        interpolation=cv2.INTER_AREA)
-    a_star = cv2.cvtColor(patch, cv2.COLOR_RGB2Lab)[..., 1]
+    a_star = rgb_to_lab(patch)[..., 1]
     ph, pw = a_star.shape
     # Reference: the cheeks/upper-lip band above the mouth.
     band = a_star[: int(0.25 * ph)]

@@ -9,7 +9,7 @@
   the engine unavailable with the error as reason (so routing falls back from then on) and
   re-raises.
 
-:func:`choose_engine` is the routing rule: medium regions -> LaMa if available, else the
+:func:`choose_engine` is the routing rule (vocabulary: :mod:`skinretouch.routes`): medium regions -> LaMa if available, else the
 classical route; hard regions -> FLUX if enabled and available, else LaMa, else classical;
 each fallback comes with the reason to record in the report.
 """
@@ -26,13 +26,12 @@ import numpy as np
 import structlog
 
 from ..config import EnginesConfig
+from ..routes import CLASSICAL, NEED_HARD, NEED_MEDIUM
 from .inpaint_base import EngineError, EngineUnavailable, InpaintEngine
 
 __all__ = [
     "CLASSICAL",
     "INPAINT_ENGINES",
-    "ROUTE_HARD",
-    "ROUTE_MEDIUM",
     "EngineManager",
     "choose_engine",
     "doctor_rows",
@@ -46,10 +45,6 @@ INPAINT_ENGINES: dict[str, str] = {
     "lama": "skinretouch.engines.lama:LamaEngine",
     "flux-fill": "skinretouch.engines.flux:FluxFillEngine",
 }
-# the engine name choose_engine returns when the classical kernels should run
-CLASSICAL = "classical"
-ROUTE_MEDIUM = "medium"
-ROUTE_HARD = "hard"
 
 
 def engine_class(name: str, table: Mapping[str, str] = INPAINT_ENGINES) -> type[InpaintEngine]:
@@ -227,14 +222,15 @@ class EngineManager:
             return self.get(name)(crop, hole, seed=seed)
 
 
-def choose_engine(route_wanted: str, manager: EngineManager, config: EnginesConfig) -> tuple[str, str | None]:
+def choose_engine(need: str, manager: EngineManager, config: EnginesConfig) -> tuple[str, str | None]:
     """The engine a region gets, and why it fell back (``None`` when it got its first choice).
 
     Parameters
     ----------
-    route_wanted
-        ``"medium"`` (too big for the small-spot kernel) or ``"hard"`` (flagged hard, or a
-        user asked for the strongest engine); anything else stays classical.
+    need
+        :data:`~skinretouch.routes.NEED_MEDIUM` (too big for the small-spot kernel) or
+        :data:`~skinretouch.routes.NEED_HARD` (flagged hard, or a user asked for the
+        strongest engine); anything else stays classical.
     manager
         Answers availability (cached; never loads weights).
     config
@@ -246,7 +242,7 @@ def choose_engine(route_wanted: str, manager: EngineManager, config: EnginesConf
         ``engine_name`` is ``"lama"``, ``"flux-fill"`` or :data:`CLASSICAL`.
     """
     reasons: list[str] = []
-    if route_wanted == ROUTE_HARD:
+    if need == NEED_HARD:
         if not config.flux_enabled:
             reasons.append("flux-fill not enabled (engines.flux_enabled is false)")
         else:
@@ -254,7 +250,7 @@ def choose_engine(route_wanted: str, manager: EngineManager, config: EnginesConf
             if ok:
                 return "flux-fill", None
             reasons.append(f"flux-fill unavailable: {reason}")
-    if route_wanted in (ROUTE_MEDIUM, ROUTE_HARD):
+    if need in (NEED_MEDIUM, NEED_HARD):
         ok, reason = manager.available("lama")
         if ok:
             return "lama", ("; ".join(reasons) or None)

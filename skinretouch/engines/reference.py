@@ -49,7 +49,8 @@ from scipy import ndimage as ndi
 
 from ..config import DetectConfig
 from ..detection import Detection, Spot
-from ..errors import SkinRetouchError
+from ..errors import MaskError, SkinRetouchError
+from ..imageio.masks import read_mask
 from ..kernels import skin as ks
 from ..kernels.descriptors import DESCRIPTOR_NAMES, skin_descriptors
 
@@ -122,8 +123,8 @@ def load_references(pairs: list[tuple[Path, Path]]) -> list[tuple[np.ndarray, np
     Parameters
     ----------
     pairs : list of (Path, Path)
-        1..``MAX_REFERENCES`` pairs. A mask is any image whose non-zero (or, with an alpha
-        channel, opaque non-black) pixels mark the defect.
+        1..``MAX_REFERENCES`` pairs. A mask marks the defect with the pixels
+        :func:`skinretouch.imageio.masks.read_mask` selects (non-zero, not transparent).
 
     Returns
     -------
@@ -144,9 +145,8 @@ def load_references(pairs: list[tuple[Path, Path]]) -> list[tuple[np.ndarray, np
         try:
             with Image.open(image_path) as im:
                 image = np.asarray(im.convert("RGB"), dtype=np.float32) / np.float32(255.0)
-            with Image.open(mask_path) as im:
-                mask = _mask_from_pil(im)
-        except (OSError, ValueError) as exc:
+            mask = read_mask(mask_path)
+        except (OSError, ValueError, MaskError) as exc:
             raise ReferenceError(f"cannot read reference {image_path} / {mask_path}: {exc}") from exc
         out.append(check_reference(image, mask, name=f"{image_path} / {mask_path}"))
     return out
@@ -584,10 +584,3 @@ def _disk(radius: float) -> np.ndarray:
     r = max(1, int(round(radius)))
     yy, xx = np.mgrid[-r : r + 1, -r : r + 1]
     return xx * xx + yy * yy <= r * r
-
-
-def _mask_from_pil(im) -> np.ndarray:
-    if im.mode in ("RGBA", "LA") or "transparency" in im.info:
-        rgba = np.asarray(im.convert("RGBA"))
-        return (rgba[..., 3] > 127) & (rgba[..., :3].max(axis=-1) > 127)
-    return np.asarray(im.convert("L")) > 127

@@ -23,9 +23,10 @@ from __future__ import annotations
 
 import math
 
-import cv2
 import numpy as np
 from numba import njit
+
+from .blur import gaussian, weighted_gaussian
 
 __all__ = ["DESCRIPTOR_NAMES", "SCALES", "gaussian_blur", "skin_descriptors"]
 
@@ -59,39 +60,13 @@ def gaussian_blur(planes: np.ndarray, sigma: float, weights: np.ndarray | None =
     ndarray, same shape as ``planes``, float32
     """
     array = np.ascontiguousarray(planes, dtype=np.float32)
-    flat = array[..., None] if array.ndim == 2 else array
-    if flat.ndim != 3:
+    if array.ndim not in (2, 3):
         raise ValueError(f"planes must be (H, W) or (H, W, C), got {array.shape}")
     if sigma < 0.3:
         return array.copy()
-    factor = int(sigma // 3.0)
-    h, w = flat.shape[:2]
-    if factor >= 2 and min(h, w) >= 8 * factor:
-        # A wide average has no fine detail: blur an area-shrunk copy, sigma reduced by the
-        # averaging the shrink already did, and interpolate back.
-        size = (max(1, round(w / factor)), max(1, round(h / factor)))
-        small = cv2.resize(flat, size, interpolation=cv2.INTER_AREA).reshape(size[1], size[0], -1)
-        small_w = None
-        if weights is not None:
-            small_w = cv2.resize(_weights(weights, flat.shape), size, interpolation=cv2.INTER_AREA)
-            # Shrunk weighted means: a sum of w*x over a sum of w, not a plain mean.
-            prod = cv2.resize(flat * _weights(weights, flat.shape)[..., None], size,
-                              interpolation=cv2.INTER_AREA).reshape(size[1], size[0], -1)
-            small = np.where(small_w[..., None] > 1e-4, prod / np.maximum(small_w, 1e-4)[..., None], small)
-        inner = math.sqrt(max(sigma * sigma - factor * factor / 12.0, 0.25)) / factor
-        blurred = gaussian_blur(small.astype(np.float32), inner, small_w)
-        up = cv2.resize(blurred, (w, h), interpolation=cv2.INTER_LINEAR).reshape(h, w, -1)
-        return up[..., 0] if array.ndim == 2 else up
-    taps = _taps(sigma)
-    out = np.empty_like(flat)
     if weights is None:
-        _blur_plain(flat, taps, out)
-    else:
-        w = _weights(weights, flat.shape)
-        plain = np.empty_like(flat)
-        _blur_plain(flat, taps, plain)
-        _blur_weighted(flat, w, taps, plain, out)
-    return out[..., 0] if array.ndim == 2 else out
+        return gaussian(array, sigma, approximate_wide=True)
+    return weighted_gaussian(array, weights, sigma, min_weight=1e-3, empty="plain", approximate_wide=True)
 
 
 def skin_descriptors(lab: np.ndarray, weights: np.ndarray, *, unit: float) -> np.ndarray:
@@ -100,7 +75,7 @@ def skin_descriptors(lab: np.ndarray, weights: np.ndarray, *, unit: float) -> np
     Parameters
     ----------
     lab : (H, W, 3) float32 ndarray
-        CIE Lab as OpenCV gives it for float RGB (L in [0, 100]).
+        CIE Lab as :func:`.color.rgb_to_lab` gives it (L in [0, 100]).
     weights : (H, W) float32 or bool ndarray
         Skin weight in [0, 1] of each pixel for the background average (0 = not skin).
     unit : float
@@ -139,88 +114,6 @@ def skin_descriptors(lab: np.ndarray, weights: np.ndarray, *, unit: float) -> np
     smooth = gaussian_blur(lightness, HESSIAN_SCALES[0] * unit)
     _gradient_norm(smooth, np.float32(unit), out, col)
     return out
-
-
-def _weights(weights: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
-    w = np.ascontiguousarray(weights, dtype=np.float32)
-    if w.shape != tuple(shape[:2]):
-        raise ValueError(f"weights shape {w.shape} does not match planes {tuple(shape[:2])}")
-    return w
-
-
-def _taps(sigma: float) -> np.ndarray:
-    radius = max(1, int(math.ceil(3.0 * sigma)))
-    x = np.arange(-radius, radius + 1, dtype=np.float64)
-    k = np.exp(-0.5 * (x / sigma) ** 2)
-    return (k / k.sum()).astype(np.float32)
-
-
-@njit(cache=True, nogil=True)
-def _blur_plain(src, taps, out):
-    h, w, c = src.shape
-    r = taps.size // 2
-    tmp = np.empty_like(src)
-    for y in range(h):
-        for x in range(w):
-            for ch in range(c):
-                acc = 0.0
-                for k in range(-r, r + 1):
-                    xx = x + k
-                    if xx < 0:
-                        xx = -xx - 1 if -xx - 1 < w else 0
-                    elif xx >= w:
-                        xx = 2 * w - xx - 1 if 2 * w - xx - 1 >= 0 else w - 1
-                    acc += taps[k + r] * src[y, xx, ch]
-                tmp[y, x, ch] = acc
-    for y in range(h):
-        for x in range(w):
-            for ch in range(c):
-                acc = 0.0
-                for k in range(-r, r + 1):
-                    yy = y + k
-                    if yy < 0:
-                        yy = -yy - 1 if -yy - 1 < h else 0
-                    elif yy >= h:
-                        yy = 2 * h - yy - 1 if 2 * h - yy - 1 >= 0 else h - 1
-                    acc += taps[k + r] * tmp[yy, x, ch]
-                out[y, x, ch] = acc
-
-
-@njit(cache=True, nogil=True)
-def _blur_weighted(src, weights, taps, plain, out):
-    h, w, c = src.shape
-    r = taps.size // 2
-    num = np.zeros((h, w, c), np.float32)
-    den = np.zeros((h, w), np.float32)
-    for y in range(h):
-        for x in range(w):
-            d = 0.0
-            for k in range(-r, r + 1):
-                xx = x + k
-                if 0 <= xx < w:
-                    wt = taps[k + r] * weights[y, xx]
-                    d += wt
-                    for ch in range(c):
-                        num[y, x, ch] += wt * src[y, xx, ch]
-            den[y, x] = d
-    for y in range(h):
-        for x in range(w):
-            d = 0.0
-            for k in range(-r, r + 1):
-                yy = y + k
-                if 0 <= yy < h:
-                    d += taps[k + r] * den[yy, x]
-            if d > 1e-3:
-                for ch in range(c):
-                    acc = 0.0
-                    for k in range(-r, r + 1):
-                        yy = y + k
-                        if 0 <= yy < h:
-                            acc += taps[k + r] * num[yy, x, ch]
-                    out[y, x, ch] = acc / d
-            else:
-                for ch in range(c):
-                    out[y, x, ch] = plain[y, x, ch]
 
 
 @njit(cache=True, nogil=True)

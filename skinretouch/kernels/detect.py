@@ -8,7 +8,7 @@ background. Regions then flood downhill from strong seeds into weaker contrast, 
 down to a share of its own peak, so a region follows the spot's outline instead of
 being a disc, and two spots joined by a faint saddle stay two.
 
-Lab planes are float32 as :func:`cv2.cvtColor` gives them for float RGB: L in [0, 100],
+Lab planes are float32 as :func:`.color.rgb_to_lab` gives them for float RGB: L in [0, 100],
 a*, b* roughly in [-128, 127]. Lengths are pixels at the working resolution.
 """
 
@@ -17,6 +17,8 @@ from __future__ import annotations
 import cv2
 import numpy as np
 from numba import njit
+
+from .blur import weighted_gaussian
 
 __all__ = [
     "FEATURES",
@@ -43,34 +45,9 @@ def normalized_blur(planes: np.ndarray, weights: np.ndarray, sigma: float) -> np
     ndarray, same shape as ``planes``, float32
         Where no weighted pixel lies within ~3 sigma the plain Gaussian average is used.
     """
-    planes = np.ascontiguousarray(planes, dtype=np.float32)
-    w = np.ascontiguousarray(weights, dtype=np.float32)
-    if planes.shape[:2] != w.shape:
-        raise ValueError(f"weights shape {w.shape} does not match planes {planes.shape[:2]}")
     if sigma <= 0:
         raise ValueError(f"sigma must be > 0, got {sigma}")
-    weighted = planes * (w[..., None] if planes.ndim == 3 else w)
-    num = _wide_blur(weighted, sigma)
-    den = _wide_blur(w, sigma)
-    plain = _wide_blur(planes, sigma)
-    if planes.ndim == 3:
-        den = den[..., None]
-    ok = den > 1e-3
-    return np.where(ok, num / np.maximum(den, 1e-3), plain).astype(np.float32)
-
-
-def _wide_blur(array: np.ndarray, sigma: float) -> np.ndarray:
-    """Gaussian blur; wide ones run on a shrunk copy (a background has no fine detail)."""
-    factor = int(sigma // 3.0)
-    h, w = array.shape[:2]
-    if factor < 2 or min(h, w) < 8 * factor:
-        return cv2.GaussianBlur(array, (0, 0), sigma, borderType=cv2.BORDER_REFLECT)
-    small = cv2.resize(array, (max(1, round(w / factor)), max(1, round(h / factor))),
-                       interpolation=cv2.INTER_AREA)
-    # The area shrink already averaged over ~factor px: take that out of the sigma.
-    inner = np.sqrt(max(sigma**2 - (factor**2) / 12.0, 0.25)) / factor
-    small = cv2.GaussianBlur(small, (0, 0), inner, borderType=cv2.BORDER_REFLECT)
-    return cv2.resize(small, (w, h), interpolation=cv2.INTER_LINEAR)
+    return weighted_gaussian(planes, weights, sigma, min_weight=1e-3, empty="plain", approximate_wide=True)
 
 
 def flood_labels(

@@ -27,13 +27,10 @@ import numpy as np
 from numba import njit
 
 from .labels import mask_box, mask_pixels
+from .tuning import DONOR_IMPROVEMENT, DONOR_MIN_KNOWN_SHARE
 
 __all__ = ["donor_high_pass", "donor_into", "valid_sources"]
 
-# A pixel leaves the block offset only if its patch has at least this share of known
-# texture and the new match costs at most this fraction of the old one.
-_MIN_KNOWN_SHARE = 0.3
-_IMPROVEMENT = 0.8
 
 
 def valid_sources(excluded: np.ndarray, patch_radius: int) -> np.ndarray:
@@ -367,7 +364,7 @@ def _patchmatch(guide, weight, sources, hole, ys, xs, offsets, radius, patch_rad
     np.random.seed(seed)
     height, width = guide.shape
     area = (2 * patch_radius + 1) ** 2
-    min_known = _MIN_KNOWN_SHARE * area
+    min_known = DONOR_MIN_KNOWN_SHARE * area
     n = ys.size
     costs = np.empty(n, dtype=np.float64)
     for k in range(n):
@@ -393,7 +390,7 @@ def _patchmatch(guide, weight, sources, hole, ys, xs, offsets, radius, patch_rad
                 if sy < 0 or sy >= height or sx < 0 or sx >= width or not sources[sy, sx]:
                     continue
                 cost = _patch_cost(guide, weight, y, x, dy, dx, patch_radius, min_known)
-                if cost < _IMPROVEMENT * costs[k]:
+                if cost < DONOR_IMPROVEMENT * costs[k]:
                     costs[k] = cost
                     offsets[y, x, 0] = dy
                     offsets[y, x, 1] = dx
@@ -410,7 +407,7 @@ def _patchmatch(guide, weight, sources, hole, ys, xs, offsets, radius, patch_rad
                 if sy < 0 or sy >= height or sx < 0 or sx >= width or not sources[sy, sx]:
                     continue
                 cost = _patch_cost(guide, weight, y, x, dy, dx, patch_radius, min_known)
-                if cost < _IMPROVEMENT * costs[k]:
+                if cost < DONOR_IMPROVEMENT * costs[k]:
                     costs[k] = cost
                     offsets[y, x, 0] = dy
                     offsets[y, x, 1] = dx

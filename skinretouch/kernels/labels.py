@@ -1,11 +1,19 @@
-"""Connected components of sparse masks, and bounding boxes of labels and masks (numba)."""
+"""Connected components of sparse masks, bounding boxes of labels and masks (numba), and the
+disc footprint masks are grown and shrunk with."""
 
 from __future__ import annotations
 
 import numpy as np
 from numba import njit
 
-__all__ = ["label_boxes", "label_sparse", "mask_box", "mask_pixels"]
+__all__ = ["disk", "label_boxes", "label_sparse", "mask_box", "mask_pixels"]
+
+
+def disk(radius_px: float) -> np.ndarray:
+    """Bool disc footprint of radius ``radius_px`` rounded to whole pixels (at least 1)."""
+    r = max(1, int(round(radius_px)))
+    yy, xx = np.mgrid[-r : r + 1, -r : r + 1]
+    return xx * xx + yy * yy <= r * r
 
 
 def label_boxes(labels: np.ndarray, largest: int) -> np.ndarray | None:

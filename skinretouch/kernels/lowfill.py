@@ -19,9 +19,18 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
-from .poisson import _mirror101, solve_poisson
+from ._jit import mirror101, sor_sweeps
+from .labels import mask_pixels
 
-__all__ = ["biharmonic_fill", "membrane_fill", "ring_into", "ring_mask", "ring_median_fill"]
+__all__ = [
+    "biharmonic_fill",
+    "biharmonic_into",
+    "membrane_fill",
+    "membrane_into",
+    "ring_into",
+    "ring_mask",
+    "ring_median_fill",
+]
 
 
 def ring_mask(hole: np.ndarray, width_px: int, exclude: np.ndarray | None = None) -> np.ndarray:
@@ -100,13 +109,45 @@ def membrane_fill(
         ``laplacian(f) = 0`` with ``f`` equal to ``values`` on the hole's boundary.
     """
     out = np.ascontiguousarray(values, dtype=np.float32).copy()
-    if not hole.any():
-        return out
-    ring = ring_mask(hole, 1)
-    if ring.any():
-        out[hole] = out[ring].mean(axis=0)  # a flat start halves the sweeps
-    solve_poisson(out, hole, None, max_iter=max_iter, tol=tol)
+    if out.ndim != 3:
+        raise ValueError(f"values must be (H, W, C), got {out.shape}")
+    membrane_into(out, np.ascontiguousarray(hole, dtype=bool), max_iter, tol)
     return out
+
+
+@njit(cache=True, nogil=True)
+def membrane_into(values, hole, max_iter, tol):
+    """:func:`membrane_fill` in place on ``values`` (h, w, c) float32; returns the sweeps done."""
+    height, width, channels = values.shape
+    count = 0
+    ring_sum = np.zeros(channels, np.float64)
+    ring_count = 0
+    y0, y1, x0, x1 = height, -1, width, -1
+    for y in range(height):
+        for x in range(width):
+            if hole[y, x]:
+                count += 1
+                y0, y1, x0, x1 = min(y0, y), max(y1, y), min(x0, x), max(x1, x)
+                continue
+            touches = False
+            for yy in range(max(0, y - 1), min(height, y + 2)):
+                for xx in range(max(0, x - 1), min(width, x + 2)):
+                    touches |= hole[yy, xx]
+            if touches:
+                ring_count += 1
+                for c in range(channels):
+                    ring_sum[c] += values[y, x, c]
+    if count == 0:
+        return 0
+    ys, xs = mask_pixels(hole)
+    if ring_count > 0:  # a flat start halves the sweeps
+        for k in range(ys.size):
+            for c in range(channels):
+                values[ys[k], xs[k], c] = np.float32(ring_sum[c] / ring_count)
+    extent = max(y1 - y0, x1 - x0) + 2
+    omega = 2.0 / (1.0 + np.sin(np.pi / extent))
+    guidance = np.zeros((1, 1, channels), np.float32)
+    return sor_sweeps(values, ys, xs, guidance, False, omega, max_iter, tol)
 
 
 def ring_median_fill(
@@ -225,8 +266,8 @@ def biharmonic_into(values, hole):
             dy = (0, -1, 1, 0, 0)[k]
             dx = (0, 0, 0, -1, 1)[k]
             weight = -4.0 if k == 0 else 1.0
-            y = _mirror101(row_y[r] + dy, height)
-            x = _mirror101(row_x[r] + dx, width)
+            y = mirror101(row_y[r] + dy, height)
+            x = mirror101(row_x[r] + dx, width)
             col = index[y, x]
             if col >= 0:
                 cols[r, n_local[r]] = col

@@ -10,9 +10,9 @@ With zero guidance it is the membrane (harmonic) fill used by :mod:`.lowfill`.
 from __future__ import annotations
 
 import numpy as np
-from numba import njit
 
 from ._checks import as_image, as_mask
+from ._jit import sor_sweeps
 
 __all__ = ["poisson_blend", "solve_poisson"]
 
@@ -96,7 +96,7 @@ def solve_poisson(
     # Over-relaxation factor close to optimal for a region of this extent.
     extent = max(int(ys.max() - ys.min()), int(xs.max() - xs.min())) + 2
     omega = 2.0 / (1.0 + np.sin(np.pi / extent))
-    return _sor(
+    return sor_sweeps(
         values, ys.astype(np.int32), xs.astype(np.int32), guidance, use_guidance,
         omega, max_iter, tol,
     )
@@ -108,47 +108,3 @@ def _laplacian(values: np.ndarray) -> np.ndarray:
         padded[:-2, 1:-1] + padded[2:, 1:-1] + padded[1:-1, :-2] + padded[1:-1, 2:]
         - 4.0 * values
     ).astype(np.float32)
-
-
-@njit(cache=True, nogil=True)
-def _mirror101(i, n):
-    """Index ``i`` reflected into ``[0, n)`` without repeating the edge (OpenCV's REFLECT_101)."""
-    if n == 1:
-        return 0
-    if i < 0:
-        return -i
-    if i >= n:
-        return 2 * n - 2 - i
-    return i
-
-
-@njit(cache=True, nogil=True)
-def _sor(values, ys, xs, guidance, use_guidance, omega, max_iter, tol):
-    height, width, channels = values.shape
-    sweeps = 0
-    for sweep in range(max_iter):
-        sweeps = sweep + 1
-        largest = 0.0
-        # Red-black order: converges like Gauss-Seidel and is independent of scan direction.
-        for parity in range(2):
-            for k in range(ys.size):
-                y = ys[k]
-                x = xs[k]
-                if (y + x) & 1 != parity:
-                    continue
-                up = _mirror101(y - 1, height)
-                down = _mirror101(y + 1, height)
-                left = _mirror101(x - 1, width)
-                right = _mirror101(x + 1, width)
-                for c in range(channels):
-                    total = values[up, x, c] + values[down, x, c]
-                    total += values[y, left, c] + values[y, right, c]
-                    if use_guidance:
-                        total -= guidance[y, x, c]
-                    change = omega * (0.25 * total - values[y, x, c])
-                    values[y, x, c] += change
-                    if abs(change) > largest:
-                        largest = abs(change)
-        if largest < tol:
-            break
-    return sweeps

@@ -45,62 +45,48 @@ import numpy as np
 from numba import njit
 
 from ._checks import as_image, as_mask, as_optional_mask
+from .blur import blur_into, blur_region_into, gaussian_taps, masked_blur_into, masked_blur_region_into
 from .color import lab_to_rgb, pixel_rgb, rgb_to_lab, rgb_to_lab_into, rgb_to_lightness_into
 from .donor import donor_into
-from .freqsplit import (
-    blur_into,
-    blur_region_into,
-    gaussian_taps,
-    high_pass,
-    high_pass_into,
-    high_pass_region_into,
-    masked_blur_into,
-    masked_blur_region_into,
-)
-from .labels import mask_box, mask_pixels
-from .lowfill import biharmonic_into, ring_into
+from .freqsplit import high_pass, high_pass_into, high_pass_region_into
+from .labels import mask_box
+from .lowfill import biharmonic_into, membrane_into, ring_into
 from .patchmatch import patchmatch_fill
-from .poisson import _sor, poisson_blend
+from .poisson import poisson_blend
 from .tiled_donor import tiled_donor_into
+from .tuning import (
+    BIHARMONIC_MAX_EXTENT,
+    BLUR_TRUNCATE_SIGMAS,
+    DONOR_PATCH_RADIUS,
+    DONOR_RADIUS,
+    DONOR_REACH,
+    ENERGY_SHRINK,
+    ENERGY_SIGMA,
+    ENERGY_TOLERANCE,
+    GAIN_MIN,
+    LARGE_EXTENT,
+    LARGE_MARGIN_MAX,
+    LARGE_MARGIN_SHARE,
+    LARGE_TILE,
+    OUTLIER_HIGH,
+    OUTLIER_LOW,
+    RING_WIDTH,
+    SHARE_SIGMA,
+    SPOT_DE,
+    TEXTURE_ORDER,
+    TEXTURE_SIGMA,
+    TONE_SIGMA,
+)
 
 __all__ = [
     "crop_margin",
+    "freqsplit_fill_into",
     "reinject_high_frequencies",
     "remove_freqsplit",
     "remove_patchmatch_poisson",
+    "route_taps",
 ]
 
-# All lengths in px at face scale.
-TONE_SIGMA = 1.0  # low-pass whose surround seeds the biharmonic (tone) fill
-# Hole extent (px at face scale) up to which the tone is the biharmonic fill, and from
-# which it is the membrane fill (see _tone_fill).
-BIHARMONIC_MAX_EXTENT = (18.0, 28.0)
-SPOT_DE = 5.0  # CIE76 dE from a first tone guess beyond which a hole pixel counts as spot
-TEXTURE_SIGMA = 2.0  # cut-off of the texture layer ...
-TEXTURE_ORDER = 2  # ... taken as (1 - G) ** order for a sharp cut-off
-RING_WIDTH = 4.0  # ring whose texture statistics judge the hole's own texture
-# Farthest donor offset ... (12 px gave the bench's 20-px figures, dE 2.03 vs 2.02, texture
-# equal, on crops 16 px narrower: the crop margin follows it, and with it every per-spot pass)
-DONOR_RADIUS = 12.0
-DONOR_REACH = 6.0  # ... searched only this far beyond the hole's own extent (near skin)
-DONOR_PATCH_RADIUS = 2.0  # half-width of the patches compared in the donor search
-# Own texture beyond this many robust sigmas of the ring's is not skin: the share of donor
-# texture ramps from 0 at OUTLIER_LOW to 1 at OUTLIER_HIGH.
-OUTLIER_LOW = 3.0
-OUTLIER_HIGH = 4.5
-# Where the kept texture's local RMS (Gaussian window) exceeds the ring's by more than the
-# tolerance (leftover shading of the spot's rim), it is damped down to it, by at most half.
-ENERGY_SIGMA = 1.5
-SHARE_SIGMA = 0.7  # smoothing of the own-texture trust map
-ENERGY_SHRINK = 0.3  # the local estimate is pulled this much towards the ring's energy
-ENERGY_TOLERANCE = 1.2
-GAIN_MIN = 0.5
-# Holes wider than this (px at face scale: clustered acne, large lesions) take their texture
-# tile by tile from wider clean skin (:mod:`.tiled_donor`): one block copy cannot clear them.
-LARGE_EXTENT = 14.0
-LARGE_TILE = 8.0  # tile side, px at face scale
-LARGE_MARGIN_SHARE = 1.1  # crop margin around a large hole, as a share of its extent
-LARGE_MARGIN_MAX = 96.0  # ... capped, px at face scale
 
 
 def crop_margin(scale: float, extent_px: int = 0) -> int:
@@ -164,7 +150,7 @@ def remove_freqsplit(
     # One jitted call per spot: it runs without the GIL, so spots fill in parallel threads.
     lab = np.empty_like(image)
     rgb_to_lab_into(image, lab)
-    _freqsplit_into(image, lab, hole, avoid, float(scale), int(seed), *_taps(float(scale)), out)
+    freqsplit_fill_into(image, lab, hole, avoid, float(scale), int(seed), *route_taps(float(scale)), out)
     return out
 
 
@@ -217,7 +203,7 @@ def reinject_high_frequencies(
     merged[hole] = fill[hole]
     smooth = rgb_to_lab(merged)
     smooth[:, :, 0] -= high_pass(smooth[:, :, 0], TEXTURE_SIGMA * scale, order=TEXTURE_ORDER)
-    tone_taps, texture_taps, share_taps, energy_taps = _taps(float(scale))
+    tone_taps, texture_taps, share_taps, energy_taps = route_taps(float(scale))
     texture = _outside_texture(image, texture_taps)
     height, width = hole.shape
     window = np.array((0, height, 0, width), np.int64)
@@ -278,7 +264,7 @@ def _check(image, hole, avoid):
     return image, hole, avoid
 
 
-def _taps(scale: float) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+def route_taps(scale: float) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Gaussian taps of the tone, texture, own-share and energy filters at this scale."""
     return (
         gaussian_taps(TONE_SIGMA * scale),
@@ -296,7 +282,7 @@ def _outside_texture(image: np.ndarray, texture_taps: np.ndarray) -> np.ndarray:
 
 
 @njit(cache=True, nogil=True)
-def _freqsplit_into(image, lab, hole, avoid, scale, seed, tone_taps, texture_taps, share_taps,
+def freqsplit_fill_into(image, lab, hole, avoid, scale, seed, tone_taps, texture_taps, share_taps,
                     energy_taps, out):  # fmt: skip
     """:func:`remove_freqsplit` into ``out`` (a copy of ``image``; ``lab`` is its L*a*b*):
     every step in one call.
@@ -362,7 +348,7 @@ def _fill_tone(tone, hole, biharmonic_share):
         biharmonic_into(tone, hole)
         return
     low = tone.copy()
-    _membrane_into(tone, hole, 1e-3)
+    membrane_into(tone, hole, 2000, 1e-3)
     if biharmonic_share > 0.0:
         biharmonic_into(low, hole)
         for y in range(tone.shape[0]):
@@ -393,7 +379,7 @@ def _split_window(lab, hole, window, scale, tone_taps, texture_taps, texture):
 def _work_window_of(hole, scale):
     """The hole's bounding box grown by the support of the tone and texture filters,
     as ``(y0, y1, x0, x1)`` (ends exclusive)."""
-    pad = int(np.ceil(2 * 3.5 * TEXTURE_SIGMA * scale)) + 2
+    pad = int(np.ceil(2 * BLUR_TRUNCATE_SIGMAS * TEXTURE_SIGMA * scale)) + 2
     box = mask_box(hole)
     height, width = hole.shape
     return np.array([max(0, box[0] - pad), min(height, box[1] + pad + 1),
@@ -439,7 +425,7 @@ def _split_into(lab, hole, tone_taps, texture_taps, biharmonic_share, tone, own)
         biharmonic_into(tone, hole)
     else:
         tone[:] = low
-        _membrane_into(tone, hole, 1e-3)
+        membrane_into(tone, hole, 2000, 1e-3)
         if biharmonic_share > 0.0:
             smooth = low.copy()
             biharmonic_into(smooth, hole)
@@ -480,7 +466,7 @@ def _clean_low_pass_into(lab, hole, taps, out):
     near_hole = hole[y0:y1, x0:x1]
     first_guess = np.empty((y1 - y0, x1 - x0, 3), np.float32)
     masked_blur_into(lab[y0:y1, x0:x1], ~near_hole, taps, first_guess)
-    _membrane_into(first_guess, near_hole, 0.05)
+    membrane_into(first_guess, near_hole, 2000, 0.05)
     blur_into(lab, taps, out)
     far = np.zeros((height, width), np.bool_)
     for y in range(height):
@@ -510,41 +496,6 @@ def _clean_low_pass_into(lab, hole, taps, out):
         y0, y1 = max(0, box[0] - radius), min(height, box[1] + radius + 1)
         x0, x1 = max(0, box[2] - radius), min(width, box[3] + radius + 1)
         masked_blur_region_into(lab, ~spot, taps, y0, x0, out[y0:y1, x0:x1])
-
-
-@njit(cache=True, nogil=True)
-def _membrane_into(values, hole, tol):
-    """Harmonic fill of ``hole`` in place (as :func:`.lowfill.membrane_fill`, max 2000 sweeps)."""
-    height, width, channels = values.shape
-    count = 0
-    ring_sum = np.zeros(channels, np.float64)
-    ring_count = 0
-    y0, y1, x0, x1 = height, -1, width, -1
-    for y in range(height):
-        for x in range(width):
-            if hole[y, x]:
-                count += 1
-                y0, y1, x0, x1 = min(y0, y), max(y1, y), min(x0, x), max(x1, x)
-                continue
-            touches = False
-            for yy in range(max(0, y - 1), min(height, y + 2)):
-                for xx in range(max(0, x - 1), min(width, x + 2)):
-                    touches |= hole[yy, xx]
-            if touches:
-                ring_count += 1
-                for c in range(channels):
-                    ring_sum[c] += values[y, x, c]
-    if count == 0:
-        return
-    ys, xs = mask_pixels(hole)
-    if ring_count > 0:  # a flat start halves the sweeps
-        for k in range(ys.size):
-            for c in range(channels):
-                values[ys[k], xs[k], c] = np.float32(ring_sum[c] / ring_count)
-    extent = max(y1 - y0, x1 - x0) + 2
-    omega = 2.0 / (1.0 + np.sin(np.pi / extent))
-    guidance = np.zeros((1, 1, channels), np.float32)
-    _sor(values, ys, xs, guidance, False, omega, 2000, tol)
 
 
 @njit(cache=True, nogil=True)

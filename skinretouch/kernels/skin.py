@@ -1,13 +1,16 @@
 """Skin maps: colour likelihood of skin, and thin dark strands (hair) to keep apart from it.
 
-All functions take float32 CIE Lab planes as :func:`cv2.cvtColor` gives them for float RGB
-in ``[0, 1]``: L in ``[0, 100]``, a* and b* roughly in ``[-128, 127]``.
+All functions take float32 CIE Lab planes as :func:`.color.rgb_to_lab` gives them for float
+RGB in ``[0, 1]`` (the one RGB to Lab conversion, shared with removal): L in ``[0, 100]``, a*
+and b* roughly in ``[-128, 127]``.
 """
 
 from __future__ import annotations
 
 import cv2
 import numpy as np
+
+from .color import rgb_to_lab
 
 __all__ = [
     "SkinColourModel",
@@ -41,14 +44,6 @@ class SkinColourModel:
     def __repr__(self) -> str:
         sd = np.sqrt(np.diag(self.cov))
         return f"SkinColourModel(mean={self.mean.round(1).tolist()}, sd={sd.round(1).tolist()})"
-
-
-def rgb_to_lab(image: np.ndarray) -> np.ndarray:
-    """Convert (H, W, 3) float32 RGB in [0, 1] to (H, W, 3) float32 CIE Lab (D65, sRGB)."""
-    image = np.ascontiguousarray(image, dtype=np.float32)
-    if image.ndim != 3 or image.shape[2] != 3:
-        raise ValueError(f"expected an (H, W, 3) image, got shape {image.shape}")
-    return cv2.cvtColor(image, cv2.COLOR_RGB2Lab)
 
 
 def generic_skin_model() -> SkinColourModel:

@@ -11,14 +11,13 @@ import numpy as np
 from numba import njit
 
 from ._checks import as_image, as_mask
+from .blur import blur_into, gaussian, gaussian_taps
 from .color import rgb_to_lightness, rgb_to_lightness_into
-from .freqsplit import blur_into, gaussian, gaussian_taps
 from .labels import mask_box
+from .tuning import BLUR_TRUNCATE_SIGMAS, RATIO_HIGH_PASS_SIGMA, RATIO_RING_WIDTH
 
 __all__ = ["high_pass_lightness", "ratio_around", "ratio_reach", "texture_ratio"]
 
-HIGH_PASS_SIGMA = 1.0  # px at face scale, as in the bench's texture_ratio
-RING_WIDTH = 4.0  # px at face scale
 
 
 def high_pass_lightness(image: np.ndarray, *, scale: float = 1.0) -> np.ndarray:
@@ -37,7 +36,7 @@ def high_pass_lightness(image: np.ndarray, *, scale: float = 1.0) -> np.ndarray:
         L* units.
     """
     lightness = rgb_to_lightness(image)
-    return lightness - gaussian(lightness, HIGH_PASS_SIGMA * scale)
+    return lightness - gaussian(lightness, RATIO_HIGH_PASS_SIGMA * scale)
 
 
 def texture_ratio(
@@ -68,13 +67,13 @@ def texture_ratio(
     ring_px, reach = ratio_reach(scale)
     lightness = np.empty(image.shape[:2] + (1,), np.float32)
     rgb_to_lightness_into(image, lightness)
-    return float(ratio_around(lightness, hole, excluded, ring_px, reach, gaussian_taps(HIGH_PASS_SIGMA * scale)))
+    return float(ratio_around(lightness, hole, excluded, ring_px, reach, gaussian_taps(RATIO_HIGH_PASS_SIGMA * scale)))
 
 
 def ratio_reach(scale: float) -> tuple[int, int]:
     """Ring width and how far around the hole :func:`ratio_around` looks, in px."""
-    ring_px = max(1, int(round(RING_WIDTH * scale)))
-    return ring_px, ring_px + int(np.ceil(3.5 * HIGH_PASS_SIGMA * scale)) + 1
+    ring_px = max(1, int(round(RATIO_RING_WIDTH * scale)))
+    return ring_px, ring_px + int(np.ceil(BLUR_TRUNCATE_SIGMAS * RATIO_HIGH_PASS_SIGMA * scale)) + 1
 
 
 @njit(cache=True, nogil=True)

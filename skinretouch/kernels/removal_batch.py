@@ -1,4 +1,4 @@
-"""Many small spots of one photo filled by frequency separation in one jitted call.
+"""Removal of many small spots of one photo by frequency separation, in one jitted call.
 
 The pipeline gives each of its threads one call with its share of a photo's small spots.
 All of the per-spot work (cutting the crop, :func:`.removal.remove_freqsplit`'s fill, the
@@ -12,10 +12,11 @@ import numpy as np
 from numba import njit
 
 from ._checks import as_image, as_mask
+from .blur import gaussian_taps
 from .color import pixel_lightness, rgb_to_lab_into
-from .freqsplit import gaussian_taps
-from .removal import _freqsplit_into, _taps
-from .texture import HIGH_PASS_SIGMA, ratio_around, ratio_reach
+from .removal import freqsplit_fill_into, route_taps
+from .texture import ratio_around, ratio_reach
+from .tuning import RATIO_HIGH_PASS_SIGMA
 
 __all__ = ["fill_spots"]
 
@@ -77,8 +78,8 @@ def fill_spots(
     ratios = np.empty(boxes.shape[0], np.float64)
     ring_px, reach = ratio_reach(scale)
     _fill_spots(image, avoid, boxes, starts, holes_flat, np.ascontiguousarray(seeds, dtype=np.int64),
-                int(margin), float(scale), *_taps(float(scale)), ring_px, reach,
-                gaussian_taps(HIGH_PASS_SIGMA * scale), int(min_ratio_area), filled_flat, ratios)  # fmt: skip
+                int(margin), float(scale), *route_taps(float(scale)), ring_px, reach,
+                gaussian_taps(RATIO_HIGH_PASS_SIGMA * scale), int(min_ratio_area), filled_flat, ratios)  # fmt: skip
     filled = [
         filled_flat[starts[k] : starts[k + 1]].reshape(int(boxes[k, 3]), int(boxes[k, 2]), 3)
         for k in range(boxes.shape[0])
@@ -109,7 +110,7 @@ def _fill_spots(image, avoid, boxes, starts, holes_flat, seeds, margin, scale, t
         lab = np.empty_like(crop)
         rgb_to_lab_into(crop, lab)
         if 0 < count < hole.size:
-            _freqsplit_into(crop, lab, hole, crop_avoid, scale, seeds[k], tone_taps, texture_taps, share_taps,
+            freqsplit_fill_into(crop, lab, hole, crop_avoid, scale, seeds[k], tone_taps, texture_taps, share_taps,
                             energy_taps, filled)  # fmt: skip
         if count >= min_ratio_area:
             # The fill's L*: the crop's, converted anew only where the fill changed it.

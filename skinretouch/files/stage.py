@@ -1,72 +1,104 @@
-"""One photo file in, its retouched photo, mask and report out (atomically).
+"""The file stage: one photo file in, its retouched photo, mask and report out (atomically).
 
-A bad photo never raises: it gets a report with ``"status": "failed"`` and a readable
-``error``, and no retouched photo or mask is left behind for it.
+:func:`process_file` is the one entry for a photo on disk, used by the CLI loop, the
+daemon's workers (through :class:`RetouchFiles`) and the benchmark. A bad photo never
+raises: it gets a report with ``"status": "failed"`` and a readable ``error``, and no
+retouched photo or mask is left behind for it.
 """
 
 from __future__ import annotations
 
 import hashlib
 import io
+import os
 import time
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import Any
 
 import numpy as np
 import structlog
 from PIL import Image
 
-from .atomic import atomic_write_bytes
-from .config import config_sha256
-from .errors import InputError, MaskError
-from .imageio import ImageFile, encode_image, read_image, to_float
+from ..atomic import atomic_write_bytes
+from ..config import Config, config_sha256
+from ..errors import InputError
+from ..imageio import ImageFile, encode_image, read_image, to_float
+from ..imageio.masks import read_mask
+from ..pipeline import Retoucher
+from ..sidecars import OVERLAY_SUFFIX, output_paths
+from ..timing import ms_since
+from .outcome import FileOutcome
 from .report import InputInfo, Report, read_report
-from .sidecars import OVERLAY_SUFFIX, output_paths
-from .timing import ms_since
 
-if TYPE_CHECKING:
-    from .pipeline import Retoucher
-
-__all__ = ["FileOutcome", "encode_mask_png", "load_user_mask", "process_file"]
+__all__ = ["FileOutcome", "RetouchFiles", "encode_mask_png", "process_file", "report_settings"]
 
 log = structlog.get_logger(__name__)
 
 
-@dataclass(kw_only=True)
-class FileOutcome:
-    """What happened to one input file."""
+class RetouchFiles:
+    """The daemon's :class:`~.outcome.FileProcessor`: a :class:`Retoucher` plus the file stage."""
 
-    input_path: Path
-    status: str  # "ok" | "failed" | "skipped"
-    error: str | None = None
-    report_path: Path | None = None
-    image_path: Path | None = None
-    mask_path: Path | None = None
-    overlay_path: Path | None = None
-    regions: int = 0
-    timings_ms: dict[str, float] = field(default_factory=dict)
+    def __init__(self, config: Config) -> None:
+        self.retoucher = Retoucher(config)
+
+    def warm_up(self) -> None:
+        self.retoucher.warm_up()
+
+    def process_file(self, path: Path, *, out_dir: Path | None = None, force: bool = False) -> FileOutcome:
+        return process_file(self.retoucher, path, out_dir=out_dir, force=force)
+
+    def report_settings(self) -> dict[str, Any]:
+        return report_settings(self.retoucher)
+
+    def close(self) -> None:
+        self.retoucher.close()
+
+
+def report_settings(retoucher: Retoucher, *, user_mask: bool = False) -> dict[str, Any]:
+    """The report's ``settings`` for photos retouched by ``retoucher``."""
+    config = retoucher.config
+    return {
+        "config_sha256": config_sha256(config),
+        "detector": "user_mask" if user_mask else retoucher.detector.name,
+        "mask_dilation_px": 0 if user_mask else config.mask.dilation_px,
+    }
 
 
 def process_file(
     retoucher: Retoucher,
-    path: Path,
+    path: str | os.PathLike[str],
     *,
-    out_dir: Path | None = None,
-    mask_path: Path | None = None,
+    out_dir: str | os.PathLike[str] | None = None,
+    mask_path: str | os.PathLike[str] | None = None,
     force: bool = False,
     debug_overlay: bool = False,
 ) -> FileOutcome:
-    """Process one photo; see :meth:`skinretouch.pipeline.Retoucher.process_file`."""
+    """Decode, retouch and write one photo's outputs; never raises for a bad photo.
+
+    Parameters
+    ----------
+    retoucher : Retoucher
+        The loaded pipeline.
+    path : path-like
+        The photo.
+    out_dir : path-like, optional
+        Write the outputs here instead of beside the photo.
+    mask_path : path-like, optional
+        Replace exactly the pixels this mask selects (:mod:`skinretouch.imageio.masks`),
+        without detection or dilation.
+    force : bool
+        Process even if an ``ok`` report with the same input sha256 exists.
+    debug_overlay : bool
+        Also write ``NAME.EXT.overlay.png`` showing what detection found.
+    """
     started = time.perf_counter()
+    path = Path(path)
+    out_dir = Path(out_dir) if out_dir is not None else None
+    mask_path = Path(mask_path) if mask_path is not None else None
     paths = output_paths(path, out_dir)
     config = retoucher.config
     report = Report(input=InputInfo(path=str(path.absolute()), sha256=""))
-    report.settings = {
-        "config_sha256": config_sha256(config),
-        "detector": "user_mask" if mask_path is not None else retoucher.detector.name,
-        "mask_dilation_px": 0 if mask_path is not None else config.mask.dilation_px,
-    }
+    report.settings = report_settings(retoucher, user_mask=mask_path is not None)
     written: list[Path] = []
     outcome = FileOutcome(input_path=path, status="failed", report_path=paths.report)
     try:
@@ -81,7 +113,7 @@ def process_file(
         image = read_image(path, data=data)
         report.timings_ms["decode"] = ms_since(tick)
         _describe_input(report.input, image)
-        user_mask = load_user_mask(mask_path, image) if mask_path is not None else None
+        user_mask = read_mask(mask_path, shape=image.pixels.shape[:2]) if mask_path is not None else None
 
         result = retoucher.retouch(to_float(image.pixels), mask=user_mask)
         report.timings_ms.update(result.timings_ms)
@@ -119,8 +151,7 @@ def process_file(
 
     if outcome.status == "failed":
         _remove_quietly(written)
-        report.status, report.error = "failed", outcome.error
-        report.regions, report.protected = [], []
+        report.fail(outcome.error)
     report.timings_ms["total"] = ms_since(started)
     outcome.timings_ms = dict(report.timings_ms)
     try:
@@ -134,25 +165,6 @@ def process_file(
     return outcome
 
 
-def load_user_mask(mask_path: Path, image: ImageFile) -> np.ndarray:
-    """The non-zero pixels of a mask image, checked against the image's stored size."""
-    try:
-        with Image.open(mask_path) as mask_image:
-            mask_image.load()
-            values = np.asarray(mask_image)
-    except FileNotFoundError:
-        raise MaskError(f"mask {mask_path}: no such file") from None
-    except OSError as exc:
-        raise MaskError(f"mask {mask_path}: cannot read it as an image ({exc})") from None
-    height, width = image.pixels.shape[:2]
-    if values.shape[:2] != (height, width):
-        raise MaskError(
-            f"mask {mask_path} is {values.shape[1]}x{values.shape[0]} but the image is "
-            f"{width}x{height} (stored pixel grid)"
-        )
-    return values.any(axis=2) if values.ndim == 3 else values != 0
-
-
 def encode_mask_png(mask: np.ndarray) -> bytes:
     """8-bit greyscale PNG: 255 where pixels were replaced, 0 elsewhere."""
     buffer = io.BytesIO()
@@ -161,7 +173,7 @@ def encode_mask_png(mask: np.ndarray) -> bytes:
 
 
 def _write_overlay(result, folder: Path, name: str) -> Path:
-    from .engines.overlay import debug_overlay
+    from ..engines.overlay import debug_overlay
 
     target = folder / f"{name}{OVERLAY_SUFFIX}"
     picture = debug_overlay(result.original, result.detection)

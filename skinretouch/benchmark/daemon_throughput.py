@@ -19,7 +19,7 @@ from typing import Any
 
 import numpy as np
 
-from ..sidecars import output_paths
+from skinretouch.sidecars import output_paths
 
 __all__ = ["measure_throughput"]
 

@@ -1,4 +1,4 @@
-"""``skinretouch process``: expand the inputs, process each, report progress and failures."""
+"""The ``skinretouch process`` loop: expand the inputs, process each, show progress and failures."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import TextIO
 
 from .config import Config
+from .files.stage import process_file
 from .pipeline import Retoucher
 from .sidecars import is_ignored_name, is_sidecar_or_output
 
@@ -77,8 +78,8 @@ def run_batch(
         progress = _Progress(len(inputs), err)
         for index, path in enumerate(inputs, start=1):
             progress.show(index, path)
-            outcome = retoucher.process_file(
-                path, out_dir=out_dir, mask_path=mask_path, force=force, debug_overlay=debug_overlay
+            outcome = process_file(
+                retoucher, path, out_dir=out_dir, mask_path=mask_path, force=force, debug_overlay=debug_overlay
             )
             progress.clear()
             if outcome.status == "failed":

@@ -9,7 +9,7 @@ from skinretouch.benchmark.photos import load_bench_photos
 from skinretouch.benchmark.planting import oracle_mask, plant_spots
 from skinretouch.config import Config
 from skinretouch.kernels.removal import crop_margin, remove_freqsplit
-from skinretouch.kernels.spots import fill_spots
+from skinretouch.kernels.removal_batch import fill_spots
 from skinretouch.kernels.texture import texture_ratio
 from skinretouch.regions import build_regions, detection_from_mask
 
