@@ -157,12 +157,15 @@ def test_planted_scores_count_found_kinds_false_regions_and_moles_by_size():
 # --- the current detector, measured on a small subset -------------------------------------------
 
 # Floors = what the current detector measured on this subset when the bench was written (the old
-# Haar + skin-colour detector: dev 0.69, test 0.00 -- it finds none of the clustered test-style
-# spots on these two test photos --, real-acne inflamed recall dev 0.24, test 0.11; the issue's
-# targets are 0.90 and 0.85). The detection work raises them as it improves.
-SUBSET_PHOTOS = ("clm_franck", "clm_obama", "clm_ri")  # dev light; test dark, medium
-FLOOR_PLANTED_RECALL = {"dev": 0.65, "test": 0.0}
+# Haar + skin-colour detector): planted recall dev 0.72, test 0.24; real-acne inflamed recall dev
+# 0.24, test 0.11; eye/brow/lip pixels masked with nothing planted dev 1 (grace_hopper), test 16
+# (facexlib_elder). The targets are 0.90, 0.85 and 0 pixels: these floors are measured
+# figures, not goals, and the detection work raises them as it improves. The subset's photos
+# come from PyPI packages only (matplotlib, facetorch and facexlib sdists), so CI can fetch them.
+SUBSET_PHOTOS = ("grace_hopper", "family_boy", "family_girl", "facexlib_elder")  # dev: 2, test: 2
+FLOOR_PLANTED_RECALL = {"dev": 0.70, "test": 0.20}
 FLOOR_REAL_ACNE_INFLAMED_RECALL = {"dev": 0.20, "test": 0.10}
+CEILING_FEATURE_PX = {"dev": 1, "test": 16}
 
 
 @pytest.mark.skipif(os.environ.get("SKINRETOUCH_SKIP_BENCH_SUBSET") == "1", reason="bench subset disabled")
@@ -177,6 +180,17 @@ def test_current_detector_on_a_small_subset_meets_its_floor():
         planted = section["planted"]
         assert planted["n_spots"] > 0
         assert planted["recall"] >= FLOOR_PLANTED_RECALL[part], (part, planted["recall"])
-        assert section["nothing_planted_summary"]["feature_px_total"] == 0, section["nothing_planted"]
+        assert section["nothing_planted_summary"]["feature_px_total"] <= CEILING_FEATURE_PX[part], section["nothing_planted"]
         if REAL_ACNE.is_dir():
             assert section["real_acne"]["recall_inflamed"] >= FLOOR_REAL_ACNE_INFLAMED_RECALL[part]
+
+
+def test_an_unreachable_source_is_reported_by_name(tmp_path):
+    from skinretouch.benchmark.sources import PhotoSource, SourceUnavailable, fetch_member
+
+    missing = PhotoSource("nowhere", "module", "skinretouch_no_such_package", "none")
+    with pytest.raises(SourceUnavailable, match="skinretouch_no_such_package"):
+        fetch_member(missing, "photo.jpg", tmp_path)
+    empty = PhotoSource("empty", "module", "skinretouch", "none")
+    with pytest.raises(SourceUnavailable, match="no_such_photo.jpg"):
+        fetch_member(empty, "no_such_photo.jpg", tmp_path)
