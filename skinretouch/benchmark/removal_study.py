@@ -1,6 +1,8 @@
 """Removal study: the project's fill and its peers on oracle masks, with signed bias and seams.
 
-``python -m skinretouch.benchmark.removal_study [--style clustered] [--photos ...] [--seeds ...]``
+``python -m skinretouch.benchmark.removal_study --part dev|test [--seeds ...]`` (photos and planting
+style of that part of ``bench/split.toml``; tone groups from ``bench/photos.toml``), or
+``--style NAME --photos NAME ...`` for the three original bench photos.
 
 For each photo and seed, spots of the chosen planting style are planted; every method gets the
 same oracle mask (footprints dilated by ``run.ORACLE_DILATION_PX`` at face scale) in the same
@@ -47,34 +49,52 @@ CROP_ZOOM = 4  # nearest-neighbour magnification of the saved crops (at least 19
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="removal_study", description=__doc__.splitlines()[0])
-    parser.add_argument("--style", default="clustered", choices=sorted(PLANTING_STYLES))
+    parser.add_argument("--part", choices=("dev", "test"), default=None,
+                        help="the split's photos and planting style (bench/split.toml)")  # fmt: skip
+    parser.add_argument("--style", default=None, choices=sorted(PLANTING_STYLES))
     parser.add_argument("--photos", nargs="+", default=None, help=f"from {', '.join(BENCH_PHOTO_NAMES)}")
     parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1])
     parser.add_argument("--peers", nargs="+", default=None)
     parser.add_argument("--out", type=Path, default=Path("bench/results"))
     args = parser.parse_args(argv)
     _quiet_logs()
-    photos = load_bench_photos(names=args.photos)
+    if args.part is not None:
+        from skinretouch.benchmark.photoset import load_set_photos, load_split
+
+        split = load_split()
+        style = args.style or split.style(args.part)
+        names = args.photos or list(split.photos(args.part))
+        photos = [(p.photo, p.tone) for p in load_set_photos(names)]
+        tag = f"{args.part}_{style}"
+    else:
+        style = args.style or "clustered"
+        photos = [(p, None) for p in load_bench_photos(names=args.photos)]
+        tag = style
     peers = [name for name in available_peers() if not args.peers or name in args.peers]
-    report = run_study(photos, args.seeds, peers, style=args.style, out=args.out)
+    report = run_study(photos, args.seeds, peers, style=style, out=args.out, tag=tag)
     print(format_study(report))
     args.out.mkdir(parents=True, exist_ok=True)
-    path = args.out / f"removal_{args.style}.json"
+    path = args.out / f"removal_{tag}.json"
     path.write_text(json.dumps(_jsonable(report), indent=2, allow_nan=False) + "\n")
     print(f"written: {path}")
     return 0
 
 
-def run_study(photos, seeds, peers, *, style: str, out: Path | None = None, project=None) -> dict:
-    """Plant, fill with every method on the oracle masks, score; returns the pooled report."""
+def run_study(photos, seeds, peers, *, style: str, out: Path | None = None, project=None, tag=None) -> dict:
+    """Plant, fill with every method on the oracle masks, score; returns the pooled report.
+
+    ``photos``: (BenchPhoto, tone group or None) pairs; None: the group is the photo's ITA
+    class (:func:`.metrics.skin_tone_group`).
+    """
     planter = planting_style(style)
     project = _Project.load() if project is None else project
     methods = [INPUT, *peers] + ([PROJECT] if project.ready else [])
     spots_by_method: dict[str, list[dict]] = {name: [] for name in methods}
     runs: dict[str, list[dict]] = {name: [] for name in methods}
     cases = []  # (photo, seed, blemished rgb8, {method: result}) for the worst-case crops
-    for photo in photos:
+    for photo, tone in photos:
         group, ita = skin_tone_group(photo.rgb, photo.skin)
+        group = tone or group
         for seed in seeds:
             blemished, spots = planter.plant_spots(photo, seed=seed)
             rgb8 = _to_uint8(blemished)
@@ -100,7 +120,7 @@ def run_study(photos, seeds, peers, *, style: str, out: Path | None = None, proj
             print(f"  {style}: {photo.name} ({group}) seed {seed}: {sum(not s.keep for s in spots)} spots",
                   file=sys.stderr, flush=True)  # fmt: skip
     large = set(getattr(planter, "LARGE_KINDS", ()))
-    report = {"style": style, "photos": [p.name for p in photos], "seeds": list(seeds), "methods": {}}
+    report = {"style": style, "photos": [p.name for p, _ in photos], "seeds": list(seeds), "methods": {}}
     for name in methods:
         spots = spots_by_method[name]
         times = np.array([run["time_ms"] for run in runs[name]], dtype=np.float64)
@@ -118,7 +138,7 @@ def run_study(photos, seeds, peers, *, style: str, out: Path | None = None, proj
         theirs = report["methods"][PATCHMATCH]["time_ms_total"]
         report["project_over_patchmatch_time"] = ours / theirs if theirs > 0 else float("nan")
     if out is not None and PROJECT in report["methods"]:
-        report["worst"] = _save_worst(cases, spots_by_method[PROJECT], Path(out) / f"worst_{style}")
+        report["worst"] = _save_worst(cases, spots_by_method[PROJECT], Path(out) / f"worst_{tag or style}")
     return report
 
 
@@ -139,7 +159,7 @@ def format_study(report: dict) -> str:
     methods = report["methods"]
     head = (f"{'method':26s} {'dE':>5s} {'lf_dE':>5s} {'texmed':>6s} {'texok':>5s} {'dL':>6s} {'da':>6s} "
             f"{'db':>6s} {'seamlf':>6s} {'seamgr':>6s} {'coll':>7s} {'n':>4s}")  # fmt: skip
-    lines = [f"REMOVAL STUDY, style {report['style']}, photos {', '.join(report['photos'])}, "
+    lines = [f"REMOVAL STUDY, style {report['style']}, {len(report['photos'])} photos: {', '.join(report['photos'])}, "
              f"seeds {report['seeds']} (oracle masks)", head]  # fmt: skip
     for name, entry in methods.items():
         lines.append(_row(name, entry, entry.get("collateral")))

@@ -53,7 +53,7 @@ from .labels import mask_box
 from .lowfill import biharmonic_into, membrane_into, ring_into
 from .patchmatch import patchmatch_fill
 from .poisson import poisson_blend
-from .tiled_donor import tiled_donor_into
+from .tiled_donor import structure_mask, tiled_donor_into
 from .tuning import (
     BIHARMONIC_MAX_EXTENT,
     BLUR_TRUNCATE_SIGMAS,
@@ -211,7 +211,7 @@ def reinject_high_frequencies(
         window = _work_window_of(hole, float(scale))
         _split_window(rgb_to_lab(image), hole, window, float(scale), tone_taps, texture_taps, texture)
     layer = np.empty((window[1] - window[0], window[3] - window[2]), np.float32)
-    _skin_texture_into(texture, hole, avoid, window, float(scale), int(seed), keep_own, share_taps,
+    _skin_texture_into(texture, hole, avoid, window, float(scale), int(seed), keep_own, keep_own, share_taps,
                        energy_taps, layer)  # fmt: skip
     y0, y1, x0, x1 = (int(v) for v in window)
     smooth[y0:y1, x0:x1, 0] += layer
@@ -316,7 +316,10 @@ def freqsplit_fill_into(image, lab, hole, avoid, scale, seed, tone_taps, texture
         tiled_donor_into(texture, hole, avoid, tile, patch_radius, reach, seed, whole)
         layer[:] = whole[y0:y1, x0:x1]
     else:
-        _skin_texture_into(texture, hole, avoid, window, scale, seed, False, share_taps, energy_taps, layer)
+        # Donors never come from structure (hair, rims); a copy louder than the ring is damped.
+        patch_radius = max(1, int(np.rint(DONOR_PATCH_RADIUS * scale)))
+        clear = structure_mask(texture, hole, avoid, patch_radius)
+        _skin_texture_into(texture, hole, clear, window, scale, seed, False, True, share_taps, energy_taps, layer)
     for y in range(y1 - y0):
         for x in range(x1 - x0):
             if hole[y0 + y, x0 + x]:
@@ -499,7 +502,7 @@ def _clean_low_pass_into(lab, hole, taps, out):
 
 
 @njit(cache=True, nogil=True)
-def _skin_texture_into(texture, hole, avoid, window, scale, seed, keep_own, share_taps, energy_taps,
+def _skin_texture_into(texture, hole, avoid, window, scale, seed, keep_own, damp, share_taps, energy_taps,
                        layer):  # fmt: skip
     """The texture inside the hole, into ``layer`` (over ``window``, 0 outside the hole):
     own where skin-like (with ``keep_own``), donor texture elsewhere.
@@ -548,7 +551,7 @@ def _skin_texture_into(texture, hole, avoid, window, scale, seed, keep_own, shar
     donor_into(texture, hole, avoid, crop_share, targets, _donor_radius(inside, scale, patch_radius),
                patch_radius, 0, seed, donor, offsets)  # fmt: skip
     _combine_into(own_texture, np.ascontiguousarray(donor[y0:y1, x0:x1, 0]), own_share, inside, ring,
-                  keep_own, energy_taps, layer)  # fmt: skip
+                  damp, energy_taps, layer)  # fmt: skip
 
 
 @njit(cache=True, nogil=True)

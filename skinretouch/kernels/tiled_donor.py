@@ -30,7 +30,7 @@ from numba import njit
 
 from .labels import mask_box
 
-__all__ = ["STRUCTURE_SIGMAS", "tiled_donor_into"]
+__all__ = ["STRUCTURE_SIGMAS", "structure_mask", "tiled_donor_into"]
 
 STRUCTURE_SIGMAS = 3.5  # texture beyond this many robust sigmas of clean skin is structure
 
@@ -56,7 +56,7 @@ def tiled_donor_into(texture, hole, avoid, tile, patch_radius, radius, seed, out
     out : (h, w) float32
     """
     height, width = hole.shape
-    blocked = _structure(texture, hole, avoid, patch_radius)
+    blocked = structure_mask(texture, hole, avoid, patch_radius)
     excluded = blocked | hole
     out[:] = 0.0
     # First choice: the whole hole as one block from clean, structure-free skin (coherent,
@@ -184,7 +184,7 @@ def _uniform(offsets, hole):
 
 
 @njit(cache=True, nogil=True)
-def _structure(texture, hole, avoid, grow):
+def structure_mask(texture, hole, avoid, grow):
     """``avoid`` plus texture outliers of the clean skin (grown by ``grow`` px)."""
     height, width = hole.shape
     count = 0
