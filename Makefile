@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 # numba caches compiled kernels here, so only the first run pays for compilation.
 export NUMBA_CACHE_DIR ?= $(CURDIR)/.numba_cache
 
-.PHONY: demo test soak bench bench-cluster doctor install-service clean system-deps
+.PHONY: demo test soak bench bench-cluster bench-detection doctor install-service clean system-deps
 
 # Debian packages the test suite needs (services and tools it starts). `make test` installs the
 # missing ones when run as root (CI, containers); otherwise it prints the apt-get line to run.
@@ -53,6 +53,10 @@ bench: $(VENV)/.installed-test $(BENCH_MACRO)
 # and the daemon's cost per photo enqueued (README, "Several machines").
 bench-cluster: system-deps $(VENV)/.installed-test
 	$(BIN)/python -m skinretouch.benchmark.cluster_throughput --out bench/results
+
+# Detection bench, dev and test side by side (bench/README.md); photos fetched into bench/photos/.
+bench-detection: $(VENV)/.installed-test
+	$(BIN)/python -m skinretouch.benchmark.detection --out bench/results/detection.json
 
 doctor: $(VENV)/.installed-demo
 	$(BIN)/skinretouch doctor

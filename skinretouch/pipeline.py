@@ -227,7 +227,7 @@ class Retoucher:
         """Fill with ``engine_name`` (or classically) on a crop around the region; returns
         (route, the region's box after the fill, its texture ratio, failure reason)."""
         x, y, w, h = region.bbox
-        margin = removal.crop_margin(scale)
+        margin = removal.crop_margin(scale, max(w, h))
         if engine_name != CLASSICAL:
             margin = max(margin, engine_class(engine_name, self.engines.table).crop_margin(w, h))
         height, width = image.shape[:2]

@@ -9,6 +9,14 @@ remove; moles are judged separately):
 - ``texture_ratio``: std of the high-pass L* (L* - Gaussian(L*, sigma = 1 px at face scale)) inside
   the footprint, result / clean, for spots whose footprint has at least 40 px. 1 is perfect, a
   smooth fill gives about 0.5. ``texture_ok`` is the fraction of those spots in [0.7, 1.3].
+- ``dL``, ``da``, ``db``: signed mean of result - clean in L*, a*, b* over the footprint: the
+  bias of a fill (a ghost of the blemish is dark and red: dL < 0, da > 0), which absolute errors
+  hide. Pooled per kind and per skin-tone group (:func:`skin_tone_group`).
+- ``seam_lf_dE``, ``seam_grad``: the ring just OUTSIDE the method's mask (``SEAM_RING_PX`` wide):
+  its pixels are untouched, so anything there comes from the fill leaking across the boundary
+  through a small blur (tone step: lf dE at sigma ``SEAM_SIGMA``) or from an edge drawn at the
+  boundary (``seam_grad``: mean gradient magnitude of L* there, result / clean; 1 is seamless,
+  above 1 a visible contour).
 - ``collateral``: fraction of the pixels farther than ``COLLATERAL_MARGIN_PX`` (times the scale)
   from every planted spot's footprint (moles included) that changed by more than 3 levels of 255.
 
@@ -36,6 +44,7 @@ __all__ = [
     "TEXTURE_OK_RANGE",
     "detection_metrics",
     "removal_metrics",
+    "skin_tone_group",
     "spot_removal_metrics",
 ]
 
@@ -45,6 +54,12 @@ MIN_TEXTURE_FOOTPRINT_PX = 40
 TEXTURE_OK_RANGE = (0.7, 1.3)
 COLLATERAL_LEVELS = 3  # of 255
 COLLATERAL_MARGIN_PX = 5.0  # px at face scale around each footprint
+SEAM_RING_PX = 2.0  # px at face scale
+SEAM_SIGMA = 1.0  # px at face scale
+# Skin-tone groups by the Individual Typology Angle (ITA, degrees) of the clean skin:
+# Chardon et al. 1991 / Del Bino et al. 2006 classes, lower bounds.
+ITA_GROUPS = (("very_light", 55.0), ("light", 41.0), ("intermediate", 28.0), ("tan", 10.0),
+              ("brown", -30.0), ("dark", -float("inf")))  # fmt: skip
 RECALL_CORE_FRACTION = 0.5
 MOLE_HIT_CORE_FRACTION = 0.2
 
@@ -56,6 +71,7 @@ def removal_metrics(
     *,
     scale: float,
     blemished: np.ndarray | None = None,
+    mask: np.ndarray | None = None,
 ) -> dict:
     """Removal quality of ``result`` against ``clean`` over the planted spots.
 
@@ -70,6 +86,9 @@ def removal_metrics(
         The input the method was given. When present the untouched input's figures are
         reported too (``input_dE``, ``input_lf_dE``) and ``moles_dE``: how much the result
         changed the moles (result vs blemished over their footprints; should be about 0).
+    mask : (H, W) bool ndarray, optional
+        The mask the method was given; the seam ring lies just outside it. Without it the
+        ring lies just outside each footprint.
 
     Returns
     -------
@@ -84,13 +103,14 @@ def removal_metrics(
     if result.shape != clean.shape:
         raise ValueError(f"result {result.shape} and clean {clean.shape} differ in shape")
     removable = [spot for spot in spots if not spot.keep]
-    per_spot = [spot_removal_metrics(result, clean, spot, scale=scale) for spot in removable]
+    per_spot = [spot_removal_metrics(result, clean, spot, scale=scale, mask=mask) for spot in removable]
     summary = _summarise(per_spot)
     summary["collateral"] = collateral_fraction(result, clean, spots, scale=scale)
     summary["per_kind"] = {
         kind: {
             "dE": float(np.mean([s["dE"] for s in per_spot if s["kind"] == kind])),
             "lf_dE": float(np.mean([s["lf_dE"] for s in per_spot if s["kind"] == kind])),
+            **{key: float(np.mean([s[key] for s in per_spot if s["kind"] == kind])) for key in SIGNED_KEYS},
             "n": sum(1 for s in per_spot if s["kind"] == kind),
         }
         for kind in sorted({s["kind"] for s in per_spot})
@@ -113,9 +133,20 @@ def removal_metrics(
     return summary
 
 
-def spot_removal_metrics(result: np.ndarray, clean: np.ndarray, spot, *, scale: float) -> dict:
-    """dE, lf_dE and texture ratio of one spot; images are float RGB in [0, 1]."""
-    margin = int(np.ceil(4.0 * LOW_FREQUENCY_SIGMA * scale)) + 2
+SIGNED_KEYS = ("dL", "da", "db")
+
+
+def spot_removal_metrics(
+    result: np.ndarray, clean: np.ndarray, spot, *, scale: float, mask: np.ndarray | None = None
+) -> dict:
+    """dE, lf_dE, texture ratio, signed bias and seam of one spot; images are float RGB in [0, 1].
+
+    ``mask`` is the method's mask (the seam ring lies outside it); None: the footprint.
+    """
+    reach = SEAM_RING_PX * scale + 4.0 * SEAM_SIGMA * scale
+    margin = int(np.ceil(max(4.0 * LOW_FREQUENCY_SIGMA * scale, reach))) + 2
+    if mask is not None:  # the mask may reach beyond the footprint: the window must hold it
+        margin += int(np.ceil(_mask_reach(mask, spot.footprint)))
     window = _window(spot.footprint, margin)
     footprint = spot.footprint[window]
     result_lab = rgb2lab(result[window])
@@ -129,6 +160,9 @@ def spot_removal_metrics(result: np.ndarray, clean: np.ndarray, spot, *, scale: 
         clean_detail = _high_pass(clean_lab[..., 0], HIGH_PASS_SIGMA * scale)[footprint].std()
         result_detail = _high_pass(result_lab[..., 0], HIGH_PASS_SIGMA * scale)[footprint].std()
         ratio = float(result_detail / clean_detail) if clean_detail > 1e-9 else float("nan")
+    signed = (result_lab - clean_lab)[footprint].mean(axis=0)
+    local_mask = footprint if mask is None else _component_over(mask[window], footprint)
+    seam_lf, seam_grad = _seam(result_lab, clean_lab, local_mask, scale)
     return {
         "kind": spot.kind,
         "center": [float(spot.center[0]), float(spot.center[1])],
@@ -136,7 +170,69 @@ def spot_removal_metrics(result: np.ndarray, clean: np.ndarray, spot, *, scale: 
         "dE": float(de[footprint].mean()),
         "lf_dE": float(lf_de[footprint].mean()),
         "texture_ratio": ratio,
+        "dL": float(signed[0]),
+        "da": float(signed[1]),
+        "db": float(signed[2]),
+        "seam_lf_dE": seam_lf,
+        "seam_grad": seam_grad,
     }
+
+
+def skin_tone_group(clean: np.ndarray, skin: np.ndarray) -> tuple[str, float]:
+    """Skin-tone group of a photo from the median L* and b* of its skin: (group, ITA degrees).
+
+    ITA = atan((L* - 50) / b*) in degrees; the groups are ``ITA_GROUPS`` (very light > 55 ...
+    dark < -30).
+    """
+    skin = np.asarray(skin, dtype=bool)
+    if not skin.any():
+        raise ValueError("skin region is empty")
+    ys, xs = np.nonzero(skin)
+    step = max(1, ys.size // 20000)  # a sample is plenty for a median
+    pixels = _as_unit_float(clean, "clean")[ys[::step], xs[::step]]
+    lab = rgb2lab(pixels[None])[0]
+    lightness, yellow = np.median(lab[:, 0]), np.median(lab[:, 2])
+    ita = float(np.degrees(np.arctan2(lightness - 50.0, max(yellow, 1e-6))))
+    for group, lower in ITA_GROUPS:
+        if ita > lower:
+            return group, ita
+    return ITA_GROUPS[-1][0], ita
+
+
+def _mask_reach(mask: np.ndarray, footprint: np.ndarray) -> float:
+    """How far the mask's part over this footprint extends beyond the footprint's box, px."""
+    window = _window(footprint, 0)
+    component = _component_over(mask, footprint)
+    ys, xs = np.nonzero(component)
+    if ys.size == 0:
+        return 0.0
+    return float(max(window[0].start - ys.min(), ys.max() + 1 - window[0].stop,
+                     window[1].start - xs.min(), xs.max() + 1 - window[1].stop, 0))  # fmt: skip
+
+
+def _component_over(mask: np.ndarray, footprint: np.ndarray) -> np.ndarray:
+    """The connected parts of ``mask`` that overlap ``footprint`` (the footprint itself if none)."""
+    labels, _ = ndi.label(mask, structure=np.ones((3, 3), dtype=bool))
+    touched = np.unique(labels[footprint & mask])
+    touched = touched[touched > 0]
+    if touched.size == 0:
+        return footprint.copy()
+    return np.isin(labels, touched)
+
+
+def _seam(result_lab, clean_lab, mask, scale) -> tuple[float, float]:
+    """(lf dE, gradient ratio) over the ring just outside ``mask``."""
+    width = max(1, int(round(SEAM_RING_PX * scale)))
+    ring = ndi.binary_dilation(mask, structure=np.ones((3, 3), dtype=bool), iterations=width) & ~mask
+    if not ring.any():
+        return float("nan"), float("nan")
+    sigma = SEAM_SIGMA * scale
+    lf = np.linalg.norm(_blur_lab(result_lab, sigma) - _blur_lab(clean_lab, sigma), axis=-1)
+    grad_result = np.hypot(ndi.sobel(result_lab[..., 0], 0), ndi.sobel(result_lab[..., 0], 1))
+    grad_clean = np.hypot(ndi.sobel(clean_lab[..., 0], 0), ndi.sobel(clean_lab[..., 0], 1))
+    clean_mean = grad_clean[ring].mean()
+    ratio = float(grad_result[ring].mean() / clean_mean) if clean_mean > 1e-9 else float("nan")
+    return float(lf[ring].mean()), ratio
 
 
 def collateral_fraction(result: np.ndarray, clean: np.ndarray, spots, *, scale: float) -> float:
@@ -218,6 +314,9 @@ def _summarise(per_spot: list[dict]) -> dict:
         "texture_ratio": _mean(ratios),
         "texture_ratio_median": float(np.median(ratios)) if ratios.size else float("nan"),
         "texture_ok": float(np.mean((ratios >= low) & (ratios <= high))) if ratios.size else float("nan"),
+        **{key: _mean([s[key] for s in per_spot]) for key in SIGNED_KEYS},
+        "seam_lf_dE": _nanmean([s["seam_lf_dE"] for s in per_spot]),
+        "seam_grad": _nanmean([s["seam_grad"] for s in per_spot]),
         "n_spots": len(per_spot),
         "n_texture_spots": int(ratios.size),
     }
@@ -231,6 +330,12 @@ def _mean_de_over(a: np.ndarray, b: np.ndarray, region: np.ndarray) -> float:
 
 def _mean(values) -> float:
     values = np.asarray(values, dtype=np.float64)
+    return float(values.mean()) if values.size else float("nan")
+
+
+def _nanmean(values) -> float:
+    values = np.asarray(values, dtype=np.float64)
+    values = values[np.isfinite(values)]
     return float(values.mean()) if values.size else float("nan")
 
 

@@ -38,6 +38,13 @@ SHARE_SIGMA = 0.7  # px at face scale: smoothing of the own-texture trust map
 ENERGY_SHRINK = 0.3  # share the local estimate is pulled towards the ring's energy
 ENERGY_TOLERANCE = 1.2  # ratio of RMS
 GAIN_MIN = 0.5  # smallest gain of the damping
+# Holes wider than this (px at face scale: clustered acne, large lesions) take their texture
+# from wider clean skin as one clear block or nearest clear tiles (:mod:`.tiled_donor`): one
+# block copy within DONOR_RADIUS cannot clear them.
+LARGE_EXTENT = 14.0
+LARGE_TILE = 8.0  # px at face scale: tile side
+LARGE_MARGIN_SHARE = 1.1  # crop margin around a large hole, as a share of its extent
+LARGE_MARGIN_MAX = 96.0  # px at face scale: ... capped
 
 # --- the donor search (:mod:`.donor`) ---------------------------------------------------
 # A pixel leaves the block offset only if its patch has at least this share of known
