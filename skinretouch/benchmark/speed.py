@@ -1,0 +1,148 @@
+"""``make bench-speed`` (issue 17): what a user waits for, as whole processes, beside the floor.
+
+Each figure is a fresh interpreter timed from ``exec`` to exit, start-up included:
+
+- ``process`` of a 2048x2048 JPEG with 10 planted spots, against its floor: a process that
+  only decodes the same JPEG and encodes it at the project's output quality (numpy and
+  simplejpeg, nothing else). Runs alternate (floor, process, floor, process...) so that load on
+  the shared machine hits both alike; the report gives the median ratio and its range.
+- ``process`` of 6000x4000 (and 100 MP with ``--large``): wall time and peak RSS (the child's
+  ``ru_maxrss`` from ``wait4``), peak per megapixel.
+- The daemon at 2048x2048: sustained photos/s and close -> report latency (p95).
+
+Prints one JSON document (also written to ``--out``/speed.json).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+FLOOR_CODE = (
+    "import sys, numpy, simplejpeg\n"
+    "data = open(sys.argv[1], 'rb').read()\n"
+    "rgb = simplejpeg.decode_jpeg(data, colorspace='RGB')\n"
+    "out = simplejpeg.encode_jpeg(rgb, quality=int(sys.argv[3]), colorspace='RGB', colorsubsampling=sys.argv[4])\n"
+    "open(sys.argv[2], 'wb').write(out)\n"
+)
+SUBSAMPLING = {"4:4:4": "444", "4:2:2": "422", "4:2:0": "420"}
+
+
+def timed_process(command: list[str], env: dict[str, str] | None = None) -> tuple[float, float, int]:
+    """(wall seconds, peak RSS in MB, exit status) of one child process."""
+    started = time.perf_counter()
+    child = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)
+    _pid, status, usage = os.wait4(child.pid, 0)
+    wall = time.perf_counter() - started
+    child.returncode = os.waitstatus_to_exitcode(status)
+    return wall, usage.ru_maxrss / 1024.0, child.returncode
+
+
+def process_command(path: Path, out_dir: Path) -> list[str]:
+    return [sys.executable, "-m", "skinretouch", "process", str(path), "--out-dir", str(out_dir), "--force"]
+
+
+def floor_command(path: Path, out: Path) -> list[str]:
+    from skinretouch.config import Config
+
+    output = Config().output
+    return [sys.executable, "-c", FLOOR_CODE, str(path), str(out), str(output.jpeg_quality),
+            SUBSAMPLING[output.jpeg_subsampling]]  # fmt: skip
+
+
+def _summary(values: list[float]) -> dict:
+    return {"median": round(float(np.median(values)), 3), "min": round(min(values), 3),
+            "max": round(max(values), 3), "n": len(values)}  # fmt: skip
+
+
+def side_by_side(path: Path, workdir: Path, repeats: int) -> dict:
+    """Floor and whole process of ``path``, alternating, ``repeats`` times each (one unmeasured first)."""
+    floors, processes, rss = [], [], []
+    timed_process(process_command(path, workdir / "warm"))  # numba cache, page cache
+    for i in range(repeats):
+        floor_s, _, rc_floor = timed_process(floor_command(path, workdir / f"floor-{i}.jpg"))
+        process_s, peak, rc = timed_process(process_command(path, workdir / f"out-{i}"))
+        if rc or rc_floor:
+            return {"reason": f"exit status floor={rc_floor} process={rc}"}
+        floors.append(floor_s)
+        processes.append(process_s)
+        rss.append(peak)
+    ratios = [p / f for p, f in zip(processes, floors)]
+    return {"floor_s": _summary(floors), "process_s": _summary(processes),
+            "process_over_floor": _summary(ratios), "peak_rss_mb": _summary(rss)}  # fmt: skip
+
+
+def whole_process(path: Path, workdir: Path, megapixels: float, repeats: int) -> dict:
+    walls, peaks = [], []
+    for i in range(repeats):
+        wall, peak, rc = timed_process(process_command(path, workdir / f"big-{i}"))
+        if rc:
+            return {"reason": f"process exited {rc}"}
+        walls.append(wall)
+        peaks.append(peak)
+    return {"process_s": _summary(walls), "peak_rss_mb": _summary(peaks),
+            "peak_rss_mb_per_mp": round(float(np.median(peaks)) / megapixels, 1)}  # fmt: skip
+
+
+def planted_jpeg(base, width: int, height: int, path: Path, spots: int = 10) -> Path:
+    from skinretouch.benchmark.planting import plant_spots
+    from skinretouch.benchmark.run import _resized, _to_uint8, _write_jpeg
+
+    photo = _resized(base, width, height)
+    blemished, _spots = plant_spots(photo, seed=0, n_spots=spots, n_moles=0)
+    return _write_jpeg(path, _to_uint8(blemished))
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="skinretouch.benchmark.speed", description=__doc__.splitlines()[0])
+    parser.add_argument("--out", type=Path, default=Path("bench/results"))
+    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--large", action="store_true", help="also 100 MP (slow)")
+    parser.add_argument("--no-daemon", action="store_true")
+    parser.add_argument("--daemon-photos", type=int, default=12)
+    args = parser.parse_args(argv)
+
+    from skinretouch.benchmark.photos import load_bench_photos
+
+    photos = load_bench_photos(names=["grace_hopper"])  # a portrait, no download
+    base = max(photos, key=lambda p: p.rgb.size)
+    workdir = Path(tempfile.mkdtemp(prefix="skinretouch-speed-"))
+    result: dict = {"cpus": os.cpu_count(), "base_photo": base.name}
+    try:
+        small = planted_jpeg(base, 2048, 2048, workdir / "2048x2048.jpg")
+        result["process_2048"] = side_by_side(small, workdir, args.repeats)
+        print(json.dumps({"process_2048": result["process_2048"]}), flush=True)
+        big = planted_jpeg(base, 6000, 4000, workdir / "6000x4000.jpg")
+        result["process_6000x4000"] = whole_process(big, workdir, 24.0, max(1, args.repeats // 2))
+        print(json.dumps({"process_6000x4000": result["process_6000x4000"]}), flush=True)
+        big.unlink()
+        if args.large:
+            huge = planted_jpeg(base, 12248, 8165, workdir / "100mp.jpg")
+            result["process_100mp"] = whole_process(huge, workdir, 12248 * 8165 / 1e6, 1)
+            print(json.dumps({"process_100mp": result["process_100mp"]}), flush=True)
+            huge.unlink()
+        if not args.no_daemon:
+            from skinretouch.benchmark.daemon_throughput import measure_throughput
+
+            daemon_dir = workdir / "daemon"
+            daemon_dir.mkdir()
+            result["daemon_2048"] = measure_throughput([small] * args.daemon_photos, daemon_dir, workers=2, paced=5)
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)
+    args.out.mkdir(parents=True, exist_ok=True)
+    (args.out / "speed.json").write_text(json.dumps(result, indent=2))
+    print(json.dumps(result, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
