@@ -10,6 +10,10 @@ Each figure is a fresh interpreter timed from ``exec`` to exit, start-up include
   ``ru_maxrss`` from ``wait4``), peak per megapixel.
 - The daemon at 2048x2048: sustained photos/s and close -> report latency (p95).
 
+``--baseline SRC`` (a folder with an older ``skinretouch/``, e.g. from ``git worktree add``)
+runs that version's ``process`` alternately with this one's, for before/after ratios from
+one run on a shared machine.
+
 Prints one JSON document (also written to ``--out``/speed.json).
 """
 
@@ -47,6 +51,13 @@ def timed_process(command: list[str], env: dict[str, str] | None = None) -> tupl
     return wall, usage.ru_maxrss / 1024.0, child.returncode
 
 
+def _env(source: Path | None) -> dict[str, str] | None:
+    """The environment that runs ``source``'s skinretouch (an older checkout) instead of ours."""
+    if source is None:
+        return None
+    return {**os.environ, "PYTHONPATH": str(source)}
+
+
 def process_command(path: Path, out_dir: Path) -> list[str]:
     return [sys.executable, "-m", "skinretouch", "process", str(path), "--out-dir", str(out_dir), "--force"]
 
@@ -64,33 +75,49 @@ def _summary(values: list[float]) -> dict:
             "max": round(max(values), 3), "n": len(values)}  # fmt: skip
 
 
-def side_by_side(path: Path, workdir: Path, repeats: int) -> dict:
-    """Floor and whole process of ``path``, alternating, ``repeats`` times each (one unmeasured first)."""
-    floors, processes, rss = [], [], []
-    timed_process(process_command(path, workdir / "warm"))  # numba cache, page cache
+def side_by_side(path: Path, workdir: Path, repeats: int, baseline: Path | None = None) -> dict:
+    """Floor and whole process of ``path`` (and of the ``baseline`` checkout), alternating,
+    ``repeats`` times each, after one unmeasured run of each (numba cache, page cache)."""
+    runs = {"process": None} | ({"baseline": _env(baseline)} if baseline else {})
+    times: dict[str, list[float]] = {"floor": [], **{name: [] for name in runs}}
+    rss: dict[str, list[float]] = {name: [] for name in runs}
+    for name, env in runs.items():
+        timed_process(process_command(path, workdir / f"warm-{name}"), env)
     for i in range(repeats):
-        floor_s, _, rc_floor = timed_process(floor_command(path, workdir / f"floor-{i}.jpg"))
-        process_s, peak, rc = timed_process(process_command(path, workdir / f"out-{i}"))
-        if rc or rc_floor:
-            return {"reason": f"exit status floor={rc_floor} process={rc}"}
-        floors.append(floor_s)
-        processes.append(process_s)
-        rss.append(peak)
-    ratios = [p / f for p, f in zip(processes, floors)]
-    return {"floor_s": _summary(floors), "process_s": _summary(processes),
-            "process_over_floor": _summary(ratios), "peak_rss_mb": _summary(rss)}  # fmt: skip
+        floor_s, _, rc = timed_process(floor_command(path, workdir / f"floor-{i}.jpg"))
+        times["floor"].append(floor_s)
+        for name, env in runs.items():
+            seconds, peak, code = timed_process(process_command(path, workdir / f"out-{name}-{i}"), env)
+            if rc or code:
+                return {"reason": f"exit status floor={rc} {name}={code}"}
+            times[name].append(seconds)
+            rss[name].append(peak)
+    out = {"floor_s": _summary(times["floor"])}
+    for name in runs:
+        out[f"{name}_s"] = _summary(times[name])
+        out[f"{name}_over_floor"] = _summary([p / f for p, f in zip(times[name], times["floor"])])
+        out[f"{name}_peak_rss_mb"] = _summary(rss[name])
+    return out
 
 
-def whole_process(path: Path, workdir: Path, megapixels: float, repeats: int) -> dict:
-    walls, peaks = [], []
+def whole_process(path: Path, workdir: Path, megapixels: float, repeats: int, baseline: Path | None = None) -> dict:
+    """Wall time and peak RSS of whole ``process`` runs (alternating with ``baseline``'s)."""
+    runs = {"process": None} | ({"baseline": _env(baseline)} if baseline else {})
+    walls: dict[str, list[float]] = {name: [] for name in runs}
+    peaks: dict[str, list[float]] = {name: [] for name in runs}
     for i in range(repeats):
-        wall, peak, rc = timed_process(process_command(path, workdir / f"big-{i}"))
-        if rc:
-            return {"reason": f"process exited {rc}"}
-        walls.append(wall)
-        peaks.append(peak)
-    return {"process_s": _summary(walls), "peak_rss_mb": _summary(peaks),
-            "peak_rss_mb_per_mp": round(float(np.median(peaks)) / megapixels, 1)}  # fmt: skip
+        for name, env in runs.items():
+            wall, peak, rc = timed_process(process_command(path, workdir / f"big-{name}-{i}"), env)
+            if rc:
+                return {"reason": f"{name} exited {rc}"}
+            walls[name].append(wall)
+            peaks[name].append(peak)
+    out: dict = {"megapixels": round(megapixels, 1)}
+    for name in runs:
+        out[f"{name}_s"] = _summary(walls[name])
+        out[f"{name}_peak_rss_mb"] = _summary(peaks[name])
+        out[f"{name}_peak_rss_mb_per_mp"] = round(float(np.median(peaks[name])) / megapixels, 1)
+    return out
 
 
 def planted_jpeg(base, width: int, height: int, path: Path, spots: int = 10) -> Path:
@@ -109,6 +136,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--large", action="store_true", help="also 100 MP (slow)")
     parser.add_argument("--no-daemon", action="store_true")
     parser.add_argument("--daemon-photos", type=int, default=12)
+    parser.add_argument("--daemon-workers", type=int, default=2)
+    parser.add_argument("--baseline", type=Path, metavar="SRC",
+                        help="a folder holding an older skinretouch/ package, run side by side with this one")
     args = parser.parse_args(argv)
 
     from skinretouch.benchmark.photos import load_bench_photos
@@ -119,15 +149,15 @@ def main(argv: list[str] | None = None) -> int:
     result: dict = {"cpus": os.cpu_count(), "base_photo": base.name}
     try:
         small = planted_jpeg(base, 2048, 2048, workdir / "2048x2048.jpg")
-        result["process_2048"] = side_by_side(small, workdir, args.repeats)
+        result["process_2048"] = side_by_side(small, workdir, args.repeats, args.baseline)
         print(json.dumps({"process_2048": result["process_2048"]}), flush=True)
         big = planted_jpeg(base, 6000, 4000, workdir / "6000x4000.jpg")
-        result["process_6000x4000"] = whole_process(big, workdir, 24.0, max(1, args.repeats // 2))
+        result["process_6000x4000"] = whole_process(big, workdir, 24.0, max(1, args.repeats // 2), args.baseline)
         print(json.dumps({"process_6000x4000": result["process_6000x4000"]}), flush=True)
         big.unlink()
         if args.large:
             huge = planted_jpeg(base, 12248, 8165, workdir / "100mp.jpg")
-            result["process_100mp"] = whole_process(huge, workdir, 12248 * 8165 / 1e6, 1)
+            result["process_100mp"] = whole_process(huge, workdir, 12248 * 8165 / 1e6, 1, args.baseline)
             print(json.dumps({"process_100mp": result["process_100mp"]}), flush=True)
             huge.unlink()
         if not args.no_daemon:
@@ -135,7 +165,9 @@ def main(argv: list[str] | None = None) -> int:
 
             daemon_dir = workdir / "daemon"
             daemon_dir.mkdir()
-            result["daemon_2048"] = measure_throughput([small] * args.daemon_photos, daemon_dir, workers=2, paced=5)
+            result["daemon_2048"] = measure_throughput(
+                [small] * args.daemon_photos, daemon_dir, workers=args.daemon_workers, paced=5
+            )
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
     args.out.mkdir(parents=True, exist_ok=True)
