@@ -22,6 +22,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import resource
 import shutil
 import subprocess
 import sys
@@ -42,13 +43,19 @@ SUBSAMPLING = {"4:4:4": "444", "4:2:2": "422", "4:2:0": "420"}
 
 
 def timed_process(command: list[str], env: dict[str, str] | None = None) -> tuple[float, float, int]:
-    """(wall seconds, peak RSS in MB, exit status) of one child process."""
+    """(wall seconds, peak RSS in MB, exit status) of one child process.
+
+    Linux counts the bench's own resident memory at ``fork`` in the child's peak, so a peak not
+    above the bench's own is unknown (NaN) rather than the bench's.
+    """
+    own_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
     started = time.perf_counter()
     child = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)
     _pid, status, usage = os.wait4(child.pid, 0)
     wall = time.perf_counter() - started
     child.returncode = os.waitstatus_to_exitcode(status)
-    return wall, usage.ru_maxrss / 1024.0, child.returncode
+    peak_mb = usage.ru_maxrss / 1024.0
+    return wall, (peak_mb if peak_mb > own_mb * 1.01 else float("nan")), child.returncode
 
 
 def _env(source: Path | None) -> dict[str, str] | None:
@@ -71,6 +78,8 @@ def floor_command(path: Path, out: Path) -> list[str]:
 
 
 def _summary(values: list[float]) -> dict:
+    if any(v != v for v in values):
+        return {"median": None, "reason": "below the bench's own size (masked by fork)", "n": len(values)}
     return {"median": round(float(np.median(values)), 3), "min": round(min(values), 3),
             "max": round(max(values), 3), "n": len(values)}  # fmt: skip
 
