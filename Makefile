@@ -52,7 +52,7 @@ bench: $(VENV)/.installed-test $(BENCH_MACRO)
 # Issue 17: whole `process` runs (start-up included) beside their decode+encode floor, peak RSS,
 # daemon photos/s. BASELINE=DIR (a folder with an older skinretouch/) runs it side by side.
 bench-speed: $(VENV)/.installed-test
-	$(BIN)/python -m skinretouch.benchmark.speed --out bench/results $(if $(BASELINE),--baseline $(BASELINE))
+	$(BIN)/python -m skinretouch.benchmark.speed --out bench/results $(if $(BASELINE),--baseline $(BASELINE)) $(BENCH_SPEED_ARGS)
 
 # Cluster mode: photos/s with 1 and 2 Celery workers side by side on a private redis-server,
 # and the daemon's cost per photo enqueued (README, "Several machines").
