@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 # numba caches compiled kernels here, so only the first run pays for compilation.
 export NUMBA_CACHE_DIR ?= $(CURDIR)/.numba_cache
 
-.PHONY: demo test soak bench bench-cluster bench-detection doctor install-service clean system-deps
+.PHONY: demo test soak bench bench-speed bench-cluster bench-detection doctor install-service clean system-deps
 
 # Debian packages the test suite needs (services and tools it starts). `make test` installs the
 # missing ones when run as root (CI, containers); otherwise it prints the apt-get line to run.
@@ -48,6 +48,11 @@ soak: $(VENV)/.installed-test
 
 bench: $(VENV)/.installed-test $(BENCH_MACRO)
 	$(BIN)/python -m skinretouch.benchmark --out bench/results
+
+# Issue 17: whole `process` runs (start-up included) beside their decode+encode floor, peak RSS,
+# daemon photos/s. BASELINE=DIR (a folder with an older skinretouch/) runs it side by side.
+bench-speed: $(VENV)/.installed-test
+	$(BIN)/python -m skinretouch.benchmark.speed --out bench/results $(if $(BASELINE),--baseline $(BASELINE)) $(BENCH_SPEED_ARGS)
 
 # Cluster mode: photos/s with 1 and 2 Celery workers side by side on a private redis-server,
 # and the daemon's cost per photo enqueued (README, "Several machines").

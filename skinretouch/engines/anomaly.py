@@ -19,11 +19,13 @@ from __future__ import annotations
 import cv2
 import numpy as np
 import structlog
-from scipy import ndimage as ndi
 
 from ..detection import Detection, Spot
 from ..kernels import skin as ks
 from ..kernels.descriptors import skin_descriptors
+from ..lazy import lazy_module
+
+ndi = lazy_module("scipy.ndimage")  # imported when the anomaly filter first runs (issue 17)
 
 __all__ = ["AnomalyDetector", "AnomalyFilteredDetector", "anomaly_map", "anomaly_scores", "filter_by_anomaly"]
 

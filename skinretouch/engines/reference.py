@@ -45,7 +45,6 @@ from typing import Protocol
 import cv2
 import numpy as np
 import structlog
-from scipy import ndimage as ndi
 
 from ..config import DetectConfig
 from ..detection import Detection, Spot
@@ -53,6 +52,9 @@ from ..errors import MaskError, SkinRetouchError
 from ..imageio.masks import read_mask
 from ..kernels import skin as ks
 from ..kernels.descriptors import DESCRIPTOR_NAMES, skin_descriptors
+from ..lazy import lazy_module
+
+ndi = lazy_module("scipy.ndimage")  # imported when reference mode first runs (issue 17)
 
 __all__ = [
     "MAX_REFERENCES",

@@ -27,15 +27,13 @@ import time
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import structlog
-from PIL import Image
 
 from ..atomic import atomic_write_bytes
 from ..config import Config, config_sha256
 from ..errors import InputError, is_transient
 from ..imageio import ImageFile, encode_image, read_image, to_float
-from ..imageio.masks import read_mask
+from ..imageio.masks import encode_mask_png, read_mask
 from ..pipeline import Retoucher
 from ..safefs import read_regular_file_and_stat
 from ..sidecars import OVERLAY_SUFFIX, output_paths
@@ -258,14 +256,9 @@ def _make_folder(folder: Path) -> None:
         raise InputError(f"cannot create the output folder {folder}: {exc.strerror}") from None
 
 
-def encode_mask_png(mask: np.ndarray) -> bytes:
-    """8-bit greyscale PNG: 255 where pixels were replaced, 0 elsewhere."""
-    buffer = io.BytesIO()
-    Image.fromarray(np.where(mask, 255, 0).astype(np.uint8), mode="L").save(buffer, format="PNG")
-    return buffer.getvalue()
-
-
 def _write_overlay(result, folder: Path, name: str) -> Path:
+    from PIL import Image
+
     from ..engines.overlay import debug_overlay
 
     target = folder / f"{name}{OVERLAY_SUFFIX}"

@@ -9,18 +9,26 @@ The rule, one for all masks
 
 Any bit depth and colour mode Pillow reads is accepted (1-bit, greyscale 8/16-bit,
 greyscale+alpha, palette, RGB, RGBA); the photo formats' restrictions do not apply.
+
+Masks the project writes (the ``.mask.png`` sidecar) are 8-bit greyscale PNGs, 255 where
+pixels were replaced and 0 elsewhere, encoded by :func:`encode_mask_png`.
 """
 
 from __future__ import annotations
 
 import os
+import struct
+import zlib
 
 import numpy as np
 
 from ..errors import MaskError
 from .registry import DEFAULT_MAX_PIXELS
 
-__all__ = ["mask_from_values", "read_mask"]
+__all__ = ["encode_mask_png", "mask_from_values", "read_mask"]
+
+_PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+_ROWS_PER_BAND = 256  # rows laid out at once: a band, not a whole-photo copy of the mask
 
 
 def mask_from_values(colour: np.ndarray, alpha: np.ndarray | None = None) -> np.ndarray:
@@ -111,3 +119,33 @@ def _decoded(image) -> tuple[np.ndarray, np.ndarray | None]:
     if image.mode not in ("1", "L", "I", "I;16", "I;16B", "I;16L", "F", "RGB"):
         image = image.convert("RGB")  # CMYK, YCbCr, LAB, HSV: any non-zero channel counts
     return np.asarray(image), None
+
+
+def encode_mask_png(mask: np.ndarray) -> bytes:
+    """8-bit greyscale PNG of a bool mask: 255 where True, 0 elsewhere.
+
+    Rows are unfiltered and deflated with zlib's run-length strategy: a mask is long runs
+    of 0 and 255, which RLE codes as small as Pillow's default (level 6, adaptive filters)
+    in a fraction of the time. Rows are fed to zlib a band at a time, so no second
+    whole-photo buffer is made. Any PNG reader decodes the same pixels.
+    """
+    mask = np.asarray(mask, dtype=bool)
+    if mask.ndim != 2 or 0 in mask.shape:
+        raise ValueError(f"mask must be a non-empty (H, W) array, got shape {mask.shape}")
+    height, width = mask.shape
+    deflate = zlib.compressobj(6, zlib.DEFLATED, 15, 9, zlib.Z_RLE)
+    band = np.zeros((min(_ROWS_PER_BAND, height), width + 1), np.uint8)  # column 0: filter "None"
+    compressed = []
+    for top in range(0, height, _ROWS_PER_BAND):
+        rows = mask[top : top + _ROWS_PER_BAND]
+        np.multiply(rows, 255, out=band[: len(rows), 1:], casting="unsafe")
+        compressed.append(deflate.compress(band[: len(rows)].data))
+    compressed.append(deflate.flush())
+    header = struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)  # 8-bit greyscale, no interlace
+    return b"".join(
+        (_PNG_SIGNATURE, _png_chunk(b"IHDR", header), _png_chunk(b"IDAT", b"".join(compressed)), _png_chunk(b"IEND", b""))
+    )
+
+
+def _png_chunk(kind: bytes, payload: bytes) -> bytes:
+    return struct.pack(">I4s", len(payload), kind) + payload + struct.pack(">I", zlib.crc32(kind + payload))

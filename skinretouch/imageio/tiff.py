@@ -36,11 +36,13 @@ import struct
 import cv2
 import numpy as np
 import structlog
-import tifffile
 
 from ..config import OutputConfig
 from ..errors import CorruptImage, UnsupportedFormat
+from ..lazy import lazy_module
 from .registry import ImageFile, check_pixel_limit, register_extensions, register_format
+
+tifffile = lazy_module("tifffile")  # imported by the first TIFF read or write, not by every run
 
 __all__ = ["FORMAT_ID", "accept", "read", "write"]
 
