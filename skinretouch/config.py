@@ -84,6 +84,10 @@ class MaskConfig:
 class DetectConfig:
     """The blemish detector."""
 
+    # which detector: "classical" (colour and shape rules), "reference" (like 1-3 example
+    # photos: references + reference_masks), "onnx" (a box model: onnx_model), "anomaly"
+    # (any skin unlike the rest of the photo's skin)
+    mode: Literal["classical", "reference", "onnx", "anomaly"] = "classical"
     # 0 finds only the most obvious spots, 1 finds faint ones too (and more false ones)
     sensitivity: Fraction = 0.5
     papule: bool = True
@@ -92,6 +96,9 @@ class DetectConfig:
     blackhead: bool = True
     protect_moles: bool = True
     protect_freckles: bool = True
+    # Face Landmarker model file (MediaPipe .task); empty = the one `make` extracts into
+    # skinretouch/detection/models/ (without it, faces come from the Haar cascades)
+    face_model: str = ""
     # drop classical candidates that look like the photo's ordinary skin (MuSc-style score)
     anomaly_filter: bool = False
     # anomaly score a candidate needs (dimensionless; 1 = ordinary skin, blemishes 2.5..50)
@@ -266,7 +273,56 @@ def config_sha256(config: Config) -> str:
     return hashlib.sha256(canonical.encode("utf-8")).hexdigest()
 
 
+# Keys that chose a detector before detect.mode existed, and the mode each one means.
+_LEGACY_MODE_KEYS = (("references", "reference"), ("onnx_model", "onnx"), ("anomaly_detector", "anomaly"))
+
+
+def detect_mode(detect: DetectConfig) -> str:
+    """The detector mode a (validated) detect section asks for.
+
+    ``mode`` is the one switch; the older spellings (``references``, ``onnx_model``,
+    ``anomaly_detector`` set while ``mode`` is left at "classical") still select their mode.
+    """
+    if detect.mode != "classical":
+        return detect.mode
+    legacy = [mode for key, mode in _LEGACY_MODE_KEYS if getattr(detect, key)]
+    return legacy[0] if legacy else "classical"
+
+
+def _check_detect_mode(detect: DetectConfig) -> None:
+    """Conflicting detector options are an error naming both keys (no silent precedence)."""
+    chosen = [(key, mode) for key, mode in _LEGACY_MODE_KEYS if getattr(detect, key)]
+    if detect.mode == "classical" and len(chosen) > 1:
+        (key_a, mode_a), (key_b, mode_b) = chosen[:2]
+        raise ConfigError(
+            f"detect.{key_a}",
+            f"selects mode {mode_a!r} but detect.{key_b} selects mode {mode_b!r}; set detect.mode and "
+            "keep only that mode's options",
+        )
+    for key, mode in chosen:
+        if detect.mode != "classical" and mode != detect.mode:
+            raise ConfigError(
+                "detect.mode",
+                f"is {detect.mode!r} but detect.{key} is set (an option of mode {mode!r}); remove one of them",
+            )
+    mode = detect_mode(detect)
+    if detect.anomaly_filter and mode != "classical":
+        raise ConfigError(
+            "detect.anomaly_filter",
+            f"filters the classical detector's spots but detect.mode is {mode!r}; remove one of them",
+        )
+    if mode == "onnx" and not detect.onnx_model:
+        raise ConfigError("detect.onnx_model", "must name a model file when detect.mode is 'onnx'")
+    if len(detect.references) != len(detect.reference_masks):
+        raise ConfigError(
+            "detect.reference_masks",
+            f"has {len(detect.reference_masks)} paths but detect.references has "
+            f"{len(detect.references)}; give one mask per reference",
+        )
+
+
 def _check_cross_field(config: Config) -> None:
+    _check_detect_mode(config.detect)
     route = config.route
     if route.texture_ratio_min >= route.texture_ratio_max:
         raise ConfigError("route.texture_ratio_min", "must be below route.texture_ratio_max")

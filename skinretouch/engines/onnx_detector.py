@@ -156,14 +156,15 @@ class OnnxBoxDetector:
                 out.append((tuple(float(v) for v in xyxy[idx[i]]), float(scores[idx[i]]), int(c)))
         return sorted(out, key=lambda b: -b[1])
 
-    def detect(self, image: np.ndarray) -> Detection:
+    def detect(self, image: np.ndarray, *, orientation: int = 1) -> Detection:
         """Boxes from the model, each refined to a pixel mask; protected features from ``base``."""
         image = np.ascontiguousarray(image, dtype=np.float32)
         if image.ndim != 3 or image.shape[2] != 3:
             raise ValueError(f"expected an (H, W, 3) RGB image, got shape {image.shape}")
         h, w = image.shape[:2]
         if self.base is not None:
-            reference = self.base.detect(image)
+            # Protected features from the shared analysis; the classical spots are not needed.
+            reference = self.base.analyse(image, orientation=orientation).protection_only()
             protected_mask, protected = reference.protected_mask, reference.protected
             scale, method = reference.scale, reference.method
         else:
