@@ -62,7 +62,10 @@ class _Thresholds:
     in face units (px of a 256-px-wide face)."""
 
     # Seeds and growth (strength units: contrast / threshold).
-    red: float = 5.0  # a* above the background for a red seed
+    # Floors below which a contrast is not visible whatever the skin; above them a seed must
+    # stand out of the photo's own skin texture (noise_k local SDs): real inflamed papules
+    # rise 3-8 a* units over skin that is itself red and blotchy.
+    red: float = 3.0  # a* above the background for a red seed
     dark: float = 8.0  # L below the background for a dark seed
     yellow: float = 4.5  # b* above the background, with dark, for a brown seed
     grow: float = 0.45  # absolute growth floor (strength)
@@ -74,14 +77,14 @@ class _Thresholds:
     patch_min_r: float = 5.0  # regions at least this big are looked into
     patch_sigma: float = 3.0  # near background: Gaussian sigma
     # Acceptance of a region as a spot at all.
-    max_r: float = 16.0  # larger regions are shading, not spots
+    max_r: float = 28.0  # larger regions are shading, not spots (inflamed halos are big)
     max_elongation: float = 3.0  # major/minor axis ratio above which a region is a line
     min_solidity: float = 0.5  # area / convex hull: jagged pieces are texture
     max_ring_busy: float = 0.25  # share of the ring as strong as the spot's edge
     min_ring_allowed: float = 0.6  # share of the ring that is searchable skin
-    min_ring_skin: float = 0.3  # mean skin likelihood of the ring
+    min_ring_skin: float = 0.15  # mean skin likelihood of the ring
     # Kinds (over the spot's core: the part at >= 60 % of its peak).
-    papule_red: float = 8.0  # a* rise of a papule/pustule
+    papule_red: float = 4.5  # a* rise of a papule/pustule
     papule_red_share: float = 0.7  # a* rise at least this share of the L drop (else: shadow)
     papule_max_ring_sd: float = 6.0  # L SD of the ring: red creases sit in busy skin
     pustule_head: float = 7.0  # L of the pale head above the core
@@ -100,7 +103,7 @@ class _Thresholds:
     mole_dark: float = 20.0  # L drop of a mole
     mole_r: tuple[float, float] = (3.0, 11.0)
     mole_plateau: float = 0.75  # moles are flat-topped with a sharp edge
-    large_mark_max_r: float = 24.0  # a dark mark between mole_r[1] and this is kept whole
+    large_mark_max_r: float = 30.0  # a dark mark between mole_r[1] and this is kept whole
     large_mark_dark: float = 10.0  # L drop of such a mark
     freckle_dark: float = 9.0  # freckles are fainter than this
     freckle_max_r: float = 2.2
@@ -577,7 +580,9 @@ class ClassicalDetector:
             )
             return "mole" if large_mark else None
         if red >= t.papule_red / g and red >= t.papule_red_share * dark:
-            if ring_sd > t.papule_max_ring_sd or yellow > max(5.0, 0.6 * red):
+            # A large inflamed papule shades its own ring: the ring may be as busy as the
+            # papule is red.
+            if ring_sd > max(t.papule_max_ring_sd, red) or yellow > max(5.0, 0.6 * red):
                 return None
             bright_centre = f["max_dl"] - f["core_dl"] >= t.pustule_head and f["max_dl"] >= -3.0
             return "pustule" if bright_centre else "papule"
