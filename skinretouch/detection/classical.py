@@ -85,8 +85,9 @@ class _Thresholds:
     min_ring_skin: float = 0.15  # mean skin likelihood of the ring
     # Kinds (over the spot's core: the part at >= 60 % of its peak).
     papule_red: float = 4.5  # a* rise of a papule/pustule
-    papule_red_share: float = 0.7  # a* rise at least this share of the L drop (else: shadow)
+    papule_red_share: float = 0.95  # a* rise at least this share of the L drop (else: a furrow's shadow)
     papule_max_ring_sd: float = 6.0  # L SD of the ring: red creases sit in busy skin
+    large_papule_r: float = 5.0  # ...but a papule this big shades its own ring (up to its a* rise)
     pustule_head: float = 7.0  # L of the pale head above the core
     blackhead_dark: float = 22.0  # L drop of a blackhead (a grey-black plug)...
     blackhead_max_chroma: float = 2.0  # ... less saturated than skin: a* + b* rise at most
@@ -582,7 +583,8 @@ class ClassicalDetector:
         if red >= t.papule_red / g and red >= t.papule_red_share * dark:
             # A large inflamed papule shades its own ring: the ring may be as busy as the
             # papule is red.
-            if ring_sd > max(t.papule_max_ring_sd, red) or yellow > max(5.0, 0.6 * red):
+            ring_limit = max(t.papule_max_ring_sd, red) if r_eq >= t.large_papule_r else t.papule_max_ring_sd
+            if ring_sd > ring_limit or yellow > max(5.0, 0.6 * red):
                 return None
             bright_centre = f["max_dl"] - f["core_dl"] >= t.pustule_head and f["max_dl"] >= -3.0
             return "pustule" if bright_centre else "papule"
