@@ -87,6 +87,7 @@ class _Thresholds:
     papule_red: float = 4.5  # a* rise of a papule/pustule
     papule_red_share: float = 0.95  # a* rise at least this share of the L drop (else: a furrow's shadow)
     papule_max_ring_sd: float = 6.0  # L SD of the ring: red creases sit in busy skin
+    papule_min_dark: float = -1.0  # L drop at least this (paler cores are scars or shine)
     large_papule_r: float = 5.0  # ...but a papule this big shades its own ring (up to its a* rise)
     pustule_head: float = 7.0  # L of the pale head above the core
     blackhead_dark: float = 22.0  # L drop of a blackhead (a grey-black plug)...
@@ -580,7 +581,8 @@ class ClassicalDetector:
                 and f["ring_busy"] <= 0.1
             )
             return "mole" if large_mark else None
-        if red >= t.papule_red / g and red >= t.papule_red_share * dark:
+        # Inflamed papules are red and no paler than the skin (a pale pink scar is not one).
+        if red >= t.papule_red / g and red >= t.papule_red_share * dark and dark >= t.papule_min_dark:
             # A large inflamed papule shades its own ring: the ring may be as busy as the
             # papule is red.
             ring_limit = max(t.papule_max_ring_sd, red) if r_eq >= t.large_papule_r else t.papule_max_ring_sd

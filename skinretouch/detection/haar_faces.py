@@ -130,7 +130,7 @@ def _landmark_masks(shape, marks, masks) -> dict[str, np.ndarray]:
     """Feature polygons, grown by a margin in proportion to the face (lashes, the brow's
     stray hairs, the lip line's blur)."""
     width = marks.width
-    grow = {"eye": 0.035 * width, "brow": 0.025 * width, "lips": 0.025 * width}
+    grow = {"eye": 0.06 * width, "brow": 0.025 * width, "lips": 0.025 * width}
     polygons = {"eye": marks.eyes, "brow": marks.brows, "lips": (marks.lips,)}
     h, w = shape
     for kind, polys in polygons.items():
