@@ -154,6 +154,7 @@ def skin_region(
     polygons: dict[str, list[tuple[float, float]]] | None = None,
     exclude_dark: bool = True,
     exclude_hairs: bool = False,
+    min_lightness: float = SKIN_L_RANGE[0],
 ) -> np.ndarray:
     """Pixels of ``rgb`` (H, W, 3 uint8) where spots may be planted (steps 1-5 of the module doc)."""
     height, width = rgb.shape[:2]
@@ -170,7 +171,7 @@ def skin_region(
     lightness, a_star, b_star = lab[..., 0], lab[..., 1], lab[..., 2]
     hue = np.degrees(np.arctan2(b_star, a_star))
     coloured_like_skin = (
-        (lightness >= SKIN_L_RANGE[0])
+        (lightness >= min_lightness)
         & (lightness <= SKIN_L_RANGE[1])
         & (np.hypot(a_star, b_star) >= SKIN_MIN_CHROMA)
         & (hue >= SKIN_HUE_RANGE_DEG[0])

@@ -1,0 +1,244 @@
+"""The detection bench's photo set: real photos from many packages, their skin and facial features.
+
+The catalogue ``bench/photos.toml`` names each photo's package (see :mod:`.sources`), file, crop,
+kind (``portrait`` or ``closeup``) and skin-tone group; ``bench/split.toml`` splits them into dev
+and test; ``bench/photo_regions.json`` holds landmark outlines per portrait.
+
+How the skin where spots may be planted is derived (``SetPhoto.photo.skin``):
+
+1. Portraits: inside the face ovals of ``photo_regions.json`` (MediaPipe Face Landmarker, 478
+   points, run once on each photo as loaded and checked by eye on rendered overlays), minus the
+   eye, brow, lip and nose outlines grown by ``FEATURE_MARGIN`` px at face scale. Close-ups: the
+   whole frame.
+2. Then the tests of :func:`.photos.skin_region`: skin colour in CIE Lab, low gradient of the
+   smoothed L* (no wrinkle folds, rims, hair edges), no dark outliers (lashes, stray hairs,
+   stubble), eroded, small fragments dropped. Close-ups also drop hairs.
+``dermapred`` keeps its own region from :mod:`.photos` (its two real moles are excluded by hand).
+
+The feature outlines (``SetPhoto.features``: eyes, brows, lips) are fixed ground truth for the
+"nothing planted" check: no detector mask pixel may fall inside them. They come from this file,
+not from the detector under test.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import warnings
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, ImageOps
+from scipy import ndimage as ndi
+from skimage.draw import polygon as draw_polygon
+
+from skinretouch.benchmark.photos import DEFAULT_CACHE_DIR, BenchPhoto, load_bench_photos, skin_region
+from skinretouch.benchmark.sources import PhotoSource, SourceUnavailable, fetch_member
+from skinretouch.scale import image_scale
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover
+    import tomli as tomllib
+
+__all__ = [
+    "BENCH_DIR",
+    "FEATURE_KINDS",
+    "TONES",
+    "SetPhoto",
+    "Split",
+    "load_catalogue",
+    "load_set_photos",
+    "load_split",
+]
+
+BENCH_DIR = Path(__file__).resolve().parents[2] / "bench"
+TONES = ("light", "medium", "dark")
+FEATURE_KINDS = ("left_eye", "right_eye", "left_brow", "right_brow", "lips")
+EXCLUDED_KINDS = FEATURE_KINDS + ("nose",)
+FEATURE_MARGIN = 6.0  # px at face scale kept between planted spots and eyes, brows, lips, nose
+# Very dark skin in dim light reaches L* 15-25: the colour test of .photos (L* >= 30) would drop it.
+MIN_SKIN_LIGHTNESS = 12.0
+FORBIDDEN_PACKAGES = ("face_recognition", "face-recognition", "py-feat", "menpo", "kphotoalbum")
+
+
+@dataclass
+class CatalogueEntry:
+    name: str
+    source: str
+    file: str
+    kind: str
+    tone: str
+    crop: tuple[int, int, int, int] | None = None
+    ita_deg: float | None = None
+    notes: str = ""
+
+
+@dataclass
+class SetPhoto:
+    """One bench photo with its ground truth beyond the pixels."""
+
+    name: str
+    tone: str
+    kind: str
+    source: str
+    photo: BenchPhoto
+    features: dict[str, list[np.ndarray]] = field(default_factory=dict)  # kind -> (n, 2) x, y
+
+    def feature_mask(self, kinds=FEATURE_KINDS) -> np.ndarray:
+        """Pixels inside the given feature outlines (eyes, brows, lips by default)."""
+        return _polygons_mask(
+            [poly for kind in kinds for poly in self.features.get(kind, [])], self.photo.rgb.shape[:2]
+        )
+
+
+@dataclass(frozen=True)
+class Split:
+    dev_photos: tuple[str, ...]
+    test_photos: tuple[str, ...]
+    dev_style: str
+    test_style: str
+    real_acne_rule: str
+
+    def photos(self, part: str) -> tuple[str, ...]:
+        return {"dev": self.dev_photos, "test": self.test_photos}[part]
+
+    def style(self, part: str) -> str:
+        return {"dev": self.dev_style, "test": self.test_style}[part]
+
+    def real_acne_part(self, file_name: str) -> str:
+        """``dev`` or ``test`` for a file of ``../shared/real-acne`` (numbered ``NN_...``)."""
+        if self.real_acne_rule != "odd-dev-even-test":
+            raise ValueError(f"unknown real_acne rule {self.real_acne_rule!r}")
+        number = int(file_name.split("_", 1)[0])
+        return "dev" if number % 2 else "test"
+
+
+def load_catalogue(path: Path | None = None) -> tuple[dict[str, PhotoSource], dict[str, CatalogueEntry]]:
+    """Sources and photos of ``bench/photos.toml``, validated."""
+    path = Path(path) if path is not None else BENCH_DIR / "photos.toml"
+    data = tomllib.loads(path.read_text())
+    sources = {
+        name: PhotoSource(name, spec["registry"], spec["package"], spec["licence"])
+        for name, spec in data.get("sources", {}).items()
+    }
+    for source in sources.values():
+        package = source.package.split("==")[0].split("@")[0].lower() or source.package.lower()
+        if package.strip("@").split("/")[-1] in FORBIDDEN_PACKAGES:
+            raise ValueError(f"{path}: source {source.name!r} uses a package reserved for evaluation")
+    entries: dict[str, CatalogueEntry] = {}
+    for item in data.get("photo", []):
+        entry = CatalogueEntry(
+            name=item["name"],
+            source=item["source"],
+            file=item["file"],
+            kind=item["kind"],
+            tone=item["tone"],
+            crop=tuple(item["crop"]) if "crop" in item else None,
+            ita_deg=item.get("ita_deg"),
+            notes=item.get("notes", ""),
+        )
+        if entry.name in entries:
+            raise ValueError(f"{path}: photo {entry.name!r} listed twice")
+        if entry.source not in sources:
+            raise ValueError(f"{path}: photo {entry.name!r} names unknown source {entry.source!r}")
+        if entry.tone not in TONES:
+            raise ValueError(f"{path}: photo {entry.name!r} has tone {entry.tone!r}, not one of {TONES}")
+        if entry.kind not in ("portrait", "closeup"):
+            raise ValueError(f"{path}: photo {entry.name!r} has kind {entry.kind!r}")
+        entries[entry.name] = entry
+    return sources, entries
+
+
+def load_split(path: Path | None = None) -> Split:
+    """The dev/test split of ``bench/split.toml``."""
+    path = Path(path) if path is not None else BENCH_DIR / "split.toml"
+    data = tomllib.loads(path.read_text())
+    return Split(
+        dev_photos=tuple(data["photos"]["dev"]),
+        test_photos=tuple(data["photos"]["test"]),
+        dev_style=data["planting"]["dev"],
+        test_style=data["planting"]["test"],
+        real_acne_rule=data["real_acne"]["rule"],
+    )
+
+
+def load_regions(path: Path | None = None) -> dict:
+    path = Path(path) if path is not None else BENCH_DIR / "photo_regions.json"
+    return json.loads(path.read_text())["photos"]
+
+
+def load_set_photos(names=None, *, cache_dir: Path | None = None) -> list[SetPhoto]:
+    """Load catalogue photos (all by default), skipping with a warning those not obtainable."""
+    cache = Path(cache_dir) if cache_dir is not None else DEFAULT_CACHE_DIR
+    sources, entries = load_catalogue()
+    regions = load_regions()
+    wanted = list(entries) if names is None else list(names)
+    unknown = [name for name in wanted if name not in entries]
+    if unknown:
+        raise ValueError(f"unknown bench photos {unknown}; known: {sorted(entries)}")
+    photos = []
+    for name in wanted:
+        entry = entries[name]
+        try:
+            photos.append(_load_one(entry, sources[entry.source], regions.get(name), cache))
+        except SourceUnavailable as error:
+            warnings.warn(f"bench photo {name!r} skipped (source {entry.source}): {error}", stacklevel=2)
+    return photos
+
+
+def _load_one(entry: CatalogueEntry, source: PhotoSource, region: dict | None, cache: Path) -> SetPhoto:
+    if entry.name == "dermapred":
+        loaded = load_bench_photos(cache, names=["dermapred"])
+        if not loaded:
+            raise SourceUnavailable("dermapred wheel not obtainable")
+        return SetPhoto(entry.name, entry.tone, entry.kind, entry.source, loaded[0])
+    path = fetch_member(source, entry.file, cache)
+    with Image.open(path) as image:
+        # The catalogue's crops and outlines are in the upright view of the file.
+        rgb = np.asarray(ImageOps.exif_transpose(image).convert("RGB"), dtype=np.uint8)
+    if entry.crop is not None:
+        x0, y0, x1, y1 = entry.crop
+        rgb = rgb[y0:y1, x0:x1]
+    rgb = np.ascontiguousarray(rgb)
+    features: dict[str, list[np.ndarray]] = {}
+    ovals: list[np.ndarray] = []
+    widths: list[float] = []
+    if region is not None:
+        if tuple(region["size"]) != (rgb.shape[1], rgb.shape[0]):
+            raise ValueError(f"{entry.name}: photo_regions.json size {region['size']} != photo {rgb.shape[1::-1]}")
+        for face in region["faces"]:
+            ovals.append(np.asarray(face["oval"], dtype=np.float64))
+            widths.append(float(face["width"]))
+            for kind in EXCLUDED_KINDS:
+                features.setdefault(kind, []).append(np.asarray(face[kind], dtype=np.float64))
+    if entry.kind == "portrait" and not ovals:
+        raise ValueError(f"{entry.name}: a portrait needs face outlines in photo_regions.json")
+    height, width = rgb.shape[:2]
+    scale = image_scale(height, width, face_width_px=float(np.median(widths)) if widths else None)
+    if ovals:
+        polygons = {f"face{i}": [tuple(p) for p in oval] for i, oval in enumerate(ovals)}
+        skin = skin_region(rgb, scale=scale, polygons=polygons, min_lightness=MIN_SKIN_LIGHTNESS)
+        excluded = _polygons_mask([p for kind in EXCLUDED_KINDS for p in features.get(kind, [])], (height, width))
+        radius = max(1, int(round(FEATURE_MARGIN * scale)))
+        excluded = ndi.binary_dilation(excluded, structure=_disk(radius))
+        skin &= ~excluded
+    else:
+        skin = skin_region(
+            rgb, scale=scale, polygons=None, exclude_hairs=True, min_lightness=MIN_SKIN_LIGHTNESS
+        )
+    return SetPhoto(entry.name, entry.tone, entry.kind, entry.source, BenchPhoto(entry.name, rgb, skin, scale), features)
+
+
+def _polygons_mask(polygons, shape) -> np.ndarray:
+    mask = np.zeros(shape, dtype=bool)
+    for poly in polygons:
+        rr, cc = draw_polygon(poly[:, 1], poly[:, 0], shape=shape)
+        mask[rr, cc] = True
+    return mask
+
+
+def _disk(radius: int) -> np.ndarray:
+    yy, xx = np.mgrid[-radius : radius + 1, -radius : radius + 1]
+    return xx * xx + yy * yy <= radius * radius

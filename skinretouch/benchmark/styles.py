@@ -1,0 +1,30 @@
+"""Planting styles by name, so a bench run (and its split file) can pick one.
+
+Each style is a module with the same interface: ``plant_spots(photo, *, seed, n_spots=None,
+kinds=None, n_moles=...) -> (blemished, spots)``, ``oracle_mask(spots, shape, *, dilation_px)``,
+``BLEMISH_KINDS`` and ``SPOT_KINDS``. Modules are imported on first use.
+
+- ``classic``: :mod:`.planting`, isolated papules, pustules, dark spots, blackheads (dev style).
+- ``clustered``: :mod:`.planting_clustered`, clustered inflamed acne with halos, red and brown
+  marks, blackheads, moles of 2-10 px (test style: never tuned on).
+"""
+
+from __future__ import annotations
+
+import importlib
+from types import ModuleType
+
+__all__ = ["PLANTING_STYLES", "planting_style"]
+
+PLANTING_STYLES = {
+    "classic": "skinretouch.benchmark.planting",
+    "clustered": "skinretouch.benchmark.planting_clustered",
+}
+
+
+def planting_style(name: str) -> ModuleType:
+    """The planting module registered under ``name``."""
+    try:
+        return importlib.import_module(PLANTING_STYLES[name])
+    except KeyError:
+        raise ValueError(f"unknown planting style {name!r}; known: {sorted(PLANTING_STYLES)}") from None
