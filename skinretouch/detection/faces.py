@@ -44,6 +44,10 @@ DEFAULT_FACE_MODEL = Path(__file__).parent / "models" / "face_landmarker.task"
 # on 128-256 px inputs anyway; a larger copy only helps small faces in big group shots.
 LANDMARK_MAX_SIDE_PX = 1280
 MAX_FACES = 6
+# Photos at least this big (longer side, px) are also searched in four overlapping tiles of
+# this share of each side, for the small faces of group shots.
+TILE_MIN_SIDE_PX = 800
+TILE_SHARE = 0.6
 
 # Landmark indices (MediaPipe's 478-point face mesh) of each feature's outline.
 RIGHT_EYE = (33, 7, 163, 144, 145, 153, 154, 155, 133, 173, 157, 158, 159, 160, 161, 246)
@@ -170,6 +174,57 @@ def _landmarker(model_path: str):
     return FaceLandmarker.create_from_options(options), threading.Lock()
 
 
+def _landmarks_in(upright: np.ndarray, box: BBox, model_path: str) -> list[np.ndarray]:
+    """Landmarks ``(478, 2)`` (upright-view pixels) of the faces inside one window."""
+    import mediapipe as mp
+
+    x, y, bw, bh = box
+    window = upright[y : y + bh, x : x + bw]
+    shrink = min(1.0, LANDMARK_MAX_SIDE_PX / max(bh, bw))
+    if shrink < 1.0:
+        window = cv2.resize(np.ascontiguousarray(window), (max(1, round(bw * shrink)), max(1, round(bh * shrink))),
+                            interpolation=cv2.INTER_AREA)
+    rgb = np.ascontiguousarray(np.clip(window * 255.0 + 0.5, 0, 255).astype(np.uint8))
+    landmarker, lock = _landmarker(model_path)
+    with lock:
+        result = landmarker.detect(mp.Image(image_format=mp.ImageFormat.SRGB, data=rgb))
+    uh, uw = upright.shape[:2]
+    faces = []
+    for marks in result.face_landmarks:
+        pts = np.array([(p.x * bw + x, p.y * bh + y) for p in marks], np.float32)
+        (x0, y0), (x1, y1) = pts.min(axis=0), pts.max(axis=0)
+        # A face cut by a tile's inner edge is found whole in another tile.
+        cut = (x0 <= x + 2 and x > 0) or (y0 <= y + 2 and y > 0)
+        cut |= (x1 >= x + bw - 2 and x + bw < uw) or (y1 >= y + bh - 2 and y + bh < uh)
+        if not cut:
+            faces.append(pts)
+    return faces
+
+
+def _distinct(found: list[np.ndarray]) -> list[np.ndarray]:
+    """One entry per face: a face seen in the whole photo and in a tile (or in two tiles)
+    is the same face when their boxes overlap by half; the larger view is kept."""
+    def box(pts):
+        return (*pts.min(axis=0), *pts.max(axis=0))
+
+    def area(b):
+        return max(0.0, b[2] - b[0]) * max(0.0, b[3] - b[1])
+
+    kept: list[np.ndarray] = []
+    for pts in found:
+        b = box(pts)
+        duplicate = False
+        for other in kept:
+            o = box(other)
+            inter = area((max(b[0], o[0]), max(b[1], o[1]), min(b[2], o[2]), min(b[3], o[3])))
+            if inter >= 0.5 * min(area(b), area(o)):
+                duplicate = True
+                break
+        if not duplicate:
+            kept.append(pts)
+    return kept
+
+
 @functools.cache
 def landmarker_available(model_path: str = str(DEFAULT_FACE_MODEL)) -> bool:
     """Whether mediapipe imports and the model file exists (warned about once if not)."""
@@ -194,24 +249,18 @@ def find_landmark_faces(image: np.ndarray, *, orientation: int = 1,
     orientation : int
         EXIF orientation (1..8) of the stored grid; faces are searched upright.
     """
-    import mediapipe as mp
-
     h, w = image.shape[:2]
     upright = upright_view(image, orientation)
     uh, uw = upright.shape[:2]
-    shrink = min(1.0, LANDMARK_MAX_SIDE_PX / max(uh, uw))
-    small = upright
-    if shrink < 1.0:
-        small = cv2.resize(np.ascontiguousarray(upright), (max(1, round(uw * shrink)), max(1, round(uh * shrink))),
-                           interpolation=cv2.INTER_AREA)
-    rgb = np.ascontiguousarray(np.clip(small * 255.0 + 0.5, 0, 255).astype(np.uint8))
-    landmarker, lock = _landmarker(model_path)
-    with lock:
-        result = landmarker.detect(mp.Image(image_format=mp.ImageFormat.SRGB, data=rgb))
-    faces = []
-    for marks in result.face_landmarks:
-        pts = np.array([(p.x * uw, p.y * uh) for p in marks], np.float32)
-        faces.append(FaceLandmarks(points=to_stored_points(pts, orientation, (h, w))))
+    found = _landmarks_in(upright, (0, 0, uw, uh), model_path)
+    if max(uh, uw) >= TILE_MIN_SIDE_PX:
+        # The landmarker's face finder sees its input at 128 px: faces under ~1/8 of the photo
+        # (group shots) are found on overlapping tiles, each a bit over half the photo.
+        tw, th = round(TILE_SHARE * uw), round(TILE_SHARE * uh)
+        for ty in (0, uh - th):
+            for tx in (0, uw - tw):
+                found.extend(_landmarks_in(upright, (tx, ty, tw, th), model_path))
+    faces = [FaceLandmarks(points=to_stored_points(pts, orientation, (h, w))) for pts in _distinct(found)]
     faces.sort(key=lambda f: -f.width)
     return faces
 
