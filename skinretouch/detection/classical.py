@@ -208,6 +208,10 @@ class ClassicalDetector:
             )
 
         skin = self._skin_map(lab, faces, roi, to_small, in_face_small)
+        if any(face.landmarks is not None for face in faces):
+            # Inside a landmark face outline (features cut out later) the pixels are skin
+            # even where light or make-up moves them off the colour fitted on the cheeks.
+            skin = np.maximum(skin, np.float32(LANDMARK_FACE_SKIN) * in_face_small)
         hair = self._hair_map(lab[..., 0], unit)
         skin_area = _skin_area(skin >= 0.08, unit, max_hole_r=self._t.max_r)
         allowed = skin_area & in_face_small & ~protected_small
@@ -623,6 +627,8 @@ class ClassicalDetector:
 # --- geometry helpers -----------------------------------------------------------------
 
 
+# Skin likelihood floor inside a landmark face outline.
+LANDMARK_FACE_SKIN = 0.35
 # Inflamed skin is skin: redness above the skin's own mean counts this much against it.
 INFLAMED_RED_WEIGHT = 0.25
 
