@@ -88,7 +88,8 @@ class _Thresholds:
     papule_red_share: float = 0.95  # a* rise at least this share of the L drop (else: a furrow's shadow)
     papule_max_ring_sd: float = 6.0  # L SD of the ring: red creases sit in busy skin
     papule_min_dark: float = -1.0  # L drop at least this (paler cores are scars or shine)
-    large_papule_r: float = 5.0  # ...but a papule this big shades its own ring (up to its a* rise)
+    large_papule_r: float = 5.0
+    ring_texture_k: float = 1.5  # ring L SD limits grow once this many skin texture SDs exceed them  # ...but a papule this big shades its own ring (up to its a* rise)
     pustule_head: float = 7.0  # L of the pale head above the core
     blackhead_dark: float = 22.0  # L drop of a blackhead (a grey-black plug)...
     blackhead_max_chroma: float = 2.0  # ... less saturated than skin: a* + b* rise at most
@@ -433,12 +434,16 @@ class ClassicalDetector:
         )
         contrast["peaks"] = feats[:, _COL["peak"]].astype(np.float32)
         solidity = _solidity(labels, count, feats)
+        # The photo's own skin texture: the median ring L SD of all candidates (most are
+        # ordinary skin: pores, fine lines). Rings are judged busy against it, not against
+        # a fixed Lab figure only.
+        texture = float(np.median(feats[1:, _COL["ring_l_std"]]))
         labels, count, feats, solidity, second = self._second_look(
             labels, count, feats, solidity, smooth, weights, divisors, lab, skin, hair,
-            allowed, grad, unit,
+            allowed, grad, unit, texture,
         )
         labels, spots, protected, sources = self._classify(
-            labels, count, feats, solidity, unit, second
+            labels, count, feats, solidity, unit, texture, second
         )
         # Spots found on a patch were measured against their own small ring, not the
         # skin background: the full-resolution pass must not regrow them into the patch.
@@ -446,7 +451,7 @@ class ClassicalDetector:
         return labels, spots, protected, contrast
 
     def _second_look(self, labels, count, feats, solidity, smooth, weights, divisors, lab,
-                     skin, hair, allowed, grad, unit):
+                     skin, hair, allowed, grad, unit, texture):
         """Look again inside large rejected regions for a spot sitting on them.
 
         A brown spot on a flushed cheek floods into the redness around it and the whole
@@ -461,6 +466,7 @@ class ClassicalDetector:
                 continue
             f = {name: feats[k, i] for name, i in _COL.items()}
             f["solidity"] = solidity[k]
+            f["texture"] = texture
             big[k] = self._kind_of(f, unit) is None
         if not big.any():
             return labels, count, feats, solidity, set()
@@ -490,7 +496,7 @@ class ClassicalDetector:
             set(range(count + 1, count + n_sub + 1)),
         )
 
-    def _classify(self, labels, count, feats, solidity, unit, on_patch=frozenset()):
+    def _classify(self, labels, count, feats, solidity, unit, texture, on_patch=frozenset()):
         t = self._t
         cfg = self.config
         decisions: list[tuple[int, str, float]] = []
@@ -499,6 +505,7 @@ class ClassicalDetector:
         for k in range(1, count + 1):
             f = {name: feats[k, i] for name, i in _COL.items()}
             f["solidity"] = solidity[k]
+            f["texture"] = texture
             kind = self._kind_of(f, unit)
             if kind is None:
                 continue
@@ -556,7 +563,9 @@ class ClassicalDetector:
         dark = -f["core_dl"]
         red = f["core_da"]
         yellow = f["core_db"]
-        ring_sd = f["ring_l_std"]
+        # A ring is busy relative to this photo's own skin texture (noisy, low-resolution or
+        # dark skin has rings far busier than a studio portrait's).
+        ring_sd = f["ring_l_std"] / max(1.0, t.ring_texture_k * f.get("texture", 0.0) / t.papule_max_ring_sd)
         # A blackhead's size is its black core's: the region may have caught some of the
         # dark texture around it.
         core_r = math.sqrt(f["plateau"] * area / math.pi) / unit
