@@ -178,6 +178,7 @@ class ClassicalDetector:
                                interpolation=cv2.INTER_AREA)
         else:
             small = crop
+        small = _despeckle(small)
         sh, sw = small.shape[:2]
         to_small = (sw / rw, sh / rh)
 
@@ -650,6 +651,25 @@ def _inflamed_as_skin(lab: np.ndarray, mean) -> np.ndarray:
     excess = np.maximum(lab[..., 1] - np.float32(mean[1]), 0.0)
     out[..., 1] -= (1.0 - INFLAMED_RED_WEIGHT) * excess
     return out
+
+
+# Isolated pixels this far (RGB, 0..1) from their 3x3 median are impulse noise ("salt and
+# pepper" from sensors, scanners and augmentation), when at least this share of pixels is.
+SPECKLE_JUMP = 0.25
+SPECKLE_MIN_SHARE = 0.002
+
+
+def _despeckle(rgb: np.ndarray) -> np.ndarray:
+    """Impulse noise replaced by the 3x3 median (only the outlier pixels, only when the
+    photo has such noise): single white and black pixels would otherwise inflate the skin
+    texture every decision is measured against, and seed spots of their own."""
+    if min(rgb.shape[:2]) < 3:
+        return rgb
+    median = cv2.medianBlur(np.ascontiguousarray(rgb, dtype=np.float32), 3)
+    outlier = (np.abs(rgb - median) > SPECKLE_JUMP).any(axis=2)
+    if outlier.mean() < SPECKLE_MIN_SHARE:
+        return rgb
+    return np.where(outlier[..., None], median, rgb).astype(np.float32)
 
 
 def _checked(image: np.ndarray) -> np.ndarray:
