@@ -52,6 +52,8 @@ log = structlog.get_logger(__name__)
 # Detection runs at most at this many pixels per face unit (1 unit = 1 px of a face
 # 256 px wide), i.e. on a face at most ~256 px wide; larger photos are shrunk.
 WORK_FACE_SCALE = 1.0
+# Background of the contrast: two passes, the second without the first's spots (face units).
+BG_SIGMAS = (8.0, 6.0)
 
 _COL = {name: i for i, name in enumerate(kd.FEATURES)}
 
@@ -73,6 +75,7 @@ class _Thresholds:
     merge: float = 0.6  # peaks joined by a saddle this high (of the lower peak) are one spot
     noise_k: float = 2.5  # seeds must also exceed this many local texture SDs
     texture_sigma: float = 10.0  # window of the local texture SD
+    wide_background: float = 0.0  # a second, wider background in face units (0 = off; measured worse)
     # A second look inside large rejected regions (a spot on a flushed or shaded patch).
     patch_min_r: float = 5.0  # regions at least this big are looked into
     patch_sigma: float = 3.0  # near background: Gaussian sigma
@@ -394,7 +397,7 @@ class ClassicalDetector:
         weights = allowed.astype(np.float32) * np.clip(skin, 0.0, 1.0)
         exclude = np.zeros(allowed.shape, bool)
         kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * round(2 * unit) + 1,) * 2)
-        for sigma in (8.0 * unit, 6.0 * unit):
+        for sigma in (BG_SIGMAS[0] * unit, BG_SIGMAS[1] * unit):
             bg = kd.normalized_blur(smooth, weights * ~exclude, sigma)
             delta = smooth - bg
             strength = np.maximum(delta[..., 1] / red_t, -delta[..., 0] / dark_t)
@@ -416,6 +419,17 @@ class ClassicalDetector:
             axis=-1,
         ).astype(np.float32)
         strength = _strength(delta, divisors)
+        if t.wide_background > 0:
+            # Inflamed lesions sit in red skin and in clusters: against a wider background
+            # (the same noise units) they stand out where the near background has caught
+            # their halo. Each pixel keeps the contrast of the scale where it stands out most.
+            wide_bg = kd.normalized_blur(smooth, weights * ~exclude, t.wide_background * unit)
+            wide_delta = smooth - wide_bg
+            wide_strength = _strength(wide_delta, divisors)
+            wider = wide_strength > strength
+            strength = np.where(wider, wide_strength, strength)
+            delta = np.where(wider[..., None], wide_delta, delta)
+            bg = np.where(wider[..., None], wide_bg, bg)
         contrast = {"background": bg, "divisors": divisors}
         labels, count = kd.flood_labels(
             strength, high=1.0, low=t.grow, relative=t.relative_grow, merge=t.merge,
