@@ -90,9 +90,12 @@ class _Thresholds:
     papule_red: float = 4.5  # a* rise of a papule/pustule
     papule_red_share: float = 0.95  # a* rise at least this share of the L drop (else: a furrow's shadow)
     papule_max_ring_sd: float = 6.0  # L SD of the ring: red creases sit in busy skin
+    shaded_papule_red_share: float = 0.5  # ...or this share, with a quiet ring (shaded bumps)
+    shaded_papule_max_ring_sd: float = 3.6
+    shaded_papule_max_edge: float = 2.0  # mean L gradient on the outline (Lab units per px)
     papule_min_dark: float = -1.0  # L drop at least this (paler cores are scars or shine)
     large_papule_r: float = 5.0
-    ring_texture_k: float = 1.5  # ring L SD limits grow once this many skin texture SDs exceed them  # ...but a papule this big shades its own ring (up to its a* rise)
+    ring_texture_k: float = 0.0  # ring L SD limits grow once this many skin texture SDs exceed them  # ...but a papule this big shades its own ring (up to its a* rise)
     pustule_head: float = 7.0  # L of the pale head above the core
     blackhead_dark: float = 22.0  # L drop of a blackhead (a grey-black plug)...
     blackhead_max_chroma: float = 2.0  # ... less saturated than skin: a* + b* rise at most
@@ -216,7 +219,11 @@ class ClassicalDetector:
         if any(face.landmarks is not None for face in faces):
             # Inside a landmark face outline (features cut out later) the pixels are skin
             # even where light or make-up moves them off the colour fitted on the cheeks.
-            skin = np.maximum(skin, np.float32(LANDMARK_FACE_SKIN) * in_face_small)
+            # Only where the colour model failed on a good part of the face (one side in
+            # other light): where it holds, it also keeps glasses rims and brow hairs out.
+            inside = in_face_small & ~protected_small
+            if inside.any() and (skin[inside] >= 0.08).mean() < FACE_SKIN_COVERAGE:
+                skin = np.maximum(skin, np.float32(LANDMARK_FACE_SKIN) * in_face_small)
         hair = self._hair_map(lab[..., 0], unit)
         skin_area = _skin_area(skin >= 0.08, unit, max_hole_r=self._t.max_r)
         allowed = skin_area & in_face_small & ~protected_small
@@ -610,10 +617,17 @@ class ClassicalDetector:
             )
             return "mole" if large_mark else None
         # Inflamed papules are red and no paler than the skin (a pale pink scar is not one).
-        if red >= t.papule_red / g and red >= t.papule_red_share * dark and dark >= t.papule_min_dark:
+        if red >= t.papule_red / g and red >= t.shaded_papule_red_share * dark and dark >= t.papule_min_dark:
             # A large inflamed papule shades its own ring: the ring may be as busy as the
             # papule is red.
             ring_limit = max(t.papule_max_ring_sd, red) if r_eq >= t.large_papule_r else t.papule_max_ring_sd
+            if red < t.papule_red_share * dark:
+                # Darker than it is red: a bump in side light, or a furrow's shadow. A
+                # papule's ring is quiet skin and its edge soft (inflamed); a furrow has
+                # more folds around it and a sharp edge.
+                if f["edge_grad"] > t.shaded_papule_max_edge:
+                    return None
+                ring_limit = t.shaded_papule_max_ring_sd
             if ring_sd > ring_limit or yellow > max(5.0, 0.6 * red):
                 return None
             bright_centre = f["max_dl"] - f["core_dl"] >= t.pustule_head and f["max_dl"] >= -3.0
@@ -653,6 +667,8 @@ class ClassicalDetector:
 
 # Skin likelihood floor inside a landmark face outline.
 LANDMARK_FACE_SKIN = 0.35
+# ... when the colour model covers less than this share of the face outline.
+FACE_SKIN_COVERAGE = 0.75
 # Inflamed skin is skin: redness above the skin's own mean counts this much against it.
 INFLAMED_RED_WEIGHT = 0.25
 
