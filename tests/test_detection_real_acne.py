@@ -65,7 +65,7 @@ def test_real_acne_inflamed_lesions_found_and_removed(scored, part):
     recall = s["inflamed_found"] / s["n_inflamed"]
     area = s["inflamed_area_masked_px"] / s["inflamed_area_px"]
     false_per_lesion = s["false_regions"] / s["n_lesions"]
-    # Measured (12 labelled photos each): dev recall 0.61, area 0.66, 1.2 false regions per
+    # Measured (12 labelled photos each): dev recall 0.60, area 0.66, 1.2 false regions per
     # lesion; test recall 0.57, area 0.44, 2.0 false regions per lesion (unlabelled faint
     # lesions count as false). The old detector: dev 0.22 / 0.23.
     assert recall >= 0.45, recall

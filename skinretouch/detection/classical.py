@@ -90,7 +90,7 @@ class _Thresholds:
     papule_red: float = 4.5  # a* rise of a papule/pustule
     papule_red_share: float = 0.95  # a* rise at least this share of the L drop (else: a furrow's shadow)
     papule_max_ring_sd: float = 6.0  # L SD of the ring: red creases sit in busy skin
-    shaded_papule_red_share: float = 0.5  # ...or this share, with a quiet ring (shaded bumps)
+    shaded_papule_red_share: float = 0.8  # ...or this share, with a quiet ring (shaded bumps)
     shaded_papule_max_ring_sd: float = 3.6
     shaded_papule_max_edge: float = 2.0  # mean L gradient on the outline (Lab units per px)
     papule_min_dark: float = -1.0  # L drop at least this (paler cores are scars or shine)
