@@ -126,12 +126,26 @@ def draw_feature_masks(shape: tuple[int, int], layout: FaceLayout) -> dict[str, 
     return {k: v.astype(bool) for k, v in masks.items()}
 
 
+BROW_STRETCH = 1.15
+
+
+def _stretch_along_axis(poly: np.ndarray, factor: float) -> np.ndarray:
+    """The polygon lengthened by ``factor`` along its long axis (width unchanged)."""
+    centre = poly.mean(axis=0)
+    offsets = poly - centre
+    _, _, axes = np.linalg.svd(offsets, full_matrices=False)
+    along = offsets @ axes[0]
+    return (poly + np.outer((factor - 1.0) * along, axes[0])).astype(np.float32)
+
+
 def _landmark_masks(shape, marks, masks) -> dict[str, np.ndarray]:
     """Feature polygons, grown by a margin in proportion to the face (lashes, the brow's
     stray hairs, the lip line's blur)."""
     width = marks.width
     grow = {"eye": 0.06 * width, "brow": 0.025 * width, "lips": 0.025 * width}
-    polygons = {"eye": marks.eyes, "brow": marks.brows, "lips": (marks.lips,)}
+    # Brow landmarks run along the brow's middle; its tail and head hairs reach further.
+    brows = tuple(_stretch_along_axis(p, BROW_STRETCH) for p in marks.brows)
+    polygons = {"eye": marks.eyes, "brow": brows, "lips": (marks.lips,)}
     h, w = shape
     for kind, polys in polygons.items():
         radius = max(1, round(grow[kind]))
