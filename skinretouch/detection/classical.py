@@ -92,6 +92,7 @@ class _Thresholds:
     papule_max_ring_sd: float = 6.0  # L SD of the ring: red creases sit in busy skin
     shaded_papule_red_share: float = 0.8  # ...or this share, with a quiet ring (shaded bumps)
     shaded_papule_max_ring_sd: float = 3.6
+    strong_red: float = 9.0  # an a* rise this big is a papule however dark (no shadow is this red)
     shaded_papule_max_edge: float = 2.0  # mean L gradient on the outline (Lab units per px)
     papule_min_dark: float = -1.0  # L drop at least this (paler cores are scars or shine)
     large_papule_r: float = 5.0
@@ -621,7 +622,7 @@ class ClassicalDetector:
             # A large inflamed papule shades its own ring: the ring may be as busy as the
             # papule is red.
             ring_limit = max(t.papule_max_ring_sd, red) if r_eq >= t.large_papule_r else t.papule_max_ring_sd
-            if red < t.papule_red_share * dark:
+            if red < t.papule_red_share * dark and red < t.strong_red / g:
                 # Darker than it is red: a bump in side light, or a furrow's shadow. A
                 # papule's ring is quiet skin and its edge soft (inflamed); a furrow has
                 # more folds around it and a sharp edge.

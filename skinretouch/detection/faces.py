@@ -278,7 +278,12 @@ def find_faces(image: np.ndarray, *, orientation: int = 1,
     h, w = image.shape[:2]
     if landmarker_available(model_path):
         layouts = []
-        for marks in find_landmark_faces(image, orientation=orientation, model_path=model_path):
+        found = find_landmark_faces(image, orientation=orientation, model_path=model_path)
+        if not found and orientation != 1:
+            # A tag that no longer matches the pixels (an editor turned the pixels and kept
+            # the tag): the stored grid as it is.
+            found = find_landmark_faces(image, orientation=1, model_path=model_path)
+        for marks in found:
             def box(poly: np.ndarray) -> BBox:
                 return _clip(_poly_box(poly), h, w)
 

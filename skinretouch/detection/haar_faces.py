@@ -129,13 +129,15 @@ def draw_feature_masks(shape: tuple[int, int], layout: FaceLayout) -> dict[str, 
 BROW_STRETCH = 1.15
 
 
-def _stretch_along_axis(poly: np.ndarray, factor: float) -> np.ndarray:
-    """The polygon lengthened by ``factor`` along its long axis (width unchanged)."""
+def _stretch_along_axis(poly: np.ndarray, factor: float, *, away_from: np.ndarray) -> np.ndarray:
+    """The polygon lengthened by ``factor`` along its long axis, on the end away from
+    ``away_from`` only (a brow's tail; the gap between the brows stays skin)."""
     centre = poly.mean(axis=0)
     offsets = poly - centre
     _, _, axes = np.linalg.svd(offsets, full_matrices=False)
-    along = offsets @ axes[0]
-    return (poly + np.outer((factor - 1.0) * along, axes[0])).astype(np.float32)
+    axis = axes[0] if float((centre - away_from) @ axes[0]) >= 0 else -axes[0]
+    along = np.maximum(offsets @ axis, 0.0)
+    return (poly + np.outer(2.0 * (factor - 1.0) * along, axis)).astype(np.float32)
 
 
 def _landmark_masks(shape, marks, masks) -> dict[str, np.ndarray]:
@@ -144,7 +146,7 @@ def _landmark_masks(shape, marks, masks) -> dict[str, np.ndarray]:
     width = marks.width
     grow = {"eye": 0.06 * width, "brow": 0.025 * width, "lips": 0.025 * width}
     # Brow landmarks run along the brow's middle; its tail and head hairs reach further.
-    brows = tuple(_stretch_along_axis(p, BROW_STRETCH) for p in marks.brows)
+    brows = tuple(_stretch_along_axis(p, BROW_STRETCH, away_from=marks.points[168]) for p in marks.brows)
     polygons = {"eye": marks.eyes, "brow": brows, "lips": (marks.lips,)}
     h, w = shape
     for kind, polys in polygons.items():
