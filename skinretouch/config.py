@@ -125,6 +125,10 @@ class DetectBackboneConfig:
 class DetectConfig:
     """The blemish detector."""
 
+    # which detector: "classical" (colour and shape rules), "reference" (like 1-3 example
+    # photos: references + reference_masks), "onnx" (a box model: [detect.onnx] model), "anomaly"
+    # (any skin unlike the rest of the photo's skin)
+    mode: Literal["classical", "reference", "onnx", "anomaly"] = "classical"
     # 0 finds only the most obvious spots, 1 finds faint ones too (and more false ones)
     sensitivity: Fraction = 0.5
     papule: bool = True
@@ -133,6 +137,9 @@ class DetectConfig:
     blackhead: bool = True
     protect_moles: bool = True
     protect_freckles: bool = True
+    # Face Landmarker model file (MediaPipe .task); empty = the one `make` extracts into
+    # skinretouch/detection/models/ (without it, faces come from the Haar cascades)
+    face_model: str = ""
     # drop classical candidates that look like the photo's ordinary skin (a single-photo
     # nearest-neighbour novelty score: a candidate's colour/texture against its k nearest
     # skin samples of the same photo; not MuSc, which compares many photos)
@@ -385,7 +392,61 @@ def pipeline_config(config: Config) -> Config:
     return dataclasses.replace(config, daemon=DaemonConfig(), cluster=ClusterConfig(), logging=LoggingConfig())
 
 
+# Keys that chose a detector before detect.mode existed, the mode each one means, and how to
+# read whether it is set.
+_LEGACY_MODE_KEYS = (
+    ("references", "reference", lambda detect: detect.references),
+    ("onnx.model", "onnx", lambda detect: detect.onnx.model),
+    ("anomaly_detector", "anomaly", lambda detect: detect.anomaly_detector),
+)
+
+
+def detect_mode(detect: DetectConfig) -> str:
+    """The detector mode a (validated) detect section asks for.
+
+    ``mode`` is the one switch; the older spellings (``references``, ``onnx.model``,
+    ``anomaly_detector`` set while ``mode`` is left at "classical") still select their mode.
+    """
+    if detect.mode != "classical":
+        return detect.mode
+    legacy = [mode for _, mode, is_set in _LEGACY_MODE_KEYS if is_set(detect)]
+    return legacy[0] if legacy else "classical"
+
+
+def _check_detect_mode(detect: DetectConfig) -> None:
+    """Conflicting detector options are an error naming both keys (no silent precedence)."""
+    chosen = [(key, mode) for key, mode, is_set in _LEGACY_MODE_KEYS if is_set(detect)]
+    if detect.mode == "classical" and len(chosen) > 1:
+        (key_a, mode_a), (key_b, mode_b) = chosen[:2]
+        raise ConfigError(
+            f"detect.{key_a}",
+            f"selects mode {mode_a!r} but detect.{key_b} selects mode {mode_b!r}; set detect.mode and "
+            "keep only that mode's options",
+        )
+    for key, mode in chosen:
+        if detect.mode != "classical" and mode != detect.mode:
+            raise ConfigError(
+                "detect.mode",
+                f"is {detect.mode!r} but detect.{key} is set (an option of mode {mode!r}); remove one of them",
+            )
+    mode = detect_mode(detect)
+    if detect.anomaly_filter and mode != "classical":
+        raise ConfigError(
+            "detect.anomaly_filter",
+            f"filters the classical detector's spots but detect.mode is {mode!r}; remove one of them",
+        )
+    if mode == "onnx" and not detect.onnx.model:
+        raise ConfigError("detect.onnx.model", "must name a model file when detect.mode is 'onnx'")
+    if len(detect.references) != len(detect.reference_masks):
+        raise ConfigError(
+            "detect.reference_masks",
+            f"has {len(detect.reference_masks)} paths but detect.references has "
+            f"{len(detect.references)}; give one mask per reference",
+        )
+
+
 def _check_cross_field(config: Config) -> None:
+    _check_detect_mode(config.detect)
     route = config.route
     if route.texture_ratio_min >= route.texture_ratio_max:
         raise ConfigError("route.texture_ratio_min", "must be below route.texture_ratio_max")

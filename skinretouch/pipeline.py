@@ -93,7 +93,8 @@ class Retoucher:
         self.retouch(image, mask=mask)
         self.retouch(image)
 
-    def retouch(self, image: np.ndarray, *, mask: np.ndarray | None = None) -> RetouchResult:
+    def retouch(self, image: np.ndarray, *, mask: np.ndarray | None = None,
+                orientation: int = 1) -> RetouchResult:
         """Retouch one image.
 
         Parameters
@@ -103,6 +104,9 @@ class Retoucher:
         mask : (H, W) bool ndarray, optional
             Pixels to replace exactly (no detection, no dilation). Without it, blemishes
             are detected and their masks dilated by ``mask.dilation_px``.
+        orientation : int
+            The photo's EXIF orientation (1..8): faces are parsed on the upright view, the
+            result stays in the stored grid.
         """
         if image.ndim != 3 or image.shape[2] != 3:
             raise ValueError(f"image must be (H, W, 3), got {image.shape}")
@@ -111,7 +115,7 @@ class Retoucher:
 
         started = time.perf_counter()
         if mask is None:
-            detection = self.detector.detect(image)
+            detection = self.detector.detect(image, orientation=orientation)
             dilation_px = self.config.mask.dilation_px
         else:
             detection = detection_from_mask(mask)

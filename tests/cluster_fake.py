@@ -20,7 +20,7 @@ class HardCaseRetoucher:
         self.config = config
         self.detector = SimpleNamespace(name="fake-hard-case")
 
-    def retouch(self, image: np.ndarray, *, mask=None) -> RetouchResult:
+    def retouch(self, image: np.ndarray, *, mask=None, orientation: int = 1) -> RetouchResult:
         height, width = image.shape[:2]
         region = RegionRecord(
             id=1, bbox=(0, 0, 4, 4), area_px=16, area_fraction=16 / (height * width), kind="papule", score=1.0,

@@ -66,7 +66,7 @@ def test_hard_cases_go_to_gpu_workers_only_when_one_is_up_and_the_engine_fell_ba
         def __init__(self, regions):
             self.regions = regions
 
-        def retouch(self, image, *, mask=None):
+        def retouch(self, image, *, mask=None, orientation=1):
             return SimpleNamespace(regions=self.regions)
 
     fell_back = [region("freqsplit", False), region("patchmatch", True)]

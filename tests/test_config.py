@@ -96,3 +96,34 @@ def test_fingerprint_changes_with_any_setting():
 def test_replace_validates():
     with pytest.raises(ConfigError, match="mask.dilation_px"):
         Config().replace("mask", dilation_px=-3)
+
+
+@pytest.mark.parametrize(
+    ("toml", "key", "other"),
+    [
+        ("[detect]\nmode = 'neural'", "detect.mode", None),
+        ("[detect]\nanomaly_detector = true\n[detect.onnx]\nmodel = 'm.onnx'", "detect.onnx.model", "detect.anomaly_detector"),
+        ("[detect]\nmode = 'anomaly'\n[detect.onnx]\nmodel = 'm.onnx'", "detect.mode", "detect.onnx.model"),
+        ("[detect]\nmode = 'onnx'\nanomaly_filter = true\n[detect.onnx]\nmodel = 'm.onnx'", "detect.anomaly_filter", "detect.mode"),
+        ("[detect]\nmode = 'onnx'", "detect.onnx.model", "detect.mode"),
+        ("[detect]\nreferences = ['a.png']", "detect.reference_masks", "detect.references"),
+    ],
+)
+def test_conflicting_detector_options_are_an_error_naming_both_keys(toml, key, other):
+    with pytest.raises(ConfigError) as caught:
+        parse_config(tomllib.loads(toml))
+    assert caught.value.key == key
+    if other:
+        assert other in str(caught.value)
+
+
+def test_detect_mode_is_the_one_switch_and_older_keys_still_select_their_mode(tmp_path):
+    from skinretouch.config import detect_mode
+
+    assert detect_mode(Config().detect) == "classical"
+    assert detect_mode(parse_config(tomllib.loads("[detect]\nmode = 'anomaly'")).detect) == "anomaly"
+    assert detect_mode(parse_config(tomllib.loads("[detect]\nanomaly_detector = true")).detect) == "anomaly"
+    model = tmp_path / "m.onnx"
+    model.write_bytes(b"")  # only its existence is checked when the config is read
+    onnx = parse_config({"detect": {"mode": "onnx", "onnx": {"model": str(model)}}}).detect
+    assert detect_mode(onnx) == "onnx"

@@ -42,8 +42,8 @@ class HardCaseRouter:
     def __getattr__(self, name: str) -> Any:
         return getattr(self._inner, name)
 
-    def retouch(self, image: Any, *, mask: Any = None) -> Any:
-        result = self._inner.retouch(image, mask=mask)
+    def retouch(self, image: Any, *, mask: Any = None, orientation: int = 1) -> Any:
+        result = self._inner.retouch(image, mask=mask, orientation=orientation)
         wanting = regions_wanting_gpu(result.regions)
         if wanting and self._gpu_workers_up():
             raise NeedsGpu(wanting)

@@ -222,8 +222,9 @@ class AnomalyFilteredDetector:
         self.threshold = float(threshold)
         self.name = f"{getattr(base, 'name', 'detector')}+anomaly"
 
-    def detect(self, image: np.ndarray) -> Detection:
-        return filter_by_anomaly(self.base.detect(image), image, threshold=self.threshold)
+    def detect(self, image: np.ndarray, *, orientation: int = 1) -> Detection:
+        return filter_by_anomaly(self.base.detect(image, orientation=orientation), image,
+                                 threshold=self.threshold)
 
 
 class AnomalyDetector:
@@ -241,9 +242,10 @@ class AnomalyDetector:
         self.base = base
         self.threshold = float(threshold)
 
-    def detect(self, image: np.ndarray) -> Detection:
+    def detect(self, image: np.ndarray, *, orientation: int = 1) -> Detection:
         image = np.ascontiguousarray(image, dtype=np.float32)
-        found = self.base.detect(image)
+        # Faces, protected features and scale from the shared analysis; no classical spots.
+        found = self.base.analyse(image, orientation=orientation).protection_only()
         lab = ks.rgb_to_lab(image)
         skin = ks.skin_likelihood(lab, ks.generic_skin_model(), lightness_weight=0.3) >= SKIN_LIKELIHOOD
         skin &= ~found.protected_mask

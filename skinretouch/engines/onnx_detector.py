@@ -146,7 +146,7 @@ class OnnxBoxDetector:
         """Run the model: ``[((x0, y0, x1, y1) in photo pixels, score, class), ...]`` after NMS."""
         return [(box, score, cls) for box, score, cls, _mask in self.candidates(image)]
 
-    def detect(self, image: np.ndarray) -> Detection:
+    def detect(self, image: np.ndarray, *, orientation: int = 1) -> Detection:
         """Boxes from the model as pixel masks (mask head, else refined); protected features
         from ``base``."""
         image = np.ascontiguousarray(image, dtype=np.float32)
@@ -154,7 +154,8 @@ class OnnxBoxDetector:
             raise ValueError(f"expected an (H, W, 3) RGB image, got shape {image.shape}")
         h, w = image.shape[:2]
         if self.base is not None:
-            reference = self.base.detect(image)
+            # Protected features from the shared analysis; the classical spots are not needed.
+            reference = self.base.analyse(image, orientation=orientation).protection_only()
             protected_mask, protected = reference.protected_mask, reference.protected
             scale, method = reference.scale, reference.method
         else:

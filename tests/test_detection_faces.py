@@ -1,0 +1,126 @@
+"""Face parsing: one OpenCV, landmark outlines on real faces (upright, stored sideways with an
+EXIF orientation, tilted), and no detected spot inside an eye, brow or lip outline."""
+
+from __future__ import annotations
+
+import importlib.metadata
+import os
+
+import cv2
+import numpy as np
+import pytest
+
+os.environ.setdefault("NUMBA_CACHE_DIR", "/tmp/numba_cache")
+
+from skinretouch.config import DetectConfig  # noqa: E402
+from skinretouch.detection import faces as fp  # noqa: E402
+from skinretouch.detection.classical import ClassicalDetector  # noqa: E402
+
+from test_detector import FEATURES  # noqa: E402  (hand-drawn feature boxes)
+
+bench_photos = pytest.importorskip("skinretouch.benchmark.photos")
+
+
+def test_exactly_one_opencv_distribution_owns_cv2():
+    owners = set()
+    for dist in importlib.metadata.distributions():
+        files = dist.files or ()
+        if any(str(f).replace("\\", "/") == "cv2/__init__.py" for f in files):
+            owners.add(dist.metadata["Name"])
+    assert len(owners) == 1, f"several distributions install cv2/: {sorted(owners)}"
+    # the one mediapipe needs, and it still ships the Haar cascades (the fallback)
+    assert owners == {"opencv-contrib-python"}
+    assert os.path.isfile(cv2.data.haarcascades + "haarcascade_frontalface_default.xml")
+
+
+@pytest.mark.parametrize("orientation", range(1, 9))
+def test_upright_points_map_back_to_the_same_stored_pixel(orientation):
+    rng = np.random.default_rng(orientation)
+    stored = rng.random((7, 11, 3)).astype(np.float32)
+    upright = fp.upright_view(stored, orientation)
+    uh, uw = upright.shape[:2]
+    rows, cols = np.mgrid[0:uh, 0:uw]
+    centres = np.stack([cols.ravel() + 0.5, rows.ravel() + 0.5], axis=1).astype(np.float32)
+    back = fp.to_stored_points(centres, orientation, stored.shape[:2])
+    xs, ys = np.floor(back[:, 0]).astype(int), np.floor(back[:, 1]).astype(int)
+    np.testing.assert_array_equal(stored[ys, xs], upright[rows.ravel(), cols.ravel()])
+
+
+needs_model = pytest.mark.skipif(not fp.landmarker_available(), reason="face_landmarker.task not installed (run make)")
+
+
+@pytest.fixture(scope="module")
+def photos():
+    loaded = bench_photos.load_bench_photos(names=["astronaut", "grace_hopper"])
+    if len(loaded) < 2:
+        pytest.skip("bench photos unavailable")
+    return {p.name: (p.rgb.astype(np.float32) / 255.0) for p in loaded}
+
+
+def _centre(box):
+    x0, y0, x1, y1 = box
+    return np.array([(x0 + x1) / 2, (y0 + y1) / 2], np.float32)
+
+
+def _inside(poly, point) -> bool:
+    return cv2.pointPolygonTest(poly.astype(np.float32), (float(point[0]), float(point[1])), False) >= 0
+
+
+@needs_model
+@pytest.mark.parametrize("name", ["astronaut", "grace_hopper"])
+def test_landmark_outlines_hold_the_hand_drawn_features(photos, name):
+    faces = fp.find_landmark_faces(photos[name])
+    assert len(faces) == 1
+    marks = faces[0]
+    for kind, polys in (("eye", marks.eyes), ("brow", marks.brows), ("lips", (marks.lips,))):
+        for box in FEATURES[name][kind]:
+            assert any(_inside(p, _centre(box)) for p in polys), f"{name}: {kind} {box} outside its outline"
+    for box in FEATURES[name]["nostril"]:
+        assert _inside(marks.nostrils, _centre(box))
+
+
+@needs_model
+@pytest.mark.parametrize("orientation", [6, 8, 3])
+def test_a_photo_stored_sideways_is_parsed_upright_and_mapped_back(photos, orientation):
+    upright = photos["astronaut"]
+    inverse = {6: 8, 8: 6, 3: 3}[orientation]  # stored = upright turned back
+    stored = np.ascontiguousarray(fp.upright_view(upright, inverse))
+    (reference,) = fp.find_landmark_faces(upright)
+    (found,) = fp.find_landmark_faces(stored, orientation=orientation)
+    # each stored landmark, viewed upright, lands where the upright run put it
+    seen = fp.to_stored_points(found.points, inverse, upright.shape[:2])
+    err = np.linalg.norm(seen - reference.points, axis=1)
+    assert np.median(err) < 2.0 and err.max() < 8.0
+
+
+@needs_model
+def test_a_tilted_face_gets_tilted_outlines(photos):
+    image = photos["grace_hopper"]
+    h, w = image.shape[:2]
+    turn = cv2.getRotationMatrix2D((w / 2, h / 2), 25.0, 1.0)
+    tilted = cv2.warpAffine(image, turn, (w, h), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT)
+    (face,) = fp.find_landmark_faces(tilted)
+    for kind, polys in (("eye", face.eyes), ("brow", face.brows), ("lips", (face.lips,))):
+        for box in FEATURES["grace_hopper"][kind]:
+            moved = turn @ np.array([*_centre(box), 1.0])
+            assert any(_inside(p, moved) for p in polys), f"tilted: {kind} {box} outside its outline"
+
+
+@needs_model
+def test_no_spot_pixel_inside_an_eye_brow_or_lip_outline(photos):
+    detector = ClassicalDetector(DetectConfig(sensitivity=1.0))
+    image = photos["astronaut"]
+    h, w = image.shape[:2]
+    turn = cv2.getRotationMatrix2D((w / 2, h / 2), -20.0, 1.0)
+    cases = {name: (img, 1) for name, img in photos.items()}
+    cases["tilted"] = (cv2.warpAffine(image, turn, (w, h), borderMode=cv2.BORDER_REFLECT), 1)
+    cases["exif6"] = (np.ascontiguousarray(fp.upright_view(image, 8)), 6)
+    for name, (img, orientation) in cases.items():
+        detection = detector.detect(img, orientation=orientation)
+        (face,) = fp.find_landmark_faces(img, orientation=orientation)
+        outlines = np.zeros(img.shape[:2], np.uint8)
+        for poly in (*face.eyes, *face.brows, face.lips):
+            cv2.fillPoly(outlines, [np.round(poly).astype(np.int32)], 1)
+        assert detection.method == "face", name
+        assert not (detection.mask & outlines.astype(bool)).any(), f"{name}: spot pixels on a feature"
+        assert (detection.protected_mask >= outlines.astype(bool)).all(), f"{name}: feature not protected"

@@ -1,0 +1,93 @@
+"""The default detector on real acne photos (``../shared/real-acne``, labels in
+``bench/real_acne_labels.json``), and the detector factory's one switch.
+
+Figures asserted here were measured on the labelled photos (dev and test halves of
+``bench/split.toml`` side by side); the margins leave room for platform differences, not for
+a detector that got worse. The issue's targets (inflamed recall 0.85, area 0.7) are not met
+yet: these tests hold the gain over the old detector (inflamed recall 0.22, area 0.23 on the
+dev half).
+"""
+
+from __future__ import annotations
+
+import os
+
+import cv2
+import numpy as np
+import pytest
+
+os.environ.setdefault("NUMBA_CACHE_DIR", "/tmp/numba_cache")
+
+from skinretouch.config import DetectConfig  # noqa: E402
+from skinretouch.detection import Detection  # noqa: E402
+from skinretouch.detection.classical import ClassicalDetector  # noqa: E402
+from skinretouch.detection.factory import build_detector  # noqa: E402
+from skinretouch.detection.protocol import Detector  # noqa: E402
+
+real_acne = pytest.importorskip("skinretouch.benchmark.real_acne")
+photoset = pytest.importorskip("skinretouch.benchmark.photoset")
+
+# Pipeline default (MaskConfig.dilation_px): the removed area is the mask dilated by this.
+PIPELINE_DILATION_PX = 3
+
+
+@pytest.fixture(scope="module")
+def scored():
+    folder = real_acne.default_real_acne_dir()
+    if not folder.is_dir():
+        pytest.skip(f"{folder} absent: the real-acne photos are not shipped with the project")
+    labels = real_acne.load_labels()
+    split = photoset.load_split()
+    detector = ClassicalDetector(DetectConfig())
+    disk = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * PIPELINE_DILATION_PX + 1,) * 2)
+    parts: dict[str, dict[str, int]] = {}
+    for name, entry in sorted(labels.items()):
+        path = folder / name
+        if not path.is_file():
+            continue
+        bgr = cv2.imread(str(path))
+        rgb = np.ascontiguousarray(bgr[:, :, ::-1].astype(np.float32) / 255.0)
+        found = detector.detect(rgb)
+        removed = cv2.dilate(found.mask.astype(np.uint8), disk).astype(bool)
+        score = real_acne.score_mask(removed, entry["lesions"])
+        tally = parts.setdefault(split.real_acne_part(name), {})
+        for key in ("n_inflamed", "inflamed_found", "inflamed_area_px", "inflamed_area_masked_px",
+                    "false_regions", "n_lesions", "found"):
+            tally[key] = tally.get(key, 0) + score[key]
+    if not parts:
+        pytest.skip("no labelled real-acne photo present")
+    return parts
+
+
+@pytest.mark.parametrize("part", ["dev", "test"])
+def test_real_acne_inflamed_lesions_found_and_removed(scored, part):
+    s = scored[part]
+    recall = s["inflamed_found"] / s["n_inflamed"]
+    area = s["inflamed_area_masked_px"] / s["inflamed_area_px"]
+    false_per_lesion = s["false_regions"] / s["n_lesions"]
+    # Measured (12 labelled photos each): dev recall 0.60, area 0.66, 1.2 false regions per
+    # lesion; test recall 0.57, area 0.44, 2.0 false regions per lesion (unlabelled faint
+    # lesions count as false). The old detector: dev 0.22 / 0.23.
+    assert recall >= 0.45, recall
+    assert area >= 0.38, area
+    assert false_per_lesion <= 2.5, false_per_lesion
+
+
+def test_the_factory_builds_the_mode_asked_for_and_modes_share_the_analysis():
+    from skinretouch.engines.anomaly import AnomalyDetector, AnomalyFilteredDetector
+
+    assert isinstance(build_detector(DetectConfig()), ClassicalDetector)
+    assert isinstance(build_detector(DetectConfig(anomaly_filter=True)), AnomalyFilteredDetector)
+    anomaly = build_detector(DetectConfig(mode="anomaly"))
+    assert isinstance(anomaly, AnomalyDetector) and isinstance(anomaly, Detector)
+    # The anomaly mode takes faces and protected features from the classical analysis, not
+    # from a full classical detection whose spots it would throw away.
+    calls = []
+    base = anomaly.base
+    original = base.find_spots
+    base.find_spots = lambda *a, **k: calls.append(1) or original(*a, **k)
+    rng = np.random.default_rng(0)
+    image = np.clip(0.65 + 0.02 * rng.standard_normal((96, 96, 3)), 0, 1).astype(np.float32)
+    found = anomaly.detect(image)
+    assert isinstance(found, Detection) and found.labels.shape == (96, 96)
+    assert calls == []
