@@ -18,7 +18,7 @@ import numpy as np
 from .config import Config
 from .engines.inpaint_base import EngineError
 from .engines.manager import EngineManager, choose_engine, engine_class
-from .engines.reference import detector_from_config
+from .detection.factory import build_detector
 from .kernels import removal
 from .kernels.composite import composite, feather_alpha
 from .kernels.removal_batch import fill_spots
@@ -55,7 +55,7 @@ class Retoucher:
         references: list[tuple[np.ndarray, np.ndarray]] | None = None,
     ) -> None:
         self.config = config
-        self.detector = detector_from_config(config.detect, references=references)
+        self.detector = build_detector(config.detect, references=references)
         self.engines = engines if engines is not None else EngineManager(config.engines)
         self.threads = config.removal.threads or os.cpu_count() or 1
         self._pool: ThreadPoolExecutor | None = None

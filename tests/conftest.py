@@ -15,6 +15,7 @@ import threading
 import time
 import warnings
 
+import numpy as np
 import pytest
 
 from skinretouch.benchmark.photos import BenchPhoto, load_bench_photos
@@ -61,8 +62,19 @@ def _alive_new_threads(before: set[threading.Thread], *, ignore: tuple[str, ...]
         time.sleep(0.02)
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _face_landmarker_started_once():
+    """The Face Landmarker (and mediapipe's dispatcher thread) lives as long as the process,
+    like a loaded model: start it before the per-module thread guard takes its snapshot."""
+    from skinretouch.detection.faces import find_landmark_faces, landmarker_available
+
+    if landmarker_available():
+        find_landmark_faces(np.zeros((64, 64, 3), np.float32))
+    yield
+
+
 @pytest.fixture(scope="module", autouse=True)
-def _no_thread_leaks_per_module():
+def _no_thread_leaks_per_module(_face_landmarker_started_once):
     before = set(threading.enumerate())
     yield
     leaked = _alive_new_threads(before, ignore=PROCESS_LIFETIME_THREADS)

@@ -99,7 +99,7 @@ def test_standalone_zero_shot_mode_finds_planted_spots_and_never_protected_pixel
     from skinretouch.benchmark.metrics import detection_metrics
     from skinretouch.benchmark.planting import plant_spots
     from skinretouch.config import DetectConfig
-    from skinretouch.engines.reference import detector_from_config
+    from skinretouch.detection.factory import build_detector as detector_from_config
     from skinretouch.regions import dilate
 
     if not (DEFAULT_CACHE_DIR / "dermapred_example_image.jpg").exists():

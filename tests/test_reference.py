@@ -154,7 +154,7 @@ def test_detector_from_config_picks_by_keys(tmp_path):
     import dataclasses
 
     from skinretouch.engines.anomaly import AnomalyFilteredDetector
-    from skinretouch.engines.reference import detector_from_config
+    from skinretouch.detection.factory import build_detector as detector_from_config
 
     config = DetectConfig()
     assert isinstance(detector_from_config(config), ClassicalDetector)

@@ -21,7 +21,7 @@ from skinretouch.config import parse_config  # noqa: E402
 from skinretouch.engines.formats.yolo_formats import anchor_count  # noqa: E402
 from skinretouch.engines.inpaint_base import WeightsError  # noqa: E402
 from skinretouch.engines.onnx_detector import OnnxBoxDetector  # noqa: E402
-from skinretouch.engines.reference import detector_from_config  # noqa: E402
+from skinretouch.detection.factory import build_detector as detector_from_config  # noqa: E402
 
 S = 64  # model input side
 A = anchor_count(S)  # 84 anchor points

@@ -62,7 +62,6 @@ __all__ = [
     "FeatureBackbone",
     "ReferenceDetector",
     "ReferenceError",
-    "detector_from_config",
     "load_references",
 ]
 
@@ -176,12 +175,6 @@ def check_reference(image: np.ndarray, mask: np.ndarray, *, name: str = "referen
         raise ReferenceError(f"{name}: mask covers {mask.mean():.0%} of the image; mark only the defect")
     return np.ascontiguousarray(image, dtype=np.float32), mask
 
-
-def detector_from_config(config: DetectConfig, *, references=None):
-    """The detector a config asks for: :func:`skinretouch.detection.factory.build_detector`."""
-    from ..detection.factory import build_detector
-
-    return build_detector(config, references=references)
 
 
 class ReferenceDetector:
