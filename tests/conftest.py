@@ -22,10 +22,14 @@ from skinretouch.benchmark.photos import BenchPhoto, load_bench_photos
 
 # Threads that live as long as the object owning them, which tests often hold in a
 # module-scoped fixture: checked when the module ends instead of after each test.
-MODULE_LIFETIME_THREADS = ("skinretouch-region",)  # pipeline.Retoucher's region pool
+MODULE_LIFETIME_THREADS = (
+    "skinretouch-region",  # pipeline.Retoucher's region pool
+    "skinretouch-tiles",  # review.previews.PreviewCache's background tiles (closed with the review app)
+)
 # Third-party threads that live as long as the process, by design.
 PROCESS_LIFETIME_THREADS = (
     "tqdm_monitor",  # tqdm's TMonitor, started with the first progress bar (diffusers' pipelines)
+    "AnyIO worker thread",  # anyio's pool for Starlette's sync handlers; each exits after 10 s idle
 )
 # How long a finished test's threads get to notice their stop signal and exit.
 THREAD_EXIT_GRACE_S = 5.0

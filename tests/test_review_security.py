@@ -8,6 +8,7 @@ import os
 import subprocess
 import sys
 import urllib.request
+from collections.abc import Iterator
 from pathlib import Path
 
 import jsonschema
@@ -43,10 +44,11 @@ def folders(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
 
 
 @pytest.fixture()
-def client(folders: dict[str, Path]) -> TestClient:
+def client(folders: dict[str, Path]) -> Iterator[TestClient]:
     keys = Secrets(token="t0ken", csrf="csrf-value")
     app = build_app([folders["photos"]], make_retoucher=_no_retoucher, cache_dir=folders["base"] / "cache", keys=keys)
-    return TestClient(app)
+    with TestClient(app) as client:  # runs the app's lifespan, which closes its preview cache
+        yield client
 
 
 AUTH = {"Authorization": "Bearer t0ken"}
@@ -167,20 +169,21 @@ def test_binding_beyond_loopback_warns(tmp_path: Path) -> None:
 def test_cli_prints_the_url_first_and_serves_with_its_token(folders: dict[str, Path]) -> None:
     command = [sys.executable, "-m", "skinretouch", "review", str(folders["photos"]), "--port", "0",
                "--cache-dir", str(folders["base"] / "cli-cache")]  # fmt: skip
-    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    try:
-        url = process.stdout.readline().strip()
-        assert url.startswith("http://127.0.0.1:") and "/?token=" in url
-        base, token = url.split("/?token=")
-        with pytest.raises(urllib.error.HTTPError) as refused:
-            urllib.request.urlopen(f"{base}/api/photos", timeout=10)
-        assert refused.value.code == 401
-        request = urllib.request.Request(f"{base}/api/photos", headers={"Authorization": f"Bearer {token}"})
-        with urllib.request.urlopen(request, timeout=10) as response:
-            assert b"portrait.png" in response.read()
-    finally:
-        process.terminate()
-        process.wait(timeout=10)
+    with subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) as process:
+        try:
+            url = process.stdout.readline().strip()
+            assert url.startswith("http://127.0.0.1:") and "/?token=" in url
+            base, token = url.split("/?token=")
+            with pytest.raises(urllib.error.HTTPError) as refused:
+                urllib.request.urlopen(f"{base}/api/photos", timeout=10)
+            refused.value.close()
+            assert refused.value.code == 401
+            request = urllib.request.Request(f"{base}/api/photos", headers={"Authorization": f"Bearer {token}"})
+            with urllib.request.urlopen(request, timeout=10) as response:
+                assert b"portrait.png" in response.read()
+        finally:
+            process.terminate()
+            process.wait(timeout=10)
 
 
 def test_failed_photo_listed_flagged_and_not_applied(tmp_path: Path) -> None:
@@ -193,14 +196,14 @@ def test_failed_photo_listed_flagged_and_not_applied(tmp_path: Path) -> None:
     with Retoucher(Config()) as retoucher:
         assert process_file(retoucher, folder / "broken.png").status == "failed"
     app = build_app([folder], make_retoucher=_no_retoucher, cache_dir=tmp_path / "cache", keys=Secrets(token="t0ken", csrf="c"))
-    client = TestClient(app)
-    (row,) = client.get("/api/photos", headers=AUTH).json()["photos"]
-    assert row["failed"] and row["needs_review"] and row["status"] == "failed" and row["error"]
-    detail = client.get("/api/photo?p=0/broken.png", headers=AUTH).json()
-    assert detail["status"] == "failed" and detail["regions"] == [] and "after" not in detail["variants"]
-    preview = client.get("/api/preview?p=0/broken.png&v=before", headers=AUTH)
-    assert preview.status_code == 422 and "cannot show this photo" in preview.json()["error"]
-    headers = {**AUTH, "X-CSRF-Token": "c"}
-    response = client.post("/api/apply", json={"p": "0/broken.png", "strokes": [{"radius": 3, "points": [[1, 1]]}]}, headers=headers)
-    assert response.status_code == 400 and "no automatic result" in response.json()["error"]
-    assert client.post("/api/approve", json={"p": "0/broken.png"}, headers=headers).status_code == 400
+    with TestClient(app) as client:
+        (row,) = client.get("/api/photos", headers=AUTH).json()["photos"]
+        assert row["failed"] and row["needs_review"] and row["status"] == "failed" and row["error"]
+        detail = client.get("/api/photo?p=0/broken.png", headers=AUTH).json()
+        assert detail["status"] == "failed" and detail["regions"] == [] and "after" not in detail["variants"]
+        preview = client.get("/api/preview?p=0/broken.png&v=before", headers=AUTH)
+        assert preview.status_code == 422 and "cannot show this photo" in preview.json()["error"]
+        headers = {**AUTH, "X-CSRF-Token": "c"}
+        response = client.post("/api/apply", json={"p": "0/broken.png", "strokes": [{"radius": 3, "points": [[1, 1]]}]}, headers=headers)
+        assert response.status_code == 400 and "no automatic result" in response.json()["error"]
+        assert client.post("/api/approve", json={"p": "0/broken.png"}, headers=headers).status_code == 400

@@ -70,7 +70,7 @@ def build_vit(state: dict, *, heads: int | None = None, spec: VitSpec | None = N
 
         def forward(self, x, rope):
             b, n, c = x.shape
-            q, k, v = self.qkv(x).reshape(b, n, 3, heads, head_dim).permute(2, 0, 3, 1, 4)
+            q, k, v = self.qkv(x).reshape(b, n, 3, heads, head_dim).permute(2, 0, 3, 1, 4).unbind(0)
             if rope is not None:
                 q, k = _rotate(q, rope), _rotate(k, rope)
             attn = torch.softmax((q @ k.transpose(-2, -1)) * head_dim**-0.5, dim=-1)
