@@ -16,10 +16,11 @@ from skinretouch.imageio.masks import encode_mask_png, read_mask
 from skinretouch.lazy import lazy_module
 
 # What a `process` of a JPEG with the default (classical) config must never import: the
-# neural, cluster and review stacks, and the libraries only other paths use.
+# neural, cluster and review stacks, and the libraries only other paths use. (MediaPipe's Face
+# Landmarker is part of the default path; importing it brings matplotlib and Pillow along.)
 NOT_ON_CLASSICAL_PATH = (
     "torch", "onnxruntime", "tensorrt", "celery", "kombu", "redis", "starlette", "uvicorn",
-    "mediapipe", "scipy.ndimage", "tifffile", "PIL",
+    "scipy.ndimage", "tifffile",
 )  # fmt: skip
 
 PROBE = """
