@@ -26,7 +26,7 @@ from pathlib import Path
 import numpy as np
 
 from skinretouch.benchmark.metrics import TEXTURE_OK_RANGE, removal_metrics, skin_tone_group
-from skinretouch.benchmark.peers import available_peers, run_peer
+from skinretouch.benchmark.peers import available_peers
 from skinretouch.benchmark.photos import BENCH_PHOTO_NAMES, load_bench_photos
 from skinretouch.benchmark.run import (
     INPUT,
@@ -37,6 +37,7 @@ from skinretouch.benchmark.run import (
     _Project,
     _quiet_logs,
     _to_uint8,
+    run_method,
 )
 from skinretouch.benchmark.styles import PLANTING_STYLES, planting_style
 
@@ -101,12 +102,7 @@ def run_study(photos, seeds, peers, *, style: str, out: Path | None = None, proj
             mask = planter.oracle_mask(spots, rgb8.shape, dilation_px=round(ORACLE_DILATION_PX * photo.scale))
             results = {}
             for name in methods:
-                if name == INPUT:
-                    result, ms = rgb8, float("nan")
-                elif name == PROJECT:
-                    result, _, _, ms = project.retouch(rgb8, mask)
-                else:
-                    result, ms = run_peer(name, rgb8, mask)
+                result, ms = run_method(name, project, rgb8, mask)
                 results[name] = result
                 scores = removal_metrics(result, photo.rgb, spots, scale=photo.scale, blemished=rgb8, mask=mask)
                 outside = ~mask

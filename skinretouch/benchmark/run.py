@@ -218,6 +218,16 @@ class _Project:
 # --- 1. removal with oracle masks -----------------------------------------------------------------
 
 
+def run_method(name: str, project: _Project, rgb8: np.ndarray, mask: np.ndarray) -> tuple[np.ndarray, float]:
+    """One removal method of the table on ``rgb8`` with the oracle ``mask``: (result, ms)."""
+    if name == INPUT:
+        return rgb8, float("nan")
+    if name == PROJECT:
+        result, _, _, ms = project.retouch(rgb8, mask)
+        return result, ms
+    return run_peer(name, rgb8, mask)
+
+
 def _removal_section(photos, seeds, peers, project) -> dict:
     methods = [INPUT, *peers] + ([PROJECT] if project.ready else [])
     collected = {name: _Collector() for name in methods}
@@ -233,12 +243,7 @@ def _removal_section(photos, seeds, peers, project) -> dict:
                 if name in errors:
                     continue
                 try:
-                    if name == INPUT:
-                        result, ms = rgb8, float("nan")
-                    elif name == PROJECT:
-                        result, _, _, ms = project.retouch(rgb8, mask)
-                    else:
-                        result, ms = run_peer(name, rgb8, mask)
+                    result, ms = run_method(name, project, rgb8, mask)
                 except Exception as exc:
                     errors[name] = f"{type(exc).__name__}: {exc}"
                     traceback.print_exc(limit=3)
