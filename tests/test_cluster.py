@@ -240,11 +240,10 @@ def test_kill_9_of_a_worker_mid_photo_loses_and_doubles_nothing(tmp_path, redis)
 
 
 @pytest.mark.xfail(strict=False, reason=(
-    "known bug, issue 18 left open: a task the broker hands out as Redis shuts down can be lost "
-    "(kombu pops it from the queue before recording it as unacknowledged), so roughly one run in "
-    "five one photo never gets a report. Fix: the daemon re-sends an in-flight photo whose outcome "
-    "is overdue (visibility timeout + time limit); the worker's lock and completed-output check "
-    "make that safe."))
+    "known bug, issue 18 left open: in 1 of about 5 full runs one photo enqueued before Redis "
+    "shut down was never received by any worker and got no report (cause not confirmed; likely "
+    "the window between kombu's BRPOP and its unacked record). Planned fix: the daemon re-sends "
+    "an in-flight photo whose outcome is overdue (visibility timeout + time limit)."))
 def test_redis_restart_mid_batch_loses_nothing_and_the_daemon_says_so(tmp_path, redis):
     hot = tmp_path / "hot"
     hot.mkdir()
