@@ -23,6 +23,8 @@ KEY_PREFIX = "skinretouch:"
 # A hard time limit this much after the soft one (at most the soft limit again): the soft
 # one lets the photo end with a failed report, the hard one kills a photo stuck in native code.
 HARD_LIMIT_MARGIN_S = 30.0
+# kombu's Redis transport, repaired so that a worker never stalls on a lost ack (see there).
+TRANSPORT = "skinretouch.cluster.transport:Transport"
 
 
 def outcomes_key(daemon_id: str) -> str:
@@ -72,6 +74,7 @@ def make_app(cluster: ClusterConfig) -> Any:
 
     app = Celery("skinretouch", broker=cluster.broker, set_as_current=False)
     app.conf.update(
+        broker_transport=TRANSPORT,
         task_acks_late=True,
         task_reject_on_worker_lost=True,
         worker_prefetch_multiplier=1,
