@@ -298,6 +298,10 @@ class ClusterConfig:
     max_deliveries: PositiveInt = 3
     # most photos sent to the cluster and not yet finished (the daemon waits beyond that)
     max_in_flight: PositiveInt = 1000
+    # seconds between the daemon's looks in Redis for photos it sent (after a broker restart,
+    # and for those whose outcome is overdue: visibility_timeout_s + time_limit_s); a photo
+    # in no queue, with no worker and without an outcome at two looks is sent again
+    lost_check_s: Annotated[float, Range(0.1, None)] = 5.0
 
 
 @dataclass(frozen=True, kw_only=True)

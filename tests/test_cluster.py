@@ -20,7 +20,7 @@ from pathlib import Path
 
 import pytest
 
-from daemon_helpers import Daemon, photo_bytes, read_log, temp_files
+from daemon_helpers import Daemon, done_counts, photo_bytes, read_log, temp_files
 from skinretouch.cluster.paths import PathMap
 from skinretouch.config import Config, config_sha256, parse_config, pipeline_config
 
@@ -239,15 +239,10 @@ def test_kill_9_of_a_worker_mid_photo_loses_and_doubles_nothing(tmp_path, redis)
         assert _photo_events(daemon)["failed"] == 1
 
 
-@pytest.mark.xfail(strict=False, reason=(
-    "known bug, issue 18 left open: in 1 of about 5 full runs one photo enqueued before Redis "
-    "shut down was never received by any worker and got no report (cause not confirmed; likely "
-    "the window between kombu's BRPOP and its unacked record). Planned fix: the daemon re-sends "
-    "an in-flight photo whose outcome is overdue (visibility timeout + time limit)."))
 def test_redis_restart_mid_batch_loses_nothing_and_the_daemon_says_so(tmp_path, redis):
     hot = tmp_path / "hot"
     hot.mkdir()
-    sections = cluster_sections(redis)
+    sections = cluster_sections(redis, lost_check_s=1.0)
     with ExitStack() as stack:
         workers = [Worker(tmp_path, name, sections=sections, fake_delay_s=0.1) for name in ("a", "b")]
         for worker in workers:
@@ -268,9 +263,70 @@ def test_redis_restart_mid_batch_loses_nothing_and_the_daemon_says_so(tmp_path, 
         _assert_one_complete_set_each(photos + late, hot)
         done = Counter(e["path"] for e in read_log(tmp_path / "fake.log") if e["event"] == "done")
         assert sorted(done.values()) == [1] * 40, done
+        recorded = Counter(e["path"] for e in daemon.events() if e.get("event") == "photo")
+        assert sorted(recorded.values()) == [1] * 40, recorded  # a re-sent photo is recorded once too
         events = [e["event"] for e in daemon.events()]
         assert "broker_unreachable" in events and "broker_reconnected" in events
         assert events.index("broker_unreachable") < events.index("broker_reconnected")
+
+
+def _message_path(raw: bytes) -> str:
+    """The photo a task message (as it waits in a queue) is for."""
+    import base64
+
+    return json.loads(base64.b64decode(json.loads(raw)["body"]))[1]["path"]
+
+
+def test_a_photo_the_broker_lost_is_sent_again_and_still_runs_once(tmp_path, redis):
+    """A Redis restart can forget a message a worker was taking (its BRPOP done, its record
+    as taken not yet written). Here the test takes it: after the restart the daemon finds
+    the photo nowhere, says so and sends it again; the lost copy coming back late, while its
+    twin is at work and again after, runs nothing and records nothing."""
+    hot = tmp_path / "hot"
+    hot.mkdir()
+    sections = cluster_sections(redis, lost_check_s=0.5)
+    fake_log = tmp_path / "fake.log"
+    with ExitStack() as stack:
+        daemon = stack.enter_context(Daemon(tmp_path, [hot], config={**sections, "daemon": {"settle_s": 0.2}},
+                                            factory=None))
+        stack.callback(daemon.stop)
+        daemon.wait_ready()
+        lost, kept = _drop(hot, 2)
+        client = redis.client()
+        daemon.wait_for(lambda: client.llen("cpu") == 2, 30, "two tasks waiting")
+        taken = client.rpop("cpu")  # the oldest: the first photo's
+        assert _message_path(taken) == str(lost)
+        workers = [Worker(tmp_path, name, sections=sections, fake_delay_s=2.5) for name in ("a", "b")]
+        for worker in workers:
+            stack.callback(worker.stop)
+        _wait_reports(daemon, [kept], 60, workers=workers)
+        daemon.wait_for(lambda: all("Connected to" in w.output() for w in workers), 30, "two workers consuming")
+        redis.stop()
+        redis.start()
+        client = redis.client()
+        daemon.wait_event("photo_resent", 30)
+        # The re-sent copy at work on one worker, the other reconnected and idle: the lost
+        # copy comes back and meets the lock.
+        daemon.wait_for(lambda: any(e["event"] == "started" and e["path"] == str(lost) for e in read_log(fake_log))
+                        and all(w.output().count("Connected to") >= 2 for w in workers), 30, "re-sent copy at work")
+        client.lpush("cpu", taken)
+        daemon.wait_event("photo_repeat_skipped", 30)
+        _wait_reports(daemon, [lost, kept], 30, workers=workers)
+        client.lpush("cpu", taken)  # and once more, after the photo is done: its outputs are complete
+        daemon.wait_event("photo_repeat_outcome_ignored", 30)
+
+        events = daemon.events()
+        (resent,) = [e for e in events if e["event"] == "photo_resent"]
+        assert resent["path"] == str(lost) and "after a broker restart" in resent["reason"], resent
+        (repeat,) = [e for e in events if e["event"] == "photo_repeat_skipped"]
+        assert repeat["path"] == str(lost) and repeat["held_by"] == resent["task_id"]
+        (ignored,) = [e for e in events if e["event"] == "photo_repeat_outcome_ignored"]
+        assert ignored["path"] == str(lost) and ignored["reason"] == "outputs complete for this content and config"
+        recorded = Counter((e["path"], e["status"]) for e in events if e["event"] == "photo")
+        assert recorded == {(str(lost), "ok"): 1, (str(kept), "ok"): 1}, recorded
+        assert done_counts(read_log(fake_log)) == {str(lost): 1, str(kept): 1}
+        _assert_one_complete_set_each([lost, kept], hot)
+        assert _report(lost)["runner"]["worker"] in ("a@test", "b@test")
 
 
 def test_a_worker_that_cannot_see_the_path_fails_the_task_naming_the_path_mapping(tmp_path, redis):
@@ -330,13 +386,11 @@ def test_hard_cases_go_to_a_gpu_worker_while_one_is_up_else_are_done_classically
         daemon.wait_for(lambda: _photo_events(daemon)["ok"] == 4, 20, "4 outcomes")
 
 
-def test_a_photo_deferred_on_a_worker_is_handed_back_to_the_daemon_to_retry(tmp_path):
-    """A worker whose disk is full defers the photo (no report); the daemon must retry it,
-    not record a final failure."""
+def _dispatcher_with_one_photo(tmp_path):
+    """A dispatcher (not started) holding one sent photo, and the outcomes it records."""
     import threading
 
     from skinretouch.cluster.dispatch import CeleryDispatcher
-    from skinretouch.config import Config
     from skinretouch.daemon.queue import Job, JobQueue
 
     photo = tmp_path / "p.jpg"
@@ -348,9 +402,98 @@ def test_a_photo_deferred_on_a_worker_is_handed_back_to_the_daemon_to_retry(tmp_
     job = Job(path=photo, root=tmp_path)
     queue.put(job, stop=threading.Event())
     assert queue.get(timeout=1) == job
-    dispatcher._in_flight["t1"] = (job, 0.0)
-    dispatcher._take_outcome({"task_id": "t1", "status": "deferred", "error": "No space left on device",
+    flight = dispatcher._track(job, {"path": str(photo), "sha256": "s", "config_sha256": "c"})
+    return dispatcher, flight, seen
+
+
+def test_a_photo_deferred_on_a_worker_is_handed_back_to_the_daemon_to_retry(tmp_path):
+    """A worker whose disk is full defers the photo (no report); the daemon must retry it,
+    not record a final failure."""
+    dispatcher, flight, seen = _dispatcher_with_one_photo(tmp_path)
+    dispatcher._take_outcome({"task_id": flight.task_ids[0], "status": "deferred", "error": "No space left on device",
                               "report_written": False})
     (got, outcome), = seen
-    assert got == job and outcome.status == "deferred" and outcome.report_path is None
+    assert got == flight.job and outcome.status == "deferred" and outcome.report_path is None
     assert not (tmp_path / "p.jpg.retouch.json").exists()
+
+
+def test_a_re_sent_photo_is_recorded_once_whichever_copy_answers(tmp_path):
+    """Two copies of one photo (a re-send): a copy that finds the other at work does not end
+    the photo, the working copy's outcome does, and a late repeat changes nothing."""
+    dispatcher, flight, seen = _dispatcher_with_one_photo(tmp_path)
+    first = flight.task_ids[0]
+    second = dispatcher._new_task_id(flight)
+    dispatcher._take_outcome({"task_id": first, "status": "skipped", "reason": f"being processed by task {second}",
+                              "held_by": second})
+    assert seen == [] and dispatcher._in_flight == {second: flight}
+    dispatcher._take_outcome({"task_id": second, "status": "ok", "report_written": True})
+    dispatcher._take_outcome({"task_id": first, "status": "skipped", "already_done": True})  # a late repeat
+    assert [o.status for _, o in seen] == ["ok"] and dispatcher._in_flight == {} and not dispatcher._flights
+
+    # The copy that did the work lost its outcome; the repeat finds the outputs complete: done.
+    (tmp_path / "again").mkdir()
+    dispatcher, flight, seen = _dispatcher_with_one_photo(tmp_path / "again")
+    (tmp_path / "again" / "p.jpg.retouch.json").write_text(json.dumps({"status": "ok", "timings_ms": {"total": 5.0}}))
+    second = dispatcher._new_task_id(flight)
+    dispatcher._take_outcome({"task_id": second, "status": "skipped", "already_done": True,
+                              "reason": "outputs complete for this content and config"})
+    (_, outcome), = seen
+    assert outcome.status == "ok" and outcome.timings_ms == {"total": 5.0}
+    assert outcome.report_path == tmp_path / "again" / "p.jpg.retouch.json"
+
+
+def test_the_lost_watch_finds_a_photo_missing_from_redis_twice(redis):
+    """Only a photo that is nowhere in Redis at two looks is lost; waiting, taken, locked and
+    finished ones are not; without a restart only overdue photos are looked at."""
+    from types import SimpleNamespace
+
+    from skinretouch.cluster.lost import LostWatch
+
+    client = redis.client()
+
+    def message(task_id):
+        return json.dumps({"body": "", "headers": {"id": task_id}, "properties": {}})
+
+    client.lpush("cpu", message("waiting"))
+    client.hset("unacked", "tag-1", json.dumps([json.loads(message("taken")), "", "cpu"]))
+    client.set("lock-of-working", "working")
+    client.rpush("outcomes", json.dumps({"task_id": "finished", "status": "ok"}))
+    photos = [SimpleNamespace(task_ids=[name], lock=f"lock-of-{name}", last_seen=0.0)
+              for name in ("waiting", "taken", "working", "finished", "lost")]
+    photos.append(SimpleNamespace(task_ids=["lost-first-copy", "finished"], lock="x", last_seen=0.0))
+    watch = LostWatch(check_s=1.0, overdue_s=100.0, queues=("cpu", "gpu"), reply_to="outcomes")
+    assert watch.look(client, photos, now=10.0) == []  # nothing overdue, no restart seen yet
+    watch.broker_back(now=10.0)
+    assert watch.due(11.0) and watch.look(client, photos, now=11.0) == []  # missing once: not yet lost
+    assert not watch.due(11.5)
+    lost = watch.look(client, photos, now=12.0)
+    assert [photo.task_ids for photo, _ in lost] == [["lost"]] and "after a broker restart" in lost[0][1]
+    assert all(photo.last_seen == 12.0 for photo in photos[:4])  # seen waiting: not overdue
+    # Long after the restart, only photos not seen for overdue_s are looked at.
+    assert watch.look(client, photos, now=200.0) == []  # "lost" (never re-sent here) is missing once
+    (found, why), = watch.look(client, photos, now=201.0)
+    assert found is photos[4] and "outcome overdue" in why
+
+
+def test_a_worker_whose_ack_the_broker_misses_keeps_taking_photos(redis):
+    """kombu's Redis QoS keeps the prefetch slot of a message whose ack failed, so a worker
+    with prefetch 1 never asks for another photo; ours frees it and still raises."""
+    from kombu import Connection
+
+    from skinretouch.cluster.app import TRANSPORT
+
+    from cluster_helpers import free_port
+
+    with Connection(redis.url, transport=TRANSPORT) as connection:
+        channel = connection.channel()
+        channel.basic_qos(prefetch_count=1)
+        message = channel.prepare_message("{}", content_type="application/json")
+        channel.basic_publish(message, exchange="", routing_key="q")
+        channel.queue_declare("q")
+        delivered = channel.basic_get("q", no_ack=False)
+        assert delivered is not None and not channel.qos.can_consume()
+        # The broker goes away before the ack reaches it.
+        channel._pool = channel._get_pool().__class__(host="127.0.0.1", port=free_port(), socket_connect_timeout=1)
+        with pytest.raises(channel.connection_errors):
+            delivered.ack()
+        assert channel.qos.can_consume()

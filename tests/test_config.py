@@ -62,6 +62,7 @@ def test_every_key_is_documented_with_a_comment():
         ("[cluster]\npath_map = ['/srv/photos']", "cluster.path_map[0]"),
         ("[cluster]\npath_map = ['srv=/mnt']", "cluster.path_map[0]"),
         ("[cluster]\nbroker = 'amqp://localhost'", "cluster.broker"),
+        ("[cluster]\nlost_check_s = 0", "cluster.lost_check_s"),
     ],
 )
 def test_bad_key_or_value_is_an_error_naming_the_key(toml, key):

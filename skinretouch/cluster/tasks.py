@@ -175,7 +175,7 @@ def _run(task: Any, context: WorkerContext, payload: dict[str, Any]) -> dict[str
     holder = _with_redis(lambda: _take_lock(context.redis, lock, task_id, cluster.visibility_timeout_s))
     if holder != task_id:
         log.info("photo_in_progress_elsewhere", holder=holder)
-        return {"status": "skipped", "error": None, "reason": f"being processed by task {holder}"}
+        return {"status": "skipped", "error": None, "reason": f"being processed by task {holder}", "held_by": holder}
     try:
         if payload.get("config_sha256") != context.config_sha256:
             log.warning("config_differs_from_daemon", daemon=payload.get("config_sha256"),
@@ -183,7 +183,8 @@ def _run(task: Any, context: WorkerContext, payload: dict[str, Any]) -> dict[str
         _remove_temps(job)  # left by a delivery whose worker died; nobody else writes them (lock)
         if not job.force and _outputs_complete(job, payload["sha256"], context.config_sha256):
             log.info("photo_already_done")
-            return {"status": "skipped", "error": None, "reason": "outputs complete for this content and config"}
+            return {"status": "skipped", "error": None, "reason": "outputs complete for this content and config",
+                    "already_done": True}
         processor = context.processor
         gpu_queue = cluster.gpu_queue
         try:
