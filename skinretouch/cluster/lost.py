@@ -1,10 +1,14 @@
 """Finding the photos a broker lost: sent, yet in no queue, with no worker, with no outcome.
 
 Celery's Redis transport takes a message off its queue (``BRPOP``) and records it as
-taken (kombu's ``unacked`` hash) in a second command; a Redis that stops between the two
-(a restart, a crash) has forgotten the message while the worker never got it, or got it
-and could not record it. No worker will ever run that photo. A Redis that loses its last
-writes (``appendfsync everysec`` and a crash) does the same to messages it had accepted.
+taken (kombu's ``unacked`` hash) in a second command. ``BRPOP`` removes the element (and
+logs the removal to the append-only file) when it queues its reply; a Redis that shuts
+down in that instant never sends the reply, and one that stops before the second command
+never learns the message was taken. Either way no worker will ever run that photo (seen in
+restart stress runs: the message's last trace in the append-only file is its pop, right
+before the shutdown). The daemon's own ``BRPOP`` of a worker's outcome can vanish the same
+way, and a Redis that loses its last writes (``appendfsync everysec`` and a crash) drops
+messages it had accepted.
 
 The daemon knows what it sent, so it looks: a photo is *lost* when none of its task ids is
 waiting in a queue, taken by a worker, holding the photo's lock or waiting in the
