@@ -42,7 +42,7 @@ __all__ = ["CeleryDispatcher"]
 log = structlog.get_logger(__name__)
 
 RECONNECT_MAX_S = 5.0
-OUTCOME_WAIT_S = 1  # seconds one BRPOP waits (the listener's stop latency)
+OUTCOME_WAIT_S = 1  # seconds one BLPOP waits (the listener's stop latency)
 RETIRED_IDS_KEPT = 10_000  # task ids of finished photos remembered, to name late repeats as such
 
 
@@ -310,7 +310,8 @@ class CeleryDispatcher(threading.Thread):
         delay = 0.2
         while not self._stop_listening.is_set():
             try:
-                item = self.redis.brpop([self.reply_to], timeout=OUTCOME_WAIT_S)
+                # Workers append (RPUSH): the oldest outcome is at the head.
+                item = self.redis.blpop([self.reply_to], timeout=OUTCOME_WAIT_S)
                 self._broker_worked("outcomes")
                 delay = 0.2
             except Exception as exc:
