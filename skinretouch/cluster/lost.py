@@ -16,6 +16,12 @@ daemon's outcome list, at two looks ``check_s`` apart (a message is between two 
 places for milliseconds). It looks at every photo after the broker restarted (its
 ``run_id`` changed, or the daemon lost and regained it), and at a photo whose outcome is
 overdue (``overdue_s`` after it was sent or last seen waiting).
+
+Right after a restart a photo that is only *taken* (in the unacked hash) with no task
+holding its lock counts as lost too: a worker's consumer that lost its connection while
+handing the message to its pool forgets it, and kombu would give it out again only after
+the visibility timeout (an hour by default). The copy sent now runs at once; the old one,
+restored later, finds the outputs complete.
 """
 
 from __future__ import annotations
@@ -38,9 +44,11 @@ class TrackedPhoto(Protocol):
     last_seen: float  # monotonic: sent, or last found waiting
 
 
-def tasks_known_to_redis(redis: Any, *, queues: Sequence[str], reply_to: str, locks: Sequence[str]) -> set[str]:
-    """Task ids waiting in ``queues``, taken by a worker, holding one of ``locks``, or
-    finished with their outcome still in ``reply_to``; one round trip."""
+def tasks_known_to_redis(redis: Any, *, queues: Sequence[str], reply_to: str,
+                         locks: Sequence[str]) -> dict[str, str]:
+    """Where Redis knows each task id from: ``"waiting"`` in ``queues``, ``"taken"`` by a
+    worker, ``"working"`` (holding one of ``locks``), ``"finished"`` (its outcome still in
+    ``reply_to``); one round trip. A later place wins."""
     pipe = redis.pipeline(transaction=False)
     for queue in queues:
         pipe.lrange(queue, 0, -1)
@@ -49,14 +57,14 @@ def tasks_known_to_redis(redis: Any, *, queues: Sequence[str], reply_to: str, lo
     if locks:
         pipe.mget(list(locks))
     replies = pipe.execute()
-    found: set[str | None] = set()
+    found: dict[str | None, str] = {}
     for waiting in replies[: len(queues)]:
-        found.update(_message_task_id(raw) for raw in waiting)
-    found.update(_taken_task_id(raw) for raw in replies[len(queues)])
-    found.update(_outcome_task_id(raw) for raw in replies[len(queues) + 1])
+        found.update((_message_task_id(raw), "waiting") for raw in waiting)
+    found.update((_taken_task_id(raw), "taken") for raw in replies[len(queues)])
     if locks:
-        found.update(_text(holder) for holder in replies[len(queues) + 2])
-    found.discard(None)
+        found.update((_text(holder), "working") for holder in replies[len(queues) + 2])
+    found.update((_outcome_task_id(raw), "finished") for raw in replies[len(queues) + 1])
+    found.pop(None, None)
     return found  # type: ignore[return-value]
 
 
@@ -111,10 +119,12 @@ class LostWatch:
             return []
         known = tasks_known_to_redis(redis, queues=self.queues, reply_to=self.reply_to,
                                      locks=sorted({p.lock for p in looked}))
+        # After a restart a message only taken (no task holds the photo's lock) is an orphan.
+        present = {"waiting", "working", "finished"} if everyone else {"waiting", "taken", "working", "finished"}
         lost = []
         with self._lock:
             for photo in looked:
-                if any(task_id in known for task_id in photo.task_ids):
+                if any(known.get(task_id) in present for task_id in photo.task_ids):
                     self._missing_since.pop(id(photo), None)
                     photo.last_seen = now
                     continue
