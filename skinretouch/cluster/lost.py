@@ -132,7 +132,7 @@ class LostWatch:
                 if now - since >= self.check_s:
                     del self._missing_since[id(photo)]
                     why = "after a broker restart" if everyone else f"outcome overdue ({self.overdue_s:g} s)"
-                    lost.append((photo, f"in no queue, with no worker and without an outcome at two looks "
+                    lost.append((photo, f"in no queue, with no task at work on it and without an outcome at two looks "
                                         f"{now - since:.1f} s apart, {why}"))
         return lost
 
