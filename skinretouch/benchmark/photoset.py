@@ -54,6 +54,7 @@ else:  # pragma: no cover
 __all__ = [
     "BENCH_DIR",
     "FEATURE_KINDS",
+    "POSES",
     "TONES",
     "SetPhoto",
     "Split",
@@ -73,6 +74,9 @@ MIN_SKIN_LIGHTNESS = 12.0
 # skin_colour = "own" in photos.toml: the colour test follows the face's own skin (see
 # own_skin_colour_test); "fixed" (default) keeps the fixed Lab ranges of .photos.
 SKIN_COLOUR_TESTS = ("fixed", "own")
+# Head pose in photos.toml (frontal by default); the others are listed apart in the bench's
+# nothing-planted check, where Haar-box face parsing used to fail.
+POSES = ("frontal", "tilted", "three-quarter", "sideways")
 OWN_SKIN_MIN_L = 8.0
 OWN_SKIN_L_BELOW = 18.0
 OWN_SKIN_MIN_CHROMA = 1.5
@@ -91,6 +95,7 @@ class CatalogueEntry:
     crop: tuple[int, int, int, int] | None = None
     ita_deg: float | None = None
     skin_colour: str = "fixed"
+    pose: str = "frontal"
     notes: str = ""
 
 
@@ -104,6 +109,7 @@ class SetPhoto:
     source: str
     photo: BenchPhoto
     features: dict[str, list[np.ndarray]] = field(default_factory=dict)  # kind -> (n, 2) x, y
+    pose: str = "frontal"
 
     def feature_mask(self, kinds=FEATURE_KINDS) -> np.ndarray:
         """Pixels inside the given feature outlines (eyes, brows, lips by default)."""
@@ -157,6 +163,7 @@ def load_catalogue(path: Path | None = None) -> tuple[dict[str, PhotoSource], di
             crop=tuple(item["crop"]) if "crop" in item else None,
             ita_deg=item.get("ita_deg"),
             skin_colour=item.get("skin_colour", "fixed"),
+            pose=item.get("pose", "frontal"),
             notes=item.get("notes", ""),
         )
         if entry.name in entries:
@@ -167,6 +174,8 @@ def load_catalogue(path: Path | None = None) -> tuple[dict[str, PhotoSource], di
             raise ValueError(f"{path}: photo {entry.name!r} has tone {entry.tone!r}, not one of {TONES}")
         if entry.kind not in ("portrait", "closeup"):
             raise ValueError(f"{path}: photo {entry.name!r} has kind {entry.kind!r}")
+        if entry.pose not in POSES:
+            raise ValueError(f"{path}: photo {entry.name!r} has pose {entry.pose!r}, not one of {POSES}")
         if entry.skin_colour not in SKIN_COLOUR_TESTS:
             raise ValueError(f"{path}: photo {entry.name!r} has skin_colour {entry.skin_colour!r}, "
                              f"not one of {SKIN_COLOUR_TESTS}")
@@ -216,7 +225,7 @@ def _load_one(entry: CatalogueEntry, source: PhotoSource, region: dict | None, c
         loaded = load_bench_photos(cache, names=["dermapred"])
         if not loaded:
             raise SourceUnavailable("dermapred wheel not obtainable")
-        return SetPhoto(entry.name, entry.tone, entry.kind, entry.source, loaded[0])
+        return SetPhoto(entry.name, entry.tone, entry.kind, entry.source, loaded[0], pose=entry.pose)
     rgb = load_pixels(entry, source, cache)
     features: dict[str, list[np.ndarray]] = {}
     ovals: list[np.ndarray] = []
@@ -251,7 +260,8 @@ def _load_one(entry: CatalogueEntry, source: PhotoSource, region: dict | None, c
         skin = skin_region(
             rgb, scale=scale, polygons=None, exclude_hairs=True, min_lightness=MIN_SKIN_LIGHTNESS
         )
-    return SetPhoto(entry.name, entry.tone, entry.kind, entry.source, BenchPhoto(entry.name, rgb, skin, scale), features)
+    photo = BenchPhoto(entry.name, rgb, skin, scale)
+    return SetPhoto(entry.name, entry.tone, entry.kind, entry.source, photo, features, pose=entry.pose)
 
 
 def load_pixels(entry: CatalogueEntry, source: PhotoSource, cache: Path) -> np.ndarray:
