@@ -92,7 +92,8 @@ def test_a_transparent_palette_headshot_loads_as_rgb_without_a_warning_and_is_cr
     image = Image.fromarray(rgba, "RGBA").convert("P")
     image.info["transparency"] = 0
     source = _module_source_with(tmp_path, monkeypatch, "head.png", image)
-    entry = CatalogueEntry(name="head", source="fake", file="head.png", kind="closeup", tone="dark", crop=(5, 10, 45, 30))
+    entry = CatalogueEntry(name="head", source="fake", file="head.png", kind="closeup", tone="dark",
+                           crop=(5, 10, 45, 30))  # fmt: skip
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         rgb = load_pixels(entry, source, tmp_path / "cache")
