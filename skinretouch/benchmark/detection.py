@@ -11,7 +11,8 @@ Sections, each for the dev and the test part of ``bench/split.toml``:
 1. Planted spots: the part's photos with the part's planting style (dev: ``classic``, test:
    ``clustered``). Recall (a spot is found when the mask covers >= 50 % of its core), recall per
    kind, per skin-tone group, false regions (mask components touching no planted footprint) per
-   planted spot, moles hit (core >= 20 % covered) by mole radius.
+   planted spot, moles hit (core >= 20 % covered) by mole radius (of its footprint, px at face
+   scale), pooled over the blemished photos and a copy of each photo with ``MOLES_ALONE`` moles.
 2. Nothing planted: the same photos as they are; every region found there is listed, and mask
    pixels inside the eye, brow and lip outlines of ``bench/photo_regions.json`` are counted, on
    each photo, summed apart for the non-frontal heads (``pose`` in ``photos.toml``), and on a
@@ -64,9 +65,12 @@ __all__ = ["Target", "format_table", "main", "run_detection_bench", "score_plant
 
 PARTS = ("dev", "test")
 VARIANTS = ("base", "scale_0.5", "scale_2", "exif_rot90", "jpeg_q70", "spots_small", "spots_large", "spots_colour")
-MOLE_SIZE_BINS = ((0.0, 3.0), (3.0, 6.0), (6.0, math.inf))  # mole radius, px at face scale
+MOLE_SIZE_BINS = ((0.0, 3.0), (3.0, 6.0), (6.0, math.inf))  # mole footprint radius, px at face scale
 QUICK_PHOTOS_PER_PART = 6
 QUICK_ACNE_PER_PART = 10
+# Photos planted with moles alone (besides the blemished one), so every mole size of a style shows.
+MOLES_ALONE = 4
+MOLES_ALONE_SEED = 1000  # added to the run's seed
 SWEEP_PHOTOS = 8  # dev photos in the sweep (every other one, tones mixed)
 EXIF_ORIENTATION_TAG = 0x0112
 
@@ -84,7 +88,9 @@ def score_planted(mask: np.ndarray, spots, *, scale: float) -> dict:
         planted |= spot.footprint
         covered = float(mask[spot.core].mean()) if spot.core.any() else 0.0
         if spot.keep:
-            radius = math.sqrt(max(1, int(spot.core.sum())) / math.pi) / scale
+            # The mole's own size: its footprint (a mole's edge is sharp, so the footprint is its
+            # outline); the core, inner 60 % of the radius, would read every mole smaller.
+            radius = math.sqrt(max(1, int(spot.footprint.sum())) / math.pi) / scale
             moles.append({"radius": radius, "hit": covered >= MOLE_HIT_CORE_FRACTION})
         else:
             tally = kinds.setdefault(spot.kind, [0, 0])
@@ -109,7 +115,8 @@ def summarise_planted(runs: list[dict]) -> dict:
             tones.setdefault(run["tone"], [0, 0])
             tones[run["tone"]][0] += found
             tones[run["tone"]][1] += total
-        false_regions += run["false_regions"]
+        if not run.get("moles_alone"):  # a moles-only photo's other regions: see nothing planted
+            false_regions += run["false_regions"]
         for mole in run["moles"]:
             for low, high in MOLE_SIZE_BINS:
                 if low <= mole["radius"] < high:
@@ -229,6 +236,12 @@ def run_detection_bench(
                 mask, _ = pipeline.mask(_to_uint8(blemished))
                 runs.append({"photo": photo.name, "tone": photo.tone, "seed": seed,
                              **score_planted(mask, spots, scale=photo.photo.scale)})  # fmt: skip
+                # Moles alone, several per photo: one seed of a style draws few mole sizes.
+                with_moles, moles = style.plant_spots(photo.photo, seed=MOLES_ALONE_SEED + seed, n_spots=0,
+                                                      n_moles=MOLES_ALONE)  # fmt: skip
+                mask, _ = pipeline.mask(_to_uint8(with_moles))
+                runs.append({"photo": photo.name, "tone": photo.tone, "seed": MOLES_ALONE_SEED + seed,
+                             "moles_alone": True, **score_planted(mask, moles, scale=photo.photo.scale)})  # fmt: skip
             mask, retouched = pipeline.mask(photo.photo.rgb)
             clean[photo.name] = _clean_record(mask, photo)
         exif_clean = _exif_rotated_clean(pipeline, photos)
