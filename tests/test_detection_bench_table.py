@@ -17,6 +17,7 @@ from skinretouch.benchmark.detection import (
     _bin_name,
     format_table,
     table_rows,
+    target_verdicts,
 )
 from skinretouch.benchmark.photoset import (
     POSES,
@@ -184,6 +185,9 @@ def test_the_table_holds_every_done_when_figure_with_its_target():
     for variant in VARIANTS:
         assert rows[f"sweep {variant}: recall (dev photos)"].target == Target(">=", 0.85)
     assert "nothing planted: regions / photo" in rows
+    verdicts = {v["figure"]: v for v in target_verdicts(_fabricated_result())}
+    assert verdicts["recall, planted"]["met"] == [True, False] and verdicts["recall, planted"]["target"] == ">= 0.9"
+    assert verdicts["dev - test recall gap"]["met"] == [False, None]
 
 
 def _line(table: str, label: str) -> str:

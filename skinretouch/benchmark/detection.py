@@ -61,7 +61,7 @@ from skinretouch.benchmark.real_acne import (
 )
 from skinretouch.benchmark.styles import planting_style
 
-__all__ = ["Target", "format_table", "main", "run_detection_bench", "score_planted", "table_rows"]
+__all__ = ["Target", "format_table", "main", "run_detection_bench", "score_planted", "table_rows", "target_verdicts"]
 
 PARTS = ("dev", "test")
 VARIANTS = ("base", "scale_0.5", "scale_2", "exif_rot90", "jpeg_q70", "spots_small", "spots_large", "spots_colour")
@@ -611,6 +611,17 @@ def table_rows(result: dict) -> list[Row]:
     return rows
 
 
+def target_verdicts(result: dict) -> list[dict]:
+    """The table's rows that have a target, as JSON: label, dev and test values, target, met per part."""
+    out = []
+    for row in table_rows(result):
+        if row.target is None:
+            continue
+        out.append({"figure": row.label.strip(), "dev": row.cells[0], "test": row.cells[1],
+                    "target": str(row.target), "met": [row.target.met(value) for value in row.cells]})  # fmt: skip
+    return out
+
+
 def _cell(value) -> str:
     if value is None:
         return "-"
@@ -687,6 +698,7 @@ def main(argv: list[str] | None = None) -> int:
     )  # fmt: skip
     table = format_table(result)
     print(table)
+    result["targets"] = target_verdicts(result)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(result, indent=1, default=float))
     args.out.with_suffix(".txt").write_text(table + "\n")
