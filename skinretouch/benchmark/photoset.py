@@ -96,6 +96,7 @@ class CatalogueEntry:
     ita_deg: float | None = None
     skin_colour: str = "fixed"
     pose: str = "frontal"
+    face_width_px: float | None = None  # close-ups cut from a portrait: that face's width
     notes: str = ""
 
 
@@ -164,6 +165,7 @@ def load_catalogue(path: Path | None = None) -> tuple[dict[str, PhotoSource], di
             ita_deg=item.get("ita_deg"),
             skin_colour=item.get("skin_colour", "fixed"),
             pose=item.get("pose", "frontal"),
+            face_width_px=item.get("face_width_px"),
             notes=item.get("notes", ""),
         )
         if entry.name in entries:
@@ -241,7 +243,8 @@ def _load_one(entry: CatalogueEntry, source: PhotoSource, region: dict | None, c
     if entry.kind == "portrait" and not ovals:
         raise ValueError(f"{entry.name}: a portrait needs face outlines in photo_regions.json")
     height, width = rgb.shape[:2]
-    scale = image_scale(height, width, face_width_px=float(np.median(widths)) if widths else None)
+    face_width = float(np.median(widths)) if widths else entry.face_width_px
+    scale = image_scale(height, width, face_width_px=face_width)
     if ovals:
         polygons = {f"face{i}": [tuple(p) for p in oval] for i, oval in enumerate(ovals)}
         excluded = _polygons_mask([p for kind in EXCLUDED_KINDS for p in features.get(kind, [])], (height, width))
@@ -256,6 +259,11 @@ def _load_one(entry: CatalogueEntry, source: PhotoSource, region: dict | None, c
         radius = max(1, int(round(FEATURE_MARGIN * scale)))
         excluded = ndi.binary_dilation(excluded, structure=_disk(radius))
         skin &= ~excluded
+    elif entry.skin_colour == "own":
+        frame = np.ones((height, width), dtype=bool)
+        skin = skin_region(rgb, scale=scale, polygons=None, exclude_hairs=True, exclude_dark=False,
+                           **own_skin_colour_test(rgb, frame))  # fmt: skip
+        skin &= ~own_dark_outliers(rgb, frame, scale=scale)
     else:
         skin = skin_region(
             rgb, scale=scale, polygons=None, exclude_hairs=True, min_lightness=MIN_SKIN_LIGHTNESS
