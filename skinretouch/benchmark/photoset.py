@@ -31,9 +31,18 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageOps
 from scipy import ndimage as ndi
+from skimage.color import rgb2lab
 from skimage.draw import polygon as draw_polygon
 
-from skinretouch.benchmark.photos import DEFAULT_CACHE_DIR, BenchPhoto, load_bench_photos, skin_region
+from skinretouch.benchmark.photos import (
+    DARK_OUTLIER_DILATION,
+    DARK_OUTLIER_DROP,
+    DARK_OUTLIER_SIGMA,
+    DEFAULT_CACHE_DIR,
+    BenchPhoto,
+    load_bench_photos,
+    skin_region,
+)
 from skinretouch.benchmark.sources import PhotoSource, SourceUnavailable, fetch_member
 from skinretouch.scale import image_scale
 
@@ -45,10 +54,12 @@ else:  # pragma: no cover
 __all__ = [
     "BENCH_DIR",
     "FEATURE_KINDS",
+    "POSES",
     "TONES",
     "SetPhoto",
     "Split",
     "load_catalogue",
+    "load_pixels",
     "load_set_photos",
     "load_split",
 ]
@@ -60,6 +71,17 @@ EXCLUDED_KINDS = FEATURE_KINDS + ("nose",)
 FEATURE_MARGIN = 6.0  # px at face scale kept between planted spots and eyes, brows, lips, nose
 # Very dark skin in dim light reaches L* 15-25: the colour test of .photos (L* >= 30) would drop it.
 MIN_SKIN_LIGHTNESS = 12.0
+# skin_colour = "own" in photos.toml: the colour test follows the face's own skin (see
+# own_skin_colour_test); "fixed" (default) keeps the fixed Lab ranges of .photos.
+SKIN_COLOUR_TESTS = ("fixed", "own")
+# Head pose in photos.toml (frontal by default); the others are listed apart in the bench's
+# nothing-planted check, where Haar-box face parsing used to fail.
+POSES = ("frontal", "tilted", "three-quarter", "sideways")
+OWN_SKIN_MIN_L = 8.0
+OWN_SKIN_L_BELOW = 18.0
+OWN_SKIN_MIN_CHROMA = 1.5
+OWN_SKIN_HUE_SPAN_DEG = 60.0
+OWN_DARK_SIGMAS = 3.0
 FORBIDDEN_PACKAGES = ("face_recognition", "face-recognition", "py-feat", "menpo", "kphotoalbum")
 
 
@@ -72,6 +94,9 @@ class CatalogueEntry:
     tone: str
     crop: tuple[int, int, int, int] | None = None
     ita_deg: float | None = None
+    skin_colour: str = "fixed"
+    pose: str = "frontal"
+    face_width_px: float | None = None  # close-ups cut from a portrait: that face's width
     notes: str = ""
 
 
@@ -85,6 +110,7 @@ class SetPhoto:
     source: str
     photo: BenchPhoto
     features: dict[str, list[np.ndarray]] = field(default_factory=dict)  # kind -> (n, 2) x, y
+    pose: str = "frontal"
 
     def feature_mask(self, kinds=FEATURE_KINDS) -> np.ndarray:
         """Pixels inside the given feature outlines (eyes, brows, lips by default)."""
@@ -137,6 +163,9 @@ def load_catalogue(path: Path | None = None) -> tuple[dict[str, PhotoSource], di
             tone=item["tone"],
             crop=tuple(item["crop"]) if "crop" in item else None,
             ita_deg=item.get("ita_deg"),
+            skin_colour=item.get("skin_colour", "fixed"),
+            pose=item.get("pose", "frontal"),
+            face_width_px=item.get("face_width_px"),
             notes=item.get("notes", ""),
         )
         if entry.name in entries:
@@ -147,6 +176,11 @@ def load_catalogue(path: Path | None = None) -> tuple[dict[str, PhotoSource], di
             raise ValueError(f"{path}: photo {entry.name!r} has tone {entry.tone!r}, not one of {TONES}")
         if entry.kind not in ("portrait", "closeup"):
             raise ValueError(f"{path}: photo {entry.name!r} has kind {entry.kind!r}")
+        if entry.pose not in POSES:
+            raise ValueError(f"{path}: photo {entry.name!r} has pose {entry.pose!r}, not one of {POSES}")
+        if entry.skin_colour not in SKIN_COLOUR_TESTS:
+            raise ValueError(f"{path}: photo {entry.name!r} has skin_colour {entry.skin_colour!r}, "
+                             f"not one of {SKIN_COLOUR_TESTS}")
         entries[entry.name] = entry
     return sources, entries
 
@@ -193,15 +227,8 @@ def _load_one(entry: CatalogueEntry, source: PhotoSource, region: dict | None, c
         loaded = load_bench_photos(cache, names=["dermapred"])
         if not loaded:
             raise SourceUnavailable("dermapred wheel not obtainable")
-        return SetPhoto(entry.name, entry.tone, entry.kind, entry.source, loaded[0])
-    path = fetch_member(source, entry.file, cache)
-    with Image.open(path) as image:
-        # The catalogue's crops and outlines are in the upright view of the file.
-        rgb = np.asarray(ImageOps.exif_transpose(image).convert("RGB"), dtype=np.uint8)
-    if entry.crop is not None:
-        x0, y0, x1, y1 = entry.crop
-        rgb = rgb[y0:y1, x0:x1]
-    rgb = np.ascontiguousarray(rgb)
+        return SetPhoto(entry.name, entry.tone, entry.kind, entry.source, loaded[0], pose=entry.pose)
+    rgb = load_pixels(entry, source, cache)
     features: dict[str, list[np.ndarray]] = {}
     ovals: list[np.ndarray] = []
     widths: list[float] = []
@@ -216,19 +243,89 @@ def _load_one(entry: CatalogueEntry, source: PhotoSource, region: dict | None, c
     if entry.kind == "portrait" and not ovals:
         raise ValueError(f"{entry.name}: a portrait needs face outlines in photo_regions.json")
     height, width = rgb.shape[:2]
-    scale = image_scale(height, width, face_width_px=float(np.median(widths)) if widths else None)
+    face_width = float(np.median(widths)) if widths else entry.face_width_px
+    scale = image_scale(height, width, face_width_px=face_width)
     if ovals:
         polygons = {f"face{i}": [tuple(p) for p in oval] for i, oval in enumerate(ovals)}
-        skin = skin_region(rgb, scale=scale, polygons=polygons, min_lightness=MIN_SKIN_LIGHTNESS)
         excluded = _polygons_mask([p for kind in EXCLUDED_KINDS for p in features.get(kind, [])], (height, width))
+        if entry.skin_colour == "own":
+            upper_face = _polygons_mask(ovals, (height, width)) & ~excluded
+            upper_face[int(max(p[:, 1].max() for p in features["nose"])) :] = False  # no beard
+            skin = skin_region(rgb, scale=scale, polygons=polygons, exclude_dark=False,
+                               **own_skin_colour_test(rgb, upper_face))  # fmt: skip
+            skin &= ~own_dark_outliers(rgb, upper_face, scale=scale)
+        else:
+            skin = skin_region(rgb, scale=scale, polygons=polygons, min_lightness=MIN_SKIN_LIGHTNESS)
         radius = max(1, int(round(FEATURE_MARGIN * scale)))
         excluded = ndi.binary_dilation(excluded, structure=_disk(radius))
         skin &= ~excluded
+    elif entry.skin_colour == "own":
+        frame = np.ones((height, width), dtype=bool)
+        skin = skin_region(rgb, scale=scale, polygons=None, exclude_hairs=True, exclude_dark=False,
+                           **own_skin_colour_test(rgb, frame))  # fmt: skip
+        skin &= ~own_dark_outliers(rgb, frame, scale=scale)
     else:
         skin = skin_region(
             rgb, scale=scale, polygons=None, exclude_hairs=True, min_lightness=MIN_SKIN_LIGHTNESS
         )
-    return SetPhoto(entry.name, entry.tone, entry.kind, entry.source, BenchPhoto(entry.name, rgb, skin, scale), features)
+    photo = BenchPhoto(entry.name, rgb, skin, scale)
+    return SetPhoto(entry.name, entry.tone, entry.kind, entry.source, photo, features, pose=entry.pose)
+
+
+def load_pixels(entry: CatalogueEntry, source: PhotoSource, cache: Path) -> np.ndarray:
+    """The photo of a catalogue entry as the bench sees it: upright, cropped, ``(H, W, 3)`` uint8.
+
+    The catalogue's crops and the outlines of ``photo_regions.json`` are in this view. A
+    palette or transparent file (cut-out headshots) is read through RGBA, its hidden
+    colours kept as stored.
+    """
+    path = fetch_member(source, entry.file, cache)
+    with Image.open(path) as image:
+        upright = ImageOps.exif_transpose(image)
+        if upright.mode in ("P", "PA", "LA", "RGBA"):
+            upright = upright.convert("RGBA")
+        rgb = np.asarray(upright.convert("RGB"), dtype=np.uint8)
+    if entry.crop is not None:
+        x0, y0, x1, y1 = entry.crop
+        if not (0 <= x0 < x1 <= rgb.shape[1] and 0 <= y0 < y1 <= rgb.shape[0]):
+            raise ValueError(f"{entry.name}: crop {entry.crop} outside the photo ({rgb.shape[1]}x{rgb.shape[0]})")
+        rgb = rgb[y0:y1, x0:x1]
+    return np.ascontiguousarray(rgb)
+
+
+def own_skin_colour_test(rgb: np.ndarray, face: np.ndarray) -> dict[str, float | tuple[float, float]]:
+    """Skin-colour bounds for :func:`.photos.skin_region` taken from the face's own skin.
+
+    For skin the fixed test misses (very dark skin under cool studio light reads nearly grey:
+    chroma 1-8, hue down to -70 degrees): lightness down to ``OWN_SKIN_L_BELOW`` under the
+    median of ``face`` (a beard is darker still) but not under ``OWN_SKIN_MIN_L``, chroma from
+    ``OWN_SKIN_MIN_CHROMA``, hue within ``OWN_SKIN_HUE_SPAN_DEG`` of the median hue of the face
+    oval's pixels outside eyes, brows, lips and nose.
+    """
+    lab = rgb2lab(rgb[face]) if face.any() else np.zeros((1, 3))
+    hue = float(np.degrees(np.arctan2(np.median(lab[:, 2]), np.median(lab[:, 1]))))
+    return {
+        "min_lightness": max(OWN_SKIN_MIN_L, float(np.median(lab[:, 0])) - OWN_SKIN_L_BELOW),
+        "min_chroma": OWN_SKIN_MIN_CHROMA,
+        "hue_range_deg": (hue - OWN_SKIN_HUE_SPAN_DEG, hue + OWN_SKIN_HUE_SPAN_DEG),
+    }
+
+
+def own_dark_outliers(rgb: np.ndarray, face: np.ndarray, *, scale: float) -> np.ndarray:
+    """Dark marks (lashes, stray hairs, stubble) judged against the face's own texture.
+
+    As step 4 of :mod:`.photos` (pixels below their local mean, cut out with a ring), but
+    the drop is at least ``OWN_DARK_SIGMAS`` robust standard deviations of L* minus its local
+    mean over ``face``: very dark skin under studio light has pores and sheen of 5-7 L*, which
+    the fixed 8 L* drop would cut out as marks nearly everywhere.
+    """
+    lightness = rgb2lab(rgb)[..., 0]
+    local_mean = ndi.gaussian_filter(lightness, DARK_OUTLIER_SIGMA * scale)
+    residual = (lightness - local_mean)[face] if face.any() else np.zeros(1)
+    sigma = 1.4826 * float(np.median(np.abs(residual - np.median(residual))))
+    drop = max(DARK_OUTLIER_DROP, OWN_DARK_SIGMAS * sigma)
+    dark = lightness < local_mean - drop
+    return ndi.binary_dilation(dark, structure=_disk(max(1, int(round(DARK_OUTLIER_DILATION * scale)))))
 
 
 def _polygons_mask(polygons, shape) -> np.ndarray:
