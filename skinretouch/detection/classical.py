@@ -118,6 +118,18 @@ class _Thresholds:
     freckle_dark: float = 9.0  # freckles are fainter than this
     freckle_max_r: float = 2.2
     freckle_min_count: int = 6  # this many faint small brown spots make a freckled face
+    # Dim papules: red bumps too faint for the Lab rules above, judged against the a* noise of
+    # the skin around them (its own local SD), so one setting serves pale, dark and noisy skin.
+    dim_papule_noise_k: float = 3.5  # a* rise in local a* SDs
+    dim_papule_red: float = 3.0  # ...and at least this a* rise (below it nothing is visible)
+    dim_papule_red_share: float = 0.35  # a* rise at least this share of the L drop
+    dim_papule_dark_k: float = 0.5  # L drop at least this many local L SDs (raised, shaded)
+    dim_papule_min_r: float = 2.5
+    dim_papule_max_elongation: float = 3.0
+    dim_papule_min_solidity: float = 0.55
+    dim_papule_max_ring_busy: float = 0.15
+    dim_papule_ring_k: float = 2.0  # ring L SD at most this many local L SDs (or the a* rise)
+    dim_papule_min_peak: float = 1.6
 
 
 class ClassicalDetector:
@@ -457,24 +469,26 @@ class ClassicalDetector:
         )
         contrast["peaks"] = feats[:, _COL["peak"]].astype(np.float32)
         solidity = _solidity(labels, count, feats)
+        noise = np.stack([sd_l, sd_a, sd_b], axis=-1)
+        region_noise = _region_noise(labels, count, noise)
         # The photo's own skin texture: the median ring L SD of all candidates (most are
         # ordinary skin: pores, fine lines). Rings are judged busy against it, not against
         # a fixed Lab figure only.
         texture = float(np.median(feats[1:, _COL["ring_l_std"]]))
-        labels, count, feats, solidity, second = self._second_look(
-            labels, count, feats, solidity, smooth, weights, divisors, lab, skin, hair,
-            allowed, grad, unit, texture,
+        labels, count, feats, solidity, region_noise, second = self._second_look(
+            labels, count, feats, solidity, region_noise, noise, smooth, weights, divisors, lab,
+            skin, hair, allowed, grad, unit, texture,
         )
         labels, spots, protected, sources = self._classify(
-            labels, count, feats, solidity, unit, texture, second
+            labels, count, feats, solidity, region_noise, unit, texture, second
         )
         # Spots found on a patch were measured against their own small ring, not the
         # skin background: the full-resolution pass must not regrow them into the patch.
         contrast["sources"] = np.where(np.isin(sources, list(second)), -1, sources)
         return labels, spots, protected, contrast
 
-    def _second_look(self, labels, count, feats, solidity, smooth, weights, divisors, lab,
-                     skin, hair, allowed, grad, unit, texture):
+    def _second_look(self, labels, count, feats, solidity, region_noise, noise, smooth, weights,
+                     divisors, lab, skin, hair, allowed, grad, unit, texture):
         """Look again inside large rejected regions for a spot sitting on them.
 
         A brown spot on a flushed cheek floods into the redness around it and the whole
@@ -487,12 +501,10 @@ class ClassicalDetector:
         for k in range(1, count + 1):
             if feats[k, _COL["area"]] < math.pi * (t.patch_min_r * unit) ** 2:
                 continue
-            f = {name: feats[k, i] for name, i in _COL.items()}
-            f["solidity"] = solidity[k]
-            f["texture"] = texture
+            f = _measures(feats[k], solidity[k], region_noise[k], texture)
             big[k] = self._kind_of(f, unit) is None
         if not big.any():
-            return labels, count, feats, solidity, set()
+            return labels, count, feats, solidity, region_noise, set()
         patch = big[labels]
         near_bg = kd.normalized_blur(smooth, weights, t.patch_sigma * unit)
         near_delta = smooth - near_bg
@@ -502,7 +514,7 @@ class ClassicalDetector:
             allowed=patch & allowed, seedable=~hair,
         )
         if n_sub == 0:
-            return labels, count, feats, solidity, set()
+            return labels, count, feats, solidity, region_noise, set()
         areas = np.bincount(sub.ravel(), minlength=n_sub + 1).astype(np.float32)
         ring = np.maximum(2.0 * unit, 0.6 * np.sqrt(areas / math.pi)).astype(np.float32)
         sub_feats = kd.region_features(
@@ -510,25 +522,26 @@ class ClassicalDetector:
             hair=hair, gradient=grad, ring_px=ring,
         )
         sub_solidity = _solidity(sub, n_sub, sub_feats)
+        sub_noise = _region_noise(sub, n_sub, noise)
         merged = np.where(sub > 0, sub + count, labels)
         return (
             merged,
             count + n_sub,
             np.concatenate([feats, sub_feats[1:]]),
             np.concatenate([solidity, sub_solidity[1:]]),
+            np.concatenate([region_noise, sub_noise[1:]]),
             set(range(count + 1, count + n_sub + 1)),
         )
 
-    def _classify(self, labels, count, feats, solidity, unit, texture, on_patch=frozenset()):
+    def _classify(self, labels, count, feats, solidity, region_noise, unit, texture,
+                  on_patch=frozenset()):
         t = self._t
         cfg = self.config
         decisions: list[tuple[int, str, float]] = []
         freckles: list[int] = []
         moles: list[int] = []
         for k in range(1, count + 1):
-            f = {name: feats[k, i] for name, i in _COL.items()}
-            f["solidity"] = solidity[k]
-            f["texture"] = texture
+            f = _measures(feats[k], solidity[k], region_noise[k], texture)
             kind = self._kind_of(f, unit)
             if kind is None:
                 continue
@@ -572,6 +585,40 @@ class ClassicalDetector:
 
     def _kind_of(self, f: dict[str, float], unit: float) -> str | None:
         """The kind of one measured region ("mole"/"freckle" are protected), or None."""
+        kind = self._rule_kind(f, unit)
+        if kind is None and self._dim_papule(f, unit):
+            return "papule"
+        return kind
+
+    def _dim_papule(self, f: dict[str, float], unit: float) -> bool:
+        """A round, quiet-ringed bump whose redness stands out of the local a* noise."""
+        t = self._t
+        g = self._gain
+        if f["area"] < 3 or "noise_a" not in f:
+            return False
+        if (
+            f["ring_allowed"] < t.min_ring_allowed
+            or f["ring_skin"] < t.min_ring_skin
+            or f["hair_frac"] > 0.5
+            or f["ring_busy"] > t.dim_papule_max_ring_busy
+            or f.get("solidity", 1.0) < t.dim_papule_min_solidity
+            or f["peak"] < t.dim_papule_min_peak / g
+        ):
+            return False
+        r_eq = math.sqrt(f["area"] / math.pi) / unit
+        if not t.dim_papule_min_r <= r_eq <= t.max_r or _elongation(f) > t.dim_papule_max_elongation:
+            return False
+        red, dark, yellow = f["core_da"], -f["core_dl"], f["core_db"]
+        return (
+            red >= t.dim_papule_red / g
+            and red >= t.dim_papule_noise_k / g * max(f["noise_a"], 1e-3)
+            and red >= t.dim_papule_red_share * dark
+            and dark >= t.dim_papule_dark_k * f["noise_l"]
+            and yellow <= max(4.0, 0.6 * red)
+            and f["ring_l_std"] <= max(t.dim_papule_ring_k * f["noise_l"], red)
+        )
+
+    def _rule_kind(self, f: dict[str, float], unit: float) -> str | None:
         t = self._t
         g = self._gain
         area = f["area"]
@@ -718,6 +765,32 @@ def _strength(delta: np.ndarray, divisors: np.ndarray) -> np.ndarray:
     # Brown = darker and yellower together; each alone may be too faint.
     brown = np.where((dark > 0) & (yellow > 0), 0.5 * (dark + yellow), 0.0)
     return np.maximum(np.maximum(red, dark), brown).astype(np.float32)
+
+
+def _elongation(f: dict[str, float]) -> float:
+    """Major over minor axis of a region's second moments."""
+    tr = 0.5 * (f["sxx"] + f["syy"])
+    det = math.sqrt(max(0.25 * (f["sxx"] - f["syy"]) ** 2 + f["sxy"] ** 2, 0.0))
+    return math.sqrt((tr + det) / max(tr - det, 0.25))
+
+
+def _measures(row: np.ndarray, solidity: float, noise: np.ndarray, texture: float) -> dict[str, float]:
+    """One region's measurements by name, with its shape and the skin noise under it."""
+    f = {name: float(row[i]) for name, i in _COL.items()}
+    f["solidity"] = float(solidity)
+    f["texture"] = float(texture)
+    f["noise_l"], f["noise_a"], f["noise_b"] = (float(v) for v in noise)
+    return f
+
+
+def _region_noise(labels: np.ndarray, count: int, noise: np.ndarray) -> np.ndarray:
+    """Mean local skin noise (L, a*, b* SDs around the spot) of each region: (count + 1, 3)."""
+    flat = labels.ravel()
+    area = np.maximum(np.bincount(flat, minlength=count + 1), 1).astype(np.float64)
+    out = np.empty((count + 1, noise.shape[-1]), np.float64)
+    for c in range(noise.shape[-1]):
+        out[:, c] = np.bincount(flat, weights=noise[..., c].ravel(), minlength=count + 1) / area
+    return out
 
 
 def _solidity(labels: np.ndarray, count: int, feats: np.ndarray) -> np.ndarray:
