@@ -130,6 +130,12 @@ class _Thresholds:
     dim_papule_max_ring_busy: float = 0.15
     dim_papule_ring_k: float = 2.0  # ring L SD at most this many local L SDs (or the a* rise)
     dim_papule_min_peak: float = 1.6
+    # Faint blackheads: a small plug darker than the local L noise by this many SDs, and greyer
+    # than the skin (its a* + b* fall by this many local a*/b* SDs together).
+    dim_blackhead_dark_k: float = 5.0
+    dim_blackhead_dark: float = 8.0  # ...and at least this L drop
+    dim_blackhead_grey_k: float = 4.0
+    dim_blackhead_max_ring_busy: float = 0.25
 
 
 class ClassicalDetector:
@@ -588,7 +594,36 @@ class ClassicalDetector:
         kind = self._rule_kind(f, unit)
         if kind is None and self._dim_papule(f, unit):
             return "papule"
+        if kind is None and self._dim_blackhead(f, unit):
+            return "blackhead"
         return kind
+
+    def _dim_blackhead(self, f: dict[str, float], unit: float) -> bool:
+        """A small grey-black plug that stands out of the local L noise (too faint in Lab units
+        for the rule on absolute darkness: dark skin, soft light, small faces)."""
+        t = self._t
+        g = self._gain
+        if f["area"] < 3 or "noise_l" not in f:
+            return False
+        if (
+            f["ring_allowed"] < t.min_ring_allowed
+            or f["ring_skin"] < t.min_ring_skin
+            or f["hair_frac"] > 0.5
+            or f["ring_busy"] > t.dim_blackhead_max_ring_busy
+            or f["ring_l_std"] > t.blackhead_max_ring_sd
+        ):
+            return False
+        core_r = math.sqrt(f["plateau"] * f["area"] / math.pi) / unit
+        r_eq = math.sqrt(f["area"] / math.pi) / unit
+        if core_r > t.blackhead_max_r or r_eq > 2.0 * t.blackhead_max_r:
+            return False
+        dark = -f["core_dl"]
+        chroma_drop = -(f["core_da"] + f["core_db"])
+        return (
+            dark >= t.dim_blackhead_dark / g
+            and dark >= t.dim_blackhead_dark_k / g * max(f["noise_l"], 1e-3)
+            and chroma_drop >= t.dim_blackhead_grey_k * (f["noise_a"] + f["noise_b"])
+        )
 
     def _dim_papule(self, f: dict[str, float], unit: float) -> bool:
         """A round, quiet-ringed bump whose redness stands out of the local a* noise."""
