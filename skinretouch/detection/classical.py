@@ -81,7 +81,7 @@ class _Thresholds:
     patch_sigma: float = 3.0  # near background: Gaussian sigma
     # Acceptance of a region as a spot at all.
     max_r: float = 28.0  # larger regions are shading, not spots (inflamed halos are big)
-    max_elongation: float = 3.0  # major/minor axis ratio above which a region is a line
+    max_elongation: float = 3.5  # major/minor axis ratio above which a region is a line
     min_solidity: float = 0.5  # area / convex hull: jagged pieces are texture
     max_ring_busy: float = 0.25  # share of the ring as strong as the spot's edge
     min_ring_allowed: float = 0.6  # share of the ring that is searchable skin
