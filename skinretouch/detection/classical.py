@@ -136,6 +136,14 @@ class _Thresholds:
     dim_blackhead_dark: float = 8.0  # ...and at least this L drop
     dim_blackhead_grey_k: float = 4.0
     dim_blackhead_max_ring_busy: float = 0.25
+    # Faint dark spots: brown (b* rise as for dark spots) and darker than the local L noise by
+    # this many SDs (dark_rel), where the L drop in Lab units is too small for the rule above;
+    # not flat-topped (moles are) and not mole-dark.
+    dark_rel: float = 5.0
+    dark_rel_min_peak: float = 1.0
+    dark_rel_max_plateau: float = 0.75
+    dark_rel_max_elongation: float = 2.5
+    dark_rel_ring_k: float = 2.5  # ring L SD at most this many local L SDs (or the fixed limits)
 
 
 class ClassicalDetector:
@@ -596,7 +604,43 @@ class ClassicalDetector:
             return "papule"
         if kind is None and self._dim_blackhead(f, unit):
             return "blackhead"
+        if kind is None and self._dim_dark_spot(f, unit):
+            return "dark_spot"
         return kind
+
+    def _dim_dark_spot(self, f: dict[str, float], unit: float) -> bool:
+        """A brown spot whose darkness stands out of the local L noise (``dark_rel``)."""
+        t = self._t
+        g = self._gain
+        if f["area"] < 3 or "noise_l" not in f or not self._plain_region(f, unit):
+            return False
+        r_eq = math.sqrt(f["area"] / math.pi) / unit
+        dark, red, yellow = -f["core_dl"], f["core_da"], f["core_db"]
+        return (
+            t.dark_spot_dark / g <= dark < t.mole_dark
+            and dark >= t.dark_rel / g * max(f["noise_l"], 1e-3)
+            and yellow >= t.dark_spot_yellow / g
+            and red <= max(t.dark_spot_max_red, 0.4 * dark)
+            and r_eq >= t.dark_spot_min_r
+            and _elongation(f) <= t.dark_rel_max_elongation
+            and f["plateau"] < t.dark_rel_max_plateau
+            and f["peak"] >= t.dark_rel_min_peak / g
+            and f["ring_l_std"] <= max(t.dark_spot_max_ring_sd, t.dark_rel_ring_k * f["noise_l"], 0.3 * dark)
+        )
+
+    def _plain_region(self, f: dict[str, float], unit: float) -> bool:
+        """The general acceptance of :meth:`_rule_kind`: skin ring, not a line, a hair, jagged
+        or too big."""
+        t = self._t
+        return not (
+            _elongation(f) > t.max_elongation
+            or f["hair_frac"] > 0.5
+            or f["ring_allowed"] < t.min_ring_allowed
+            or f["ring_skin"] < t.min_ring_skin
+            or f["ring_busy"] > t.max_ring_busy
+            or (f["area"] >= 12 and f.get("solidity", 1.0) < t.min_solidity)
+            or math.sqrt(f["area"] / math.pi) / unit > t.max_r
+        )
 
     def _dim_blackhead(self, f: dict[str, float], unit: float) -> bool:
         """A small grey-black plug that stands out of the local L noise (too faint in Lab units
