@@ -130,6 +130,7 @@ class _Thresholds:
     dim_papule_max_ring_busy: float = 0.15
     dim_papule_ring_k: float = 2.0  # ring L SD at most this many local L SDs (or the a* rise)
     dim_papule_min_peak: float = 1.6
+    dim_papule_ring_red_k: float = 1.5  # the ring's own a* rise, in local a* SDs: a piece of a red patch
     # Faint blackheads: a small plug darker than the local L noise by this many SDs, and greyer
     # than the skin (its a* + b* fall by this many local a*/b* SDs together).
     dim_blackhead_dark_k: float = 5.0
@@ -695,6 +696,7 @@ class ClassicalDetector:
             and dark >= t.dim_papule_dark_k * f["noise_l"]
             and yellow <= max(4.0, 0.6 * red)
             and f["ring_l_std"] <= max(t.dim_papule_ring_k * f["noise_l"], red)
+            and f["ring_mean_da"] <= t.dim_papule_ring_red_k * max(f["noise_a"], 1e-3)
         )
 
     def _rule_kind(self, f: dict[str, float], unit: float) -> str | None:
