@@ -85,7 +85,7 @@ class _Thresholds:
     min_solidity: float = 0.5  # area / convex hull: jagged pieces are texture
     max_ring_busy: float = 0.25  # share of the ring as strong as the spot's edge
     min_ring_allowed: float = 0.6  # share of the ring that is searchable skin
-    min_ring_skin: float = 0.15  # mean skin likelihood of the ring
+    min_ring_skin: float = 0.08  # mean skin likelihood of the ring
     # Kinds (over the spot's core: the part at >= 60 % of its peak).
     papule_red: float = 4.5  # a* rise of a papule/pustule
     papule_red_share: float = 0.95  # a* rise at least this share of the L drop (else: a furrow's shadow)
