@@ -120,6 +120,10 @@ class _Thresholds:
     freckle_min_count: int = 6  # this many faint small brown spots make a freckled face
     # Dim papules: red bumps too faint for the Lab rules above, judged against the a* noise of
     # the skin around them (its own local SD), so one setting serves pale, dark and noisy skin.
+    # A faint spot right against a feature (a brow's head, a lip's corner) is more likely that
+    # feature's own edge: the faint rules below want nearly all of the ring searchable skin.
+    dim_min_ring_allowed: float = 0.9
+    dim_feature_clearance: float = 3.0  # ...and keep this far (face units) from eyes, brows, lips
     dim_papule_noise_k: float = 3.5  # a* rise in local a* SDs
     dim_papule_red: float = 3.0  # ...and at least this a* rise (below it nothing is visible)
     dim_papule_red_share: float = 0.35  # a* rise at least this share of the L drop
@@ -281,7 +285,7 @@ class ClassicalDetector:
         roi, to_small, unit, hair = a.roi, a.to_small, a.unit, a.hair_small
         crop = image[ry : ry + rh, rx : rx + rw]
         labels_small, spots, kept_protected, contrast = self._find_spots(
-            a.lab_small, a.skin_small, hair, a.allowed_small, unit
+            a.lab_small, a.skin_small, hair, a.allowed_small, unit, features=a.protected_small
         )
         features = list(a.features)
         protected_small = a.protected_small.copy()
@@ -424,7 +428,7 @@ class ClassicalDetector:
         return kd.fill_label_holes(out, max_hole_px=int(math.pi * (2.0 / min(sx, sy)) ** 2))
 
 
-    def _find_spots(self, lab, skin, hair, allowed, unit):
+    def _find_spots(self, lab, skin, hair, allowed, unit, features=None):
         t = self._t
         g = self._gain
         red_t, dark_t = t.red / g, t.dark / g
@@ -484,7 +488,12 @@ class ClassicalDetector:
         )
         contrast["peaks"] = feats[:, _COL["peak"]].astype(np.float32)
         solidity = _solidity(labels, count, feats)
-        noise = np.stack([sd_l, sd_a, sd_b], axis=-1)
+        # The local skin noise and the distance to the nearest protected feature (face units).
+        if features is not None and features.any():
+            clearance = cv2.distanceTransform((~features).astype(np.uint8), cv2.DIST_L2, 3) / unit
+        else:
+            clearance = np.full(labels.shape, 1e6, np.float32)
+        noise = np.stack([sd_l, sd_a, sd_b, clearance.astype(np.float32)], axis=-1)
         region_noise = _region_noise(labels, count, noise)
         # The photo's own skin texture: the median ring L SD of all candidates (most are
         # ordinary skin: pores, fine lines). Rings are judged busy against it, not against
@@ -615,6 +624,8 @@ class ClassicalDetector:
         g = self._gain
         if f["area"] < 3 or "noise_l" not in f or not self._plain_region(f, unit):
             return False
+        if f["ring_allowed"] < t.dim_min_ring_allowed or f.get("feature_clearance", np.inf) < t.dim_feature_clearance:
+            return False
         r_eq = math.sqrt(f["area"] / math.pi) / unit
         dark, red, yellow = -f["core_dl"], f["core_da"], f["core_db"]
         return (
@@ -651,7 +662,8 @@ class ClassicalDetector:
         if f["area"] < 3 or "noise_l" not in f:
             return False
         if (
-            f["ring_allowed"] < t.min_ring_allowed
+            f["ring_allowed"] < t.dim_min_ring_allowed
+            or f.get("feature_clearance", np.inf) < t.dim_feature_clearance
             or f["ring_skin"] < t.min_ring_skin
             or f["hair_frac"] > 0.5
             or f["ring_busy"] > t.dim_blackhead_max_ring_busy
@@ -677,7 +689,8 @@ class ClassicalDetector:
         if f["area"] < 3 or "noise_a" not in f:
             return False
         if (
-            f["ring_allowed"] < t.min_ring_allowed
+            f["ring_allowed"] < t.dim_min_ring_allowed
+            or f.get("feature_clearance", np.inf) < t.dim_feature_clearance
             or f["ring_skin"] < t.min_ring_skin
             or f["hair_frac"] > 0.5
             or f["ring_busy"] > t.dim_papule_max_ring_busy
@@ -860,17 +873,21 @@ def _measures(row: np.ndarray, solidity: float, noise: np.ndarray, texture: floa
     f = {name: float(row[i]) for name, i in _COL.items()}
     f["solidity"] = float(solidity)
     f["texture"] = float(texture)
-    f["noise_l"], f["noise_a"], f["noise_b"] = (float(v) for v in noise)
+    f["noise_l"], f["noise_a"], f["noise_b"], f["feature_clearance"] = (float(v) for v in noise)
     return f
 
 
 def _region_noise(labels: np.ndarray, count: int, noise: np.ndarray) -> np.ndarray:
-    """Mean local skin noise (L, a*, b* SDs around the spot) of each region: (count + 1, 3)."""
+    """Per region: the mean local skin noise (L, a*, b* SDs around the spot) and the least
+    distance to a protected feature (face units): (count + 1, 4)."""
     flat = labels.ravel()
     area = np.maximum(np.bincount(flat, minlength=count + 1), 1).astype(np.float64)
-    out = np.empty((count + 1, noise.shape[-1]), np.float64)
-    for c in range(noise.shape[-1]):
+    out = np.empty((count + 1, 4), np.float64)
+    for c in range(3):
         out[:, c] = np.bincount(flat, weights=noise[..., c].ravel(), minlength=count + 1) / area
+    nearest = np.full(count + 1, np.inf)
+    np.minimum.at(nearest, flat, noise[..., 3].ravel().astype(np.float64))
+    out[:, 3] = nearest
     return out
 
 
