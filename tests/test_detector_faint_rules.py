@@ -1,0 +1,97 @@
+"""The classical detector's faint-spot rules: judged in units of the local skin's own noise.
+
+Each rule gets a measured region (the ``region_features`` row by name, with the local noise
+and the distance to the nearest protected feature) and must decide by how far the spot
+stands out of the skin around it, not by an absolute Lab figure: the same Lab contrast is a
+papule on smooth skin and texture on noisy skin.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+
+import numpy as np
+import pytest
+
+os.environ.setdefault("NUMBA_CACHE_DIR", "/tmp/numba_cache")
+
+from skinretouch.config import DetectConfig  # noqa: E402
+from skinretouch.detection.classical import ClassicalDetector, _region_noise  # noqa: E402
+from skinretouch.kernels import detect as kd  # noqa: E402
+
+UNIT = 1.0
+
+
+@pytest.fixture(scope="module")
+def detector() -> ClassicalDetector:
+    return ClassicalDetector(DetectConfig())
+
+
+def _region(*, radius=4.0, dl=0.0, da=0.0, db=0.0, noise=(2.0, 1.0, 1.0), **overrides) -> dict:
+    """A round, solid region on quiet, searchable skin, far from any feature."""
+    area = math.pi * (radius * UNIT) ** 2
+    second_moment = (radius * UNIT) ** 2 / 4.0
+    f = {name: 0.0 for name in kd.FEATURES}
+    f.update(area=area, sxx=second_moment, syy=second_moment, sxy=0.0,
+             core_dl=dl, core_da=da, core_db=db, max_dl=dl, min_dl=dl, peak=2.5, plateau=0.5,
+             ring_allowed=1.0, ring_skin=0.8, ring_busy=0.0, ring_l_std=noise[0],
+             ring_mean_da=0.0, hair_frac=0.0, edge_grad=1.0, solidity=0.9, texture=noise[0])  # fmt: skip
+    f["noise_l"], f["noise_a"], f["noise_b"] = noise
+    f["feature_clearance"] = 50.0
+    f.update(overrides)
+    return f
+
+
+def test_a_dim_papule_is_judged_against_the_local_a_noise(detector):
+    # a* +3.8, L -3: too faint for the Lab papule rule (a* rise 4.5) ...
+    faint = _region(da=3.8, dl=-3.0)
+    assert detector._rule_kind(faint, UNIT) is None
+    # ... but 3.8 local a* SDs on smooth skin: a papule; on blotchy skin (a* SD 1.5) it is texture.
+    assert detector._kind_of(faint, UNIT) == "papule"
+    assert detector._kind_of(_region(da=3.8, dl=-3.0, noise=(2.0, 1.5, 1.0)), UNIT) is None
+
+
+def test_a_dim_papule_is_round_quiet_and_not_a_piece_of_a_red_patch(detector):
+    assert detector._kind_of(_region(da=3.8, dl=-3.0, ring_mean_da=2.0), UNIT) is None  # red ring
+    assert detector._kind_of(_region(da=3.8, dl=-3.0, ring_busy=0.3), UNIT) is None  # busy ring
+    assert detector._kind_of(_region(da=3.8, dl=-3.0, sxx=16.0, syy=0.5), UNIT) is None  # a line
+    assert detector._kind_of(_region(da=3.8, dl=-3.0, radius=1.5), UNIT) is None  # a pore
+
+
+def test_faint_spots_keep_clear_of_eyes_brows_and_lips(detector):
+    for region in (_region(da=3.8, dl=-3.0), _region(radius=2.0, dl=-14.0, da=-5.0, db=-5.0),
+                   _region(radius=4.0, dl=-7.0, db=3.5, plateau=0.5, peak=1.2, noise=(1.2, 1.0, 1.0))):  # fmt: skip
+        kind = detector._kind_of(region, UNIT)
+        assert kind is not None
+        assert detector._kind_of({**region, "feature_clearance": 1.0}, UNIT) is None, kind
+
+
+def test_a_faint_blackhead_is_dark_in_l_noise_units_and_grey(detector):
+    grey = _region(radius=2.0, dl=-14.0, da=-5.0, db=-5.0)
+    assert detector._rule_kind(grey, UNIT) is None  # L -14: below the Lab blackhead rule (22)
+    assert detector._kind_of(grey, UNIT) == "blackhead"
+    # The same drop in noisy skin (L SD 3.5: 4 SDs) is texture; a brown dot is no blackhead.
+    assert detector._kind_of(_region(radius=2.0, dl=-14.0, da=-5.0, db=-5.0, noise=(3.5, 1.0, 1.0)), UNIT) is None
+    assert detector._kind_of(_region(radius=2.0, dl=-14.0, da=1.0, db=2.0), UNIT) != "blackhead"
+
+
+def test_a_faint_dark_spot_is_dark_in_l_noise_units_brown_and_not_a_mole(detector):
+    spot = _region(radius=4.0, dl=-7.0, db=3.5, plateau=0.5, peak=1.2, noise=(1.2, 1.0, 1.0))
+    assert detector._rule_kind(spot, UNIT) is None  # strength peak 1.2 < the rule's 1.45
+    assert detector._kind_of(spot, UNIT) == "dark_spot"
+    assert detector._kind_of({**spot, "noise_l": 2.0}, UNIT) is None  # 3.5 L SDs: skin texture
+    assert detector._kind_of({**spot, "plateau": 0.9}, UNIT) is None  # flat-topped: a mole's shape
+
+
+def test_region_noise_is_the_mean_noise_and_the_least_feature_distance():
+    labels = np.zeros((6, 6), np.int32)
+    labels[1:3, 1:3] = 1
+    labels[4:6, 3:6] = 2
+    noise = np.zeros((6, 6, 4), np.float32)
+    noise[..., 1] = np.arange(36, dtype=np.float32).reshape(6, 6)
+    noise[..., 3] = np.arange(36, dtype=np.float32).reshape(6, 6)[::-1]
+    out = _region_noise(labels, 2, noise)
+    assert out.shape == (3, 4)
+    assert out[1, 1] == pytest.approx(np.mean([7, 8, 13, 14]))
+    assert out[2, 3] == pytest.approx(min(noise[4:6, 3:6, 3].ravel()))
