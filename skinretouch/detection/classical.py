@@ -881,12 +881,15 @@ def _region_noise(labels: np.ndarray, count: int, noise: np.ndarray) -> np.ndarr
     """Per region: the mean local skin noise (L, a*, b* SDs around the spot) and the least
     distance to a protected feature (face units): (count + 1, 4)."""
     flat = labels.ravel()
-    area = np.maximum(np.bincount(flat, minlength=count + 1), 1).astype(np.float64)
+    inside = np.flatnonzero(flat)  # spots cover a small share of the grid: only their pixels
+    owner = flat[inside]
+    values = noise.reshape(-1, noise.shape[-1])[inside]
+    area = np.maximum(np.bincount(owner, minlength=count + 1), 1).astype(np.float64)
     out = np.empty((count + 1, 4), np.float64)
     for c in range(3):
-        out[:, c] = np.bincount(flat, weights=noise[..., c].ravel(), minlength=count + 1) / area
+        out[:, c] = np.bincount(owner, weights=values[:, c], minlength=count + 1) / area
     nearest = np.full(count + 1, np.inf)
-    np.minimum.at(nearest, flat, noise[..., 3].ravel().astype(np.float64))
+    np.minimum.at(nearest, owner, values[:, 3].astype(np.float64))
     out[:, 3] = nearest
     return out
 
