@@ -707,7 +707,7 @@ class ClassicalDetector:
             and red >= t.dim_papule_noise_k / g * max(f["noise_a"], 1e-3)
             and red >= t.dim_papule_red_share * dark
             and dark >= t.dim_papule_dark_k * f["noise_l"]
-            and yellow <= max(4.0, 0.6 * red)
+            and yellow <= max(4.0, red)
             and f["ring_l_std"] <= max(t.dim_papule_ring_k * f["noise_l"], red)
             and f["ring_mean_da"] <= t.dim_papule_ring_red_k * max(f["noise_a"], 1e-3)
         )
@@ -770,7 +770,9 @@ class ClassicalDetector:
                 if f["edge_grad"] > t.shaded_papule_max_edge:
                     return None
                 ring_limit = t.shaded_papule_max_ring_sd
-            if ring_sd > ring_limit or yellow > max(5.0, 0.6 * red):
+            # Red at least as strong as yellow: an orange-red bump is still inflamed (and a
+            # pustule's head is yellow); a mark whose b* rise exceeds its a* rise is brown.
+            if ring_sd > ring_limit or yellow > max(5.0, red):
                 return None
             bright_centre = f["max_dl"] - f["core_dl"] >= t.pustule_head and f["max_dl"] >= -3.0
             return "pustule" if bright_centre else "papule"
