@@ -124,7 +124,11 @@ class _Thresholds:
     # feature's own edge: the faint rules below want nearly all of the ring searchable skin.
     dim_min_ring_allowed: float = 0.9
     dim_feature_clearance: float = 3.0  # ...and keep this far (face units) from eyes, brows, lips
-    dim_papule_noise_k: float = 3.5  # a* rise in local a* SDs
+    # Every papule or pustule: an a* rise of at least this many local a* SDs; every dark spot:
+    # an L drop of this many local L SDs (else it is the skin's own blotches, grain or light).
+    papule_noise_k: float = 4.0
+    dark_spot_noise_k: float = 3.0
+    dim_papule_noise_k: float = 4.0  # a* rise in local a* SDs
     dim_papule_red: float = 3.0  # ...and at least this a* rise (below it nothing is visible)
     dim_papule_red_share: float = 0.35  # a* rise at least this share of the L drop
     dim_papule_dark_k: float = 0.5  # L drop at least this many local L SDs (raised, shaded)
@@ -610,6 +614,8 @@ class ClassicalDetector:
     def _kind_of(self, f: dict[str, float], unit: float) -> str | None:
         """The kind of one measured region ("mole"/"freckle" are protected), or None."""
         kind = self._rule_kind(f, unit)
+        if not self._stands_out_of_noise(kind, f):
+            kind = None
         if kind is None and self._dim_papule(f, unit):
             return "papule"
         if kind is None and self._dim_blackhead(f, unit):
@@ -681,6 +687,19 @@ class ClassicalDetector:
             and dark >= t.dim_blackhead_dark_k / g * max(f["noise_l"], 1e-3)
             and chroma_drop >= t.dim_blackhead_grey_k * (f["noise_a"] + f["noise_b"])
         )
+
+    def _stands_out_of_noise(self, kind: str | None, f: dict[str, float]) -> bool:
+        """Whatever the Lab rules say, an inflamed spot's a* rise and a dark spot's L drop must
+        stand out of the local skin's own noise (coloured light, blotchy or grainy skin)."""
+        t = self._t
+        g = self._gain
+        if "noise_a" not in f:
+            return True
+        if kind in ("papule", "pustule"):
+            return f["core_da"] >= t.papule_noise_k / g * max(f["noise_a"], 1e-3)
+        if kind == "dark_spot":
+            return -f["core_dl"] >= t.dark_spot_noise_k / g * max(f["noise_l"], 1e-3)
+        return True
 
     def _dim_papule(self, f: dict[str, float], unit: float) -> bool:
         """A round, quiet-ringed bump whose redness stands out of the local a* noise."""
