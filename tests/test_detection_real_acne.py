@@ -58,15 +58,15 @@ def scored():
     return parts
 
 
-# Measured (30 labelled photos each, pipeline dilation): dev inflamed recall 0.680, area 0.654,
-# 3.06 false regions per lesion; test 0.643, 0.567, 2.47 (unlabelled faint lesions count as false).
-# Before the noise-relative faint rules (dim papule, faint blackhead, dark_rel): dev 0.497 / 0.548,
-# about 2.0 false regions per lesion; the old detector: dev 0.22 / 0.23. The false-region bound was
-# 2.5: the faint rules find more of the unlabelled faint lesions and some skin texture, and the
-# precision verifier (a separate stage) is there to take those out.
-FLOOR_RECALL = {"dev": 0.66, "test": 0.62}
-FLOOR_AREA = {"dev": 0.63, "test": 0.54}
-CEILING_FALSE_PER_LESION = {"dev": 3.2, "test": 2.6}
+# Measured (30 labelled photos each, pipeline dilation): dev inflamed recall 0.669, area 0.647,
+# 2.79 false regions per lesion; test 0.673, 0.602, 2.31 (unlabelled faint lesions count as false).
+# Before the noise-relative rules (dim papule, faint blackhead, dark_rel, every papule 4 local a*
+# SDs): dev 0.497 / 0.548, about 2.0 false regions per lesion; the old detector: dev 0.22 / 0.23.
+# The false-region bound was 2.5: the faint rules find more of the unlabelled faint lesions and
+# some skin texture; the precision verifier (a separate stage) is there to take those out.
+FLOOR_RECALL = {"dev": 0.65, "test": 0.65}
+FLOOR_AREA = {"dev": 0.62, "test": 0.58}
+CEILING_FALSE_PER_LESION = {"dev": 2.95, "test": 2.45}
 
 
 @pytest.mark.parametrize("part", ["dev", "test"])

@@ -110,14 +110,14 @@ def test_bench_faces_recall_false_regions_and_moles(detector, photos):
         totals["moles"] += m["moles_hit"]
     recall = totals["found"] / totals["spots"]
     false_dilated = totals["false_dilated"] / totals["spots"]
-    # Measured: recall 0.81 (22 of 27), 0.41 false regions per planted spot in the mask as the
-    # pipeline dilates it (11 of 27, 10 of them on Grace Hopper's aged skin: folds, wrinkles and
-    # faint red blotches), no mole. Before the noise-relative faint rules (dim papule, faint
-    # blackhead, dark_rel): 0.81 and 0.22 (bound 0.25); the dim-papule rule adds the blotches
-    # (it raised real-acne inflamed recall 0.50 -> 0.68 on the dev half). Before the issue-13
-    # detector and the shared Lab/blur kernels: 0.85 and 0.11 (bound 0.2).
+    # Measured: recall 0.81 (22 of 27), 0.30 false regions per planted spot in the mask as the
+    # pipeline dilates it (8 of 27, most on Grace Hopper's aged skin: folds, wrinkles and faint
+    # red blotches), no mole. Before the noise-relative rules (dim papule, faint blackhead,
+    # dark_rel, every papule 4 local a* SDs): 0.81 and 0.22 (bound 0.25); the faint rules add
+    # some blotches (they raised real-acne inflamed recall 0.50 -> 0.67 on the dev half). Before
+    # the issue-13 detector and the shared Lab/blur kernels: 0.85 and 0.11 (bound 0.2).
     assert recall >= 0.8
-    assert false_dilated <= 0.45
+    assert false_dilated <= 0.32
     assert totals["moles"] == 0
 
 

@@ -44,23 +44,32 @@ def _region(*, radius=4.0, dl=0.0, da=0.0, db=0.0, noise=(2.0, 1.0, 1.0), **over
 
 
 def test_a_dim_papule_is_judged_against_the_local_a_noise(detector):
-    # a* +3.8, L -3: too faint for the Lab papule rule (a* rise 4.5) ...
-    faint = _region(da=3.8, dl=-3.0)
+    # a* +4.2, L -3: too faint for the Lab papule rule (a* rise 4.5) ...
+    faint = _region(da=4.2, dl=-3.0)
     assert detector._rule_kind(faint, UNIT) is None
-    # ... but 3.8 local a* SDs on smooth skin: a papule; on blotchy skin (a* SD 1.5) it is texture.
+    # ... but 4.2 local a* SDs on smooth skin: a papule; on blotchy skin (a* SD 1.5) it is texture.
     assert detector._kind_of(faint, UNIT) == "papule"
-    assert detector._kind_of(_region(da=3.8, dl=-3.0, noise=(2.0, 1.5, 1.0)), UNIT) is None
+    assert detector._kind_of(_region(da=4.2, dl=-3.0, noise=(2.0, 1.5, 1.0)), UNIT) is None
+
+
+def test_a_lab_rule_papule_must_still_stand_out_of_the_local_a_noise(detector):
+    clear = _region(da=7.0, dl=-4.0)
+    assert detector._rule_kind(clear, UNIT) == "papule"
+    assert detector._kind_of(clear, UNIT) == "papule"
+    # The same a* rise under coloured light or on blotchy skin (a* SD 2: 3.5 SDs) is not a papule.
+    assert detector._kind_of({**clear, "noise_a": 2.0}, UNIT) is None
 
 
 def test_a_dim_papule_is_round_quiet_and_not_a_piece_of_a_red_patch(detector):
-    assert detector._kind_of(_region(da=3.8, dl=-3.0, ring_mean_da=2.0), UNIT) is None  # red ring
-    assert detector._kind_of(_region(da=3.8, dl=-3.0, ring_busy=0.3), UNIT) is None  # busy ring
-    assert detector._kind_of(_region(da=3.8, dl=-3.0, sxx=16.0, syy=0.5), UNIT) is None  # a line
-    assert detector._kind_of(_region(da=3.8, dl=-3.0, radius=1.5), UNIT) is None  # a pore
+    assert detector._kind_of(_region(da=4.2, dl=-3.0), UNIT) == "papule"
+    assert detector._kind_of(_region(da=4.2, dl=-3.0, ring_mean_da=2.0), UNIT) is None  # red ring
+    assert detector._kind_of(_region(da=4.2, dl=-3.0, ring_busy=0.3), UNIT) is None  # busy ring
+    assert detector._kind_of(_region(da=4.2, dl=-3.0, sxx=16.0, syy=0.5), UNIT) is None  # a line
+    assert detector._kind_of(_region(da=4.2, dl=-3.0, radius=1.5), UNIT) is None  # a pore
 
 
 def test_faint_spots_keep_clear_of_eyes_brows_and_lips(detector):
-    for region in (_region(da=3.8, dl=-3.0), _region(radius=2.0, dl=-14.0, da=-5.0, db=-5.0),
+    for region in (_region(da=4.2, dl=-3.0), _region(radius=2.0, dl=-14.0, da=-5.0, db=-5.0),
                    _region(radius=4.0, dl=-7.0, db=3.5, plateau=0.5, peak=1.2, noise=(1.2, 1.0, 1.0))):  # fmt: skip
         kind = detector._kind_of(region, UNIT)
         assert kind is not None
