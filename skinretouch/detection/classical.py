@@ -77,7 +77,7 @@ class _Thresholds:
     texture_sigma: float = 10.0  # window of the local texture SD
     wide_background: float = 0.0  # a second, wider background in face units (0 = off; measured worse)
     # A second look inside large rejected regions (a spot on a flushed or shaded patch).
-    patch_min_r: float = 5.0  # regions at least this big are looked into
+    patch_min_r: float = 2.5  # regions at least this big are looked into
     patch_sigma: float = 3.0  # near background: Gaussian sigma
     # Acceptance of a region as a spot at all.
     max_r: float = 28.0  # larger regions are shading, not spots (inflamed halos are big)
