@@ -69,8 +69,8 @@ def test_a_dim_papule_is_round_quiet_and_not_a_piece_of_a_red_patch(detector):
 
 
 def test_faint_spots_keep_clear_of_eyes_brows_and_lips(detector):
-    for region in (_region(da=4.2, dl=-3.0), _region(radius=2.0, dl=-14.0, da=-5.0, db=-5.0),
-                   _region(radius=4.0, dl=-7.0, db=3.5, plateau=0.5, peak=1.2, noise=(1.2, 1.0, 1.0))):  # fmt: skip
+    faint_brown = _region(radius=4.0, dl=-7.0, db=3.5, plateau=0.5, peak=1.2, noise=(1.2, 1.0, 1.0))
+    for region in (_region(da=4.2, dl=-3.0), _region(radius=2.0, dl=-14.0, da=-5.0, db=-5.0), faint_brown):
         kind = detector._kind_of(region, UNIT)
         assert kind is not None
         assert detector._kind_of({**region, "feature_clearance": 1.0}, UNIT) is None, kind
@@ -81,7 +81,8 @@ def test_a_faint_blackhead_is_dark_in_l_noise_units_and_grey(detector):
     assert detector._rule_kind(grey, UNIT) is None  # L -14: below the Lab blackhead rule (22)
     assert detector._kind_of(grey, UNIT) == "blackhead"
     # The same drop in noisy skin (L SD 3.5: 4 SDs) is texture; a brown dot is no blackhead.
-    assert detector._kind_of(_region(radius=2.0, dl=-14.0, da=-5.0, db=-5.0, noise=(3.5, 1.0, 1.0)), UNIT) is None
+    noisy = _region(radius=2.0, dl=-14.0, da=-5.0, db=-5.0, noise=(3.5, 1.0, 1.0))
+    assert detector._kind_of(noisy, UNIT) is None
     assert detector._kind_of(_region(radius=2.0, dl=-14.0, da=1.0, db=2.0), UNIT) != "blackhead"
 
 

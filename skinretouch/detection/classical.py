@@ -630,7 +630,8 @@ class ClassicalDetector:
         g = self._gain
         if f["area"] < 3 or "noise_l" not in f or not self._plain_region(f, unit):
             return False
-        if f["ring_allowed"] < t.dim_min_ring_allowed or f.get("feature_clearance", np.inf) < t.dim_feature_clearance:
+        if (f["ring_allowed"] < t.dim_min_ring_allowed
+                or f.get("feature_clearance", np.inf) < t.dim_feature_clearance):
             return False
         r_eq = math.sqrt(f["area"] / math.pi) / unit
         dark, red, yellow = -f["core_dl"], f["core_da"], f["core_db"]
