@@ -17,8 +17,12 @@ Steps for one photo:
    texture; regions flood downhill from strong seeds, each down to a share of its own
    peak, so the mask follows the outline; then they are measured and classified (papule,
    pustule, dark spot, blackhead) or rejected (too big, elongated like a hair or a
-   wrinkle, jagged, a busy or non-skin ring, too faint for its kind). Moles and (on a
-   freckled face) freckles are recognised and protected rather than returned.
+   wrinkle, jagged, a busy or non-skin ring, too faint for its kind). Every papule must
+   also rise a few local a* SDs (and every dark spot drop a few local L SDs) above the
+   skin's own noise; spots too faint for the Lab rules are taken when they stand out of
+   that noise (dim papules, faint blackheads, faint dark spots: ``dark_rel``), away from
+   eyes, brows and lips. Moles and (on a freckled face) freckles are recognised and
+   protected rather than returned.
 5. Labels are brought back to the photo's pixel grid; where the search ran shrunk, each
    spot's outline is redrawn at full resolution from the full-resolution contrast.
 """
