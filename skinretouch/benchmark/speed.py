@@ -58,15 +58,19 @@ def timed_process(command: list[str], env: dict[str, str] | None = None) -> tupl
     return wall, (peak_mb if peak_mb > own_mb * 1.01 else float("nan")), child.returncode
 
 
-def _env(source: Path | None) -> dict[str, str] | None:
-    """The environment that runs ``source``'s skinretouch (an older checkout) instead of ours."""
-    if source is None:
-        return None
-    return {**os.environ, "PYTHONPATH": str(source)}
+def _env(source: Path | None) -> dict[str, str]:
+    """The environment that runs ``source``'s skinretouch (an older checkout), or this one's.
+
+    Children run with ``-P`` (see :func:`process_command`), so neither the current folder nor
+    the editable install shadows the checkout named here: without that, ``python -m`` put the
+    current folder first on ``sys.path`` and a "baseline" run from this tree ran this tree.
+    """
+    root = Path(source).resolve() if source is not None else Path(__file__).resolve().parents[2]
+    return {**os.environ, "PYTHONPATH": str(root)}
 
 
 def process_command(path: Path, out_dir: Path) -> list[str]:
-    return [sys.executable, "-m", "skinretouch", "process", str(path), "--out-dir", str(out_dir), "--force"]
+    return [sys.executable, "-P", "-m", "skinretouch", "process", str(path), "--out-dir", str(out_dir), "--force"]
 
 
 def floor_command(path: Path, out: Path) -> list[str]:
@@ -87,7 +91,7 @@ def _summary(values: list[float]) -> dict:
 def side_by_side(path: Path, workdir: Path, repeats: int, baseline: Path | None = None) -> dict:
     """Floor and whole process of ``path`` (and of the ``baseline`` checkout), alternating,
     ``repeats`` times each, after one unmeasured run of each (numba cache, page cache)."""
-    runs = {"process": None} | ({"baseline": _env(baseline)} if baseline else {})
+    runs = {"process": _env(None)} | ({"baseline": _env(baseline)} if baseline else {})
     times: dict[str, list[float]] = {"floor": [], **{name: [] for name in runs}}
     rss: dict[str, list[float]] = {name: [] for name in runs}
     for name, env in runs.items():
@@ -111,7 +115,7 @@ def side_by_side(path: Path, workdir: Path, repeats: int, baseline: Path | None 
 
 def whole_process(path: Path, workdir: Path, megapixels: float, repeats: int, baseline: Path | None = None) -> dict:
     """Wall time and peak RSS of whole ``process`` runs (alternating with ``baseline``'s)."""
-    runs = {"process": None} | ({"baseline": _env(baseline)} if baseline else {})
+    runs = {"process": _env(None)} | ({"baseline": _env(baseline)} if baseline else {})
     walls: dict[str, list[float]] = {name: [] for name in runs}
     peaks: dict[str, list[float]] = {name: [] for name in runs}
     for i in range(repeats):
@@ -191,9 +195,14 @@ def main(argv: list[str] | None = None) -> int:
 
             daemon_dir = workdir / "daemon"
             daemon_dir.mkdir()
-            result["daemon_2048"] = measure_throughput(
-                [small] * args.daemon_photos, daemon_dir, workers=args.daemon_workers, paced=5
-            )
+            for name, source in {"daemon_2048": None, "baseline_daemon_2048": args.baseline}.items():
+                if name.startswith("baseline") and args.baseline is None:
+                    continue
+                folder = daemon_dir / name
+                folder.mkdir()
+                result[name] = measure_throughput([small] * args.daemon_photos, folder, workers=args.daemon_workers,
+                                                  paced=5, env=_env(source))  # fmt: skip
+                print(json.dumps({name: result[name]}), flush=True)
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
     args.out.mkdir(parents=True, exist_ok=True)
