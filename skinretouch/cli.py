@@ -17,6 +17,7 @@ from . import __version__
 from .config import Config, LoggingConfig, load_config
 from .errors import ConfigError, SkinRetouchError
 from .logs import configure_logging
+from .startup import prepare_process
 
 __all__ = ["main"]
 
@@ -29,6 +30,8 @@ class _UsageError(Exception):
 
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
+    if argv[:1] == ["process"]:
+        prepare_process()
     if argv[:1] == ["bench"]:
         # The benchmark parses its own options (argparse's REMAINDER drops "--flags").
         return _run_bench(argv[1:])

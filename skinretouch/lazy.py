@@ -17,7 +17,7 @@ from collections.abc import Iterable
 from types import ModuleType
 from typing import Any
 
-__all__ = ["import_deferring", "lazy_module"]
+__all__ = ["DeferringFinder", "import_deferring", "lazy_module"]
 
 
 class _LazyModule:
@@ -45,7 +45,7 @@ def lazy_module(name: str) -> Any:
     return _LazyModule(name)
 
 
-class _DeferringFinder(importlib.abc.MetaPathFinder):
+class DeferringFinder(importlib.abc.MetaPathFinder):
     """Finds the named modules as usual but loads them lazily (:class:`importlib.util.LazyLoader`):
     the module object exists, and its code runs on the first attribute read."""
 
@@ -76,7 +76,7 @@ def import_deferring(name: str, deferred: Iterable[str]) -> ModuleType:
     with _deferring_lock:
         if name in sys.modules:
             return sys.modules[name]
-        finder = _DeferringFinder(frozenset(deferred))
+        finder = DeferringFinder(frozenset(deferred))
         sys.meta_path.insert(0, finder)
         try:
             return importlib.import_module(name)
