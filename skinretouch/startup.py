@@ -15,12 +15,14 @@ from __future__ import annotations
 import ctypes
 import ctypes.util
 import importlib
+import logging
+import os
 import sys
 import threading
 
 from .lazy import DeferringFinder
 
-__all__ = ["MMAP_THRESHOLD_BYTES", "prepare_process", "preload_kernels"]
+__all__ = ["MMAP_THRESHOLD_BYTES", "exit_now", "prepare_process", "preload_kernels"]
 
 UNUSED_ON_OUR_PATH = frozenset({"yaml", "numpy.f2py", "numpy.testing"})
 MMAP_THRESHOLD_BYTES = 128 * 1024
@@ -68,3 +70,16 @@ def prepare_process(*, preload: bool = True) -> None:
     _set_mmap_threshold(MMAP_THRESHOLD_BYTES)
     if preload:
         preload_kernels()
+
+
+def exit_now(code: int) -> None:
+    """End the process with ``code`` after flushing what it printed and logged, without the
+    interpreter's teardown (``atexit`` handlers and module clean-up are skipped: call this only
+    once every output file is written and closed)."""
+    logging.shutdown()
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except (OSError, ValueError):  # closed or broken pipe: nothing more can be said
+            pass
+    os._exit(code)
