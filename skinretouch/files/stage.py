@@ -148,28 +148,36 @@ def process_file(
 
         result = retoucher.retouch(to_float(image.pixels), mask=user_mask, orientation=image.orientation)
         report.timings_ms.update(result.timings_ms)
+        regions = result.regions
+        protected = [{"kind": feature.kind, "bbox": list(feature.bbox)} for feature in result.detection.protected]
+        detection = {"method": result.detection.method, "scale": round(result.detection.scale, 4)}
+        applied_mask = result.applied_mask
+        # One copy of the photo from here on: the stored pixels take the new values in place,
+        # and the float photo and the detection's full-size maps go before encoding (at 24 MP
+        # they were 0.4 GB of the peak), unless the overlay still needs them.
+        retouched = result.apply_to(image.pixels, in_place=True)
+        overlay_source = result if debug_overlay else None
+        del result
 
         tick = time.perf_counter()
-        encoded = encode_image(image, result.apply_to(image.pixels), options=config.output)
-        mask_png = encode_mask_png(result.applied_mask)
+        encoded = encode_image(image, retouched, options=config.output)
+        del retouched
+        mask_png = encode_mask_png(applied_mask)
         report.timings_ms["encode"] = ms_since(tick)
 
         for target, payload in ((paths.image, encoded), (paths.mask, mask_png)):
             atomic_write_bytes(target, payload)
             written.append(target)
-        if debug_overlay:
-            outcome.overlay_path = _write_overlay(result, paths.mask.parent, path.name)
+        del encoded
+        if overlay_source is not None:
+            outcome.overlay_path = _write_overlay(overlay_source, paths.mask.parent, path.name)
             written.append(outcome.overlay_path)
 
         report.outputs = {"image": str(paths.image.absolute()), "mask": str(paths.mask.absolute())}
-        report.regions = result.regions
-        report.protected = [
-            {"kind": feature.kind, "bbox": list(feature.bbox)} for feature in result.detection.protected
-        ]
-        report.detection = {"method": result.detection.method, "scale": round(result.detection.scale, 4)}
+        report.regions, report.protected, report.detection = regions, protected, detection
         outcome.status = "ok"
         outcome.image_path, outcome.mask_path = paths.image, paths.mask
-        outcome.regions = len(result.regions)
+        outcome.regions = len(regions)
     except InputError as exc:
         outcome.error = str(exc)
     except OSError as exc:
