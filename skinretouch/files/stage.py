@@ -27,12 +27,13 @@ import time
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import structlog
 
 from ..atomic import atomic_write_bytes
 from ..config import Config, config_sha256
 from ..errors import InputError, is_transient
-from ..imageio import ImageFile, encode_image, read_image, to_float
+from ..imageio import ImageFile, encode_image, from_float, read_image, to_float
 from ..imageio.masks import encode_mask_png, read_mask
 from ..pipeline import Retoucher
 from ..safefs import read_regular_file_and_stat
@@ -146,16 +147,22 @@ def process_file(
         _describe_input(report.input, image)
         user_mask = read_mask(mask_path, shape=image.pixels.shape[:2]) if mask_path is not None else None
 
-        result = retoucher.retouch(to_float(image.pixels), mask=user_mask, orientation=image.orientation)
+        photo = to_float(image.pixels)
+        image.pixels = _stand_in(image.pixels)  # rebuilt exactly from ``photo`` when encoding
+        result = retoucher.retouch(photo, mask=user_mask, orientation=image.orientation)
+        del photo
         report.timings_ms.update(result.timings_ms)
         regions = result.regions
         protected = [{"kind": feature.kind, "bbox": list(feature.bbox)} for feature in result.detection.protected]
         detection = {"method": result.detection.method, "scale": round(result.detection.scale, 4)}
         applied_mask = result.applied_mask
-        # One copy of the photo from here on: the stored pixels take the new values in place,
-        # and the float photo and the detection's full-size maps go before encoding (at 24 MP
-        # they were 0.4 GB of the peak), unless the overlay still needs them.
-        retouched = result.apply_to(image.pixels, in_place=True)
+        # One copy of the photo at a time: the float one while retouching (the stored pixels
+        # are its exact image under from_float, so they are rebuilt rather than kept), then
+        # the stored one, which takes the new values in place; the float photo and the
+        # detection's full-size maps go before encoding, unless the overlay still needs them.
+        stored = from_float(result.original, image.bit_depth)
+        retouched = result.apply_to(stored, in_place=True)
+        del stored
         overlay_source = result if debug_overlay else None
         del result
 
@@ -215,6 +222,11 @@ def process_file(
         # The failed report replaced the one that claimed these: they are stale now.
         _remove_quietly([target for target in (paths.image, paths.mask) if str(target.absolute()) in claimed])
     return outcome
+
+
+def _stand_in(pixels: np.ndarray) -> np.ndarray:
+    """An array of ``pixels``' shape and dtype that takes no memory (read-only zeros)."""
+    return np.broadcast_to(np.zeros((), pixels.dtype), pixels.shape)
 
 
 def _deferred(outcome: FileOutcome, started: float) -> FileOutcome:
