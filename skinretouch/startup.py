@@ -6,31 +6,25 @@
 - glibc's malloc hands blocks of 128 KiB and more straight to ``mmap``, so a freed float copy
   of a photo goes back to the system at once instead of staying in the heap (its dynamic
   threshold grows after the first big free, and later big temporaries then stay resident).
-- The numba modules that loading the cached kernels imports are imported on a side thread,
-  while the main thread reads the photo and finds the faces (much of which runs without the GIL).
+
+(Importing numba's modules on a side thread while the main thread decodes and finds faces was
+tried: no difference in wall or CPU time measurable on the shared 2 cores, so it is not done.)
 """
 
 from __future__ import annotations
 
 import ctypes
-import ctypes.util
-import importlib
 import logging
 import os
 import sys
-import threading
 
 from .lazy import DeferringFinder
 
-__all__ = ["MMAP_THRESHOLD_BYTES", "exit_now", "prepare_process", "preload_kernels"]
+__all__ = ["MMAP_THRESHOLD_BYTES", "exit_now", "prepare_process"]
 
 UNUSED_ON_OUR_PATH = frozenset({"yaml", "numpy.f2py", "numpy.testing"})
 MMAP_THRESHOLD_BYTES = 128 * 1024
 M_MMAP_THRESHOLD = -3  # mallopt's parameter number in glibc's malloc.h
-
-# Imported when the first cached kernel loads (numba itself), or when the removal kernels'
-# cached environments are unpickled (numba's array maths, which imports scipy.linalg).
-KERNEL_PRELOAD = ("numba", "skinretouch.kernels", "numba.core.runtime.nrt", "numba.np.arraymath")
 
 _prepared = False
 
@@ -38,28 +32,13 @@ _prepared = False
 def _set_mmap_threshold(size: int) -> bool:
     """Fix glibc's mmap threshold at ``size`` bytes; whether it could (not glibc: no)."""
     try:
-        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+        libc = ctypes.CDLL(None)  # the process's own symbols: libc's, without searching for it
         return bool(libc.mallopt(M_MMAP_THRESHOLD, size))
     except (OSError, AttributeError):
         return False
 
 
-def preload_kernels() -> threading.Thread:
-    """Import what loading the cached kernels needs, on a side thread (started, returned)."""
-
-    def run() -> None:
-        for name in KERNEL_PRELOAD:
-            try:
-                importlib.import_module(name)
-            except Exception:  # noqa: BLE001 - the main thread's own import reports it
-                return
-
-    thread = threading.Thread(target=run, name="skinretouch-preload", daemon=True)
-    thread.start()
-    return thread
-
-
-def prepare_process(*, preload: bool = True) -> None:
+def prepare_process() -> None:
     """Set up a process that retouches photos (once; later calls do nothing)."""
     global _prepared
     if _prepared:
@@ -68,8 +47,6 @@ def prepare_process(*, preload: bool = True) -> None:
     if not any(isinstance(finder, DeferringFinder) for finder in sys.meta_path):
         sys.meta_path.insert(0, DeferringFinder(UNUSED_ON_OUR_PATH))
     _set_mmap_threshold(MMAP_THRESHOLD_BYTES)
-    if preload:
-        preload_kernels()
 
 
 def exit_now(code: int) -> None:

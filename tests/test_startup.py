@@ -72,3 +72,10 @@ def test_file_stage_writes_the_same_bytes_as_the_two_copy_path(tmp_path, name, d
     assert written.image.read_bytes() == expected_photo
     assert written.mask.read_bytes() == expected_mask
     assert outcome.regions == len(result.regions)
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="glibc's mallopt")
+def test_mmap_threshold_is_accepted_by_glibc():
+    from skinretouch.startup import MMAP_THRESHOLD_BYTES, _set_mmap_threshold
+
+    assert _set_mmap_threshold(MMAP_THRESHOLD_BYTES)
