@@ -46,7 +46,9 @@ def timed_process(command: list[str], env: dict[str, str] | None = None) -> tupl
     """(wall seconds, peak RSS in MB, exit status) of one child process.
 
     Linux counts the bench's own resident memory at ``fork`` in the child's peak, so a peak not
-    above the bench's own is unknown (NaN) rather than the bench's.
+    above the bench's own is unknown (NaN) rather than the bench's. The child's CPU seconds
+    (user + system, all its threads) are kept in :data:`LAST_CPU_S`: on a shared machine they
+    move less than wall time.
     """
     own_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
     started = time.perf_counter()
@@ -54,8 +56,12 @@ def timed_process(command: list[str], env: dict[str, str] | None = None) -> tupl
     _pid, status, usage = os.wait4(child.pid, 0)
     wall = time.perf_counter() - started
     child.returncode = os.waitstatus_to_exitcode(status)
+    LAST_CPU_S[0] = usage.ru_utime + usage.ru_stime
     peak_mb = usage.ru_maxrss / 1024.0
     return wall, (peak_mb if peak_mb > own_mb * 1.01 else float("nan")), child.returncode
+
+
+LAST_CPU_S = [0.0]
 
 
 def _env(source: Path | None) -> dict[str, str]:
@@ -93,21 +99,26 @@ def side_by_side(path: Path, workdir: Path, repeats: int, baseline: Path | None 
     ``repeats`` times each, after one unmeasured run of each (numba cache, page cache)."""
     runs = {"process": _env(None)} | ({"baseline": _env(baseline)} if baseline else {})
     times: dict[str, list[float]] = {"floor": [], **{name: [] for name in runs}}
+    cpu: dict[str, list[float]] = {"floor": [], **{name: [] for name in runs}}
     rss: dict[str, list[float]] = {name: [] for name in runs}
     for name, env in runs.items():
         timed_process(process_command(path, workdir / f"warm-{name}"), env)
     for i in range(repeats):
         floor_s, _, rc = timed_process(floor_command(path, workdir / f"floor-{i}.jpg"))
         times["floor"].append(floor_s)
+        cpu["floor"].append(LAST_CPU_S[0])
         for name, env in runs.items():
             seconds, peak, code = timed_process(process_command(path, workdir / f"out-{name}-{i}"), env)
             if rc or code:
                 return {"reason": f"exit status floor={rc} {name}={code}"}
             times[name].append(seconds)
+            cpu[name].append(LAST_CPU_S[0])
             rss[name].append(peak)
-    out = {"floor_s": _summary(times["floor"])}
+    out = {"floor_s": _summary(times["floor"]), "floor_cpu_s": _summary(cpu["floor"])}
     for name in runs:
         out[f"{name}_s"] = _summary(times[name])
+        out[f"{name}_cpu_s"] = _summary(cpu[name])
+        out[f"{name}_cpu_over_floor"] = _summary([p / f for p, f in zip(cpu[name], cpu["floor"])])
         out[f"{name}_over_floor"] = _summary([p / f for p, f in zip(times[name], times["floor"])])
         out[f"{name}_peak_rss_mb"] = _summary(rss[name])
     return out
@@ -117,6 +128,7 @@ def whole_process(path: Path, workdir: Path, megapixels: float, repeats: int, ba
     """Wall time and peak RSS of whole ``process`` runs (alternating with ``baseline``'s)."""
     runs = {"process": _env(None)} | ({"baseline": _env(baseline)} if baseline else {})
     walls: dict[str, list[float]] = {name: [] for name in runs}
+    cpu: dict[str, list[float]] = {name: [] for name in runs}
     peaks: dict[str, list[float]] = {name: [] for name in runs}
     for i in range(repeats):
         for name, env in runs.items():
@@ -124,10 +136,12 @@ def whole_process(path: Path, workdir: Path, megapixels: float, repeats: int, ba
             if rc:
                 return {"reason": f"{name} exited {rc}"}
             walls[name].append(wall)
+            cpu[name].append(LAST_CPU_S[0])
             peaks[name].append(peak)
     out: dict = {"megapixels": round(megapixels, 1)}
     for name in runs:
         out[f"{name}_s"] = _summary(walls[name])
+        out[f"{name}_cpu_s"] = _summary(cpu[name])
         out[f"{name}_peak_rss_mb"] = _summary(peaks[name])
         out[f"{name}_peak_rss_mb_per_mp"] = round(float(np.median(peaks[name])) / megapixels, 1)
     return out
