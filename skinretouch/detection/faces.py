@@ -163,6 +163,8 @@ def to_stored_points(points: np.ndarray, orientation: int, stored_shape: tuple[i
 # helpers import matplotlib): loaded only if something reads them (issue 17).
 MEDIAPIPE_UNUSED = (
     "mediapipe.tasks.python.audio",
+    "mediapipe.tasks.python.decision",
+    "mediapipe.tasks.python.retrieval",
     "mediapipe.tasks.python.text",
     "mediapipe.tasks.python.vision.drawing_styles",
     "mediapipe.tasks.python.vision.drawing_utils",
