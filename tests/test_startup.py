@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 import textwrap
@@ -79,3 +80,34 @@ def test_mmap_threshold_is_accepted_by_glibc():
     from skinretouch.startup import MMAP_THRESHOLD_BYTES, _set_mmap_threshold
 
     assert _set_mmap_threshold(MMAP_THRESHOLD_BYTES)
+
+
+HASHING_KERNEL = '''
+import sys
+import numpy as np
+from numba import njit
+import skinretouch.kernels
+
+@njit(cache=True)
+def distinct(a):
+    seen = set()
+    for v in a:
+        seen.add(v)
+    return len(seen), hash(3.5), hash("abc") != 0
+
+print(distinct(np.arange(10) % 7), "numba.typed.typedlist" in sys.modules)
+'''
+
+
+def test_a_cached_kernel_loads_without_numbas_registries_even_one_that_hashes(tmp_path):
+    """The light cache load skips numba's registry refresh; a kernel that needs a symbol the
+    refresh would have installed (the hash secret) must still load and give the same result."""
+    probe = tmp_path / "hashing_kernel.py"
+    probe.write_text(HASHING_KERNEL)
+    env = {**os.environ, "NUMBA_CACHE_DIR": str(tmp_path / "cache")}
+    runs = [subprocess.run([sys.executable, str(probe)], capture_output=True, text=True, env=env, timeout=300)
+            for _ in range(2)]  # fmt: skip
+    compiled, cached = (run.stdout.strip().rsplit(" ", 1) for run in runs)
+    assert all(run.returncode == 0 for run in runs), runs[-1].stderr[-2000:]
+    assert compiled[0] == cached[0]
+    assert (compiled[1], cached[1]) == ("True", "False")  # compiling refreshed; loading did not

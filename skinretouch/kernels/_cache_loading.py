@@ -5,8 +5,9 @@ the implementations of everything numba can compile (numpy's linear algebra, whi
 scipy.linalg, random generators, typed containers, ...). That is most of a second on the
 shared machine, paid on every start of ``process`` and every daemon worker, although a cached
 kernel is machine code that needs none of it: only the runtime its allocations call into
-(``rtsys.initialize``). A kernel that must really be compiled still gets the full refresh,
-which numba's compiler does itself before compiling.
+(``rtsys.initialize``) and the symbols numba installs for it (its helpers when the target
+context is made; the hash secret when ``numba.cpython.hashing`` is imported). A kernel that
+must really be compiled still gets the full refresh, which numba's compiler does itself first.
 
 If numba's internals are not the ones this was written for, nothing is changed.
 """
@@ -21,7 +22,10 @@ _PATCHED = "_skinretouch_light_load"
 
 
 def _load_overload_lightly(self, sig, target_context):
-    """``Cache.load_overload`` minus ``target_context.refresh()``: the runtime only."""
+    """``Cache.load_overload`` minus ``target_context.refresh()``: the runtime, and the one
+    module of the refresh that installs symbols compiled code may link against (the hash
+    secret), whether or not the kernel's own cached environment imports it."""
+    import numba.cpython.hashing  # noqa: F401
     from numba.core.runtime import rtsys
 
     rtsys.initialize(target_context)
