@@ -79,11 +79,13 @@ from .tuning import (
     TEXTURE_ORDER,
     TEXTURE_SIGMA,
     TONE_DECAY,
+    TONE_DECAY_LARGE,
     TONE_LOWPASS_SIGMA,
     TONE_SIGMA,
     TREND_GAP,
     TREND_NEAR_WEIGHT,
     TREND_RING,
+    TREND_RING_LARGE,
     TREND_TUKEY_DE,
 )
 
@@ -306,10 +308,16 @@ def freqsplit_fill_into(image, lab, hole, avoid, scale, seed, tone_taps, texture
     """
     window = _work_window_of(hole, scale)
     y0, y1, x0, x1 = window[0], window[1], window[2], window[3]
+    box = mask_box(hole)
+    extent = max(box[1] - box[0], box[3] - box[2]) + 1
+    # A large region (clustered acne) has an inflamed halo around it: its tone comes from a
+    # wider ring, and the ring next to it fades out sooner.
+    large = extent > LARGE_EXTENT * scale
+    ring, decay = (TREND_RING_LARGE, TONE_DECAY_LARGE) if large else (TREND_RING, TONE_DECAY)
     tone = np.empty((y1 - y0, x1 - x0, 3), np.float32)
     tone_fill_into(lab[y0:y1, x0:x1].copy(), hole[y0:y1, x0:x1].copy(), avoid[y0:y1, x0:x1].copy(), tone_taps,
-                   TREND_RING * scale, TREND_NEAR_WEIGHT, TREND_TUKEY_DE, TONE_DECAY * scale,
-                   TREND_GAP * scale, True, tone)  # fmt: skip
+                   ring * scale, TREND_NEAR_WEIGHT, TREND_TUKEY_DE, decay * scale, TREND_GAP * scale, True,
+                   tone)  # fmt: skip
     lightness = np.ascontiguousarray(lab[:, :, 0:1]).copy()
     for y in range(y1 - y0):
         for x in range(x1 - x0):
@@ -318,9 +326,7 @@ def freqsplit_fill_into(image, lab, hole, avoid, scale, seed, tone_taps, texture
     texture = np.empty((hole.shape[0], hole.shape[1], 1), np.float32)
     high_pass_into(lightness, texture_taps, TEXTURE_ORDER, texture)
     layer = np.empty((y1 - y0, x1 - x0), np.float32)
-    box = mask_box(hole)
-    extent = max(box[1] - box[0], box[3] - box[2]) + 1
-    if extent > LARGE_EXTENT * scale:
+    if large:
         patch_radius = max(1, int(np.rint(DONOR_PATCH_RADIUS * scale)))
         tile = max(4, int(np.rint(LARGE_TILE * scale)))
         whole = np.empty(hole.shape, np.float32)
