@@ -83,6 +83,7 @@ from .tuning import (
     TONE_LOWPASS_SIGMA,
     TONE_SIGMA,
     TREND_GAP,
+    TREND_GAP_LARGE,
     TREND_NEAR_WEIGHT,
     TREND_RING,
     TREND_RING_LARGE,
@@ -306,17 +307,20 @@ def freqsplit_fill_into(image, lab, hole, avoid, scale, seed, tone_taps, texture
     darkness into the fill: on unseen portraits the fill came out dL -0.84, da +0.47,
     blackheads -1.55.)
     """
-    window = _work_window_of(hole, scale)
-    y0, y1, x0, x1 = window[0], window[1], window[2], window[3]
     box = mask_box(hole)
     extent = max(box[1] - box[0], box[3] - box[2]) + 1
-    # A large region (clustered acne) has an inflamed halo around it: its tone comes from a
-    # wider ring, and the ring next to it fades out sooner.
+    # A large region (clustered acne) has an inflamed halo around it: its tone trend comes
+    # from a wider ring that skips the skin next to it, whose residual fades out sooner.
     large = extent > LARGE_EXTENT * scale
-    ring, decay = (TREND_RING_LARGE, TONE_DECAY_LARGE) if large else (TREND_RING, TONE_DECAY)
+    if large:
+        ring, gap, decay = TREND_RING_LARGE, TREND_GAP_LARGE, TONE_DECAY_LARGE
+    else:
+        ring, gap, decay = TREND_RING, TREND_GAP, TONE_DECAY
+    window = _work_window_of(hole, scale, int(np.ceil(ring * scale)) + 1)
+    y0, y1, x0, x1 = window[0], window[1], window[2], window[3]
     tone = np.empty((y1 - y0, x1 - x0, 3), np.float32)
     tone_fill_into(lab[y0:y1, x0:x1].copy(), hole[y0:y1, x0:x1].copy(), avoid[y0:y1, x0:x1].copy(), tone_taps,
-                   ring * scale, TREND_NEAR_WEIGHT, TREND_TUKEY_DE, decay * scale, TREND_GAP * scale, True,
+                   ring * scale, TREND_NEAR_WEIGHT, TREND_TUKEY_DE, decay * scale, gap * scale, True,
                    tone)  # fmt: skip
     lightness = np.ascontiguousarray(lab[:, :, 0:1]).copy()
     for y in range(y1 - y0):
@@ -398,10 +402,10 @@ def _split_window(lab, hole, window, scale, tone_taps, texture_taps, texture):
 
 
 @njit(cache=True, nogil=True)
-def _work_window_of(hole, scale):
-    """The hole's bounding box grown by the support of the tone and texture filters,
-    as ``(y0, y1, x0, x1)`` (ends exclusive)."""
-    pad = int(np.ceil(2 * BLUR_TRUNCATE_SIGMAS * TEXTURE_SIGMA * scale)) + 2
+def _work_window_of(hole, scale, reach=0):
+    """The hole's bounding box grown by the support of the tone and texture filters (and at
+    least ``reach`` px), as ``(y0, y1, x0, x1)`` (ends exclusive)."""
+    pad = max(int(np.ceil(2 * BLUR_TRUNCATE_SIGMAS * TEXTURE_SIGMA * scale)) + 2, reach)
     box = mask_box(hole)
     height, width = hole.shape
     return np.array([max(0, box[0] - pad), min(height, box[1] + pad + 1),
