@@ -46,6 +46,7 @@ def tone_fill(
     decay: float = TONE_DECAY,
     gap: float = TREND_GAP,
     curved: bool = True,
+    clamp: bool = True,
 ) -> np.ndarray:
     """The tone layer of ``lab`` (h, w, 3) float, filled over ``hole`` from the skin around it.
 
@@ -78,12 +79,12 @@ def tone_fill(
         return out
     scale = float(scale)
     tone_fill_into(lab, hole, avoid & ~hole, gaussian_taps(lowpass_sigma * scale), ring * scale, near_weight,
-                   tukey_de, decay * scale, gap * scale, curved, out)  # fmt: skip
+                   tukey_de, decay * scale, gap * scale, curved, clamp, out)  # fmt: skip
     return out
 
 
 @njit(cache=True, nogil=True)
-def tone_fill_into(lab, hole, avoid, taps, ring, near_weight, tukey_de, decay, gap, curved, out):
+def tone_fill_into(lab, hole, avoid, taps, ring, near_weight, tukey_de, decay, gap, curved, clamp, out):
     """:func:`tone_fill` into ``out``; ``taps`` are the low-pass's Gaussian taps, ``ring`` and
     ``decay`` in px."""
     height, width = hole.shape
@@ -100,7 +101,7 @@ def tone_fill_into(lab, hole, avoid, taps, ring, near_weight, tukey_de, decay, g
     masked_blur_into(lab, valid, taps, out)
     ring_px = max(2, int(np.rint(ring)))
     distance = _chessboard_distance(hole, ring_px)
-    trend = _fit_trend(out, valid, distance, int(np.rint(gap)), ring_px, hole, near_weight, tukey_de, curved)
+    trend = _fit_trend(out, valid, distance, int(np.rint(gap)), ring_px, hole, near_weight, tukey_de, curved, clamp)
     # Outside the hole the tone is the clean low-pass; avoided pixels next to the hole have
     # no clean value of their own: the trend stands in for them as the boundary.
     for y in range(height):
@@ -143,7 +144,7 @@ def _chessboard_distance(hole, limit):
 
 
 @njit(cache=True, nogil=True)
-def _fit_trend(low, valid, distance, gap_px, ring_px, hole, near_weight, tukey_de, curved):
+def _fit_trend(low, valid, distance, gap_px, ring_px, hole, near_weight, tukey_de, curved, clamp):
     """A quadratic surface per channel through ``low`` on the ring (see the module doc),
     evaluated everywhere on the window."""
     height, width = hole.shape
@@ -217,6 +218,22 @@ def _fit_trend(low, valid, distance, gap_px, ring_px, hole, near_weight, tukey_d
                 trend[y, x, c] = np.float32(coefficients[0, c] + coefficients[1, c] * u + coefficients[2, c] * v
                                             + coefficients[3, c] * u * u + coefficients[4, c] * u * v
                                             + coefficients[5, c] * v * v)  # fmt: skip
+    if clamp:
+        # Inside the hole the surface may not leave the range it takes on the ring: a
+        # quadratic through a fading halo would otherwise peak in the middle of the hole.
+        low_c = np.full(3, np.inf)
+        high_c = np.full(3, -np.inf)
+        for y in range(height):
+            for x in range(width):
+                if valid[y, x] and gap_px < distance[y, x] <= ring_px:
+                    for c in range(3):
+                        low_c[c] = min(low_c[c], trend[y, x, c])
+                        high_c[c] = max(high_c[c], trend[y, x, c])
+        for y in range(height):
+            for x in range(width):
+                if hole[y, x]:
+                    for c in range(3):
+                        trend[y, x, c] = np.float32(min(max(trend[y, x, c], low_c[c]), high_c[c]))
     return trend
 
 

@@ -25,12 +25,6 @@ TREND_GAP = 0.0  # px at face scale next to the hole left out of the trend's rin
 TREND_NEAR_WEIGHT = 0.3  # weight of the ring's innermost pixels (its outermost weigh 1)
 TREND_TUKEY_DE = 6.0  # CIE76 dE from the trend beyond which a ring pixel is dropped from the fit
 TONE_DECAY = 16.0  # px at face scale: the ring's residual fades into the trend over this length
-# ... and for holes wider than LARGE_EXTENT (clustered acne, whose ring is an inflamed halo the
-# mask missed): a wider ring without the skin next to the hole, a short fade (real acne dev,
-# tone only: lf_dE 2.20 -> 2.00, da +0.65 -> +0.30 against the ring-6, fade-16 fill).
-TREND_RING_LARGE = 16.0
-TREND_GAP_LARGE = 4.0
-TONE_DECAY_LARGE = 2.0
 SPOT_DE = 5.0  # CIE76 dE from a first tone guess beyond which a hole pixel counts as spot
 TEXTURE_SIGMA = 2.0  # px at face scale: cut-off of the texture layer ...
 TEXTURE_ORDER = 2  # ... taken as (1 - G) ** order for a sharp cut-off (dimensionless)
