@@ -63,7 +63,7 @@ KINDS = ("papule", "pustule", "dark_spot", "blackhead")
 FEATURE_NAMES = (
     "log_radius", "elongation", "solidity",
     "d_l", "d_a", "d_b", "z_l", "z_a", "z_b", "z_peak",
-    "hue", "dark_share", "edge_sharpness", "inner_texture", "uniformity", "plateau",
+    "hue", "dark_share", "edge_sharpness", "edge_profile", "inner_texture", "uniformity", "plateau",
     "ring_busy", "ring_noise_rel", "protected_dist", "neighbours",
     "score", *(f"kind_{k}" for k in KINDS),
 )  # fmt: skip
@@ -73,7 +73,9 @@ _F = {name: i for i, name in enumerate(FEATURE_NAMES)}
 # --- features -------------------------------------------------------------------------------
 
 
-def candidate_features(image: np.ndarray, detection: Detection, *, roi: BBox | None = None) -> np.ndarray:
+def candidate_features(
+    image: np.ndarray, detection: Detection, *, roi: BBox | None = None, boxes: np.ndarray | None = None
+) -> np.ndarray:
     """Measure every spot of ``detection`` on ``image``.
 
     Parameters
@@ -83,6 +85,8 @@ def candidate_features(image: np.ndarray, detection: Detection, *, roi: BBox | N
         Its spots are the candidates; ``scale`` sets the face unit.
     roi : (x, y, w, h), optional
         Where the labels can be (the detector's search area): only it is scanned for boxes.
+    boxes : (n + 1, 4) int, optional
+        ``(y0, x0, y1, x1)`` of each label when already known.
 
     Returns
     -------
@@ -93,7 +97,7 @@ def candidate_features(image: np.ndarray, detection: Detection, *, roi: BBox | N
     feats = np.zeros((len(spots), len(FEATURE_NAMES)), np.float64)
     if not spots:
         return feats
-    boxes = _spot_boxes(detection, roi)
+    boxes = _spot_boxes(detection, roi) if boxes is None else boxes
     scale = max(float(detection.scale), 1e-6)
     centres = np.zeros((len(spots), 2))
     for i, spot in enumerate(spots):
@@ -148,7 +152,8 @@ def _one_candidate(image, detection, spot: Spot, box, scale: float) -> np.ndarra
         return out
     others = _resized_mask((labels > 0) & (labels != spot.label), size) & ~own
     protected = _resized_mask(detection.protected_mask[cy0:cy1, cx0:cx1], size)
-    lab = cv2.GaussianBlur(ks.rgb_to_lab(rgb), (0, 0), 0.5 * GRID_PX_PER_UNIT)
+    lab_raw = ks.rgb_to_lab(rgb)
+    lab = cv2.GaussianBlur(lab_raw, (0, 0), 0.5 * GRID_PX_PER_UNIT)
     px = GRID_PX_PER_UNIT
     area = float(own.sum())
     r_px = math.sqrt(area / math.pi)
@@ -193,19 +198,27 @@ def _one_candidate(image, detection, spot: Spot, box, scale: float) -> np.ndarra
     hull_area = cv2.contourArea(hull) + 0.5 * cv2.arcLength(hull, True) + 1.0
     out[_F["solidity"]] = min(1.0, area / hull_area)
 
-    # Edge: the lightness/colour slope on the outline against a linear ramp centre-to-edge.
-    along = delta @ unit_dir
-    gx = cv2.Sobel(along.astype(np.float32), cv2.CV_32F, 1, 0, ksize=3) / 8.0
-    gy = cv2.Sobel(along.astype(np.float32), cv2.CV_32F, 0, 1, ksize=3) / 8.0
+    # Edge: the steepest slope of the spot's own colour change near its outline against a
+    # linear ramp from centre to edge, and how much of the change is plateau: a mole's edge
+    # is a step (the area at 3/4 of the peak nearly that at 1/4), a papule's a wide slope.
+    along = (delta @ unit_dir).astype(np.float32)
+    gx = cv2.Sobel(along, cv2.CV_32F, 1, 0, ksize=3) / 8.0
+    gy = cv2.Sobel(along, cv2.CV_32F, 0, 1, ksize=3) / 8.0
     grad = np.sqrt(gx * gx + gy * gy)
-    edge = own & (cv2.erode(own.astype(np.uint8), np.ones((3, 3), np.uint8)) == 0)
+    near = dist_out <= 2.0
     ramp = max(peak, 1e-6) / max(r_px, 1.0)
-    out[_F["edge_sharpness"]] = float(grad[edge].mean() / ramp) if edge.any() else 0.0
+    out[_F["edge_sharpness"]] = float(np.percentile(grad[near], 90) / ramp)
+    zone = dist_out <= ring_width
+    if peak > 0:
+        out[_F["edge_profile"]] = float((along[zone] >= 0.75 * peak).sum() / max(1, (along[zone] >= 0.25 * peak).sum()))
 
-    # Texture: fine lightness detail inside against the ring's.
-    lightness = lab[..., 0]
+    # Texture: fine lightness detail in the spot's inner part against the ring's (a mole or a
+    # swollen papule is smoother than the skin; a flat brown mark keeps the skin's texture).
+    lightness = lab_raw[..., 0]
     fine = lightness - cv2.GaussianBlur(lightness, (0, 0), px)
-    inner_sd = float(fine[own].std()) if area >= 4 else 0.0
+    inner = cv2.erode(own.astype(np.uint8), np.ones((3, 3), np.uint8), iterations=int(px)).astype(bool)
+    inner = inner if inner.sum() >= 6 else own
+    inner_sd = float(fine[inner].std()) if inner.sum() >= 4 else 0.0
     ring_sd = float(fine[ring].std())
     out[_F["inner_texture"]] = inner_sd / max(ring_sd, 0.1)
     out[_F["ring_busy"]] = float((ring_lab @ unit_dir - median @ unit_dir >= 0.5 * peak).mean()) if peak > 0 else 0.0
@@ -238,14 +251,19 @@ class Verifier:
     def probability(self, features: np.ndarray) -> np.ndarray:
         return self.model.probability(features)
 
-    def filter(self, image: np.ndarray, detection: Detection, *, roi: BBox | None = None) -> Detection:
-        """``detection`` without the candidates the model rejects (labels renumbered 1..n)."""
+    def filter(self, image: np.ndarray, detection: Detection, *, roi: BBox | None = None,
+               in_place: bool = False) -> Detection:
+        """``detection`` without the candidates the model rejects (labels renumbered 1..n).
+
+        ``in_place`` rewrites ``detection.labels`` instead of a copy (a full-size copy costs
+        more than the verification itself on a large photo).
+        """
         if not detection.spots:
             return detection
-        features = candidate_features(image, detection, roi=roi)
-        keep = self.probability(features) >= self.threshold
         boxes = _spot_boxes(detection, roi)
-        labels = detection.labels.copy()
+        features = candidate_features(image, detection, roi=roi, boxes=boxes)
+        keep = self.probability(features) >= self.threshold
+        labels = detection.labels if in_place else detection.labels.copy()
         kept: list[Spot] = []
         new_boxes = [np.zeros(4, np.int64)]
         for spot, keep_it in zip(detection.spots, keep):
@@ -323,7 +341,7 @@ class VerifiedDetector:
         image = np.ascontiguousarray(image, dtype=np.float32)
         detection, analysis = self.candidates(image, orientation=orientation)
         started = time.perf_counter()
-        verified = self.verifier.filter(image, detection, roi=analysis.roi)
+        verified = self.verifier.filter(image, detection, roi=analysis.roi, in_place=True)
         log.debug("verified", candidates=len(detection.spots), kept=len(verified.spots),
                   ms=round(1000.0 * (time.perf_counter() - started), 1))
         return verified
