@@ -68,27 +68,20 @@ def test_a_verifier_survives_its_json_file():
 # --- degrading safely -------------------------------------------------------------------------
 
 
-def test_without_a_model_file_nothing_is_filtered_and_the_doctor_says_so(tmp_path):
-    from skinretouch.config import Config
-    from skinretouch.doctor import collect_checks
-
-    missing = tmp_path / "none.json"
-    # A configured path that does not exist is refused by the config; the shipped file missing
-    # (a checkout before `make train-verifier`) only turns the stage off.
-    assert load_verifier(DetectVerifyConfig(enabled=False)) is None
-    detector = build_detector(DetectConfig(verify=DetectVerifyConfig(enabled=False)))
-    assert isinstance(detector, ClassicalDetector)
+def test_without_a_model_file_nothing_is_filtered_and_the_doctor_says_so(tmp_path, monkeypatch):
     import skinretouch.detection.verify as verify_module
+    from skinretouch import doctor
+    from skinretouch.config import Config
 
-    saved = verify_module.DEFAULT_VERIFIER_MODEL
-    try:
-        verify_module.DEFAULT_VERIFIER_MODEL = missing
-        assert load_verifier(DetectVerifyConfig()) is None
-        assert isinstance(build_detector(DetectConfig()), ClassicalDetector)
-        row = next(c for c in collect_checks(Config()) if c.name == "verifier")
-        assert not row.available and "not filtered" in row.detail and "make train-verifier" in row.detail
-    finally:
-        verify_module.DEFAULT_VERIFIER_MODEL = saved
+    assert load_verifier(DetectVerifyConfig(enabled=False)) is None
+    assert isinstance(build_detector(DetectConfig(verify=DetectVerifyConfig(enabled=False))), ClassicalDetector)
+    # The shipped file missing (a checkout before `make train-verifier`) turns the stage off; a
+    # configured path that does not exist is refused by the config instead.
+    monkeypatch.setattr(verify_module, "DEFAULT_VERIFIER_MODEL", tmp_path / "none.json")
+    assert load_verifier(DetectVerifyConfig()) is None
+    assert isinstance(build_detector(DetectConfig()), ClassicalDetector)
+    row = doctor._detector_verifier(Config())
+    assert not row.available and "not filtered" in row.detail and "make train-verifier" in row.detail
 
 
 @pytest.mark.skipif(not DEFAULT_VERIFIER_MODEL.is_file(), reason="no shipped verifier model")
@@ -99,17 +92,21 @@ def test_the_shipped_model_loads_and_runs_without_the_benchmark_extras():
         "for name in ('skimage', 'matplotlib', 'skinretouch.benchmark'):\n"
         "    sys.modules[name] = None\n"
         "import numpy as np\n"
-        "from skinretouch.config import DetectConfig\n"
-        "from skinretouch.detection.factory import build_detector\n"
-        "detector = build_detector(DetectConfig())\n"
-        "assert type(detector).__name__ == 'VerifiedDetector', type(detector)\n"
+        "from skinretouch.config import DetectVerifyConfig\n"
+        "from skinretouch.detection.types import Detection, Spot\n"
+        "from skinretouch.detection.verify import load_verifier\n"
         "image = np.full((96, 96, 3), 0.7, np.float32)\n"
-        "image[40:46, 40:46] = (0.8, 0.3, 0.3)\n"
-        "print(len(detector.detect(image).spots))\n"
+        "labels = np.zeros((96, 96), np.int32)\n"
+        "labels[40:46, 40:46] = 1\n"
+        "image[labels > 0] = (0.8, 0.3, 0.3)\n"
+        "found = Detection(labels=labels, spots=[Spot(label=1, kind='papule', score=0.9)],\n"
+        "                  protected_mask=np.zeros((96, 96), bool))\n"
+        "print(len(load_verifier(DetectVerifyConfig()).filter(image, found).spots))\n"
     )
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=120)
     assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.strip() in ("0", "1")
 
 
 @pytest.mark.skipif(not DEFAULT_VERIFIER_MODEL.is_file(), reason="no shipped verifier model")
@@ -130,9 +127,11 @@ real_acne = pytest.importorskip("skinretouch.benchmark.real_acne")
 styles = pytest.importorskip("skinretouch.benchmark.styles")
 train_verifier = pytest.importorskip("skinretouch.benchmark.train_verifier")
 
-# Dev photos, tones mixed (light, medium, dark), that fetch without network in CI's bench cache.
-DEV_PHOTOS = ("grace_hopper", "clm_kim", "nba_davis", "family_father", "family_boy")
+# Dev photos, tones mixed (light, medium, dark); clm_audrey's bench mole (seed 1000) was taken
+# out by the candidates alone.
+DEV_PHOTOS = ("grace_hopper", "clm_audrey", "clm_kim", "nba_davis", "family_father")
 ACNE_DEV_PHOTOS = 8  # the first dev-half real-acne photos
+PIPELINE_DILATION_PX = 3  # MaskConfig.dilation_px: the applied mask is the detection grown by it
 
 
 def _photos_or_skip(names):
@@ -142,23 +141,35 @@ def _photos_or_skip(names):
     return photos
 
 
-@pytest.fixture(scope="module")
-def planted_scores():
+def _before_after(verified: VerifiedDetector, image: np.ndarray):
+    """The applied masks (grown as the pipeline grows them) of the candidates and of the verified spots."""
+    import cv2
+
+    candidates, analysis = verified.candidates(image)
+    before = candidates.mask
+    after = verified.verifier.filter(image, candidates, roi=analysis.roi).mask
+    disk = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * PIPELINE_DILATION_PX + 1,) * 2)
+    return [cv2.dilate(m.astype(np.uint8), disk).astype(bool) for m in (before, after)]
+
+
+def _verified_detector() -> VerifiedDetector:
     if not DEFAULT_VERIFIER_MODEL.is_file():
         pytest.skip("no shipped verifier model")
+    return VerifiedDetector(ClassicalDetector(DetectConfig()), load_verifier(DetectVerifyConfig()))
+
+
+@pytest.fixture(scope="module")
+def planted_scores():
+    verified = _verified_detector()
     photos = _photos_or_skip(DEV_PHOTOS)
-    split = photoset.load_split()
-    style = styles.planting_style(split.style("dev"))
-    base = ClassicalDetector(DetectConfig())
-    verified = VerifiedDetector(base, load_verifier(DetectVerifyConfig()))
+    style = styles.planting_style(photoset.load_split().style("dev"))
     runs = {"candidates": [], "verified": []}
     for photo in photos:
         cases = [style.plant_spots(photo.photo, seed=0)]
         cases.append(style.plant_spots(photo.photo, seed=bench.MOLES_ALONE_SEED, n_spots=0, n_moles=bench.MOLES_ALONE))
         for index, (blemished, spots) in enumerate(cases):
             image = np.clip(np.rint(blemished * 255.0), 0, 255).astype(np.float32) / 255.0
-            for name, detector in (("candidates", base), ("verified", verified)):
-                mask = detector.detect(image).mask
+            for name, mask in zip(("candidates", "verified"), _before_after(verified, image)):
                 runs[name].append({"tone": photo.tone, "moles_alone": index == 1,
                                    **bench.score_planted(mask, spots, scale=photo.photo.scale)})  # fmt: skip
     return {name: bench.summarise_planted(r) for name, r in runs.items()}
@@ -166,17 +177,17 @@ def planted_scores():
 
 def test_the_verifier_removes_false_regions_and_moles_and_keeps_planted_blemishes(planted_scores):
     before, after = planted_scores["candidates"], planted_scores["verified"]
-    print(before["false_regions"], after["false_regions"], before["moles_hit"], after["moles_hit"],
-          before["recall"], after["recall"], before["n_spots"])
+    print("PLANTED", {k: (before[k], after[k]) for k in ("false_regions", "moles_hit", "moles", "recall", "n_spots")})
+    # Measured (5 dev photos, 56 blemishes, 25 moles): false regions F0 -> F1, moles hit M0 -> M1,
+    # recall R0 -> R1.
     assert after["false_regions"] <= 0.5 * before["false_regions"]
-    assert after["moles_hit"] <= before["moles_hit"]
-    assert after["recall"] >= before["recall"] - 0.03
+    assert after["moles_hit"] < before["moles_hit"]
+    assert after["recall"] >= before["recall"] - 0.02
 
 
 @pytest.fixture(scope="module")
 def acne_scores():
-    if not DEFAULT_VERIFIER_MODEL.is_file():
-        pytest.skip("no shipped verifier model")
+    verified = _verified_detector()
     folder = real_acne.default_real_acne_dir()
     if not folder.is_dir():
         pytest.skip(f"{folder} absent")
@@ -185,36 +196,34 @@ def acne_scores():
     labels = real_acne.load_labels()
     split = photoset.load_split()
     names = sorted(n for n in labels if split.real_acne_part(n) == "dev")[:ACNE_DEV_PHOTOS]
-    base = ClassicalDetector(DetectConfig())
-    verified = VerifiedDetector(base, load_verifier(DetectVerifyConfig()))
     totals = {"candidates": {}, "verified": {}}
     for name in names:
         with Image.open(folder / name) as image:
             rgb = np.asarray(image.convert("RGB"), dtype=np.float32) / 255.0
-        for key, detector in (("candidates", base), ("verified", verified)):
-            score = real_acne.score_mask(detector.detect(rgb).mask, labels[name]["lesions"])
+        for key, mask in zip(("candidates", "verified"), _before_after(verified, rgb)):
+            score = real_acne.score_mask(mask, labels[name]["lesions"])
             for field in ("inflamed_found", "n_inflamed", "false_regions", "found"):
                 totals[key][field] = totals[key].get(field, 0) + score[field]
     return totals
 
 
-def test_the_verifier_keeps_real_inflamed_lesions(acne_scores):
+def test_the_verifier_keeps_real_inflamed_lesions_and_drops_other_regions(acne_scores):
     before, after = acne_scores["candidates"], acne_scores["verified"]
-    print(before, after)
-    assert after["inflamed_found"] >= before["inflamed_found"] - 1
-    assert after["false_regions"] <= before["false_regions"]
+    # Measured (8 dev real-acne photos): inflamed lesions found I0 -> I1 of N, false regions F0 -> F1.
+    assert after["inflamed_found"] >= before["inflamed_found"]
+    assert after["false_regions"] <= 0.5 * before["false_regions"]
 
 
-def test_training_is_deterministic_and_reads_the_candidates_it_labels():
-    photos = _photos_or_skip(("grace_hopper", "clm_kim"))
-    names = tuple(p.name for p in photos)
-    first = train_verifier.build_table(photos=names, real_acne=False, say=lambda *_: None)
-    x, y, group, source = first.arrays()
+def test_training_is_deterministic():
+    photos = _photos_or_skip(("grace_hopper",))
+    names = (photos[0].name,)
+    narrow = dict(photos=names, real_acne=False, planted_variants=train_verifier.PLANTED_VARIANTS[:1],
+                  mole_variants=train_verifier.MOLE_VARIANTS[:1], say=lambda *_: None)  # fmt: skip
+    x, y, group, source = train_verifier.build_table(**narrow).arrays()
+    x2, y2, *_ = train_verifier.build_table(**narrow).arrays()
+    assert np.array_equal(x, x2) and np.array_equal(y, y2)
     assert x.shape[1] == len(FEATURE_NAMES) and y.any() and (~y).any()
     assert {"clean", "planted"} <= set(source) <= {"clean", "planted", "mole"}
     a = fit_boosted_trees(x, y, n_trees=20)
-    b = fit_boosted_trees(x, y, n_trees=20)
+    b = fit_boosted_trees(x2, y2, n_trees=20)
     assert np.array_equal(a.leaf, b.leaf) and np.array_equal(a.threshold, b.threshold)
-    second = train_verifier.build_table(photos=names[:1], real_acne=False, say=lambda *_: None)
-    x2, *_ = second.arrays()
-    assert np.array_equal(x2, x[group == names[0]])
