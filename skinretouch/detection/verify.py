@@ -106,7 +106,8 @@ def candidate_features(
         centres[i] = (0.5 * (box[0] + box[2]), 0.5 * (box[1] + box[3]))
     # Photo-level normalisations: against the photo's other candidates.
     noise = feats[:, _F["ring_noise_rel"]]
-    feats[:, _F["ring_noise_rel"]] = np.log(noise / max(float(np.median(noise)), 1e-6))
+    noise = np.maximum(noise, NOISE_FLOOR)  # 0 where a spot had no ring to measure
+    feats[:, _F["ring_noise_rel"]] = np.log(noise / float(np.median(noise)))
     gaps = np.hypot(*(centres[:, None, :] - centres[None, :, :]).transpose(2, 0, 1)) / scale
     feats[:, _F["neighbours"]] = (gaps < NEIGHBOUR_UNITS).sum(axis=1) - 1
     return feats
@@ -166,6 +167,8 @@ def _one_candidate(image, detection, spot: Spot, box, scale: float) -> np.ndarra
         ring &= ~protected
     if ring.sum() < 8:
         ring = (dist_out > 0) & (dist_out <= 1.0 + 2 * ring_width)
+    if not ring.any():  # the spot fills its whole neighbourhood: nothing to compare it with
+        return out
     ring_lab = lab[ring]
     median = np.median(ring_lab, axis=0)
     noise = np.maximum(1.4826 * np.median(np.abs(ring_lab - median), axis=0), NOISE_FLOOR)
