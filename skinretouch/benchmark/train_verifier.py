@@ -20,7 +20,7 @@ Rows are weighted by ``ROW_WEIGHTS``. The threshold: out-of-fold probabilities b
 leave-one-photo-out over the dev photos (a planted photo's every variant and a real-acne photo
 are each one group), then the highest threshold that keeps ``KEEP_POSITIVES`` of the
 out-of-fold positives of each source (planted, real acne). The test split is never read.
-Deterministic: the same candidate stage gives the same file (about 3 minutes on 2 cores).
+Deterministic: the same candidate stage gives the same file (2 to 5 minutes on 2 shared cores).
 """
 
 from __future__ import annotations
