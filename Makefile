@@ -10,7 +10,7 @@ FACE_MODEL := skinretouch/detection/models/face_landmarker.task
 KERNELS_SOURCE_KEY := $(shell cat skinretouch/kernels/*.py | sha1sum | cut -c1-12)
 export NUMBA_CACHE_DIR ?= $(CURDIR)/.numba_cache/$(KERNELS_SOURCE_KEY)
 
-.PHONY: demo test soak bench bench-speed bench-cluster bench-detection doctor install-service clean system-deps
+.PHONY: demo test soak bench bench-speed bench-cluster bench-detection train-verifier doctor install-service clean system-deps
 
 # Debian packages the test suite needs (services and tools it starts). `make test` installs the
 # missing ones when run as root (CI, containers); otherwise it prints the apt-get line to run.
@@ -76,6 +76,12 @@ bench-cluster: system-deps $(VENV)/.installed-test
 # Detection bench, dev and test side by side (bench/README.md); photos fetched into bench/photos/.
 bench-detection: $(VENV)/.installed-test
 	$(BIN)/python -m skinretouch.benchmark.detection --out bench/results/detection.json
+
+# The detection verifier (skinretouch/detection/verify.py), retrained from scratch on the dev
+# split (planted spots, moles, clean photos, ../shared/real-acne dev labels): rerun after any
+# change to the candidate stage. Writes skinretouch/detection/verifier_model.json.
+train-verifier: $(VENV)/.installed-test
+	$(BIN)/python -m skinretouch.benchmark.train_verifier
 
 doctor: $(VENV)/.installed-demo
 	$(BIN)/skinretouch doctor
