@@ -3,10 +3,14 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 FACE_MODEL := skinretouch/detection/models/face_landmarker.task
-# numba caches compiled kernels here, so only the first run pays for compilation.
-export NUMBA_CACHE_DIR ?= $(CURDIR)/.numba_cache
+# numba caches compiled kernels here, so only the first run pays for compilation. The folder is
+# keyed by the kernels' source: numba checks only the stamp of the file that defines a cached
+# kernel, so a changed callee in another file or a changed tuning constant (after a git pull)
+# would otherwise load stale machine code.
+KERNELS_SOURCE_KEY := $(shell cat skinretouch/kernels/*.py | sha1sum | cut -c1-12)
+export NUMBA_CACHE_DIR ?= $(CURDIR)/.numba_cache/$(KERNELS_SOURCE_KEY)
 
-.PHONY: demo test soak bench bench-speed bench-cluster bench-detection doctor install-service clean system-deps
+.PHONY: demo test soak bench bench-speed bench-cluster bench-detection train-verifier doctor install-service clean system-deps
 
 # Debian packages the test suite needs (services and tools it starts). `make test` installs the
 # missing ones when run as root (CI, containers); otherwise it prints the apt-get line to run.
@@ -54,7 +58,7 @@ test: system-deps $(VENV)/.installed-test $(BENCH_MACRO)
 # 10 of its workers, a folder swapped for a symlink, the disk filled and freed (a tmpfs
 # mount: run as root). Prints its figures; exits 1 on any violation.
 soak: $(VENV)/.installed-test
-	cd tests && NUMBA_CACHE_DIR=$(CURDIR)/.numba_cache ../$(BIN)/python soak.py --photos 500 --writers 4 --daemon-kills 10 --worker-kills 10
+	cd tests && ../$(BIN)/python soak.py --photos 500 --writers 4 --daemon-kills 10 --worker-kills 10
 
 bench: $(VENV)/.installed-test $(BENCH_MACRO)
 	$(BIN)/python -m skinretouch.benchmark --out bench/results
@@ -72,6 +76,12 @@ bench-cluster: system-deps $(VENV)/.installed-test
 # Detection bench, dev and test side by side (bench/README.md); photos fetched into bench/photos/.
 bench-detection: $(VENV)/.installed-test
 	$(BIN)/python -m skinretouch.benchmark.detection --out bench/results/detection.json
+
+# The detection verifier (skinretouch/detection/verify.py), retrained from scratch on the dev
+# split (planted spots, moles, clean photos, ../shared/real-acne dev labels): rerun after any
+# change to the candidate stage. Writes skinretouch/detection/verifier_model.json.
+train-verifier: $(VENV)/.installed-test
+	$(BIN)/python -m skinretouch.benchmark.train_verifier
 
 doctor: $(VENV)/.installed-demo
 	$(BIN)/skinretouch doctor

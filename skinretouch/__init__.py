@@ -1,10 +1,7 @@
 """skinretouch: find skin blemishes and remove them while keeping skin texture."""
 
-from importlib.metadata import PackageNotFoundError, version
-
-try:
-    __version__ = version("skinretouch")
-except PackageNotFoundError:  # running from a source tree that is not installed
-    __version__ = "0.0.0+unknown"
+# The one place the version is written: pyproject.toml reads it (``dynamic = ["version"]``), so
+# start-up needs no importlib.metadata look-up through every installed distribution.
+__version__ = "0.1.0"
 
 __all__ = ["__version__"]

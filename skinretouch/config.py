@@ -28,6 +28,7 @@ __all__ = [
     "Config",
     "DaemonConfig",
     "DetectBackboneConfig",
+    "DetectVerifyConfig",
     "DetectOnnxConfig",
     "DetectConfig",
     "EnginesConfig",
@@ -122,6 +123,19 @@ class DetectBackboneConfig:
 
 
 @dataclass(frozen=True, kw_only=True)
+class DetectVerifyConfig:
+    """The learned precision stage after the classical candidates (``[detect.verify]``)."""
+
+    # drop classical candidates the verifier model rejects (moles, folds, pores, stubble)
+    enabled: bool = True
+    # the model file (JSON, from `make train-verifier`); empty = the one shipped in the package
+    model: str = ""
+    # added to the model's own probability threshold (chosen on the dev split): > 0 drops more
+    # candidates (fewer false regions, lower recall), < 0 fewer
+    threshold_shift: Annotated[float, Range(-1.0, 1.0)] = 0.0
+
+
+@dataclass(frozen=True, kw_only=True)
 class DetectConfig:
     """The blemish detector."""
 
@@ -157,6 +171,7 @@ class DetectConfig:
     reference_masks: tuple[str, ...] = ()
     onnx: DetectOnnxConfig = field(default_factory=DetectOnnxConfig)
     backbone: DetectBackboneConfig = field(default_factory=DetectBackboneConfig)
+    verify: DetectVerifyConfig = field(default_factory=DetectVerifyConfig)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -375,7 +390,7 @@ def _check_input_files(config: Config) -> None:
     """Files the detector loads at start must exist: a missing one is a bad value, named
     by its key, so ``process`` and ``watch`` (at start and on SIGHUP) refuse it alike."""
     detect = config.detect
-    named = [("detect.onnx.model", detect.onnx.model)]
+    named = [("detect.onnx.model", detect.onnx.model), ("detect.verify.model", detect.verify.model)]
     named += [(f"detect.references[{i}]", p) for i, p in enumerate(detect.references)]
     named += [(f"detect.reference_masks[{i}]", p) for i, p in enumerate(detect.reference_masks)]
     for key, value in named:

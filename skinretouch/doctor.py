@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib
+import json
 import os
 import sys
 from collections.abc import Callable
@@ -29,6 +30,7 @@ def collect_checks(config: Config) -> list[Check]:
     probes: list[Callable[[Config], Check]] = [
         _detector_mode,
         _detector_classical,
+        _detector_verifier,
         _detector_onnx,
         _detector_backbone,
         _face_cascades,
@@ -63,6 +65,27 @@ def run_doctor(config: Config) -> int:
 def _detector_classical(config: Config) -> Check:
     importlib.import_module("skinretouch.engines.classical_detector")
     return Check("detector", "classical", True, "no weights needed")
+
+
+def _detector_verifier(config: Config) -> Check:
+    """The precision stage after the classical candidates; without a model nothing is filtered."""
+    from .detection.verify import DEFAULT_VERIFIER_MODEL, Verifier
+
+    verify = config.detect.verify
+    if not verify.enabled:
+        return Check("precision", "verifier", False, "off (detect.verify.enabled = false): classical "
+                     "candidates are not filtered")  # fmt: skip
+    path = Path(verify.model).expanduser() if verify.model else DEFAULT_VERIFIER_MODEL
+    if not path.is_file():
+        return Check("precision", "verifier", False, f"no model at {path}: classical candidates are not "
+                     "filtered (run `make train-verifier`)")  # fmt: skip
+    try:
+        verifier = Verifier.from_json(json.loads(path.read_text()))
+    except Exception as exc:  # a wrong file is the answer here, not a crash
+        return Check("precision", "verifier", False, f"{path}: {exc}")
+    trees = verifier.model.feature.shape[0]
+    return Check("precision", "verifier", True, f"{trees} trees of depth {verifier.model.depth}, threshold "
+                 f"{verifier.threshold:.3f}{verify.threshold_shift:+.2f} at {path} (CPU)")  # fmt: skip
 
 
 MODES = {

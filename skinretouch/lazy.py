@@ -8,10 +8,16 @@ uses ``ndi.label`` etc. The classical path of ``process`` never does.
 from __future__ import annotations
 
 import importlib
+import importlib.abc
+import importlib.machinery
+import importlib.util
+import sys
+import threading
+from collections.abc import Iterable
 from types import ModuleType
 from typing import Any
 
-__all__ = ["lazy_module"]
+__all__ = ["DeferringFinder", "import_deferring", "lazy_module"]
 
 
 class _LazyModule:
@@ -37,3 +43,42 @@ class _LazyModule:
 def lazy_module(name: str) -> Any:
     """A stand-in for module ``name`` that imports it when first used."""
     return _LazyModule(name)
+
+
+class DeferringFinder(importlib.abc.MetaPathFinder):
+    """Finds the named modules as usual but loads them lazily (:class:`importlib.util.LazyLoader`):
+    the module object exists, and its code runs on the first attribute read."""
+
+    def __init__(self, names: frozenset[str]) -> None:
+        self.names = names
+
+    def find_spec(self, fullname, path, target=None):
+        if fullname not in self.names:
+            return None
+        spec = importlib.machinery.PathFinder.find_spec(fullname, path)
+        if spec is None or spec.loader is None or not hasattr(spec.loader, "exec_module"):
+            return spec
+        spec.loader = importlib.util.LazyLoader(spec.loader)
+        return spec
+
+
+_deferring_lock = threading.Lock()
+
+
+def import_deferring(name: str, deferred: Iterable[str]) -> ModuleType:
+    """Import module ``name`` with the submodules ``deferred`` that it imports but we never use
+    loaded lazily: they run only if something reads an attribute of theirs.
+
+    For packages whose ``__init__`` imports everything: ``mediapipe`` imports its audio tasks
+    and drawing helpers (which import matplotlib), half a second of a ``process`` start-up that
+    the Face Landmarker never uses.
+    """
+    with _deferring_lock:
+        if name in sys.modules:
+            return sys.modules[name]
+        finder = DeferringFinder(frozenset(deferred))
+        sys.meta_path.insert(0, finder)
+        try:
+            return importlib.import_module(name)
+        finally:
+            sys.meta_path.remove(finder)

@@ -62,14 +62,15 @@ class RetouchResult:
             out[patch.window][patch.hole] = patch.values
         return out
 
-    def apply_to(self, stored: np.ndarray) -> np.ndarray:
+    def apply_to(self, stored: np.ndarray, *, in_place: bool = False) -> np.ndarray:
         """The retouched image in the stored integer dtype; untouched pixels bit-identical.
 
         New values are quantised by :func:`skinretouch.imageio.from_float`, the one rule
-        for turning float pixels into stored ones.
+        for turning float pixels into stored ones. ``in_place``: written into ``stored``
+        itself (returned), for a caller that no longer needs the original pixels.
         """
         bit_depth = 8 * np.dtype(stored.dtype).itemsize
-        out = stored.copy()
+        out = stored if in_place else stored.copy()
         for patch in self.patches:
             out[patch.window][patch.hole] = from_float(patch.values, bit_depth)
         return out

@@ -39,21 +39,39 @@ class SpotCase:
 @functools.lru_cache(maxsize=4)
 def spot_cases(dilation_px: float = 1.0, seeds: tuple[int, ...] = (0, 1)) -> tuple[SpotCase, ...]:
     """Blemishes (moles left out) planted on the two portraits, one crop per spot."""
+    return tuple(_cases_on(load_bench_photos(names=PORTRAITS), plant_spots, dilation_px, seeds))
+
+
+@functools.lru_cache(maxsize=2)
+def set_spot_cases(names: tuple[str, ...], style: str = "classic", seeds: tuple[int, ...] = (0, 1)) -> tuple[SpotCase, ...]:
+    """Blemishes of a planting style on photos of the bench's set (``bench/photos.toml``), one
+    crop per spot, masks as the bench's oracle (footprint + 1 px at face scale); empty when a
+    photo cannot be fetched."""
+    from skinretouch.benchmark.photoset import load_set_photos
+    from skinretouch.benchmark.styles import planting_style
+
+    photos = [p.photo for p in load_set_photos(list(names))]
+    if len(photos) < len(names):
+        return ()
+    return tuple(_cases_on(photos, planting_style(style).plant_spots, 1.0, seeds))
+
+
+def _cases_on(photos, plant, dilation_px, seeds) -> list[SpotCase]:
     cases = []
-    for photo in load_bench_photos(names=PORTRAITS):
+    for photo in photos:
         clean = photo.rgb.astype(np.float32) / 255.0
         for seed in seeds:
-            blemished, spots = plant_spots(photo, seed=seed)
+            blemished, spots = plant(photo, seed=seed)
             blemished = np.rint(np.clip(blemished, 0, 1) * 255.0).astype(np.float32) / 255.0
             radius = max(1, round(dilation_px * photo.scale))
             disk = _disk(radius)
             holes = [ndi.binary_dilation(spot.footprint, structure=disk) for spot in spots]
             all_holes = np.any(holes, axis=0)
-            margin = crop_margin(photo.scale)
             for spot, hole in zip(spots, holes):
                 if spot.keep:
                     continue
                 ys, xs = np.nonzero(hole)
+                margin = crop_margin(photo.scale, max(np.ptp(ys), np.ptp(xs)) + 1)
                 window = (
                     slice(max(0, ys.min() - margin), ys.max() + margin + 1),
                     slice(max(0, xs.min() - margin), xs.max() + margin + 1),
@@ -68,7 +86,7 @@ def spot_cases(dilation_px: float = 1.0, seeds: tuple[int, ...] = (0, 1)) -> tup
                     avoid=(all_holes & ~hole)[window].copy(),
                     footprint=spot.footprint[window].copy(),
                 ))  # fmt: skip
-    return tuple(cases)
+    return cases
 
 
 def spot_figures(result: np.ndarray, case: SpotCase) -> dict:

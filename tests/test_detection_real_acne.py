@@ -83,7 +83,15 @@ def test_real_acne_inflamed_lesions_found_and_removed(scored, part):
 def test_the_factory_builds_the_mode_asked_for_and_modes_share_the_analysis():
     from skinretouch.engines.anomaly import AnomalyDetector, AnomalyFilteredDetector
 
-    assert isinstance(build_detector(DetectConfig()), ClassicalDetector)
+    from skinretouch.config import DetectVerifyConfig
+    from skinretouch.detection.verify import DEFAULT_VERIFIER_MODEL, VerifiedDetector
+
+    default = build_detector(DetectConfig())
+    if DEFAULT_VERIFIER_MODEL.is_file():  # the classical candidates, then the verifier
+        assert isinstance(default, VerifiedDetector) and isinstance(default.base, ClassicalDetector)
+    else:
+        assert isinstance(default, ClassicalDetector)
+    assert isinstance(build_detector(DetectConfig(verify=DetectVerifyConfig(enabled=False))), ClassicalDetector)
     assert isinstance(build_detector(DetectConfig(anomaly_filter=True)), AnomalyFilteredDetector)
     anomaly = build_detector(DetectConfig(mode="anomaly"))
     assert isinstance(anomaly, AnomalyDetector) and isinstance(anomaly, Detector)

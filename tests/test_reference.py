@@ -156,7 +156,9 @@ def test_detector_from_config_picks_by_keys(tmp_path):
     from skinretouch.engines.anomaly import AnomalyFilteredDetector
     from skinretouch.detection.factory import build_detector as detector_from_config
 
-    config = DetectConfig()
+    from skinretouch.config import DetectVerifyConfig
+
+    config = DetectConfig(verify=DetectVerifyConfig(enabled=False))
     assert isinstance(detector_from_config(config), ClassicalDetector)
     assert isinstance(detector_from_config(dataclasses.replace(config, anomaly_filter=True)), AnomalyFilteredDetector)
     with pytest.raises(ReferenceError, match="one mask per reference"):

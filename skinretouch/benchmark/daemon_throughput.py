@@ -114,7 +114,8 @@ def measure_throughput(
     log_path = tmpdir / "daemon.log"
     process_env = {**os.environ, **(env or {})}
     process_env.setdefault("NUMBA_CACHE_DIR", str(tmpdir / "numba"))
-    command = [sys.executable, "-m", "skinretouch.daemon", str(hot), "--config", str(config)]
+    # -P: PYTHONPATH (``env``), not the current folder, says which skinretouch runs.
+    command = [sys.executable, "-P", "-m", "skinretouch.daemon", str(hot), "--config", str(config)]
     if retoucher_factory:
         command += ["--retoucher-factory", retoucher_factory]
     started = time.monotonic()

@@ -46,7 +46,9 @@ def timed_process(command: list[str], env: dict[str, str] | None = None) -> tupl
     """(wall seconds, peak RSS in MB, exit status) of one child process.
 
     Linux counts the bench's own resident memory at ``fork`` in the child's peak, so a peak not
-    above the bench's own is unknown (NaN) rather than the bench's.
+    above the bench's own is unknown (NaN) rather than the bench's. The child's CPU seconds
+    (user + system, all its threads) are kept in :data:`LAST_CPU_S`: on a shared machine they
+    move less than wall time.
     """
     own_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
     started = time.perf_counter()
@@ -54,19 +56,27 @@ def timed_process(command: list[str], env: dict[str, str] | None = None) -> tupl
     _pid, status, usage = os.wait4(child.pid, 0)
     wall = time.perf_counter() - started
     child.returncode = os.waitstatus_to_exitcode(status)
+    LAST_CPU_S[0] = usage.ru_utime + usage.ru_stime
     peak_mb = usage.ru_maxrss / 1024.0
     return wall, (peak_mb if peak_mb > own_mb * 1.01 else float("nan")), child.returncode
 
 
-def _env(source: Path | None) -> dict[str, str] | None:
-    """The environment that runs ``source``'s skinretouch (an older checkout) instead of ours."""
-    if source is None:
-        return None
-    return {**os.environ, "PYTHONPATH": str(source)}
+LAST_CPU_S = [0.0]
+
+
+def _env(source: Path | None) -> dict[str, str]:
+    """The environment that runs ``source``'s skinretouch (an older checkout), or this one's.
+
+    Children run with ``-P`` (see :func:`process_command`), so neither the current folder nor
+    the editable install shadows the checkout named here: without that, ``python -m`` put the
+    current folder first on ``sys.path`` and a "baseline" run from this tree ran this tree.
+    """
+    root = Path(source).resolve() if source is not None else Path(__file__).resolve().parents[2]
+    return {**os.environ, "PYTHONPATH": str(root)}
 
 
 def process_command(path: Path, out_dir: Path) -> list[str]:
-    return [sys.executable, "-m", "skinretouch", "process", str(path), "--out-dir", str(out_dir), "--force"]
+    return [sys.executable, "-P", "-m", "skinretouch", "process", str(path), "--out-dir", str(out_dir), "--force"]
 
 
 def floor_command(path: Path, out: Path) -> list[str]:
@@ -87,23 +97,28 @@ def _summary(values: list[float]) -> dict:
 def side_by_side(path: Path, workdir: Path, repeats: int, baseline: Path | None = None) -> dict:
     """Floor and whole process of ``path`` (and of the ``baseline`` checkout), alternating,
     ``repeats`` times each, after one unmeasured run of each (numba cache, page cache)."""
-    runs = {"process": None} | ({"baseline": _env(baseline)} if baseline else {})
+    runs = {"process": _env(None)} | ({"baseline": _env(baseline)} if baseline else {})
     times: dict[str, list[float]] = {"floor": [], **{name: [] for name in runs}}
+    cpu: dict[str, list[float]] = {"floor": [], **{name: [] for name in runs}}
     rss: dict[str, list[float]] = {name: [] for name in runs}
     for name, env in runs.items():
         timed_process(process_command(path, workdir / f"warm-{name}"), env)
     for i in range(repeats):
         floor_s, _, rc = timed_process(floor_command(path, workdir / f"floor-{i}.jpg"))
         times["floor"].append(floor_s)
+        cpu["floor"].append(LAST_CPU_S[0])
         for name, env in runs.items():
             seconds, peak, code = timed_process(process_command(path, workdir / f"out-{name}-{i}"), env)
             if rc or code:
                 return {"reason": f"exit status floor={rc} {name}={code}"}
             times[name].append(seconds)
+            cpu[name].append(LAST_CPU_S[0])
             rss[name].append(peak)
-    out = {"floor_s": _summary(times["floor"])}
+    out = {"floor_s": _summary(times["floor"]), "floor_cpu_s": _summary(cpu["floor"])}
     for name in runs:
         out[f"{name}_s"] = _summary(times[name])
+        out[f"{name}_cpu_s"] = _summary(cpu[name])
+        out[f"{name}_cpu_over_floor"] = _summary([p / f for p, f in zip(cpu[name], cpu["floor"])])
         out[f"{name}_over_floor"] = _summary([p / f for p, f in zip(times[name], times["floor"])])
         out[f"{name}_peak_rss_mb"] = _summary(rss[name])
     return out
@@ -111,8 +126,9 @@ def side_by_side(path: Path, workdir: Path, repeats: int, baseline: Path | None 
 
 def whole_process(path: Path, workdir: Path, megapixels: float, repeats: int, baseline: Path | None = None) -> dict:
     """Wall time and peak RSS of whole ``process`` runs (alternating with ``baseline``'s)."""
-    runs = {"process": None} | ({"baseline": _env(baseline)} if baseline else {})
+    runs = {"process": _env(None)} | ({"baseline": _env(baseline)} if baseline else {})
     walls: dict[str, list[float]] = {name: [] for name in runs}
+    cpu: dict[str, list[float]] = {name: [] for name in runs}
     peaks: dict[str, list[float]] = {name: [] for name in runs}
     for i in range(repeats):
         for name, env in runs.items():
@@ -120,10 +136,12 @@ def whole_process(path: Path, workdir: Path, megapixels: float, repeats: int, ba
             if rc:
                 return {"reason": f"{name} exited {rc}"}
             walls[name].append(wall)
+            cpu[name].append(LAST_CPU_S[0])
             peaks[name].append(peak)
     out: dict = {"megapixels": round(megapixels, 1)}
     for name in runs:
         out[f"{name}_s"] = _summary(walls[name])
+        out[f"{name}_cpu_s"] = _summary(cpu[name])
         out[f"{name}_peak_rss_mb"] = _summary(peaks[name])
         out[f"{name}_peak_rss_mb_per_mp"] = round(float(np.median(peaks[name])) / megapixels, 1)
     return out
@@ -191,9 +209,14 @@ def main(argv: list[str] | None = None) -> int:
 
             daemon_dir = workdir / "daemon"
             daemon_dir.mkdir()
-            result["daemon_2048"] = measure_throughput(
-                [small] * args.daemon_photos, daemon_dir, workers=args.daemon_workers, paced=5
-            )
+            for name, source in {"daemon_2048": None, "baseline_daemon_2048": args.baseline}.items():
+                if name.startswith("baseline") and args.baseline is None:
+                    continue
+                folder = daemon_dir / name
+                folder.mkdir()
+                result[name] = measure_throughput([small] * args.daemon_photos, folder, workers=args.daemon_workers,
+                                                  paced=5, env=_env(source))  # fmt: skip
+                print(json.dumps({name: result[name]}), flush=True)
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
     args.out.mkdir(parents=True, exist_ok=True)

@@ -155,7 +155,9 @@ def child_main(conn: Connection, config: Config, factory_ref: str, parent_pid: i
     for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
         signal.signal(signum, signal.SIG_IGN)
     from ..logs import configure_logging
+    from ..startup import prepare_process
 
+    prepare_process()
     configure_logging(config.logging, stream=sys.stdout)
     structlog.contextvars.bind_contextvars(worker=index)
     try:

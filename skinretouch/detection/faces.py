@@ -24,6 +24,7 @@ import cv2
 import numpy as np
 import structlog
 
+from ..lazy import import_deferring
 from .types import BBox
 
 __all__ = [
@@ -158,9 +159,26 @@ def to_stored_points(points: np.ndarray, orientation: int, stored_shape: tuple[i
     return np.stack([x, y], axis=1).astype(np.float32)
 
 
+# Submodules mediapipe's __init__ imports that the Face Landmarker never uses (the drawing
+# helpers import matplotlib): loaded only if something reads them (issue 17).
+MEDIAPIPE_UNUSED = (
+    "mediapipe.tasks.python.audio",
+    "mediapipe.tasks.python.decision",
+    "mediapipe.tasks.python.retrieval",
+    "mediapipe.tasks.python.text",
+    "mediapipe.tasks.python.vision.drawing_styles",
+    "mediapipe.tasks.python.vision.drawing_utils",
+)
+
+
+def _mediapipe():
+    return import_deferring("mediapipe", MEDIAPIPE_UNUSED)
+
+
 @functools.cache
 def _landmarker(model_path: str):
     """One landmarker per model file, with the lock that serialises its calls."""
+    _mediapipe()
     from mediapipe.tasks.python import BaseOptions
     from mediapipe.tasks.python.vision import FaceLandmarker, FaceLandmarkerOptions, RunningMode
 
@@ -176,7 +194,7 @@ def _landmarker(model_path: str):
 
 def _landmarks_in(upright: np.ndarray, box: BBox, model_path: str) -> list[np.ndarray]:
     """Landmarks ``(478, 2)`` (upright-view pixels) of the faces inside one window."""
-    import mediapipe as mp
+    mp = _mediapipe()
 
     x, y, bw, bh = box
     window = upright[y : y + bh, x : x + bw]
@@ -232,7 +250,7 @@ def landmarker_available(model_path: str = str(DEFAULT_FACE_MODEL)) -> bool:
         log.warning("face landmark model missing; using Haar cascades (run `make`)", path=model_path)
         return False
     try:
-        import mediapipe  # noqa: F401
+        _mediapipe()
     except ImportError as exc:  # pragma: no cover - mediapipe is a dependency
         log.warning("mediapipe unavailable; using Haar cascades", error=str(exc))
         return False

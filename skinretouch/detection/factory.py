@@ -53,6 +53,10 @@ def build_detector(config: DetectConfig, *, references=None) -> Detector:
         )
     if mode == "anomaly":
         return AnomalyDetector(base, threshold=config.anomaly_detector_threshold)
+    from .verify import VerifiedDetector, load_verifier
+
+    verifier = load_verifier(config.verify)
+    candidates = VerifiedDetector(base, verifier) if verifier is not None else base
     if config.anomaly_filter:
-        return AnomalyFilteredDetector(base, threshold=config.anomaly_threshold)
-    return base
+        return AnomalyFilteredDetector(candidates, threshold=config.anomaly_threshold)
+    return candidates

@@ -188,6 +188,8 @@ class EngineManager:
     def close(self) -> None:
         """Unload everything and free device memory."""
         with self._lock:
+            if not self._loaded:  # nothing to free: a collection here cost a classical run ~0.1 s
+                return
             for name in list(self._loaded):
                 self._unload(name)
             free_device_memory()

@@ -27,12 +27,13 @@ import time
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import structlog
 
 from ..atomic import atomic_write_bytes
 from ..config import Config, config_sha256
 from ..errors import InputError, is_transient
-from ..imageio import ImageFile, encode_image, read_image, to_float
+from ..imageio import ImageFile, encode_image, from_float, read_image, to_float
 from ..imageio.masks import encode_mask_png, read_mask
 from ..pipeline import Retoucher
 from ..safefs import read_regular_file_and_stat
@@ -146,30 +147,44 @@ def process_file(
         _describe_input(report.input, image)
         user_mask = read_mask(mask_path, shape=image.pixels.shape[:2]) if mask_path is not None else None
 
-        result = retoucher.retouch(to_float(image.pixels), mask=user_mask, orientation=image.orientation)
+        photo = to_float(image.pixels)
+        image.pixels = _stand_in(image.pixels)  # rebuilt exactly from ``photo`` when encoding
+        result = retoucher.retouch(photo, mask=user_mask, orientation=image.orientation)
+        del photo
         report.timings_ms.update(result.timings_ms)
+        regions = result.regions
+        protected = [{"kind": feature.kind, "bbox": list(feature.bbox)} for feature in result.detection.protected]
+        detection = {"method": result.detection.method, "scale": round(result.detection.scale, 4)}
+        applied_mask = result.applied_mask
+        # One copy of the photo at a time: the float one while retouching (the stored pixels
+        # are its exact image under from_float, so they are rebuilt rather than kept), then
+        # the stored one, which takes the new values in place; the float photo and the
+        # detection's full-size maps go before encoding, unless the overlay still needs them.
+        stored = from_float(result.original, image.bit_depth)
+        retouched = result.apply_to(stored, in_place=True)
+        del stored
+        overlay_source = result if debug_overlay else None
+        del result
 
         tick = time.perf_counter()
-        encoded = encode_image(image, result.apply_to(image.pixels), options=config.output)
-        mask_png = encode_mask_png(result.applied_mask)
+        encoded = encode_image(image, retouched, options=config.output)
+        del retouched
+        mask_png = encode_mask_png(applied_mask)
         report.timings_ms["encode"] = ms_since(tick)
 
         for target, payload in ((paths.image, encoded), (paths.mask, mask_png)):
             atomic_write_bytes(target, payload)
             written.append(target)
-        if debug_overlay:
-            outcome.overlay_path = _write_overlay(result, paths.mask.parent, path.name)
+        del encoded
+        if overlay_source is not None:
+            outcome.overlay_path = _write_overlay(overlay_source, paths.mask.parent, path.name)
             written.append(outcome.overlay_path)
 
         report.outputs = {"image": str(paths.image.absolute()), "mask": str(paths.mask.absolute())}
-        report.regions = result.regions
-        report.protected = [
-            {"kind": feature.kind, "bbox": list(feature.bbox)} for feature in result.detection.protected
-        ]
-        report.detection = {"method": result.detection.method, "scale": round(result.detection.scale, 4)}
+        report.regions, report.protected, report.detection = regions, protected, detection
         outcome.status = "ok"
         outcome.image_path, outcome.mask_path = paths.image, paths.mask
-        outcome.regions = len(result.regions)
+        outcome.regions = len(regions)
     except InputError as exc:
         outcome.error = str(exc)
     except OSError as exc:
@@ -207,6 +222,11 @@ def process_file(
         # The failed report replaced the one that claimed these: they are stale now.
         _remove_quietly([target for target in (paths.image, paths.mask) if str(target.absolute()) in claimed])
     return outcome
+
+
+def _stand_in(pixels: np.ndarray) -> np.ndarray:
+    """An array of ``pixels``' shape and dtype that takes no memory (read-only zeros)."""
+    return np.broadcast_to(np.zeros((), pixels.dtype), pixels.shape)
 
 
 def _deferred(outcome: FileOutcome, started: float) -> FileOutcome:

@@ -17,10 +17,23 @@ TONE_SIGMA = 1.0  # px at face scale: low-pass whose surround seeds the biharmon
 # Hole extent (px at face scale) up to which the tone is the biharmonic fill, and from
 # which it is the membrane fill (see removal._tone_fill_share).
 BIHARMONIC_MAX_EXTENT = (18.0, 28.0)
+# The tone layer (:mod:`.tone`): a clean low-pass, a quadratic trend fitted on a ring of it, and
+# the ring's residual faded into the hole.
+TONE_LOWPASS_SIGMA = 0.3  # px at face scale: low-pass of the pixels outside the hole
+TREND_RING = 6.0  # px at face scale: width of the ring the quadratic trend is fitted on
+TREND_GAP = 0.0  # px at face scale next to the hole left out of the trend's ring
+TREND_NEAR_WEIGHT = 0.3  # weight of the ring's innermost pixels (its outermost weigh 1)
+TREND_TUKEY_DE = 6.0  # CIE76 dE from the trend beyond which a ring pixel is dropped from the fit
+TONE_DECAY = 16.0  # px at face scale: the ring's residual fades into the trend over this length
 SPOT_DE = 5.0  # CIE76 dE from a first tone guess beyond which a hole pixel counts as spot
 TEXTURE_SIGMA = 2.0  # px at face scale: cut-off of the texture layer ...
 TEXTURE_ORDER = 2  # ... taken as (1 - G) ** order for a sharp cut-off (dimensionless)
 RING_WIDTH = 4.0  # px at face scale: ring whose texture statistics judge the hole's own texture
+# The donor texture copied into a hole is made zero-mean and scaled by (ring RMS / donor RMS)
+# ** TEXTURE_MATCH, the gain clamped to TEXTURE_GAIN (dev: texture_ok 0.90 at 0.75; 0.86 at 1,
+# the ring's own strength; 0.74 at 0, the donor's).
+TEXTURE_MATCH = 0.75
+TEXTURE_GAIN = (0.5, 2.0)
 # Farthest donor offset, px at face scale (12 px gave the bench's 20-px figures, dE 2.03 vs
 # 2.02, texture equal, on crops 16 px narrower: the crop margin follows it, and with it
 # every per-spot pass) ...

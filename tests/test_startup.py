@@ -1,0 +1,113 @@
+"""Issue 17: what start-up skips, and the lean file stage writes exactly what it wrote before."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import textwrap
+
+import cv2
+import numpy as np
+import pytest
+
+from skinretouch.config import Config
+from skinretouch.files.stage import process_file
+from skinretouch.imageio import encode_image, read_image, to_float
+from skinretouch.imageio.masks import encode_mask_png
+from skinretouch.pipeline import Retoucher
+from skinretouch.sidecars import output_paths
+
+
+def test_import_deferring_runs_a_deferred_submodule_only_when_read(tmp_path):
+    package = tmp_path / "deferprobe"
+    package.mkdir()
+    (package / "__init__.py").write_text("from . import heavy\nfrom . import light\n")
+    (package / "heavy.py").write_text("import sys\nsys.deferprobe_heavy_ran = True\nVALUE = 42\n")
+    (package / "light.py").write_text("VALUE = 1\n")
+    probe = textwrap.dedent(f"""
+        import sys
+        sys.path.insert(0, {str(tmp_path)!r})
+        from skinretouch.lazy import import_deferring
+        package = import_deferring("deferprobe", ["deferprobe.heavy"])
+        before = getattr(sys, "deferprobe_heavy_ran", False)
+        value = package.heavy.VALUE
+        print(before, getattr(sys, "deferprobe_heavy_ran", False), value, package.light.VALUE)
+    """)
+    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=60)
+    assert done.stdout.split() == ["False", "True", "42", "1"], done.stderr[-2000:]
+
+
+def _photo(tmp_path, name: str, dtype) -> tuple:
+    rng = np.random.default_rng(3)
+    skin = np.clip(np.array([0.78, 0.62, 0.55]) + rng.normal(0, 0.015, (192, 224, 3)), 0, 1)
+    skin[80:87, 100:107] = (0.6, 0.28, 0.27)  # a red spot
+    skin[40:44, 30:34] = (0.45, 0.3, 0.25)  # a dark one
+    peak = np.iinfo(dtype).max
+    pixels = np.round(skin * peak).astype(dtype)
+    path = tmp_path / name
+    cv2.imwrite(str(path), cv2.cvtColor(pixels, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, 95])
+    return path
+
+
+@pytest.mark.parametrize(("name", "dtype"), [("portrait.jpg", np.uint8), ("portrait16.png", np.uint16)])
+def test_file_stage_writes_the_same_bytes_as_the_two_copy_path(tmp_path, name, dtype):
+    """The stage rebuilds the stored pixels from the float photo and retouches them in place;
+    the photo and mask must be byte for byte those of keeping both copies."""
+    path = _photo(tmp_path, name, dtype)
+    spots = np.zeros((192, 224), bool)
+    spots[78:89, 98:109] = spots[38:46, 28:36] = True
+    mask_path = tmp_path / "spots.png"
+    mask_path.write_bytes(encode_mask_png(spots))
+    config = Config()
+    with Retoucher(config) as retoucher:
+        image = read_image(path)
+        result = retoucher.retouch(to_float(image.pixels), mask=spots, orientation=image.orientation)
+        expected_photo = encode_image(image, result.apply_to(image.pixels), options=config.output)
+        expected_mask = encode_mask_png(result.applied_mask)
+        assert result.regions  # the photo has something to retouch
+
+        outcome = process_file(retoucher, path, out_dir=tmp_path / "out", mask_path=mask_path)
+    assert outcome.status == "ok", outcome.error
+    written = output_paths(path, tmp_path / "out")
+    assert written.image.read_bytes() == expected_photo
+    assert written.mask.read_bytes() == expected_mask
+    assert outcome.regions == len(result.regions)
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="glibc's mallopt")
+def test_mmap_threshold_is_accepted_by_glibc():
+    from skinretouch.startup import MMAP_THRESHOLD_BYTES, _set_mmap_threshold
+
+    assert _set_mmap_threshold(MMAP_THRESHOLD_BYTES)
+
+
+HASHING_KERNEL = '''
+import sys
+import numpy as np
+from numba import njit
+import skinretouch.kernels
+
+@njit(cache=True)
+def distinct(a):
+    seen = set()
+    for v in a:
+        seen.add(v)
+    return len(seen), hash(3.5), hash("abc") != 0
+
+print(distinct(np.arange(10) % 7), "numba.typed.typedlist" in sys.modules)
+'''
+
+
+def test_a_cached_kernel_loads_without_numbas_registries_even_one_that_hashes(tmp_path):
+    """The light cache load skips numba's registry refresh; a kernel that needs a symbol the
+    refresh would have installed (the hash secret) must still load and give the same result."""
+    probe = tmp_path / "hashing_kernel.py"
+    probe.write_text(HASHING_KERNEL)
+    env = {**os.environ, "NUMBA_CACHE_DIR": str(tmp_path / "cache")}
+    runs = [subprocess.run([sys.executable, str(probe)], capture_output=True, text=True, env=env, timeout=300)
+            for _ in range(2)]  # fmt: skip
+    compiled, cached = (run.stdout.strip().rsplit(" ", 1) for run in runs)
+    assert all(run.returncode == 0 for run in runs), runs[-1].stderr[-2000:]
+    assert compiled[0] == cached[0]
+    assert (compiled[1], cached[1]) == ("True", "False")  # compiling refreshed; loading did not
