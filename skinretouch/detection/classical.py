@@ -628,14 +628,23 @@ class ClassicalDetector:
             return "dark_spot"
         return kind
 
+    def _faint_rule_may_look(self, f: dict[str, float], max_ring_busy: float | None = None) -> bool:
+        """Where a faint-spot rule may take a spot: most of its ring searchable and clear of eyes,
+        brows and lips; with ``max_ring_busy``, also on quiet, hairless skin of skin colour."""
+        t = self._t
+        if f["ring_allowed"] < t.dim_min_ring_allowed or f.get("feature_clearance", np.inf) < t.dim_feature_clearance:
+            return False
+        if max_ring_busy is None:
+            return True
+        return not (f["ring_skin"] < t.min_ring_skin or f["hair_frac"] > 0.5 or f["ring_busy"] > max_ring_busy)
+
     def _dim_dark_spot(self, f: dict[str, float], unit: float) -> bool:
         """A brown spot whose darkness stands out of the local L noise (``dark_rel``)."""
         t = self._t
         g = self._gain
         if f["area"] < 3 or "noise_l" not in f or not self._plain_region(f, unit):
             return False
-        if (f["ring_allowed"] < t.dim_min_ring_allowed
-                or f.get("feature_clearance", np.inf) < t.dim_feature_clearance):
+        if not self._faint_rule_may_look(f):
             return False
         r_eq = math.sqrt(f["area"] / math.pi) / unit
         dark, red, yellow = -f["core_dl"], f["core_da"], f["core_db"]
@@ -673,11 +682,7 @@ class ClassicalDetector:
         if f["area"] < 3 or "noise_l" not in f:
             return False
         if (
-            f["ring_allowed"] < t.dim_min_ring_allowed
-            or f.get("feature_clearance", np.inf) < t.dim_feature_clearance
-            or f["ring_skin"] < t.min_ring_skin
-            or f["hair_frac"] > 0.5
-            or f["ring_busy"] > t.dim_blackhead_max_ring_busy
+            not self._faint_rule_may_look(f, max_ring_busy=t.dim_blackhead_max_ring_busy)
             or f["ring_l_std"] > t.blackhead_max_ring_sd
         ):
             return False
@@ -713,11 +718,7 @@ class ClassicalDetector:
         if f["area"] < 3 or "noise_a" not in f:
             return False
         if (
-            f["ring_allowed"] < t.dim_min_ring_allowed
-            or f.get("feature_clearance", np.inf) < t.dim_feature_clearance
-            or f["ring_skin"] < t.min_ring_skin
-            or f["hair_frac"] > 0.5
-            or f["ring_busy"] > t.dim_papule_max_ring_busy
+            not self._faint_rule_may_look(f, max_ring_busy=t.dim_papule_max_ring_busy)
             or f.get("solidity", 1.0) < t.dim_papule_min_solidity
             or f["peak"] < t.dim_papule_min_peak / g
         ):

@@ -38,11 +38,13 @@ def mirror101(i, n):
 
 
 @njit(cache=True, nogil=True)
-def sor_sweeps(values, ys, xs, guidance, use_guidance, omega, max_iter, tol):
-    """Relax ``laplacian(f) = guidance`` (zero without ``use_guidance``) at the pixels
-    ``ys, xs`` of ``values`` (h, w, c) in place, red-black SOR with factor ``omega``, until
-    no value moves by ``tol`` or after ``max_iter`` sweeps; returns the sweeps done."""
+def sor_sweeps(values, ys, xs, guidance, use_guidance, omega, max_iter, tol, screen=0.0):
+    """Relax ``laplacian(f) = guidance + screen * f`` (guidance zero without ``use_guidance``)
+    at the pixels ``ys, xs`` of ``values`` (h, w, c) in place, red-black SOR with factor
+    ``omega``, until no value moves by ``tol`` or after ``max_iter`` sweeps; returns the sweeps
+    done. ``screen`` > 0 makes the boundary's influence fade with distance."""
     height, width, channels = values.shape
+    denominator = 4.0 + screen
     sweeps = 0
     for sweep in range(max_iter):
         sweeps = sweep + 1
@@ -63,7 +65,7 @@ def sor_sweeps(values, ys, xs, guidance, use_guidance, omega, max_iter, tol):
                     total += values[y, left, c] + values[y, right, c]
                     if use_guidance:
                         total -= guidance[y, x, c]
-                    change = omega * (0.25 * total - values[y, x, c])
+                    change = omega * (total / denominator - values[y, x, c])
                     values[y, x, c] += change
                     if abs(change) > largest:
                         largest = abs(change)

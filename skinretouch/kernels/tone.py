@@ -25,6 +25,7 @@ import numpy as np
 from numba import njit
 
 from ._checks import as_mask
+from ._jit import sor_sweeps
 from .blur import gaussian_taps, masked_blur_into
 from .labels import mask_box, mask_pixels
 from .lowfill import ring_into
@@ -260,9 +261,8 @@ def _weighted_lstsq(basis, values, weights):
 
 @njit(cache=True, nogil=True)
 def _screened_membrane(values, hole, screen):
-    """Solve ``laplacian(r) = screen * r`` over ``hole`` in place (Gauss-Seidel), with the
-    values outside the hole fixed; ``r`` starts at 0 inside."""
-    height, width, channels = values.shape
+    """Solve ``laplacian(r) = screen * r`` over ``hole`` in place, with the values outside the
+    hole fixed; ``r`` starts at 0 inside."""
     ys, xs = mask_pixels(hole)
     if ys.size == 0:
         return
@@ -271,23 +271,4 @@ def _screened_membrane(values, hole, screen):
     # The screening shortens the reach of the boundary: fewer sweeps are needed than for a
     # plain membrane over the hole.
     omega = 2.0 / (1.0 + np.sin(np.pi / extent))
-    denominator = 4.0 + screen
-    for sweep in range(4 * extent + 50):
-        largest = 0.0
-        for parity in range(2):
-            for k in range(ys.size):
-                y = ys[k]
-                x = xs[k]
-                if (y + x) & 1 != parity:
-                    continue
-                up = max(y - 1, 0)
-                down = min(y + 1, height - 1)
-                left = max(x - 1, 0)
-                right = min(x + 1, width - 1)
-                for c in range(channels):
-                    total = values[up, x, c] + values[down, x, c] + values[y, left, c] + values[y, right, c]
-                    change = omega * (total / denominator - values[y, x, c])
-                    values[y, x, c] += change
-                    largest = max(largest, abs(change))
-        if largest < 1e-3:
-            break
+    sor_sweeps(values, ys, xs, values, False, omega, 4 * extent + 50, 1e-3, screen)
