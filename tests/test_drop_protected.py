@@ -1,5 +1,5 @@
-"""drop_protected works block by block and in place (issue 17, peak memory): it must give
-exactly what the whole-map version it replaced gave."""
+"""Label maps rewritten in place to save whole-photo copies (issue 17, peak memory): each
+in-place path must give exactly what the copying one gave."""
 
 from __future__ import annotations
 
@@ -79,3 +79,18 @@ def test_blocks_give_what_the_whole_map_gave(monkeypatch, block_rows):
         assert got_spots == expected_spots
         cut += len(spots) - len(got_spots)
     assert cut > 0  # the cases do drop spots
+
+
+def test_fill_label_holes_in_place_gives_the_copy():
+    from skinretouch.kernels import detect as kd
+
+    for seed in range(10):
+        labels, _, protected = random_case(seed)
+        labels[protected & (labels > 0)] = 0  # punch holes
+        expected = kd.fill_label_holes(labels, max_hole_px=60)
+        own = labels.copy()
+        got = kd.fill_label_holes(own, max_hole_px=60, in_place=True)
+        assert got is own
+        np.testing.assert_array_equal(got, expected)
+    with pytest.raises(ValueError):
+        kd.fill_label_holes(labels[:, ::2], max_hole_px=60, in_place=True)

@@ -310,12 +310,10 @@ class ClassicalDetector:
             roi_labels = self._refine_outlines(crop, roi_labels, len(spots), a.scale, to_small,
                                                contrast)
         labels[ry : ry + rh, rx : rx + rw] = roi_labels
+        del roi_labels  # a search-area-sized copy: the labels now live in ``labels`` alone
         protected_crop = protected_full[ry : ry + rh, rx : rx + rw]
         protected_crop |= grow_mask(protected_small, (rh, rw))
-        roi_labels, spots = drop_protected(
-            labels[ry : ry + rh, rx : rx + rw], spots, protected_crop
-        )
-        labels[ry : ry + rh, rx : rx + rw] = roi_labels
+        _, spots = drop_protected(labels[ry : ry + rh, rx : rx + rw], spots, protected_crop)  # in place
         # Hair strands are kept where they are not inside a spot (a spot with a hair over
         # it is replaced whole; the strand is not a texture donor elsewhere).
         hair_full = grow_mask(hair, (rh, rw)) & (labels[ry : ry + rh, rx : rx + rw] == 0)
@@ -433,7 +431,7 @@ class ClassicalDetector:
             window = out[y0:y1, x0:x1]
             window[own] = 0
             window[region] = label
-        return kd.fill_label_holes(out, max_hole_px=int(math.pi * (2.0 / min(sx, sy)) ** 2))
+        return kd.fill_label_holes(out, max_hole_px=int(math.pi * (2.0 / min(sx, sy)) ** 2), in_place=True)
 
 
     def _find_spots(self, lab, skin, hair, allowed, unit, features=None):
