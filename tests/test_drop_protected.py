@@ -94,3 +94,19 @@ def test_fill_label_holes_in_place_gives_the_copy():
         np.testing.assert_array_equal(got, expected)
     with pytest.raises(ValueError):
         kd.fill_label_holes(labels[:, ::2], max_hole_px=60, in_place=True)
+
+
+def test_sparse_copy_and_or_give_the_dense_results():
+    from skinretouch.kernels.labels import sparse_copy, sparse_or
+
+    rng = np.random.default_rng(3)
+    mask = rng.random((64, 80)) < 0.05
+    other = rng.random((64, 80)) < 0.05
+    copied = sparse_copy(mask)
+    assert copied.dtype == bool and copied is not mask
+    np.testing.assert_array_equal(copied, mask)
+    target = copied.copy()
+    assert sparse_or(target[5:40, 7:60], other[5:40, 7:60]) is not None  # a view is written through
+    expected = mask.copy()
+    expected[5:40, 7:60] |= other[5:40, 7:60]
+    np.testing.assert_array_equal(target, expected)
