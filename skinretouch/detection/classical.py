@@ -42,7 +42,7 @@ from .analysis import SkinAnalysis
 from .types import BBox, Detection, ProtectedFeature, Spot, bbox_of
 from ..kernels import detect as kd
 from ..kernels import skin as ks
-from ..kernels.labels import label_boxes, sparse_copy, sparse_or
+from ..kernels.labels import label_boxes, sparse_copy, sparse_or, sparse_put
 from ..scale import image_scale
 from .faces import DEFAULT_FACE_MODEL, find_faces
 from .grid import grow_mask, grow_to_full, point_small, shrink_mask, to_photo, union_box
@@ -309,7 +309,7 @@ class ClassicalDetector:
         if (sh, sw) != (rh, rw) and spots:
             roi_labels = self._refine_outlines(crop, roi_labels, len(spots), a.scale, to_small,
                                                contrast)
-        labels[ry : ry + rh, rx : rx + rw] = roi_labels
+        sparse_put(labels[ry : ry + rh, rx : rx + rw], roi_labels)
         del roi_labels  # a search-area-sized copy: the labels now live in ``labels`` alone
         protected_crop = protected_full[ry : ry + rh, rx : rx + rw]
         sparse_or(protected_crop, grow_mask(protected_small, (rh, rw)))

@@ -23,7 +23,8 @@ def drop_protected(labels: np.ndarray, spots: list[Spot], protected: np.ndarray)
     """Cut spots off protected features; drop those mostly on them and cut-off crumbs.
 
     ``labels`` (int32) is rewritten in place and returned with the renumbered spots: it is
-    the largest map of the detection, so no whole-map copy is made.
+    the largest map of the detection, so no whole-map copy is made, and only its labelled
+    pixels are written.
     """
     if not spots:
         return labels, spots
@@ -33,8 +34,10 @@ def drop_protected(labels: np.ndarray, spots: list[Spot], protected: np.ndarray)
     keep = np.ones(n, bool)
     keep[0] = False
     keep[1:] = covered[1:] <= 0.7 * np.maximum(area[1:], 1)
+    # Writes go only to labelled pixels: the map's empty pages stay unwritten (no memory).
     for rows in _row_blocks(labels):
-        labels[rows][protected[rows]] = 0
+        block = labels[rows]
+        block[protected[rows] & (block != 0)] = 0
     if covered[1:].any():
         # A feature cutting through a spot can leave a crumb on its far side: keep only
         # the pieces of each spot at least a quarter the size of its largest piece.
@@ -60,7 +63,9 @@ def drop_protected(labels: np.ndarray, spots: list[Spot], protected: np.ndarray)
     for new, spot in enumerate(kept, start=1):
         lut[spot.label] = new
     for rows in _row_blocks(labels):
-        labels[rows] = lut[labels[rows]]
+        block = labels[rows]
+        labelled = block != 0
+        block[labelled] = lut[block[labelled]]
     spots = [Spot(label=i, kind=s.kind, score=s.score) for i, s in enumerate(kept, start=1)]
     return labels, spots
 

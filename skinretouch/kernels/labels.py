@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
-__all__ = ["disk", "label_boxes", "label_sparse", "mask_box", "mask_pixels", "sparse_copy", "sparse_or"]
+__all__ = ["disk", "label_boxes", "label_sparse", "mask_box", "mask_pixels", "sparse_copy", "sparse_or", "sparse_put"]
 
 
 def disk(radius_px: float) -> np.ndarray:
@@ -29,6 +29,13 @@ def sparse_or(target: np.ndarray, mask: np.ndarray) -> np.ndarray:
 def sparse_copy(mask: np.ndarray) -> np.ndarray:
     """A copy of a bool ``mask`` that takes memory only in the pages where it is set."""
     return sparse_or(np.zeros(mask.shape, bool), mask)
+
+
+def sparse_put(target: np.ndarray, values: np.ndarray) -> np.ndarray:
+    """``target[...] = values`` for a ``target`` that is all zero, writing only the nonzero
+    values (returns ``target``): its pages away from them take no memory."""
+    np.copyto(target, values, where=values != 0)
+    return target
 
 
 def label_boxes(labels: np.ndarray, largest: int) -> np.ndarray | None:
