@@ -309,6 +309,9 @@ class ClassicalDetector:
         if (sh, sw) != (rh, rw) and spots:
             roi_labels = self._refine_outlines(crop, roi_labels, len(spots), a.scale, to_small,
                                                contrast)
+            # Filled once the coarse labels are gone: two search-area maps alive, not three.
+            roi_labels = kd.fill_label_holes(roi_labels, max_hole_px=int(math.pi * (2.0 / min(to_small)) ** 2),
+                                             in_place=True)  # fmt: skip
         sparse_put(labels[ry : ry + rh, rx : rx + rw], roi_labels)
         del roi_labels  # a search-area-sized copy: the labels now live in ``labels`` alone
         protected_crop = protected_full[ry : ry + rh, rx : rx + rw]
@@ -388,7 +391,8 @@ class ClassicalDetector:
 
         The working grid is shrunk; a spot found there is re-thresholded at full
         resolution, against the same background and the same floor, in a band around its
-        shrunk outline, so the mask follows the spot to the pixel.
+        shrunk outline, so the mask follows the spot to the pixel. The caller fills the
+        outlines' small holes (:func:`.kernels.detect.fill_label_holes`).
         """
         t = self._t
         background, divisors = ctx["background"], ctx["divisors"]
@@ -431,7 +435,7 @@ class ClassicalDetector:
             window = out[y0:y1, x0:x1]
             window[own] = 0
             window[region] = label
-        return kd.fill_label_holes(out, max_hole_px=int(math.pi * (2.0 / min(sx, sy)) ** 2), in_place=True)
+        return out
 
 
     def _find_spots(self, lab, skin, hair, allowed, unit, features=None):
