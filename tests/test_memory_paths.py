@@ -1,7 +1,9 @@
-"""Label maps rewritten in place to save whole-photo copies (issue 17, peak memory): each
-in-place path must give exactly what the copying one gave."""
+"""Whole-photo maps rewritten in place or written only where set, to save memory (issue 17,
+peak RSS): each such path must give exactly what the copying one gave."""
 
 from __future__ import annotations
+
+import os
 
 import cv2
 import numpy as np
@@ -110,3 +112,30 @@ def test_sparse_copy_and_or_give_the_dense_results():
     expected = mask.copy()
     expected[5:40, 7:60] |= other[5:40, 7:60]
     np.testing.assert_array_equal(target, expected)
+
+
+def test_sparse_put_writes_the_nonzero_values():
+    from skinretouch.kernels.labels import sparse_put
+
+    labels, _, _ = random_case(5)
+    target = np.zeros((labels.shape[0] + 4, labels.shape[1]), np.int32)
+    sparse_put(target[2:-2], labels)
+    np.testing.assert_array_equal(target[2:-2], labels)
+    assert not target[:2].any() and not target[-2:].any()
+
+
+@pytest.mark.skipif(not os.path.exists("/proc/self/statm"), reason="resident size read from /proc")
+def test_a_sparse_copy_takes_memory_only_where_set():
+    from skinretouch.kernels.labels import sparse_copy
+
+    def resident_mb() -> float:
+        with open("/proc/self/statm") as statm:
+            return int(statm.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
+
+    mask = np.zeros((6000, 8000), bool)  # 46 MB, all but a few pages never written
+    mask[3000, 100:200] = True
+    before = resident_mb()
+    copied = sparse_copy(mask)
+    grown = resident_mb() - before
+    assert copied[3000, 150] and copied.sum() == 100
+    assert grown < 4.0  # a dense copy would add 46 MB
