@@ -21,6 +21,7 @@ from .engines.manager import EngineManager, choose_engine, engine_class
 from .detection.factory import build_detector
 from .kernels import removal
 from .kernels.composite import composite, feather_alpha
+from .kernels.labels import sparse_copy
 from .kernels.removal_batch import fill_spots
 from .kernels.texture import texture_ratio
 from .regions import Region, build_regions, detection_from_mask
@@ -124,7 +125,7 @@ class Retoucher:
 
         started = time.perf_counter()
         regions = build_regions(detection, dilation_px=dilation_px, route=self.config.route)
-        avoid = detection.protected_mask.copy()
+        avoid = sparse_copy(detection.protected_mask)
         for region in regions:
             x, y, w, h = region.bbox
             avoid[y : y + h, x : x + w] |= region.hole

@@ -13,7 +13,7 @@ import numpy as np
 from .detection import Detection
 from .imageio import from_float
 
-__all__ = ["Patch", "RegionRecord", "RetouchResult"]
+__all__ = ["Patch", "RegionRecord", "RetouchResult", "apply_patches"]
 
 
 @dataclass(frozen=True)
@@ -69,8 +69,14 @@ class RetouchResult:
         for turning float pixels into stored ones. ``in_place``: written into ``stored``
         itself (returned), for a caller that no longer needs the original pixels.
         """
-        bit_depth = 8 * np.dtype(stored.dtype).itemsize
-        out = stored if in_place else stored.copy()
-        for patch in self.patches:
-            out[patch.window][patch.hole] = from_float(patch.values, bit_depth)
-        return out
+        return apply_patches(stored, self.patches, in_place=in_place)
+
+
+def apply_patches(stored: np.ndarray, patches: list[Patch], *, in_place: bool = False) -> np.ndarray:
+    """:meth:`RetouchResult.apply_to` for a caller that has let the result (and its
+    detection's full-size maps) go and kept only the patches."""
+    bit_depth = 8 * np.dtype(stored.dtype).itemsize
+    out = stored if in_place else stored.copy()
+    for patch in patches:
+        out[patch.window][patch.hole] = from_float(patch.values, bit_depth)
+    return out

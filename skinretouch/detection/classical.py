@@ -42,7 +42,7 @@ from .analysis import SkinAnalysis
 from .types import BBox, Detection, ProtectedFeature, Spot, bbox_of
 from ..kernels import detect as kd
 from ..kernels import skin as ks
-from ..kernels.labels import label_boxes
+from ..kernels.labels import label_boxes, sparse_copy, sparse_or, sparse_put
 from ..scale import image_scale
 from .faces import DEFAULT_FACE_MODEL, find_faces
 from .grid import grow_mask, grow_to_full, point_small, shrink_mask, to_photo, union_box
@@ -235,7 +235,7 @@ class ClassicalDetector:
             masks = draw_feature_masks((h, w), face)
             named = (("eye", face.eyes), ("brow", face.brows), ("lips", (face.mouth,)))
             for kind, box_list in named:
-                protected_full |= masks[kind]
+                sparse_or(protected_full, masks[kind])
                 features.extend(ProtectedFeature(kind=kind, bbox=b) for b in box_list)
         if faces:
             in_face_small = np.zeros((sh, sw), np.uint8)
@@ -297,7 +297,7 @@ class ClassicalDetector:
         )
         features = list(a.features)
         protected_small = a.protected_small.copy()
-        protected_full = a.protected_mask.copy()
+        protected_full = sparse_copy(a.protected_mask)
         # Protected things found on the working grid.
         for kind, mask in kept_protected:
             protected_small |= mask
@@ -309,17 +309,18 @@ class ClassicalDetector:
         if (sh, sw) != (rh, rw) and spots:
             roi_labels = self._refine_outlines(crop, roi_labels, len(spots), a.scale, to_small,
                                                contrast)
-        labels[ry : ry + rh, rx : rx + rw] = roi_labels
+            # Filled once the coarse labels are gone: two search-area maps alive, not three.
+            roi_labels = kd.fill_label_holes(roi_labels, max_hole_px=int(math.pi * (2.0 / min(to_small)) ** 2),
+                                             in_place=True)  # fmt: skip
+        sparse_put(labels[ry : ry + rh, rx : rx + rw], roi_labels)
+        del roi_labels  # a search-area-sized copy: the labels now live in ``labels`` alone
         protected_crop = protected_full[ry : ry + rh, rx : rx + rw]
-        protected_crop |= grow_mask(protected_small, (rh, rw))
-        roi_labels, spots = drop_protected(
-            labels[ry : ry + rh, rx : rx + rw], spots, protected_crop
-        )
-        labels[ry : ry + rh, rx : rx + rw] = roi_labels
+        sparse_or(protected_crop, grow_mask(protected_small, (rh, rw)))
+        _, spots = drop_protected(labels[ry : ry + rh, rx : rx + rw], spots, protected_crop)  # in place
         # Hair strands are kept where they are not inside a spot (a spot with a hair over
         # it is replaced whole; the strand is not a texture donor elsewhere).
         hair_full = grow_mask(hair, (rh, rw)) & (labels[ry : ry + rh, rx : rx + rw] == 0)
-        protected_crop |= hair_full
+        sparse_or(protected_crop, hair_full)
         return Detection(
             labels=labels,
             spots=spots,
@@ -390,7 +391,8 @@ class ClassicalDetector:
 
         The working grid is shrunk; a spot found there is re-thresholded at full
         resolution, against the same background and the same floor, in a band around its
-        shrunk outline, so the mask follows the spot to the pixel.
+        shrunk outline, so the mask follows the spot to the pixel. The caller fills the
+        outlines' small holes (:func:`.kernels.detect.fill_label_holes`).
         """
         t = self._t
         background, divisors = ctx["background"], ctx["divisors"]
@@ -433,7 +435,7 @@ class ClassicalDetector:
             window = out[y0:y1, x0:x1]
             window[own] = 0
             window[region] = label
-        return kd.fill_label_holes(out, max_hole_px=int(math.pi * (2.0 / min(sx, sy)) ** 2))
+        return out
 
 
     def _find_spots(self, lab, skin, hair, allowed, unit, features=None):

@@ -13,39 +13,75 @@ from .types import BBox, Spot, bbox_of
 __all__ = ["drop_protected", "face_ellipse", "face_region", "hair_features", "nostril_area"]
 
 
+# Rows per block when a whole-photo label map is counted or rewritten: numpy turns an
+# int32 index or bincount input into an int64 copy, which on the whole map would be twice
+# its size; a block keeps that copy to a few megabytes.
+BLOCK_ROWS = 256
+
+
 def drop_protected(labels: np.ndarray, spots: list[Spot], protected: np.ndarray):
-    """Cut spots off protected features; drop those mostly on them and cut-off crumbs."""
+    """Cut spots off protected features; drop those mostly on them and cut-off crumbs.
+
+    ``labels`` (int32) is rewritten in place and returned with the renumbered spots: it is
+    the largest map of the detection, so no whole-map copy is made, and only its labelled
+    pixels are written.
+    """
     if not spots:
         return labels, spots
     n = len(spots) + 1
-    area = np.bincount(labels.ravel(), minlength=n)
-    covered = np.bincount(labels[protected].ravel(), minlength=n)
+    area = _label_counts(labels, n)
+    covered = _label_counts(labels, n, where=protected)
     keep = np.ones(n, bool)
     keep[0] = False
     keep[1:] = covered[1:] <= 0.7 * np.maximum(area[1:], 1)
-    labels = np.where(protected & (labels > 0), 0, labels)
+    # Writes go only to labelled pixels: the map's empty pages stay unwritten (no memory).
+    for rows in _row_blocks(labels):
+        block = labels[rows]
+        block[protected[rows] & (block != 0)] = 0
     if covered[1:].any():
         # A feature cutting through a spot can leave a crumb on its far side: keep only
         # the pieces of each spot at least a quarter the size of its largest piece.
         count, pieces, stats, _ = cv2.connectedComponentsWithStats(
-            (labels > 0).astype(np.uint8), connectivity=8
+            (labels > 0).view(np.uint8), connectivity=8
         )
         piece_label = np.zeros(count, np.int64)
-        piece_label[pieces.ravel()] = labels.ravel()
+        for rows in _row_blocks(labels):
+            # Row blocks in order: where a piece spans two labels, the last one in raster
+            # order names it, as one whole-map assignment would.
+            piece_label[pieces[rows].ravel()] = labels[rows].ravel()
         piece_area = stats[:, cv2.CC_STAT_AREA].astype(np.int64)
         largest = np.zeros(n, np.int64)
         np.maximum.at(largest, piece_label[1:], piece_area[1:])
         small = piece_area < 0.25 * largest[piece_label]
         small[0] = False
-        labels = np.where(small[pieces], 0, labels)
+        for rows in _row_blocks(labels):
+            labels[rows][small[pieces[rows]]] = 0
+        del pieces
     lut = np.zeros(n, np.int32)
-    present = np.bincount(labels.ravel(), minlength=n) > 0
+    present = _label_counts(labels, n) > 0
     kept = [s for s in spots if keep[s.label] and present[s.label]]
     for new, spot in enumerate(kept, start=1):
         lut[spot.label] = new
-    labels = lut[labels]
+    for rows in _row_blocks(labels):
+        block = labels[rows]
+        labelled = block != 0
+        block[labelled] = lut[block[labelled]]
     spots = [Spot(label=i, kind=s.kind, score=s.score) for i, s in enumerate(kept, start=1)]
     return labels, spots
+
+
+def _row_blocks(labels: np.ndarray):
+    for y in range(0, labels.shape[0], BLOCK_ROWS):
+        yield slice(y, y + BLOCK_ROWS)
+
+
+def _label_counts(labels: np.ndarray, n: int, where: np.ndarray | None = None) -> np.ndarray:
+    """Pixels of each label ``0..n-1`` (where ``where`` is set), counted block by block."""
+    counts = np.zeros(n, np.int64)
+    for rows in _row_blocks(labels):
+        block = labels[rows] if where is None else labels[rows][where[rows]]
+        counts += np.bincount(block.ravel(), minlength=n)[:n]
+    return counts
 
 
 def face_region(face: FaceLayout, h: int, w: int) -> BBox:

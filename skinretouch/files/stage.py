@@ -36,6 +36,7 @@ from ..errors import InputError, is_transient
 from ..imageio import ImageFile, encode_image, from_float, read_image, to_float
 from ..imageio.masks import encode_mask_png, read_mask
 from ..pipeline import Retoucher
+from ..results import apply_patches
 from ..safefs import read_regular_file_and_stat
 from ..sidecars import OVERLAY_SUFFIX, output_paths
 from ..timing import ms_since
@@ -158,13 +159,16 @@ def process_file(
         applied_mask = result.applied_mask
         # One copy of the photo at a time: the float one while retouching (the stored pixels
         # are its exact image under from_float, so they are rebuilt rather than kept), then
-        # the stored one, which takes the new values in place; the float photo and the
-        # detection's full-size maps go before encoding, unless the overlay still needs them.
-        stored = from_float(result.original, image.bit_depth)
-        retouched = result.apply_to(stored, in_place=True)
-        del stored
+        # the stored one, which takes the new values in place. The detection's full-size
+        # maps go before the stored copy is made, the float photo before encoding, unless
+        # the overlay still needs them.
+        original, patches = result.original, result.patches
         overlay_source = result if debug_overlay else None
         del result
+        stored = from_float(original, image.bit_depth)
+        del original
+        retouched = apply_patches(stored, patches, in_place=True)
+        del stored, patches
 
         tick = time.perf_counter()
         encoded = encode_image(image, retouched, options=config.output)

@@ -122,7 +122,7 @@ def flood_labels(
     return labels.reshape(h, w), int(unique_roots.size)
 
 
-def fill_label_holes(labels: np.ndarray, max_hole_px: int) -> np.ndarray:
+def fill_label_holes(labels: np.ndarray, max_hole_px: int, *, in_place: bool = False) -> np.ndarray:
     """Fill small enclosed holes of each region with that region's label.
 
     A pustule's pale centre is not red nor dark, so growth can leave it out; it belongs to
@@ -132,21 +132,26 @@ def fill_label_holes(labels: np.ndarray, max_hole_px: int) -> np.ndarray:
     ----------
     labels : (H, W) int32
     max_hole_px : int
+    in_place : bool
+        Fill ``labels`` itself (a C-contiguous int32 array) and return it, for a caller
+        that owns it: no copy of a whole-photo map.
 
     Returns
     -------
-    (H, W) int32, a new array.
+    (H, W) int32, a new array unless ``in_place``.
     """
+    if in_place and not (labels.dtype == np.int32 and labels.flags.c_contiguous and labels.flags.writeable):
+        raise ValueError("in_place needs a writeable C-contiguous int32 array")
     labels = np.ascontiguousarray(labels, dtype=np.int32)
-    background = (labels == 0).astype(np.uint8)
+    background = (labels == 0).view(np.uint8)
     n, holes, stats, _ = cv2.connectedComponentsWithStats(background, connectivity=4)
     h, w = labels.shape
     x, y, bw, bh, area = (stats[:, i] for i in range(5))
     inner = (x > 0) & (y > 0) & (x + bw < w) & (y + bh < h) & (area <= max_hole_px)
     inner[0] = False
     if not inner.any():
-        return labels.copy()
-    out = labels.copy()
+        return labels if in_place else labels.copy()
+    out = labels if in_place else labels.copy()
     _fill_holes(out, holes, inner)
     return out
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
-__all__ = ["disk", "label_boxes", "label_sparse", "mask_box", "mask_pixels"]
+__all__ = ["disk", "label_boxes", "label_sparse", "mask_box", "mask_pixels", "sparse_copy", "sparse_or", "sparse_put"]
 
 
 def disk(radius_px: float) -> np.ndarray:
@@ -14,6 +14,28 @@ def disk(radius_px: float) -> np.ndarray:
     r = max(1, int(round(radius_px)))
     yy, xx = np.mgrid[-r : r + 1, -r : r + 1]
     return xx * xx + yy * yy <= r * r
+
+
+def sparse_or(target: np.ndarray, mask: np.ndarray) -> np.ndarray:
+    """``target |= mask`` writing only where ``mask`` is set (returns ``target``).
+
+    A whole-photo bool map made by ``np.zeros`` takes memory only in the pages written: an
+    ``|=`` writes every page, this leaves those of a sparse ``mask``'s empty parts alone.
+    """
+    np.copyto(target, True, where=mask)
+    return target
+
+
+def sparse_copy(mask: np.ndarray) -> np.ndarray:
+    """A copy of a bool ``mask`` that takes memory only in the pages where it is set."""
+    return sparse_or(np.zeros(mask.shape, bool), mask)
+
+
+def sparse_put(target: np.ndarray, values: np.ndarray) -> np.ndarray:
+    """``target[...] = values`` for a ``target`` that is all zero, writing only the nonzero
+    values (returns ``target``): its pages away from them take no memory."""
+    np.copyto(target, values, where=values != 0)
+    return target
 
 
 def label_boxes(labels: np.ndarray, largest: int) -> np.ndarray | None:
