@@ -49,6 +49,11 @@ MAX_FACES = 6
 # this share of each side, for the small faces of group shots.
 TILE_MIN_SIDE_PX = 800
 TILE_SHARE = 0.6
+# A face that only the photo turned 180 degrees shows is kept when it is at least this share
+# of the photo's shorter side wide (cheek to cheek): an upside-down portrait fills its photo,
+# while on a sideways face the turned view makes the landmarker read a small face into the
+# skin (dev real-acne photos: those were 0.18-0.24 of the side, the real faces 0.40-0.53).
+TURNED_FACE_MIN_SHARE = 0.3
 
 # Landmark indices (MediaPipe's 478-point face mesh) of each feature's outline.
 RIGHT_EYE = (33, 7, 163, 144, 145, 153, 154, 155, 133, 173, 157, 158, 159, 160, 161, 246)
@@ -258,7 +263,8 @@ def landmarker_available(model_path: str = str(DEFAULT_FACE_MODEL)) -> bool:
 
 
 def find_landmark_faces(image: np.ndarray, *, orientation: int = 1,
-                        model_path: str = str(DEFAULT_FACE_MODEL)) -> list[FaceLandmarks]:
+                        model_path: str = str(DEFAULT_FACE_MODEL),
+                        upside_down: bool = False) -> list[FaceLandmarks]:
     """Every face's landmarks, largest face first, in the stored grid's pixels.
 
     Parameters
@@ -266,18 +272,25 @@ def find_landmark_faces(image: np.ndarray, *, orientation: int = 1,
     image : (H, W, 3) float32 RGB in [0, 1], stored grid
     orientation : int
         EXIF orientation (1..8) of the stored grid; faces are searched upright.
+    upside_down : bool
+        Search the upright view turned 180 degrees instead, in one landmarker call (no tiles):
+        the retry for a photo whose face is upside down with no tag saying so.
     """
     h, w = image.shape[:2]
     upright = upright_view(image, orientation)
     uh, uw = upright.shape[:2]
-    found = _landmarks_in(upright, (0, 0, uw, uh), model_path)
-    if max(uh, uw) >= TILE_MIN_SIDE_PX:
-        # The landmarker's face finder sees its input at 128 px: faces under ~1/8 of the photo
-        # (group shots) are found on overlapping tiles, each a bit over half the photo.
-        tw, th = round(TILE_SHARE * uw), round(TILE_SHARE * uh)
-        for ty in (0, uh - th):
-            for tx in (0, uw - tw):
-                found.extend(_landmarks_in(upright, (tx, ty, tw, th), model_path))
+    if upside_down:
+        turned = _landmarks_in(upright[::-1, ::-1], (0, 0, uw, uh), model_path)
+        found = [np.stack([uw - pts[:, 0], uh - pts[:, 1]], axis=1) for pts in turned]
+    else:
+        found = _landmarks_in(upright, (0, 0, uw, uh), model_path)
+        if max(uh, uw) >= TILE_MIN_SIDE_PX:
+            # The landmarker's face finder sees its input at 128 px: faces under ~1/8 of the
+            # photo (group shots) are found on overlapping tiles, each a bit over half the photo.
+            tw, th = round(TILE_SHARE * uw), round(TILE_SHARE * uh)
+            for ty in (0, uh - th):
+                for tx in (0, uw - tw):
+                    found.extend(_landmarks_in(upright, (tx, ty, tw, th), model_path))
     faces = [FaceLandmarks(points=to_stored_points(pts, orientation, (h, w))) for pts in _distinct(found)]
     faces.sort(key=lambda f: -f.width)
     return faces
@@ -301,6 +314,12 @@ def find_faces(image: np.ndarray, *, orientation: int = 1,
             # A tag that no longer matches the pixels (an editor turned the pixels and kept
             # the tag): the stored grid as it is.
             found = find_landmark_faces(image, orientation=1, model_path=model_path)
+        if not found:
+            # A face upside down with no tag (a photo taken lying down, or turned by an
+            # editor that dropped the tag): one more call, on the view turned 180 degrees.
+            turned = find_landmark_faces(image, orientation=orientation, model_path=model_path,
+                                         upside_down=True)
+            found = [f for f in turned if f.width >= TURNED_FACE_MIN_SHARE * min(h, w)]
         for marks in found:
             def box(poly: np.ndarray) -> BBox:
                 return _clip(_poly_box(poly), h, w)
