@@ -73,7 +73,6 @@ from .tuning import (
     LARGE_TILE,
     OUTLIER_HIGH,
     OUTLIER_LOW,
-    RING_CLIP_SIGMAS,
     RING_WIDTH,
     SHARE_SIGMA,
     SPOT_DE,
@@ -665,19 +664,14 @@ def _match_ring_texture(layer, texture, hole, avoid, window, scale):
     ring = np.empty(inside.shape, np.bool_)
     if ring_into(inside, max(1, int(np.rint(RING_WIDTH * scale))), avoid[y0:y1, x0:x1].copy(), ring) < 8:
         ring_into(inside, max(1, int(np.rint(RING_WIDTH * scale))), np.zeros(inside.shape, np.bool_), ring)
+    ring_energy = 0.0
     ring_count = 0
     total = 0.0
     count = 0
     for y in range(y1 - y0):
         for x in range(x1 - x0):
             if ring[y, x]:
-                ring_count += 1
-    ring_values = np.empty(ring_count, np.float64)
-    ring_count = 0
-    for y in range(y1 - y0):
-        for x in range(x1 - x0):
-            if ring[y, x]:
-                ring_values[ring_count] = texture[y0 + y, x0 + x, 0]
+                ring_energy += np.float64(texture[y0 + y, x0 + x, 0]) ** 2
                 ring_count += 1
             if inside[y, x]:
                 total += layer[y, x]
@@ -691,25 +685,12 @@ def _match_ring_texture(layer, texture, hole, avoid, window, scale):
             if inside[y, x]:
                 energy += (layer[y, x] - mean) ** 2
     low, high = TEXTURE_GAIN
-    ring_energy = _clipped_energy(ring_values, RING_CLIP_SIGMAS)
-    ratio = np.sqrt(ring_energy / (energy / count + 1e-9))
+    ratio = np.sqrt((ring_energy / ring_count) / (energy / count + 1e-9))
     gain = min(max(ratio**TEXTURE_MATCH, low), high)
     for y in range(y1 - y0):
         for x in range(x1 - x0):
             if inside[y, x]:
                 layer[y, x] = np.float32((layer[y, x] - mean) * gain)
-
-
-@njit(cache=True, nogil=True)
-def _clipped_energy(values, clip_sigmas):
-    """Mean square of ``values`` clipped at ``clip_sigmas`` robust sigmas from their median
-    (0: unclipped): a hair, a pore's rim or the blemish's edge in the ring does not set the
-    strength of the whole copy."""
-    if clip_sigmas > 0:
-        centre = np.median(values)
-        reach = clip_sigmas * _robust_spread(values)
-        values = np.minimum(np.maximum(values, centre - reach), centre + reach)
-    return np.mean(values**2)
 
 
 @njit(cache=True, nogil=True)
