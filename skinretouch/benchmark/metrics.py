@@ -304,16 +304,28 @@ def detection_metrics(mask: np.ndarray, spots) -> dict:
     }
 
 
-def _summarise(per_spot: list[dict]) -> dict:
-    ratios = np.array([s["texture_ratio"] for s in per_spot], dtype=np.float64)
-    ratios = ratios[np.isfinite(ratios)]
+def finite_texture_ratios(entries: list[dict]) -> np.ndarray:
+    """The finite ``texture_ratio`` values of per-spot (or per-region) entries."""
+    ratios = np.array([e["texture_ratio"] for e in entries], dtype=np.float64)
+    return ratios[np.isfinite(ratios)]
+
+
+def texture_summary(ratios: np.ndarray) -> dict:
+    """Median texture ratio and the share inside ``TEXTURE_OK_RANGE`` (NaN when there are none)."""
     low, high = TEXTURE_OK_RANGE
+    if not ratios.size:
+        return {"texture_ratio_median": float("nan"), "texture_ok": float("nan")}
+    return {"texture_ratio_median": float(np.median(ratios)),
+            "texture_ok": float(np.mean((ratios >= low) & (ratios <= high)))}  # fmt: skip
+
+
+def _summarise(per_spot: list[dict]) -> dict:
+    ratios = finite_texture_ratios(per_spot)
     return {
         "dE": _mean([s["dE"] for s in per_spot]),
         "lf_dE": _mean([s["lf_dE"] for s in per_spot]),
         "texture_ratio": _mean(ratios),
-        "texture_ratio_median": float(np.median(ratios)) if ratios.size else float("nan"),
-        "texture_ok": float(np.mean((ratios >= low) & (ratios <= high))) if ratios.size else float("nan"),
+        **texture_summary(ratios),
         **{key: _mean([s[key] for s in per_spot]) for key in SIGNED_KEYS},
         "seam_lf_dE": _nanmean([s["seam_lf_dE"] for s in per_spot]),
         "seam_grad": _nanmean([s["seam_grad"] for s in per_spot]),

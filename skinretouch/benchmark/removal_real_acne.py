@@ -38,7 +38,7 @@ import numpy as np
 from scipy import ndimage as ndi
 from skimage.color import rgb2lab
 
-from skinretouch.benchmark.metrics import TEXTURE_OK_RANGE
+from skinretouch.benchmark.metrics import finite_texture_ratios, texture_summary
 from skinretouch.benchmark.real_acne import default_real_acne_dir, file_sha256, lesion_ellipse, load_labels
 from skinretouch.benchmark.run import PATCHMATCH, PROJECT, _jsonable, _Project, _quiet_logs, _to_uint8, run_method
 
@@ -192,13 +192,9 @@ def run_real_acne(folder: Path, part: str, *, out: Path | None = None, limit: in
 
 
 def pool_regions(regions: list[dict]) -> dict:
-    ratios = np.array([r["texture_ratio"] for r in regions], dtype=np.float64)
-    ratios = ratios[np.isfinite(ratios)]
-    low, high = TEXTURE_OK_RANGE
     out = {key: float(np.mean([r[key] for r in regions])) if regions else float("nan")
            for key in ("lf_dE", "dL", "da", "db")}  # fmt: skip
-    out["texture_ratio_median"] = float(np.median(ratios)) if ratios.size else float("nan")
-    out["texture_ok"] = float(np.mean((ratios >= low) & (ratios <= high))) if ratios.size else float("nan")
+    out.update(texture_summary(finite_texture_ratios(regions)))
     out["n_regions"] = len(regions)
     return out
 

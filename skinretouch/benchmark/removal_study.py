@@ -25,7 +25,7 @@ from pathlib import Path
 
 import numpy as np
 
-from skinretouch.benchmark.metrics import TEXTURE_OK_RANGE, removal_metrics, skin_tone_group
+from skinretouch.benchmark.metrics import finite_texture_ratios, removal_metrics, skin_tone_group, texture_summary
 from skinretouch.benchmark.peers import available_peers
 from skinretouch.benchmark.photos import BENCH_PHOTO_NAMES, load_bench_photos
 from skinretouch.benchmark.run import (
@@ -140,13 +140,9 @@ def run_study(photos, seeds, peers, *, style: str, out: Path | None = None, proj
 
 def pool_spots(spots: list[dict]) -> dict:
     """Means over spots (texture ratio: median and share in range), NaN when empty."""
-    ratios = np.array([s["texture_ratio"] for s in spots], dtype=np.float64)
-    ratios = ratios[np.isfinite(ratios)]
-    low, high = TEXTURE_OK_RANGE
     out = {key: _nanmean([s[key] for s in spots])
            for key in ("dE", "lf_dE", "dL", "da", "db", "seam_lf_dE", "seam_grad")}  # fmt: skip
-    out["texture_ratio_median"] = float(np.median(ratios)) if ratios.size else float("nan")
-    out["texture_ok"] = float(np.mean((ratios >= low) & (ratios <= high))) if ratios.size else float("nan")
+    out.update(texture_summary(finite_texture_ratios(spots)))
     out["n_spots"] = len(spots)
     return out
 
