@@ -40,7 +40,8 @@ from skimage.color import rgb2lab
 
 from skinretouch.benchmark.metrics import finite_texture_ratios, texture_summary
 from skinretouch.benchmark.real_acne import default_real_acne_dir, file_sha256, lesion_ellipse, load_labels
-from skinretouch.benchmark.run import PATCHMATCH, PROJECT, _jsonable, _Project, _quiet_logs, _to_uint8, run_method
+from skinretouch.benchmark.removal_study import clear_crop_folder, save_crop_row
+from skinretouch.benchmark.run import PATCHMATCH, PROJECT, _jsonable, _Project, _quiet_logs, run_method
 
 __all__ = ["background_of", "cluster_mask", "judge_regions", "main", "run_real_acne"]
 
@@ -215,11 +216,7 @@ def format_report(report: dict) -> str:
 
 
 def _save_worst(cases, project_regions, folder: Path) -> list[dict]:
-    from PIL import Image
-
-    folder.mkdir(parents=True, exist_ok=True)
-    for old in folder.glob("*.png"):
-        old.unlink()
+    clear_crop_folder(folder)
     ranked = sorted(project_regions, key=lambda r: -r["lf_dE"])[:WORST_COUNT]
     saved = []
     by_name = {name: (rgb8, results) for name, rgb8, results in cases}
@@ -228,18 +225,10 @@ def _save_worst(cases, project_regions, folder: Path) -> list[dict]:
         x0, y0, x1, y1 = worst["box"]
         window = (slice(y0, y1), slice(x0, x1))
         tiles = [rgb8, results[PROJECT], results["telea"], results[PATCHMATCH]]
-        row = np.concatenate([_to_uint8(_unit(tile))[window] for tile in tiles], axis=1)
-        zoom = max(1, int(np.ceil(192 / row.shape[0])))
-        row = np.repeat(np.repeat(row, zoom, axis=0), zoom, axis=1)
         path = folder / f"{rank:02d}_{Path(worst['photo']).stem}.png"
-        Image.fromarray(row).save(path)
+        save_crop_row(tiles, window, path)
         saved.append({"file": str(path), **worst})
     return saved
-
-
-def _unit(image: np.ndarray) -> np.ndarray:
-    image = np.asarray(image)
-    return image.astype(np.float64) / 255.0 if image.dtype == np.uint8 else np.clip(image, 0.0, 1.0)
 
 
 if __name__ == "__main__":

@@ -106,7 +106,7 @@ def run_study(photos, seeds, peers, *, style: str, out: Path | None = None, proj
                 results[name] = result
                 scores = removal_metrics(result, photo.rgb, spots, scale=photo.scale, blemished=rgb8, mask=mask)
                 outside = ~mask
-                identical = bool(np.array_equal(_to_uint8(_unit(result))[outside], rgb8[outside]))
+                identical = bool(np.array_equal(_to_uint8(unit_float(result))[outside], rgb8[outside]))
                 runs[name].append({"photo": photo.name, "seed": seed, "time_ms": ms,
                                    "collateral": scores["collateral"], "outside_identical": identical})  # fmt: skip
                 for spot in scores["per_spot"]:
@@ -191,11 +191,7 @@ def _row(name, entry, collateral=None) -> str:
 
 
 def _save_worst(cases, project_spots, folder: Path) -> list[dict]:
-    from PIL import Image
-
-    folder.mkdir(parents=True, exist_ok=True)
-    for old in folder.glob("*.png"):
-        old.unlink()
+    clear_crop_folder(folder)
     ranked = sorted(project_spots, key=lambda s: -s["lf_dE"])[:WORST_COUNT]
     saved = []
     for rank, worst in enumerate(ranked, 1):
@@ -208,20 +204,34 @@ def _save_worst(cases, project_spots, folder: Path) -> list[dict]:
             window = (slice(max(0, ys.min() - margin), ys.max() + margin + 1),
                       slice(max(0, xs.min() - margin), xs.max() + margin + 1))  # fmt: skip
             tiles = [rgb8, results[PROJECT], results.get("telea", photo.rgb), photo.rgb]
-            row = np.concatenate([_to_uint8(_unit(tile))[window] for tile in tiles], axis=1)
-            zoom = max(CROP_ZOOM, int(np.ceil(192 / row.shape[0])))
-            row = np.repeat(np.repeat(row, zoom, axis=0), zoom, axis=1)
             path = folder / f"{rank:02d}_{photo.name}_{worst['kind']}.png"
-            Image.fromarray(row).save(path)
+            save_crop_row(tiles, window, path, min_zoom=CROP_ZOOM)
             saved.append({"file": str(path), **{k: worst[k] for k in ("photo", "seed", "kind", "dE", "lf_dE",
                                                                      "texture_ratio", "dL", "da")}})  # fmt: skip
             break
     return saved
 
 
-def _unit(image: np.ndarray) -> np.ndarray:
+def unit_float(image: np.ndarray) -> np.ndarray:
+    """An 8-bit or float image as float in [0, 1]."""
     image = np.asarray(image)
     return image.astype(np.float64) / 255.0 if image.dtype == np.uint8 else np.clip(image, 0.0, 1.0)
+
+
+def clear_crop_folder(folder: Path) -> None:
+    """Make ``folder`` and remove the crops of an earlier run from it."""
+    folder.mkdir(parents=True, exist_ok=True)
+    for old in folder.glob("*.png"):
+        old.unlink()
+
+
+def save_crop_row(tiles, window, path: Path, *, min_zoom: int = 1) -> None:
+    """Save the ``window`` of each tile side by side, enlarged to at least 192 px high."""
+    from PIL import Image
+
+    row = np.concatenate([_to_uint8(unit_float(tile))[window] for tile in tiles], axis=1)
+    zoom = max(min_zoom, int(np.ceil(192 / row.shape[0])))
+    Image.fromarray(np.repeat(np.repeat(row, zoom, axis=0), zoom, axis=1)).save(path)
 
 
 def _nanmean(values) -> float:
