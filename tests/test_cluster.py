@@ -348,6 +348,8 @@ def test_a_worker_that_cannot_see_the_path_fails_the_task_naming_the_path_mappin
         error = report["error"]
         assert "/mnt/not-mounted/photos/p000.jpg" in error and "cluster.path_map" in error
         assert f'"{hot}=/mnt/not-mounted/photos"' in error and "blind@test" in error
+        # The worker writes the report; the daemon logs the outcome when it reads it, a moment later.
+        daemon.wait_event("photo")
         failed = [e for e in daemon.events() if e.get("event") == "photo"]
         assert failed and failed[-1]["status"] == "failed" and "cluster.path_map" in failed[-1]["error"]
         assert "path_not_visible_retrying" in worker.output()  # retried once (max_retries = 1) first
