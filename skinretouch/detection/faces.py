@@ -144,6 +144,11 @@ def upright_view(image: np.ndarray, orientation: int) -> np.ndarray:
     return a
 
 
+def _turns_sideways(orientation: int) -> bool:
+    """Whether EXIF ``orientation`` swaps width and height."""
+    return orientation in (5, 6, 7, 8)
+
+
 def to_stored_points(points: np.ndarray, orientation: int, stored_shape: tuple[int, int]) -> np.ndarray:
     """Map ``(x, y)`` points (continuous pixel coordinates) of the upright view back to the
     stored grid of shape ``(H, W)``."""
@@ -201,24 +206,42 @@ def _landmarker(model_path: str):
     return FaceLandmarker.create_from_options(options), threading.Lock()
 
 
-def _landmarks_in(upright: np.ndarray, box: BBox, model_path: str, *,
+def _upright_window(image: np.ndarray, orientation: int, box: BBox, size: tuple[int, int]) -> np.ndarray:
+    """The window ``box`` of the upright view, resized to ``size`` ``(width, height)``.
+
+    Cut and shrunk in the stored grid, and only the small result turned upright: a window of
+    the upright view of a rotated photo (or a tile of any photo) is not contiguous, and
+    OpenCV would copy it whole first (a quarter of the photo per tile, all of it for a phone
+    photo stored sideways).
+    """
+    x, y, bw, bh = box
+    corners = to_stored_points(np.array([(x, y), (x + bw, y + bh)], np.float32), orientation, image.shape[:2])
+    x0, y0 = np.rint(corners.min(axis=0)).astype(int)
+    x1, y1 = np.rint(corners.max(axis=0)).astype(int)
+    window = image[y0:y1, x0:x1]
+    width, height = (size[1], size[0]) if _turns_sideways(orientation) else size
+    if (width, height) != (window.shape[1], window.shape[0]):
+        window = cv2.resize(window, (width, height), interpolation=cv2.INTER_AREA)
+    return upright_view(window, orientation)
+
+
+def _landmarks_in(image: np.ndarray, orientation: int, box: BBox, model_path: str, *,
                   turned: bool = False) -> list[np.ndarray]:
-    """Landmarks ``(478, 2)`` (upright-view pixels) of the faces inside one window, searched
-    on the window turned 180 degrees if ``turned`` (turned after shrinking: a cheap copy)."""
+    """Landmarks ``(478, 2)`` (upright-view pixels) of the faces inside one window of the
+    upright view of ``image`` (stored grid, EXIF ``orientation``), searched on the window
+    turned 180 degrees if ``turned`` (turned after shrinking: a cheap copy)."""
     mp = _mediapipe()
 
     x, y, bw, bh = box
-    window = upright[y : y + bh, x : x + bw]
     shrink = min(1.0, LANDMARK_MAX_SIDE_PX / max(bh, bw))
-    if shrink < 1.0:
-        window = cv2.resize(np.ascontiguousarray(window), (max(1, round(bw * shrink)), max(1, round(bh * shrink))),
-                            interpolation=cv2.INTER_AREA)
+    size = (max(1, round(bw * shrink)), max(1, round(bh * shrink))) if shrink < 1.0 else (bw, bh)
+    window = _upright_window(image, orientation, box, size)
     rgb = np.clip(window * 255.0 + 0.5, 0, 255).astype(np.uint8)
     rgb = np.ascontiguousarray(rgb[::-1, ::-1] if turned else rgb)
     landmarker, lock = _landmarker(model_path)
     with lock:
         result = landmarker.detect(mp.Image(image_format=mp.ImageFormat.SRGB, data=rgb))
-    uh, uw = upright.shape[:2]
+    uh, uw = image.shape[1::-1] if _turns_sideways(orientation) else image.shape[:2]
     faces = []
     for marks in result.face_landmarks:
         pts = np.array([(p.x, p.y) for p in marks], np.float32)
@@ -287,19 +310,18 @@ def find_landmark_faces(image: np.ndarray, *, orientation: int = 1,
         the retry for a photo whose face is upside down with no tag saying so.
     """
     h, w = image.shape[:2]
-    upright = upright_view(image, orientation)
-    uh, uw = upright.shape[:2]
+    uh, uw = (w, h) if _turns_sideways(orientation) else (h, w)
     if upside_down:
-        found = _landmarks_in(upright, (0, 0, uw, uh), model_path, turned=True)
+        found = _landmarks_in(image, orientation, (0, 0, uw, uh), model_path, turned=True)
     else:
-        found = _landmarks_in(upright, (0, 0, uw, uh), model_path)
+        found = _landmarks_in(image, orientation, (0, 0, uw, uh), model_path)
         if max(uh, uw) >= TILE_MIN_SIDE_PX:
             # The landmarker's face finder sees its input at 128 px: faces under ~1/8 of the
             # photo (group shots) are found on overlapping tiles, each a bit over half the photo.
             tw, th = round(TILE_SHARE * uw), round(TILE_SHARE * uh)
             for ty in (0, uh - th):
                 for tx in (0, uw - tw):
-                    found.extend(_landmarks_in(upright, (tx, ty, tw, th), model_path))
+                    found.extend(_landmarks_in(image, orientation, (tx, ty, tw, th), model_path))
     faces = [FaceLandmarks(points=to_stored_points(pts, orientation, (h, w))) for pts in _distinct(found)]
     faces.sort(key=lambda f: -f.width)
     return faces

@@ -152,7 +152,6 @@ def _landmark_masks(shape, marks, masks) -> dict[str, np.ndarray]:
     h, w = shape
     for kind, polys in polygons.items():
         radius = max(1, round(grow[kind]))
-        kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * radius + 1,) * 2)
         for poly in polys:
             # Drawn and grown in the polygon's own window: a full-photo dilation with a
             # face-sized kernel costs ~100 ms at 24 megapixels.
@@ -162,9 +161,12 @@ def _landmark_masks(shape, marks, masks) -> dict[str, np.ndarray]:
             y1 = min(h, int(np.ceil(poly[:, 1].max())) + radius + 2)
             if x1 <= x0 or y1 <= y0:
                 continue
-            window = np.zeros((y1 - y0, x1 - x0), np.uint8)
-            cv2.fillPoly(window, [np.round(poly - (x0, y0)).astype(np.int32)], 1)
-            masks[kind][y0:y1, x0:x1] |= cv2.dilate(window, kernel)
+            outside = np.ones((y1 - y0, x1 - x0), np.uint8)
+            cv2.fillPoly(outside, [np.round(poly - (x0, y0)).astype(np.int32)], 0)
+            # Grown by a disc through the distance to the polygon: a dilation with a disc
+            # kernel costs the kernel's area per pixel (a 240-px disc round an eye at 24 MP).
+            distance = cv2.distanceTransform(outside, cv2.DIST_L2, cv2.DIST_MASK_PRECISE)
+            masks[kind][y0:y1, x0:x1] |= (distance <= radius).view(np.uint8)
     return {k: v.astype(bool) for k, v in masks.items()}
 
 
