@@ -109,6 +109,8 @@ def run_batch(
         return 1 if failures else 0
 
     retoucher = Retoucher(config, references=references)
+    if force or not _probably_done(inputs[0], out_dir):
+        retoucher.warm_up_in_background()
     try:
         progress = _Progress(len(inputs), err)
         for index, path in enumerate(inputs, start=1):
@@ -137,6 +139,13 @@ def run_batch(
         retoucher.close()
     progress.finish(failures - len(missing))
     return 1 if failures else 0
+
+
+def _probably_done(path: Path, out_dir: Path | None) -> bool:
+    """Whether an ok report already stands beside ``path``'s outputs (it is then most likely
+    skipped as up to date, and nothing needs warming up for it)."""
+    report = read_report(output_paths(path, out_dir).report)
+    return bool(report) and report.get("status") == "ok"
 
 
 class _Progress:

@@ -14,6 +14,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
+import structlog
 
 from .config import Config
 from .engines.inpaint_base import EngineError
@@ -30,6 +31,8 @@ from .routes import CLASSICAL, ENGINE_BY_ROUTE, NEED_HARD, NEED_MEDIUM, ROUTE_BY
 from .timing import ms_since
 
 __all__ = ["Patch", "RetouchResult", "Retoucher"]
+
+log = structlog.get_logger(__name__)
 
 # Below this many pixels a texture ratio is mostly noise, so it flags nothing.
 MIN_TEXTURE_AREA_PX = 40
@@ -61,9 +64,12 @@ class Retoucher:
         self.threads = config.removal.threads or os.cpu_count() or 1
         self._pool: ThreadPoolExecutor | None = None
         self._pool_lock = threading.Lock()
+        self._warming: threading.Thread | None = None
 
     def close(self) -> None:
         """Stop the region threads and free the neural engines' memory."""
+        if self._warming is not None:
+            self._warming.join()  # it may still be using the threads and engines freed here
         with self._pool_lock:
             if self._pool is not None:
                 self._pool.shutdown(wait=True)
@@ -83,6 +89,25 @@ class Retoucher:
 
     def __exit__(self, *exc_info: object) -> None:
         self.close()
+
+    def warm_up_in_background(self) -> threading.Thread:
+        """Start :meth:`warm_up` on a thread of its own and return it.
+
+        A one-shot run (``skinretouch process``) would otherwise load every cached kernel
+        and the face model one after the other on the first photo's path; on this thread
+        they load while the photo is read and its faces are found (the face model runs
+        outside the GIL). A failure here is logged and left to the photo to meet.
+        """
+
+        def run() -> None:
+            try:
+                self.warm_up()
+            except Exception:  # the photo's own run reports any real problem
+                log.warning("warm_up_failed", exc_info=True)
+
+        self._warming = threading.Thread(target=run, name="skinretouch-warm-up", daemon=True)
+        self._warming.start()
+        return self._warming
 
     def warm_up(self) -> None:
         """Compile the numba kernels on a tiny synthetic photo so the first real photo is fast."""

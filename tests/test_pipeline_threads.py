@@ -40,3 +40,19 @@ def test_one_two_and_three_threads_give_the_same_photo_and_report(blemished, use
         other_pixels, other_records = _retouch(image, mask, threads=threads)
         assert np.array_equal(other_pixels, pixels)
         assert other_records == records
+
+
+def test_a_warm_up_running_beside_the_first_photo_changes_nothing(blemished):
+    """``process`` warms the kernels and the face model on a thread while the first photo is
+    read and its faces are found: that photo comes out exactly as without it, and closing the
+    pipeline waits for the warm-up (it may still use the threads and engines being freed)."""
+    image, _ = blemished
+    with Retoucher(Config()) as retoucher:
+        plain = retoucher.retouch(image)
+    retoucher = Retoucher(Config())
+    warming = retoucher.warm_up_in_background()
+    beside = retoucher.retouch(image)
+    retoucher.close()
+    assert not warming.is_alive()
+    assert np.array_equal(beside.pixels, plain.pixels)
+    assert [(r.id, r.bbox, r.route) for r in beside.regions] == [(r.id, r.bbox, r.route) for r in plain.regions]

@@ -189,9 +189,18 @@ def _mediapipe():
     return import_deferring("mediapipe", MEDIAPIPE_UNUSED)
 
 
-@functools.cache
+_landmarker_creation = threading.Lock()
+
+
 def _landmarker(model_path: str):
-    """One landmarker per model file, with the lock that serialises its calls."""
+    """One landmarker per model file, with the lock that serialises its calls (made once
+    even when a warm-up thread and the first photo ask for it together)."""
+    with _landmarker_creation:
+        return _new_landmarker(model_path)
+
+
+@functools.cache
+def _new_landmarker(model_path: str):
     _mediapipe()
     from mediapipe.tasks.python import BaseOptions
     from mediapipe.tasks.python.vision import FaceLandmarker, FaceLandmarkerOptions, RunningMode
