@@ -215,42 +215,40 @@ def _new_landmarker(model_path: str):
     return FaceLandmarker.create_from_options(options), threading.Lock()
 
 
-def _upright_window(image: np.ndarray, orientation: int, box: BBox, size: tuple[int, int]) -> np.ndarray:
-    """The window ``box`` of the upright view, resized to ``size`` ``(width, height)``.
+def _upright_preview(image: np.ndarray, orientation: int, factor: float) -> np.ndarray:
+    """The upright view of ``image`` scaled by ``factor`` (<= 1).
 
-    Cut and shrunk in the stored grid, and only the small result turned upright: a window of
-    the upright view of a rotated photo (or a tile of any photo) is not contiguous, and
-    OpenCV would copy it whole first (a quarter of the photo per tile, all of it for a phone
-    photo stored sideways).
+    Shrunk in the stored grid and only the small result turned upright: the upright view of
+    a photo stored sideways is not contiguous, and OpenCV would copy it whole first.
     """
-    x, y, bw, bh = box
-    corners = to_stored_points(np.array([(x, y), (x + bw, y + bh)], np.float32), orientation, image.shape[:2])
-    x0, y0 = np.rint(corners.min(axis=0)).astype(int)
-    x1, y1 = np.rint(corners.max(axis=0)).astype(int)
-    window = image[y0:y1, x0:x1]
-    width, height = (size[1], size[0]) if _turns_sideways(orientation) else size
-    if (width, height) != (window.shape[1], window.shape[0]):
-        window = cv2.resize(window, (width, height), interpolation=cv2.INTER_AREA)
+    h, w = image.shape[:2]
+    window = image
+    if factor < 1.0:
+        window = cv2.resize(image, (max(1, round(w * factor)), max(1, round(h * factor))),
+                            interpolation=cv2.INTER_AREA)
     return upright_view(window, orientation)
 
 
-def _landmarks_in(image: np.ndarray, orientation: int, box: BBox, model_path: str, *,
+def _landmarks_in(preview: np.ndarray, factor: float, box: tuple[int, int, int, int], model_path: str, *,
                   turned: bool = False) -> list[np.ndarray]:
-    """Landmarks ``(478, 2)`` (upright-view pixels) of the faces inside one window of the
-    upright view of ``image`` (stored grid, EXIF ``orientation``), searched on the window
-    turned 180 degrees if ``turned`` (turned after shrinking: a cheap copy)."""
+    """Landmarks ``(478, 2)`` (upright-view pixels) of the faces inside the window ``box``
+    (``x, y, width, height`` in ``preview`` pixels) of ``preview``, the upright view scaled
+    by ``factor``; searched on the window turned 180 degrees if ``turned``."""
     mp = _mediapipe()
 
-    x, y, bw, bh = box
-    shrink = min(1.0, LANDMARK_MAX_SIDE_PX / max(bh, bw))
-    size = (max(1, round(bw * shrink)), max(1, round(bh * shrink))) if shrink < 1.0 else (bw, bh)
-    window = _upright_window(image, orientation, box, size)
+    px, py, pw, ph = box
+    window = preview[py : py + ph, px : px + pw]
+    shrink = min(1.0, LANDMARK_MAX_SIDE_PX / max(ph, pw))
+    if shrink < 1.0:
+        window = cv2.resize(np.ascontiguousarray(window), (max(1, round(pw * shrink)), max(1, round(ph * shrink))),
+                            interpolation=cv2.INTER_AREA)
     rgb = np.clip(window * 255.0 + 0.5, 0, 255).astype(np.uint8)
     rgb = np.ascontiguousarray(rgb[::-1, ::-1] if turned else rgb)
     landmarker, lock = _landmarker(model_path)
     with lock:
         result = landmarker.detect(mp.Image(image_format=mp.ImageFormat.SRGB, data=rgb))
-    uh, uw = image.shape[1::-1] if _turns_sideways(orientation) else image.shape[:2]
+    x, y, bw, bh = px / factor, py / factor, pw / factor, ph / factor  # upright-view pixels
+    inner_right, inner_bottom = px + pw < preview.shape[1], py + ph < preview.shape[0]
     faces = []
     for marks in result.face_landmarks:
         pts = np.array([(p.x, p.y) for p in marks], np.float32)
@@ -259,8 +257,8 @@ def _landmarks_in(image: np.ndarray, orientation: int, box: BBox, model_path: st
         pts = pts * np.array([bw, bh], np.float32) + np.array([x, y], np.float32)
         (x0, y0), (x1, y1) = pts.min(axis=0), pts.max(axis=0)
         # A face cut by a tile's inner edge is found whole in another tile.
-        cut = (x0 <= x + 2 and x > 0) or (y0 <= y + 2 and y > 0)
-        cut |= (x1 >= x + bw - 2 and x + bw < uw) or (y1 >= y + bh - 2 and y + bh < uh)
+        cut = (x0 <= x + 2 and px > 0) or (y0 <= y + 2 and py > 0)
+        cut |= (x1 >= x + bw - 2 and inner_right) or (y1 >= y + bh - 2 and inner_bottom)
         if not cut:
             faces.append(pts)
     return faces
@@ -320,17 +318,22 @@ def find_landmark_faces(image: np.ndarray, *, orientation: int = 1,
     """
     h, w = image.shape[:2]
     uh, uw = (w, h) if _turns_sideways(orientation) else (h, w)
-    if upside_down:
-        found = _landmarks_in(image, orientation, (0, 0, uw, uh), model_path, turned=True)
-    else:
-        found = _landmarks_in(image, orientation, (0, 0, uw, uh), model_path)
-        if max(uh, uw) >= TILE_MIN_SIDE_PX:
-            # The landmarker's face finder sees its input at 128 px: faces under ~1/8 of the
-            # photo (group shots) are found on overlapping tiles, each a bit over half the photo.
-            tw, th = round(TILE_SHARE * uw), round(TILE_SHARE * uh)
-            for ty in (0, uh - th):
-                for tx in (0, uw - tw):
-                    found.extend(_landmarks_in(image, orientation, (tx, ty, tw, th), model_path))
+    tiled = not upside_down and max(uh, uw) >= TILE_MIN_SIDE_PX
+    # One shrunk copy serves the whole-photo call and every tile: at the tiles' resolution
+    # when there are tiles (the whole-photo call shrinks it further), so a large photo is
+    # resampled once rather than once per window.
+    seen_side = TILE_SHARE * max(uh, uw) if tiled else max(uh, uw)
+    factor = min(1.0, LANDMARK_MAX_SIDE_PX / seen_side)
+    preview = _upright_preview(image, orientation, factor)
+    ph, pw = preview.shape[:2]
+    found = _landmarks_in(preview, factor, (0, 0, pw, ph), model_path, turned=upside_down)
+    if tiled:
+        # The landmarker's face finder sees its input at 128 px: faces under ~1/8 of the
+        # photo (group shots) are found on overlapping tiles, each a bit over half the photo.
+        tw, th = round(TILE_SHARE * pw), round(TILE_SHARE * ph)
+        for ty in (0, ph - th):
+            for tx in (0, pw - tw):
+                found.extend(_landmarks_in(preview, factor, (tx, ty, tw, th), model_path))
     faces = [FaceLandmarks(points=to_stored_points(pts, orientation, (h, w))) for pts in _distinct(found)]
     faces.sort(key=lambda f: -f.width)
     return faces
