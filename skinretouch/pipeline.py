@@ -96,12 +96,14 @@ class Retoucher:
         A one-shot run (``skinretouch process``) would otherwise load every cached kernel
         and the face model one after the other on the first photo's path; on this thread
         they load while the photo is read and its faces are found (the face model runs
-        outside the GIL). A failure here is logged and left to the photo to meet.
+        outside the GIL). The detector is warmed too only if it may serve two threads at
+        once (``thread_safe``). A failure here is logged and left to the photo to meet.
         """
+        detect = bool(getattr(self.detector, "thread_safe", False))
 
         def run() -> None:
             try:
-                self.warm_up()
+                self.warm_up(detect=detect)
             except Exception:  # the photo's own run reports any real problem
                 log.warning("warm_up_failed", exc_info=True)
 
@@ -109,15 +111,17 @@ class Retoucher:
         self._warming.start()
         return self._warming
 
-    def warm_up(self) -> None:
-        """Compile the numba kernels on a tiny synthetic photo so the first real photo is fast."""
+    def warm_up(self, *, detect: bool = True) -> None:
+        """Compile the numba kernels on a tiny synthetic photo so the first real photo is fast
+        (the removal's only, without ``detect``)."""
         rng = np.random.default_rng(0)
         image = np.clip(0.6 + 0.02 * rng.standard_normal((96, 96, 3)), 0, 1).astype(np.float32)
         mask = np.zeros((96, 96), bool)
         mask[20:26, 20:26] = True
         mask[50:72, 50:72] = True
         self.retouch(image, mask=mask)
-        self.retouch(image)
+        if detect:
+            self.retouch(image)
 
     def retouch(self, image: np.ndarray, *, mask: np.ndarray | None = None,
                 orientation: int = 1) -> RetouchResult:

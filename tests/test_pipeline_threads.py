@@ -56,3 +56,28 @@ def test_a_warm_up_running_beside_the_first_photo_changes_nothing(blemished):
     assert not warming.is_alive()
     assert np.array_equal(beside.pixels, plain.pixels)
     assert [(r.id, r.bbox, r.route) for r in beside.regions] == [(r.id, r.bbox, r.route) for r in plain.regions]
+
+
+def test_the_warm_up_thread_leaves_a_one_thread_detector_alone():
+    """A plug-in detector that may serve one thread at a time (no ``thread_safe``) is never
+    called from the warm-up thread: only the removal kernels warm up beside the photo."""
+    import threading
+
+    from skinretouch.detection.types import Detection
+
+    callers = []
+
+    class OneThreadDetector:
+        name = "one-thread"
+
+        def detect(self, image, *, orientation=1):
+            callers.append(threading.current_thread().name)
+            h, w = image.shape[:2]
+            return Detection(labels=np.zeros((h, w), np.int32), spots=[], protected_mask=np.zeros((h, w), bool))
+
+    retoucher = Retoucher(Config())
+    retoucher.detector = OneThreadDetector()
+    retoucher.warm_up_in_background()
+    retoucher.retouch(np.full((64, 64, 3), 0.6, np.float32))
+    retoucher.close()
+    assert callers == [threading.current_thread().name]

@@ -163,6 +163,8 @@ class ClassicalDetector:
     """Blemish detector from colour contrast and shape rules (CPU, no weights)."""
 
     name = "classical"
+    # Nothing of a photo is kept on the detector: two threads may detect at once.
+    thread_safe = True
 
     def __init__(self, config: DetectConfig) -> None:
         self.config = config

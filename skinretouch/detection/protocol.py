@@ -18,7 +18,7 @@ class Detector(Protocol):
     ``image`` is ``(H, W, 3)`` float32 RGB in ``[0, 1]`` in the stored pixel grid;
     ``orientation`` is its EXIF orientation (1..8), so faces can be parsed upright. The
     returned labels and masks are in the stored grid. One detector may serve one thread
-    at a time.
+    at a time, unless it has a true ``thread_safe`` attribute (it keeps nothing of a photo).
     """
 
     name: str

@@ -330,6 +330,7 @@ class VerifiedDetector:
         self.base = base
         self.verifier = verifier
         self.name = getattr(base, "name", "detector")
+        self.thread_safe = getattr(base, "thread_safe", False)  # the verifier keeps nothing either
 
     def analyse(self, image: np.ndarray, *, orientation: int = 1):
         return self.base.analyse(image, orientation=orientation)
