@@ -151,6 +151,9 @@ class DetectConfig:
     blackhead: bool = True
     protect_moles: bool = True
     protect_freckles: bool = True
+    # a collage (photos pasted side by side along straight seams) is searched panel by panel,
+    # each with its own faces and skin (classical mode)
+    split_collages: bool = True
     # Face Landmarker model file (MediaPipe .task); empty = the one `make` extracts into
     # skinretouch/detection/models/ (without it, faces come from the Haar cascades)
     face_model: str = ""

@@ -58,5 +58,9 @@ def build_detector(config: DetectConfig, *, references=None) -> Detector:
     verifier = load_verifier(config.verify)
     candidates = VerifiedDetector(base, verifier) if verifier is not None else base
     if config.anomaly_filter:
-        return AnomalyFilteredDetector(candidates, threshold=config.anomaly_threshold)
+        candidates = AnomalyFilteredDetector(candidates, threshold=config.anomaly_threshold)
+    if config.split_collages:
+        from .collage import CollageDetector
+
+        return CollageDetector(candidates)
     return candidates
