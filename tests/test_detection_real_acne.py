@@ -88,13 +88,14 @@ def test_the_factory_builds_the_mode_asked_for_and_modes_share_the_analysis():
     from skinretouch.config import DetectVerifyConfig
     from skinretouch.detection.verify import DEFAULT_VERIFIER_MODEL, VerifiedDetector
 
-    default = build_detector(DetectConfig())
+    default = _inside_collage(build_detector(DetectConfig()))
     if DEFAULT_VERIFIER_MODEL.is_file():  # the classical candidates, then the verifier
         assert isinstance(default, VerifiedDetector) and isinstance(default.base, ClassicalDetector)
     else:
         assert isinstance(default, ClassicalDetector)
-    assert isinstance(build_detector(DetectConfig(verify=DetectVerifyConfig(enabled=False))), ClassicalDetector)
-    assert isinstance(build_detector(DetectConfig(anomaly_filter=True)), AnomalyFilteredDetector)
+    assert isinstance(_inside_collage(build_detector(DetectConfig(verify=DetectVerifyConfig(enabled=False)))),
+                      ClassicalDetector)
+    assert isinstance(_inside_collage(build_detector(DetectConfig(anomaly_filter=True))), AnomalyFilteredDetector)
     anomaly = build_detector(DetectConfig(mode="anomaly"))
     assert isinstance(anomaly, AnomalyDetector) and isinstance(anomaly, Detector)
     # The anomaly mode takes faces and protected features from the classical analysis, not
@@ -108,3 +109,12 @@ def test_the_factory_builds_the_mode_asked_for_and_modes_share_the_analysis():
     found = anomaly.detect(image)
     assert isinstance(found, Detection) and found.labels.shape == (96, 96)
     assert calls == []
+
+
+def _inside_collage(detector):
+    """The detector a collage wrapper runs on each panel (the default wraps every classical
+    chain: :mod:`skinretouch.detection.collage`)."""
+    from skinretouch.detection.collage import CollageDetector
+
+    assert isinstance(detector, CollageDetector)
+    return detector.base

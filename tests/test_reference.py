@@ -159,9 +159,19 @@ def test_detector_from_config_picks_by_keys(tmp_path):
     from skinretouch.config import DetectVerifyConfig
 
     config = DetectConfig(verify=DetectVerifyConfig(enabled=False))
-    assert isinstance(detector_from_config(config), ClassicalDetector)
-    assert isinstance(detector_from_config(dataclasses.replace(config, anomaly_filter=True)), AnomalyFilteredDetector)
+    assert isinstance(_inside_collage(detector_from_config(config)), ClassicalDetector)
+    assert isinstance(_inside_collage(detector_from_config(dataclasses.replace(config, anomaly_filter=True))),
+                      AnomalyFilteredDetector)
     with pytest.raises(ReferenceError, match="one mask per reference"):
         detector_from_config(dataclasses.replace(config, references=(str(tmp_path / "a.png"),)))
     with pytest.raises(ReferenceError, match="cannot read"):
         detector_from_config(dataclasses.replace(config, references=("a.png",), reference_masks=("m.png",)))
+
+
+def _inside_collage(detector):
+    """The detector a collage wrapper runs on each panel (the default wraps every classical
+    chain: :mod:`skinretouch.detection.collage`)."""
+    from skinretouch.detection.collage import CollageDetector
+
+    assert isinstance(detector, CollageDetector)
+    return detector.base
