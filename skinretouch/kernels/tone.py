@@ -28,7 +28,6 @@ from ._checks import as_mask
 from ._jit import sor_sweeps
 from .blur import gaussian_taps, masked_blur_into
 from .labels import mask_box, mask_pixels
-from .lowfill import ring_into
 from .tuning import TONE_DECAY, TONE_LOWPASS_SIGMA, TREND_GAP, TREND_NEAR_WEIGHT, TREND_RING, TREND_TUKEY_DE
 
 __all__ = ["tone_fill", "tone_fill_into"]
@@ -126,21 +125,39 @@ def tone_fill_into(lab, hole, avoid, taps, ring, near_weight, tukey_de, decay, g
 
 @njit(cache=True, nogil=True)
 def _chessboard_distance(hole, limit):
-    """Chessboard distance to the hole, capped at ``limit + 1`` (0 inside)."""
+    """Chessboard distance to the hole, capped at ``limit + 1`` (0 inside).
+
+    Two raster passes over the 8 neighbours (a chamfer transform with unit steps is exact for
+    the chessboard metric): one pass per ring width cost ~50 passes at 24 megapixels.
+    """
     height, width = hole.shape
-    distance = np.full((height, width), limit + 1, np.int64)
-    ring = np.empty((height, width), np.bool_)
-    none = np.zeros((height, width), np.bool_)
+    far = limit + 1
+    distance = np.empty((height, width), np.int64)
     for y in range(height):
         for x in range(width):
             if hole[y, x]:
                 distance[y, x] = 0
-    for d in range(limit, 0, -1):
-        ring_into(hole, d, none, ring)
-        for y in range(height):
-            for x in range(width):
-                if ring[y, x]:
-                    distance[y, x] = d
+                continue
+            best = far
+            if y > 0:
+                for dx in range(-1, 2):
+                    if 0 <= x + dx < width:
+                        best = min(best, distance[y - 1, x + dx] + 1)
+            if x > 0:
+                best = min(best, distance[y, x - 1] + 1)
+            distance[y, x] = best
+    for y in range(height - 1, -1, -1):
+        for x in range(width - 1, -1, -1):
+            best = distance[y, x]
+            if best == 0:
+                continue
+            if y < height - 1:
+                for dx in range(-1, 2):
+                    if 0 <= x + dx < width:
+                        best = min(best, distance[y + 1, x + dx] + 1)
+            if x < width - 1:
+                best = min(best, distance[y, x + 1] + 1)
+            distance[y, x] = min(best, far)
     return distance
 
 
