@@ -172,3 +172,20 @@ def test_an_upside_down_face_with_no_tag_is_found_on_the_turned_photo(photos):
     outlines = _filled((h, w), (*marks.eyes, *marks.brows, marks.lips))
     assert detection.method == "face"
     assert not (detection.mask & outlines).any(), "spot pixels on a feature of the upside-down face"
+
+
+def test_a_turned_heads_folded_oval_is_searched_as_its_hull():
+    """On a profile the landmark oval folds over the near cheek; filled as a polygon it is a
+    crescent that leaves that cheek out. The search area is the oval's convex hull."""
+    from types import SimpleNamespace
+
+    from skinretouch.detection.protection import face_ellipse
+
+    # An outline that runs round a 100 x 100 square but folds back through its middle.
+    folded = np.array([(0, 0), (100, 0), (100, 100), (20, 50), (60, 50), (0, 100)], np.float32)
+    face = SimpleNamespace(landmarks=SimpleNamespace(oval=folded))
+    mask = np.zeros((140, 140), np.uint8)
+    face_ellipse(mask, face, (-20, -20, 140, 140), (1.0, 1.0))
+    assert mask[20 + 50, 20 + 40]  # inside the fold
+    assert mask[20 + 90, 20 + 50]  # the near cheek between the fold's two ends
+    assert not mask[5, 5] and not mask[135, 135]
