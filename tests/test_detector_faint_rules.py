@@ -128,5 +128,3 @@ def test_a_red_bump_is_not_a_mole_and_keeps_to_quiet_skin_clear_of_features(dete
     assert detector._kind_of({**bump, "feature_clearance": 1.0}, UNIT) is None  # beside an eye or a lip
     assert detector._kind_of({**bump, "ring_busy": 0.3}, UNIT) is None  # a piece of a wrinkle
     assert detector._kind_of({**bump, "ring_l_std": 9.0}, UNIT) is None  # a ring busier than the bump is red
-    small = _region(radius=1.5, da=8.0, dl=-11.0, noise=(2.0, 1.0, 1.0), plateau=0.3, ring_mean_da=2.0)
-    assert detector._kind_of(small, UNIT) is None  # a pore
