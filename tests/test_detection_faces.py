@@ -172,3 +172,29 @@ def test_an_upside_down_face_with_no_tag_is_found_on_the_turned_photo(photos):
     outlines = _filled((h, w), (*marks.eyes, *marks.brows, marks.lips))
     assert detection.method == "face"
     assert not (detection.mask & outlines).any(), "spot pixels on a feature of the upside-down face"
+
+
+
+def test_a_turned_heads_crescent_outline_is_searched_as_its_hull():
+    """On a profile the landmark oval's far side folds in over the near cheek: filled as drawn it
+    is a crescent that leaves that cheek out, so it is searched as its convex hull. An ordinary
+    outline (slightly concave at the temples) is filled as drawn."""
+    from types import SimpleNamespace
+
+    from skinretouch.detection.protection import face_ellipse
+
+    def searched(outline):
+        face = SimpleNamespace(landmarks=SimpleNamespace(oval=np.asarray(outline, np.float32)))
+        mask = np.zeros((140, 140), np.uint8)
+        # Unit growth about the centre is 1.06: points given relative to a centre at (50, 50).
+        face_ellipse(mask, face, (-20, -20, 140, 140), (1.0, 1.0))
+        return mask
+
+    # A square whose left side is pushed in to its middle: 0.7 of its hull.
+    crescent = searched([(0, 0), (100, 0), (100, 100), (0, 100), (60, 50)])
+    assert crescent[20 + 50, 20 + 30]  # the near cheek inside the fold
+    assert not crescent[5, 5] and not crescent[135, 135]
+    # Pushed in a little (0.95 of its hull): filled as drawn.
+    temples = searched([(0, 0), (100, 0), (100, 100), (0, 100), (10, 50)])
+    assert temples[20 + 50, 20 + 30]
+    assert not temples[20 + 50, 20 + 3]

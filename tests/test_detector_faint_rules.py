@@ -105,3 +105,26 @@ def test_region_noise_is_the_mean_noise_and_the_least_feature_distance():
     assert out.shape == (3, 4)
     assert out[1, 1] == pytest.approx(np.mean([7, 8, 13, 14]))
     assert out[2, 3] == pytest.approx(min(noise[4:6, 3:6, 3].ravel()))
+
+
+def test_a_red_bump_darker_than_red_in_lab_is_a_papule_when_redder_in_noise_units(detector):
+    # a* +8, L -11 (a raised papule in soft light, in an inflamed halo that the dim-papule rule
+    # takes for a red patch): darker than it is red in Lab units, so the Lab papule rule takes
+    # it for a fold's shadow ...
+    bump = _region(radius=5.0, da=8.0, dl=-11.0, noise=(2.0, 1.0, 1.0), plateau=0.3, ring_mean_da=2.0)
+    assert detector._rule_kind(bump, UNIT) is None
+    # ... but 8 local a* SDs against 5.5 local L SDs: redder than dark for this skin.
+    assert detector._kind_of(bump, UNIT) == "papule"
+    # A shadow that darkens the skin more than its noise than it reddens it is not one.
+    assert detector._kind_of({**bump, "core_da": 5.0}, UNIT) is None  # 5 a* SDs < 5.5 L SDs
+    assert detector._kind_of({**bump, "noise_l": 1.2}, UNIT) is None  # smooth skin: 9 L SDs
+
+
+def test_a_red_bump_is_not_a_mole_and_keeps_to_quiet_skin_clear_of_features(detector):
+    bump = _region(radius=5.0, da=8.0, dl=-11.0, noise=(2.0, 1.0, 1.0), plateau=0.3, ring_mean_da=2.0)
+    assert detector._kind_of(bump, UNIT) == "papule"
+    assert detector._kind_of({**bump, "plateau": 0.9}, UNIT) is None  # flat-topped: a mole's profile
+    assert detector._kind_of({**bump, "core_dl": -21.0, "core_da": 12.0, "noise_l": 4.0}, UNIT) != "papule"  # mole-dark
+    assert detector._kind_of({**bump, "feature_clearance": 1.0}, UNIT) is None  # beside an eye or a lip
+    assert detector._kind_of({**bump, "ring_busy": 0.3}, UNIT) is None  # a piece of a wrinkle
+    assert detector._kind_of({**bump, "ring_l_std": 9.0}, UNIT) is None  # a ring busier than the bump is red

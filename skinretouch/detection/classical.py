@@ -97,6 +97,7 @@ class _Thresholds:
     shaded_papule_red_share: float = 0.8  # ...or this share, with a quiet ring (shaded bumps)
     shaded_papule_max_ring_sd: float = 3.6
     strong_red: float = 9.0  # an a* rise this big is a papule however dark (no shadow is this red)
+    red_in_noise: bool = True  # ...as is a bump redder than dark in local-noise units (_red_bump)
     shaded_papule_max_edge: float = 2.0  # mean L gradient on the outline (Lab units per px)
     papule_min_dark: float = -1.0  # L drop at least this (paler cores are scars or shine)
     large_papule_r: float = 5.0
@@ -626,6 +627,10 @@ class ClassicalDetector:
             kind = None
         if kind is None and self._dim_papule(f, unit):
             return "papule"
+        if kind is None:
+            bump = self._red_bump(f, unit)
+            if bump is not None:
+                return bump
         if kind is None and self._dim_blackhead(f, unit):
             return "blackhead"
         if kind is None and self._dim_dark_spot(f, unit):
@@ -701,6 +706,39 @@ class ClassicalDetector:
             and dark >= t.dim_blackhead_dark_k / g * max(f["noise_l"], 1e-3)
             and chroma_drop >= t.dim_blackhead_grey_k * (f["noise_a"] + f["noise_b"])
         )
+
+    def _red_bump(self, f: dict[str, float], unit: float) -> str | None:
+        """An inflamed bump darker than it is red in Lab units (soft or side light on a raised
+        papule), taken when it is redder than dark in units of this skin's own variation: its
+        a* rise in local a* SDs at least its L drop in local L SDs. A fold's shadow or a brown
+        mark darkens the skin far more than its noise without reddening it as much. Only where
+        nothing else took the region (moles stay moles), on quiet skin clear of the features
+        (beside the lips or an eye's corner the a* noise says nothing about a reddish edge),
+        neither mole-dark nor flat-topped like a mole."""
+        t = self._t
+        g = self._gain
+        if not t.red_in_noise or f["area"] < 3 or "noise_a" not in f:
+            return None
+        if not self._plain_region(f, unit) or not self._faint_rule_may_look(f, max_ring_busy=t.dim_papule_max_ring_busy):
+            return None
+        red, dark, yellow = f["core_da"], -f["core_dl"], f["core_db"]
+        red_sds = red / max(f["noise_a"], 1e-3)
+        dark_sds = dark / max(f["noise_l"], 1e-3)
+        r_eq = math.sqrt(f["area"] / math.pi) / unit
+        ring_limit = max(t.papule_max_ring_sd, red) if r_eq >= t.large_papule_r else t.papule_max_ring_sd
+        if not (
+            red >= t.papule_red / g
+            and red_sds >= t.papule_noise_k / g
+            and red_sds >= dark_sds
+            and t.papule_min_dark <= dark < t.mole_dark / g
+            and f["plateau"] < t.mole_plateau  # a flat top with a sharp edge is a mole's
+            and yellow <= max(5.0, red)
+            and f["ring_l_std"] <= ring_limit
+        ):
+            return None
+        # Never "pustule": in a region darker than the skin its brightest pixel is at its faint
+        # edge, not a pale head, so the head test of :meth:`_rule_kind` does not apply.
+        return "papule"
 
     def _stands_out_of_noise(self, kind: str | None, f: dict[str, float]) -> bool:
         """Whatever the Lab rules say, an inflamed spot's a* rise and a dark spot's L drop must

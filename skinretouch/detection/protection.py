@@ -84,6 +84,13 @@ def _label_counts(labels: np.ndarray, n: int, where: np.ndarray | None = None) -
     return counts
 
 
+# A landmark face outline enclosing less than this share of its convex hull is a turned head's
+# (three-quarter, profile: the far side's points fold in over the near cheek, and the outline
+# is a crescent that leaves that cheek out); it is searched as its hull. A frontal or tilted
+# face's outline encloses about 0.94 of its hull (the temples), a profile's 0.67-0.78.
+FOLDED_OVAL_SHARE = 0.85
+
+
 def face_region(face: FaceLayout, h: int, w: int) -> BBox:
     fx, fy, fw, fh = face.face
     if face.landmarks is not None:
@@ -106,11 +113,15 @@ def face_ellipse(mask: np.ndarray, face: FaceLayout, roi: BBox, to_small) -> Non
     of the forehead to just above the chin's tip.
     """
     if face.landmarks is not None:
-        # The landmark oval, grown a little past the jaw line and the hairline.
+        # The landmark oval, grown a little past the jaw line and the hairline; a turned head's
+        # crescent-shaped outline is searched as its convex hull (FOLDED_OVAL_SHARE).
         oval = face.landmarks.oval
         centre = oval.mean(axis=0)
-        pts = ((centre + 1.06 * (oval - centre)) - (roi[0], roi[1])) * to_small
-        cv2.fillPoly(mask, [np.round(pts).astype(np.int32)], 1)
+        pts = ((centre + 1.06 * (oval - centre)) - (roi[0], roi[1])).astype(np.float32)
+        hull = cv2.convexHull(pts)[:, 0, :]
+        if abs(cv2.contourArea(pts)) < FOLDED_OVAL_SHARE * cv2.contourArea(hull):
+            pts = hull
+        cv2.fillPoly(mask, [np.round(pts * np.float32(to_small)).astype(np.int32)], 1)
         return
     fx, fy, fw, fh = face.face
     cx, cy = point_small(fx + 0.5 * fw, fy + 0.52 * fh, roi, to_small)
