@@ -20,6 +20,7 @@ from skinretouch.kernels.removal import (
     remove_freqsplit,
     remove_patchmatch_poisson,
 )
+from skinretouch.kernels.texture import texture_ratio
 
 
 @pytest.fixture(scope="module", params=[1.0, 3.0], ids=["tight-mask", "dilated-mask"])
@@ -37,14 +38,32 @@ def test_freqsplit_keeps_texture_and_beats_telea_on_colour(cases, freqsplit_resu
     theirs = summary([telea(c) for c in cases], cases)
     tight = _is_tight(cases)
     assert ours["n_texture"] >= 8
-    # Measured (donor texture scaled towards the ring's): tight masks median 1.07, ok 0.92;
-    # 3-px masks 1.24, 0.58 (the ring is rougher than the skin under the spot, and a 3-px
-    # mask's clean rim is refilled at the ring's strength; was 1.19, 0.75 before the scaling).
-    assert 0.9 <= ours["texture_median"] <= (1.1 if tight else 1.3)
-    assert ours["texture_ok"] >= (0.9 if tight else 0.55)
+    # Measured (donor texture scaled towards the ring's in the texture check's band): tight
+    # masks median 1.18, ok 0.83; 3-px masks 1.40, 0.42. On these 12 spots the clean skin
+    # under the spot is smoother than its ring (clean / ring 0.71-0.80 on the five highest),
+    # so a fill at the ring's strength reads rough here; on the 344 dev spots of the removal
+    # study the same change gave texture_ok 0.80 -> 0.82 (1-px masks) and 0.70 -> 0.72 (3 px).
+    # (Scaled in the 2-px texture band instead: 1.07, 0.92 and 1.24, 0.58.)
+    assert 0.9 <= ours["texture_median"] <= (1.22 if tight else 1.45)
+    assert ours["texture_ok"] >= (0.8 if tight else 0.4)
     assert theirs["texture_median"] < 0.6  # the smooth peer flattens pores
     assert ours["lf_dE"] <= theirs["lf_dE"]
     assert ours["dE"] <= 1.1 * theirs["dE"]
+
+
+def test_freqsplit_texture_matches_the_check_against_the_ring(cases, freqsplit_results):
+    """The fill's texture against the ring around it, as the pipeline's texture-in-band check
+    measures it (:func:`.texture.texture_ratio`), lands near 1 on every spot: the donor texture
+    is scaled in that measure's band, on the result itself. Measured: median 0.97 / 0.98
+    (tight / 3-px masks), spread (std of the log) 0.064 / 0.070, in [0.85, 1.15] 0.94 / 0.89
+    (scaled in the 2-px texture band: spread 0.101 / 0.106, in range 0.78 / 0.78)."""
+    ratios = np.array([texture_ratio(result, c.hole, scale=c.scale, avoid=c.avoid)
+                       for result, c in zip(freqsplit_results, cases)])  # fmt: skip
+    ratios = ratios[np.isfinite(ratios)]
+    assert ratios.size >= 12
+    assert 0.9 <= np.median(ratios) <= 1.05
+    assert np.log(ratios).std() <= 0.09
+    assert np.mean((ratios >= 0.85) & (ratios <= 1.15)) >= 0.85
 
 
 def test_freqsplit_fill_is_less_biased_than_telea(cases, freqsplit_results):

@@ -17,7 +17,8 @@ reaches neither layer:
 - **texture layer** (L* only): real skin texture copied from clean donors around the hole
   (:mod:`.donor`; large holes: :mod:`.tiled_donor`), from the crop's ``(1 - G_2px)^2``
   high-pass with the hole's pixels replaced by the tone, so not even the donors' high-pass
-  sees the blemish's edge. It is made zero-mean and scaled towards the ring's strength. The
+  sees the blemish's edge. It is made zero-mean and scaled towards the ring's strength,
+  measured as the texture check measures it (the ``L - G_1px`` high-pass, on the result). The
   spot's own fine texture is never kept (it carried the blemish's edge and darkness: on unseen
   portraits that fill came out dL -0.84, da +0.47).
 
@@ -73,6 +74,7 @@ from .tuning import (
     LARGE_TILE,
     OUTLIER_HIGH,
     OUTLIER_LOW,
+    RATIO_HIGH_PASS_SIGMA,
     RING_WIDTH,
     SHARE_SIGMA,
     SPOT_DE,
@@ -214,7 +216,7 @@ def reinject_high_frequencies(
     merged[hole] = fill[hole]
     smooth = rgb_to_lab(merged)
     smooth[:, :, 0] -= high_pass(smooth[:, :, 0], TEXTURE_SIGMA * scale, order=TEXTURE_ORDER)
-    _, texture_taps, share_taps, energy_taps = route_taps(float(scale))
+    _, texture_taps, share_taps, energy_taps, _ = route_taps(float(scale))
     texture = _outside_texture(image, texture_taps)
     height, width = hole.shape
     window = np.array((0, height, 0, width), np.int64)
@@ -276,13 +278,14 @@ def _check(image, hole, avoid):
     return image, hole, avoid
 
 
-def route_taps(scale: float) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """Gaussian taps of the tone, texture, own-share and energy filters at this scale."""
+def route_taps(scale: float) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Gaussian taps of the tone, texture, own-share, energy and texture-ratio filters at this scale."""
     return (
         gaussian_taps(TONE_LOWPASS_SIGMA * scale),
         gaussian_taps(TEXTURE_SIGMA * scale),
         gaussian_taps(SHARE_SIGMA * scale),
         gaussian_taps(ENERGY_SIGMA * scale),
+        gaussian_taps(RATIO_HIGH_PASS_SIGMA * scale),
     )
 
 
@@ -295,7 +298,7 @@ def _outside_texture(image: np.ndarray, texture_taps: np.ndarray) -> np.ndarray:
 
 @njit(cache=True, nogil=True)
 def freqsplit_fill_into(image, lab, hole, avoid, scale, seed, tone_taps, texture_taps, share_taps,
-                    energy_taps, out):  # fmt: skip
+                    energy_taps, ratio_taps, out):  # fmt: skip
     """:func:`remove_freqsplit` into ``out`` (a copy of ``image``; ``lab`` is its L*a*b*):
     every step in one call.
 
@@ -335,12 +338,12 @@ def freqsplit_fill_into(image, lab, hole, avoid, scale, seed, tone_taps, texture
         patch_radius = max(1, int(np.rint(DONOR_PATCH_RADIUS * scale)))
         clear = structure_mask(texture, hole, avoid, patch_radius)
         _skin_texture_into(texture, hole, clear, window, scale, seed, False, True, share_taps, energy_taps, layer)
-    _match_ring_texture(layer, texture, hole, avoid, window, scale)
+    _match_ring_texture(layer, lightness, hole, avoid, window, scale, ratio_taps)
     for y in range(y1 - y0):
         for x in range(x1 - x0):
             if hole[y0 + y, x0 + x]:
-                lightness = tone[y, x, 0] + layer[y, x]
-                red, green, blue = pixel_rgb(lightness, tone[y, x, 1], tone[y, x, 2])
+                value = tone[y, x, 0] + layer[y, x]
+                red, green, blue = pixel_rgb(value, tone[y, x, 1], tone[y, x, 2])
                 out[y0 + y, x0 + x, 0] = red
                 out[y0 + y, x0 + x, 1] = green
                 out[y0 + y, x0 + x, 2] = blue
@@ -651,42 +654,80 @@ def _donor_radius(hole, scale, patch_radius):
 
 
 @njit(cache=True, nogil=True)
-def _match_ring_texture(layer, texture, hole, avoid, window, scale):
-    """Make the donor texture in ``layer`` zero-mean inside the hole and move its RMS towards
-    the ring's: a donor patch brings real pores, but not its own mean brightness.
+def _match_ring_texture(layer, lightness, hole, avoid, window, scale, ratio_taps):
+    """Make the donor texture in ``layer`` zero-mean inside the hole and move its strength
+    towards the ring's: a donor patch brings real pores, but not its own mean brightness.
 
-    The gain is (ring RMS / donor RMS) ** ``TEXTURE_MATCH``, clamped to ``TEXTURE_GAIN``: both
-    the ring and the donor are estimates of the skin's strength under the spot (the clean
-    ring is rougher than the skin under the spot by 6 % in the median, and in 17 % of the dev
-    spots by more than 30 %), so the copy lands between them, nearer the ring."""
+    Strength is measured as the texture check measures it (:mod:`.texture`: the RMS of the
+    ``L - G_1px`` high-pass) on the result itself, ``lightness`` (the crop's L* with the tone
+    in the hole) plus the scaled layer, so the boundary's share and the layer's spectrum
+    are counted. The wanted strength is ring ** ``TEXTURE_MATCH`` x donor ** (1 -
+    ``TEXTURE_MATCH``), the gain clamped to ``TEXTURE_GAIN``: both the ring and the donor are
+    estimates of the skin's strength under the spot (the clean ring is rougher than the skin
+    under the spot by 6 % in the median, and in 17 % of the dev spots by more than 30 %), so
+    the copy lands between them, nearer the ring."""
     y0, y1, x0, x1 = window[0], window[1], window[2], window[3]
     inside = hole[y0:y1, x0:x1].copy()
     ring = np.empty(inside.shape, np.bool_)
     if ring_into(inside, max(1, int(np.rint(RING_WIDTH * scale))), avoid[y0:y1, x0:x1].copy(), ring) < 8:
         ring_into(inside, max(1, int(np.rint(RING_WIDTH * scale))), np.zeros(inside.shape, np.bool_), ring)
-    ring_energy = 0.0
-    ring_count = 0
     total = 0.0
     count = 0
     for y in range(y1 - y0):
         for x in range(x1 - x0):
-            if ring[y, x]:
-                ring_energy += np.float64(texture[y0 + y, x0 + x, 0]) ** 2
-                ring_count += 1
             if inside[y, x]:
                 total += layer[y, x]
                 count += 1
-    if count == 0 or ring_count == 0:
+    if count == 0:
         return
     mean = total / count
-    energy = 0.0
+    padded = np.zeros((y1 - y0, x1 - x0, 1), np.float32)
     for y in range(y1 - y0):
         for x in range(x1 - x0):
             if inside[y, x]:
-                energy += (layer[y, x] - mean) ** 2
+                padded[y, x, 0] = layer[y, x] - mean
+    # base: the high-pass of the result without the layer; added: the layer's own high-pass.
+    base = np.empty((y1 - y0, x1 - x0, 1), np.float32)
+    high_pass_region_into(lightness, ratio_taps, 1, y0, x0, base)
+    added = np.empty_like(padded)
+    high_pass_into(padded, ratio_taps, 1, added)
+    ring_energy = 0.0
+    ring_count = 0
+    base_mean = 0.0
+    added_mean = 0.0
+    for y in range(y1 - y0):
+        for x in range(x1 - x0):
+            if ring[y, x]:
+                ring_energy += np.float64(base[y, x, 0]) ** 2
+                ring_count += 1
+            if inside[y, x]:
+                base_mean += base[y, x, 0]
+                added_mean += added[y, x, 0]
+    if ring_count == 0:
+        return
+    base_mean /= count
+    added_mean /= count
+    # Sums over the hole of the centred high-passes: |base + g added|^2 = bb + 2 g ba + g^2 aa.
+    bb = 0.0
+    ba = 0.0
+    aa = 0.0
+    for y in range(y1 - y0):
+        for x in range(x1 - x0):
+            if inside[y, x]:
+                b = base[y, x, 0] - base_mean
+                a = added[y, x, 0] - added_mean
+                bb += b * b
+                ba += b * a
+                aa += a * a
+    ring_rms = np.sqrt(ring_energy / ring_count)
+    donor_rms = np.sqrt((bb + 2.0 * ba + aa) / count)
     low, high = TEXTURE_GAIN
-    ratio = np.sqrt((ring_energy / ring_count) / (energy / count + 1e-9))
-    gain = min(max(ratio**TEXTURE_MATCH, low), high)
+    gain = low
+    if aa > 1e-12 and donor_rms > 1e-6:
+        wanted = donor_rms * min(max((ring_rms / donor_rms) ** TEXTURE_MATCH, low), high)
+        discriminant = ba * ba - aa * (bb - count * wanted * wanted)
+        if discriminant > 0.0:
+            gain = min(max((-ba + np.sqrt(discriminant)) / aa, low), high)
     for y in range(y1 - y0):
         for x in range(x1 - x0):
             if inside[y, x]:

@@ -12,11 +12,9 @@ import numpy as np
 from numba import njit
 
 from ._checks import as_image, as_mask
-from .blur import gaussian_taps
 from .color import pixel_lightness, rgb_to_lab_into
 from .removal import freqsplit_fill_into, route_taps
 from .texture import ratio_around, ratio_reach
-from .tuning import RATIO_HIGH_PASS_SIGMA
 
 __all__ = ["fill_spots"]
 
@@ -78,8 +76,8 @@ def fill_spots(
     ratios = np.empty(boxes.shape[0], np.float64)
     ring_px, reach = ratio_reach(scale)
     _fill_spots(image, avoid, boxes, starts, holes_flat, np.ascontiguousarray(seeds, dtype=np.int64),
-                int(margin), float(scale), *route_taps(float(scale)), ring_px, reach,
-                gaussian_taps(RATIO_HIGH_PASS_SIGMA * scale), int(min_ratio_area), filled_flat, ratios)  # fmt: skip
+                int(margin), float(scale), *route_taps(float(scale)), ring_px, reach, int(min_ratio_area),
+                filled_flat, ratios)  # fmt: skip
     filled = [
         filled_flat[starts[k] : starts[k + 1]].reshape(int(boxes[k, 3]), int(boxes[k, 2]), 3)
         for k in range(boxes.shape[0])
@@ -89,7 +87,7 @@ def fill_spots(
 
 @njit(cache=True, nogil=True)
 def _fill_spots(image, avoid, boxes, starts, holes_flat, seeds, margin, scale, tone_taps, texture_taps,
-                share_taps, energy_taps, ring_px, reach, ratio_taps, min_ratio_area, filled_flat,
+                share_taps, energy_taps, ratio_taps, ring_px, reach, min_ratio_area, filled_flat,
                 ratios):  # fmt: skip
     height, width = avoid.shape
     for k in range(boxes.shape[0]):
@@ -111,7 +109,7 @@ def _fill_spots(image, avoid, boxes, starts, holes_flat, seeds, margin, scale, t
         rgb_to_lab_into(crop, lab)
         if 0 < count < hole.size:
             freqsplit_fill_into(crop, lab, hole, crop_avoid, scale, seeds[k], tone_taps, texture_taps, share_taps,
-                            energy_taps, filled)  # fmt: skip
+                            energy_taps, ratio_taps, filled)  # fmt: skip
         if count >= min_ratio_area:
             # The fill's L*: the crop's, converted anew only where the fill changed it.
             lightness = np.ascontiguousarray(lab[:, :, 0:1])

@@ -38,6 +38,15 @@ TEXTURE_GAIN = (0.5, 2.0)
 # at 2.5 robust sigmas (0.82 on dev, but test 0.87 -> 0.85, median 0.98 -> 0.94); a 1 / 2 px gap
 # next to the mask (0.76 / 0.73: the median ratio rises, the outer ring is the rougher); exponent
 # 0.5 / 0.9 / 1.0 (0.77 / 0.80 / 0.78); the gain clamped to (0.8, 1.25) (0.75).
+# Since then both strengths are measured in the texture check's band (RATIO_HIGH_PASS_SIGMA,
+# L - G_1px) on the result itself (removal._match_ring_texture): dev 0.80 -> 0.82 (3-px masks
+# 0.70 -> 0.72). Tried with it on dev, none kept: exponent 0.5 / 1.0 (0.77 / 0.80); the ring's
+# strength as 1.4826 x its MAD (0.77, median 0.89) or its RMS clipped at 2.5 robust sigmas
+# (0.81, median 0.94); the ring's RMS x 0.94 (0.82, median 0.94; 3-px masks 0.73); without
+# the energy damping (0.82, no change). The floor is the measure: on dev even the clean skin
+# next to the spot (same shape, overlapping half of it) is in [0.7, 1.3] of the skin under
+# it for only 69 % of the spots, and no estimate from the ring reached 0.88 even with its
+# scale fitted on dev.
 # Farthest donor offset, px at face scale (12 px gave the bench's 20-px figures, dE 2.03 vs
 # 2.02, texture equal, on crops 16 px narrower: the crop margin follows it, and with it
 # every per-spot pass) ...
