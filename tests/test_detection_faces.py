@@ -175,6 +175,42 @@ def test_an_upside_down_face_with_no_tag_is_found_on_the_turned_photo(photos):
 
 
 
+@needs_model
+def test_a_face_lying_on_its_side_with_no_tag_guards_its_features_without_narrowing_the_search():
+    """A portrait turned a quarter with no EXIF tag: the upright and 180-degree searches miss
+    it; read a quarter turned, its eyes, brows and lips are protected, but the search stays the
+    colour-only search of the whole photo (narrowed to the face, real acne lost lesions)."""
+    from skinretouch.benchmark.photoset import load_set_photos
+
+    (kim,) = load_set_photos(["clm_kim"]) or pytest.skip("bench photo unavailable")
+    image = kim.photo.rgb.astype(np.float32) / 255.0
+    (upright,) = fp.find_landmark_faces(image)
+    h, w = image.shape[:2]
+    sideways = np.ascontiguousarray(np.rot90(image, 1))  # (x, y) -> (y, w - x)
+    assert not fp.find_landmark_faces(sideways) and not fp.find_landmark_faces(sideways, upside_down=True)
+    (face,) = fp.find_faces(sideways)
+    assert face.guard_only
+
+    def turned(poly):
+        return np.stack([poly[:, 1], w - poly[:, 0]], axis=1)
+
+    features = _filled(sideways.shape[:2], [turned(p) for p in (*upright.eyes, *upright.brows, upright.lips)])
+    detection = ClassicalDetector(DetectConfig(sensitivity=1.0)).detect(sideways)
+    assert detection.method == "skin_colour"
+    assert detection.protected_mask[features].mean() > 0.95
+    assert not (detection.mask & features).any(), "spot pixels on a feature of the sideways face"
+
+
+@needs_model
+def test_a_skin_close_up_read_sideways_gets_no_face_whose_eyes_are_skin():
+    """Read a quarter turned, a close-up of skin can give the landmarker a face; one whose
+    "eyes" hold nothing dark is refused (it would protect acne as eyes)."""
+    (macro,) = bench_photos.load_bench_photos(names=["dermapred"]) or pytest.skip("macro unavailable")
+    image = macro.rgb.astype(np.float32) / 255.0
+    for turned in (image, np.ascontiguousarray(np.rot90(image, 1))):
+        assert not [f for f in fp.find_faces(turned) if f.guard_only]
+
+
 def test_a_turned_heads_crescent_outline_is_searched_as_its_hull():
     """On a profile the landmark oval's far side folds in over the near cheek: filled as drawn it
     is a crescent that leaves that cheek out, so it is searched as its convex hull. An ordinary

@@ -209,10 +209,11 @@ class ClassicalDetector:
         h, w = image.shape[:2]
         faces = find_faces(image, orientation=orientation,
                            model_path=self.config.face_model or str(DEFAULT_FACE_MODEL))
-        if faces:
-            scale = image_scale(h, w, face_width_px=float(faces[0].width))
+        searched = [f for f in faces if not f.guard_only]  # the faces the search keeps to
+        if searched:
+            scale = image_scale(h, w, face_width_px=float(searched[0].width))
             method = "face"
-            roi = union_box([face_region(f, h, w) for f in faces])
+            roi = union_box([face_region(f, h, w) for f in searched])
         else:
             scale = image_scale(h, w)
             method = "skin_colour"
@@ -240,9 +241,9 @@ class ClassicalDetector:
             for kind, box_list in named:
                 sparse_or(protected_full, masks[kind])
                 features.extend(ProtectedFeature(kind=kind, bbox=b) for b in box_list)
-        if faces:
+        if searched:
             in_face_small = np.zeros((sh, sw), np.uint8)
-            for face in faces:
+            for face in searched:
                 face_ellipse(in_face_small, face, roi, to_small)
             in_face_small = in_face_small.astype(bool)
 
@@ -258,8 +259,8 @@ class ClassicalDetector:
                 for b in boxes
             )
 
-        skin = self._skin_map(lab, faces, roi, to_small, in_face_small)
-        if any(face.landmarks is not None for face in faces):
+        skin = self._skin_map(lab, searched, roi, to_small, in_face_small)
+        if any(face.landmarks is not None for face in searched):
             # Inside a landmark face outline (features cut out later) the pixels are skin
             # even where light or make-up moves them off the colour fitted on the cheeks.
             # Only where the colour model failed on a good part of the face (one side in

@@ -58,6 +58,7 @@ TILE_SHARE = 0.6
 # while on a sideways face the turned view makes the landmarker read a small face into the
 # skin (dev real-acne photos: those were 0.18-0.24 of the side, the real faces 0.40-0.53).
 TURNED_FACE_MIN_SHARE = 0.3
+EYE_DARKNESS = 15.0  # L* units: see _eyes_look_real
 
 # Landmark indices (MediaPipe's 478-point face mesh) of each feature's outline.
 RIGHT_EYE = (33, 7, 163, 144, 145, 153, 154, 155, 133, 173, 157, 158, 159, 160, 161, 246)
@@ -304,7 +305,7 @@ def landmarker_available(model_path: str = str(DEFAULT_FACE_MODEL)) -> bool:
 
 def find_landmark_faces(image: np.ndarray, *, orientation: int = 1,
                         model_path: str = str(DEFAULT_FACE_MODEL),
-                        upside_down: bool = False) -> list[FaceLandmarks]:
+                        upside_down: bool = False, tiled: bool = True) -> list[FaceLandmarks]:
     """Every face's landmarks, largest face first, in the stored grid's pixels.
 
     Parameters
@@ -315,10 +316,12 @@ def find_landmark_faces(image: np.ndarray, *, orientation: int = 1,
     upside_down : bool
         Search the upright view turned 180 degrees instead, in one landmarker call (no tiles):
         the retry for a photo whose face is upside down with no tag saying so.
+    tiled : bool
+        False: one landmarker call on the whole photo, no tiles for small faces (a retry).
     """
     h, w = image.shape[:2]
     uh, uw = (w, h) if _turns_sideways(orientation) else (h, w)
-    tiled = not upside_down and max(uh, uw) >= TILE_MIN_SIDE_PX
+    tiled = tiled and not upside_down and max(uh, uw) >= TILE_MIN_SIDE_PX
     # One shrunk copy serves the whole-photo call and every tile: at the tiles' resolution
     # when there are tiles (the whole-photo call shrinks it further), so a large photo is
     # resampled once rather than once per window.
@@ -363,6 +366,19 @@ def find_faces(image: np.ndarray, *, orientation: int = 1,
             turned = find_landmark_faces(image, orientation=orientation, model_path=model_path,
                                          upside_down=True)
             found = [f for f in turned if f.width >= TURNED_FACE_MIN_SHARE * min(h, w)]
+        guard_only = False
+        for quarter in () if found else (6, 8):
+            # Or lying on its side with no tag (a phone photo whose tag was dropped): the
+            # stored grid read as turned a quarter either way, one call each. Such a face
+            # only guards its features: narrowing the search to it lost lesions (real-acne
+            # dev inflamed recall 0.72 -> 0.65: on these close-ups acne runs past the face
+            # outline), while without it the colour-only search marked eyes and brows.
+            turned = find_landmark_faces(image, orientation=quarter, model_path=model_path, tiled=False)
+            found = [f for f in turned if f.width >= TURNED_FACE_MIN_SHARE * min(h, w)
+                     and _eyes_look_real(image, f)]
+            guard_only = bool(found)
+            if found:
+                break
         for marks in found:
             def box(poly: np.ndarray) -> BBox:
                 return _clip(_poly_box(poly), h, w)
@@ -376,6 +392,7 @@ def find_faces(image: np.ndarray, *, orientation: int = 1,
                 eyes_found=2,
                 mouth_found=True,
                 landmarks=marks,
+                guard_only=guard_only,
             ))
         return [f for f in layouts if f.face[2] > 0 and f.face[3] > 0]
     if orientation == 1:
@@ -393,6 +410,33 @@ def find_faces(image: np.ndarray, *, orientation: int = 1,
             nose=back(face.nose), eyes_found=face.eyes_found, mouth_found=face.mouth_found,
         ))
     return layouts
+
+
+def _eyes_look_real(image: np.ndarray, marks: FaceLandmarks) -> bool:
+    """Whether the eyes of a face found on a turned view hold something dark (iris, lashes):
+    read a quarter turned, a skin close-up with no face can still give one (a forehead took
+    "eyes" and "lips" of skin). Real eyes, open or closed, are at least EYE_DARKNESS L* units
+    darker in their darkest tenth than the cheeks' median (bench and real-acne faces: 19-66,
+    one sideways pose 4; the forehead: 6)."""
+    from ..kernels.color import rgb_to_lab
+
+    h, w = image.shape[:2]
+    x0, y0 = np.maximum(np.floor(marks.points.min(axis=0)).astype(int), 0)
+    x1, y1 = np.minimum(np.ceil(marks.points.max(axis=0)).astype(int) + 1, (w, h))
+    if x1 - x0 < 4 or y1 - y0 < 4:
+        return False
+    lightness = rgb_to_lab(np.ascontiguousarray(image[y0:y1, x0:x1]))[..., 0]
+
+    def inside(polygons) -> np.ndarray:
+        mask = np.zeros(lightness.shape, np.uint8)
+        for poly in polygons:
+            cv2.fillPoly(mask, [np.round(poly - (x0, y0)).astype(np.int32)], 1)
+        return mask.astype(bool)
+
+    eyes, cheeks = inside(marks.eyes), inside(marks.cheeks)
+    if eyes.sum() < 5 or cheeks.sum() < 5:
+        return False
+    return float(np.median(lightness[cheeks]) - np.percentile(lightness[eyes], 10)) >= EYE_DARKNESS
 
 
 def _poly_box(poly: np.ndarray) -> BBox:

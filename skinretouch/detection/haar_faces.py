@@ -52,6 +52,9 @@ class FaceLayout:
     # Landmark outlines when the face came from the Face Landmarker (:mod:`.faces`); the
     # boxes above are then those outlines' bounding boxes.
     landmarks: object | None = None
+    # Found only on the photo read as turned a quarter (:func:`.faces.find_faces`): its eyes,
+    # brows, lips and nostrils are protected, but the search is not narrowed to it.
+    guard_only: bool = False
 
     @property
     def width(self) -> int:
