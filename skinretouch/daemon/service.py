@@ -194,6 +194,7 @@ class HotFolderService:
         self._saved_handlers: dict[int, Any] = {}
         self._saved_wakeup_fd: int | None = None
         self._status_version_written = -1
+        self._status_running_written: frozenset[str] = frozenset()
         self._status_written_at = 0.0
         self._last_summary = ""
 
@@ -697,11 +698,14 @@ class HotFolderService:
 
     def _write_status(self, *, force: bool = False) -> None:
         now = time.monotonic()
-        changed = self.state.version != self._status_version_written
+        running = [(str(job.path), now - started) for job, started in self.queue.running()]
+        # A photo's outcome is counted just before its job leaves the running set: a status
+        # written in between showed it both done and running, until the next refresh.
+        running_paths = frozenset(path for path, _ in running)
+        changed = self.state.version != self._status_version_written or running_paths != self._status_running_written
         due = now - self._status_written_at >= (STATUS_WRITE_INTERVAL_S if changed else STATUS_REFRESH_S)
         if not (force or due):
             return
-        running = [(str(job.path), now - started) for job, started in self.queue.running()]
         with self._retry_lock:
             self.state.waiting_to_retry = len(self._retries)
         snapshot = self.state.snapshot(
@@ -714,6 +718,7 @@ class HotFolderService:
         except OSError as exc:
             log.warning("status_not_written", error=str(exc))
         self._status_version_written = self.state.version
+        self._status_running_written = running_paths
         self._status_written_at = now
         summary = self._summary()
         if summary != self._last_summary:
