@@ -119,6 +119,8 @@ def draw_feature_masks(shape: tuple[int, int], layout: FaceLayout) -> dict[str, 
         ``{"eye": mask, "brow": mask, "lips": mask}`` (nostrils are found on pixels by the
         detector, inside ``layout.nose``).
     """
+    # Drawn as 0/1 bytes (OpenCV draws on uint8) and returned as bool views of them: no copy
+    # of three whole-photo maps.
     masks = {k: np.zeros(shape, np.uint8) for k in ("eye", "brow", "lips")}
     if layout.landmarks is not None:
         return _landmark_masks(shape, layout.landmarks, masks)
@@ -127,7 +129,7 @@ def draw_feature_masks(shape: tuple[int, int], layout: FaceLayout) -> dict[str, 
     for box in layout.brows:
         _ellipse(masks["brow"], box, grow=1.1)
     _ellipse(masks["lips"], layout.mouth, grow=1.1)
-    return {k: v.astype(bool) for k, v in masks.items()}
+    return {k: v.view(bool) for k, v in masks.items()}
 
 
 BROW_STRETCH = 1.15
@@ -167,7 +169,7 @@ def _landmark_masks(shape, marks, masks) -> dict[str, np.ndarray]:
             window = np.zeros((y1 - y0, x1 - x0), np.uint8)
             cv2.fillPoly(window, [np.round(poly - (x0, y0)).astype(np.int32)], 1)
             masks[kind][y0:y1, x0:x1] |= _grown(window, radius)
-    return {k: v.astype(bool) for k, v in masks.items()}
+    return {k: v.view(bool) for k, v in masks.items()}
 
 
 # Above this radius (px) a feature is grown through its distance transform: a dilation costs
