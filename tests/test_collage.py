@@ -88,8 +88,9 @@ def test_the_default_detector_splits_collages_and_the_config_can_say_no():
 
 def test_real_acne_mosaics_lose_more_inflamed_lesions_panel_by_panel():
     """The dev half's four-panel mosaics of ../shared/real-acne: searched whole, only the one
-    face found was searched. Measured: inflamed lesions found 12/35 -> 21/35, inflamed area
-    removed 0.34 -> 0.66 (test half's mosaics: 15/27 -> 16/27, 0.31 -> 0.39)."""
+    face found was searched. Measured: inflamed lesions found 14/35 -> 22/35, inflamed area
+    removed 0.37 -> 0.68 (test half's mosaics: 14/23 -> 15/23, 0.45 -> 0.47). The bounds on the
+    whole-photo search leave a lesion's room for platform differences."""
     folder = real_acne.default_real_acne_dir()
     if not folder.is_dir():
         pytest.skip(f"{folder} absent: the real-acne photos are not shipped with the project")
@@ -112,5 +113,6 @@ def test_real_acne_mosaics_lose_more_inflamed_lesions_panel_by_panel():
                 hit, total = hit + score["inflamed_found"], total + score["n_inflamed"]
                 area, masked = area + score["inflamed_area_px"], masked + score["inflamed_area_masked_px"]
         found[split] = (hit / total, masked / area)
-    assert found[True][0] >= 0.55 and found[False][0] <= 0.40
-    assert found[True][1] >= 0.60 and found[False][1] <= 0.40
+    assert found[True][0] >= 0.55 and found[False][0] <= 0.45
+    assert found[True][1] >= 0.60 and found[False][1] <= 0.45
+    assert found[True][0] >= found[False][0] + 0.15
