@@ -21,6 +21,7 @@ from skinretouch.config import DetectConfig  # noqa: E402
 from skinretouch.detection import Detection  # noqa: E402
 from skinretouch.detection.classical import ClassicalDetector  # noqa: E402
 from skinretouch.detection.factory import build_detector  # noqa: E402
+from detector_chain import inside_collage  # noqa: E402  (the default chain's collage wrapper)
 from skinretouch.detection.protocol import Detector  # noqa: E402
 
 real_acne = pytest.importorskip("skinretouch.benchmark.real_acne")
@@ -88,14 +89,14 @@ def test_the_factory_builds_the_mode_asked_for_and_modes_share_the_analysis():
     from skinretouch.config import DetectVerifyConfig
     from skinretouch.detection.verify import DEFAULT_VERIFIER_MODEL, VerifiedDetector
 
-    default = _inside_collage(build_detector(DetectConfig()))
+    default = inside_collage(build_detector(DetectConfig()))
     if DEFAULT_VERIFIER_MODEL.is_file():  # the classical candidates, then the verifier
         assert isinstance(default, VerifiedDetector) and isinstance(default.base, ClassicalDetector)
     else:
         assert isinstance(default, ClassicalDetector)
-    assert isinstance(_inside_collage(build_detector(DetectConfig(verify=DetectVerifyConfig(enabled=False)))),
+    assert isinstance(inside_collage(build_detector(DetectConfig(verify=DetectVerifyConfig(enabled=False)))),
                       ClassicalDetector)
-    assert isinstance(_inside_collage(build_detector(DetectConfig(anomaly_filter=True))), AnomalyFilteredDetector)
+    assert isinstance(inside_collage(build_detector(DetectConfig(anomaly_filter=True))), AnomalyFilteredDetector)
     anomaly = build_detector(DetectConfig(mode="anomaly"))
     assert isinstance(anomaly, AnomalyDetector) and isinstance(anomaly, Detector)
     # The anomaly mode takes faces and protected features from the classical analysis, not
@@ -109,12 +110,3 @@ def test_the_factory_builds_the_mode_asked_for_and_modes_share_the_analysis():
     found = anomaly.detect(image)
     assert isinstance(found, Detection) and found.labels.shape == (96, 96)
     assert calls == []
-
-
-def _inside_collage(detector):
-    """The detector a collage wrapper runs on each panel (the default wraps every classical
-    chain: :mod:`skinretouch.detection.collage`)."""
-    from skinretouch.detection.collage import CollageDetector
-
-    assert isinstance(detector, CollageDetector)
-    return detector.base

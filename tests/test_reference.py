@@ -14,6 +14,8 @@ from skinretouch.engines.classical_detector import ClassicalDetector
 from skinretouch.engines.reference import ReferenceDetector, ReferenceError, load_references
 from skinretouch.kernels.descriptors import DESCRIPTOR_NAMES, skin_descriptors
 
+from detector_chain import inside_collage  # the default chain's collage wrapper
+
 
 @pytest.fixture(scope="module")
 def photos():
@@ -159,19 +161,10 @@ def test_detector_from_config_picks_by_keys(tmp_path):
     from skinretouch.config import DetectVerifyConfig
 
     config = DetectConfig(verify=DetectVerifyConfig(enabled=False))
-    assert isinstance(_inside_collage(detector_from_config(config)), ClassicalDetector)
-    assert isinstance(_inside_collage(detector_from_config(dataclasses.replace(config, anomaly_filter=True))),
+    assert isinstance(inside_collage(detector_from_config(config)), ClassicalDetector)
+    assert isinstance(inside_collage(detector_from_config(dataclasses.replace(config, anomaly_filter=True))),
                       AnomalyFilteredDetector)
     with pytest.raises(ReferenceError, match="one mask per reference"):
         detector_from_config(dataclasses.replace(config, references=(str(tmp_path / "a.png"),)))
     with pytest.raises(ReferenceError, match="cannot read"):
         detector_from_config(dataclasses.replace(config, references=("a.png",), reference_masks=("m.png",)))
-
-
-def _inside_collage(detector):
-    """The detector a collage wrapper runs on each panel (the default wraps every classical
-    chain: :mod:`skinretouch.detection.collage`)."""
-    from skinretouch.detection.collage import CollageDetector
-
-    assert isinstance(detector, CollageDetector)
-    return detector.base

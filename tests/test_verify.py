@@ -21,6 +21,7 @@ os.environ.setdefault("NUMBA_CACHE_DIR", "/tmp/numba_cache")
 from skinretouch.config import DetectConfig, DetectVerifyConfig  # noqa: E402
 from skinretouch.detection.classical import ClassicalDetector  # noqa: E402
 from skinretouch.detection.factory import build_detector  # noqa: E402
+from detector_chain import inside_collage  # noqa: E402  (the default chain's collage wrapper)
 from skinretouch.detection.verify import (  # noqa: E402
     DEFAULT_VERIFIER_MODEL,
     FEATURE_NAMES,
@@ -74,13 +75,13 @@ def test_without_a_model_file_nothing_is_filtered_and_the_doctor_says_so(tmp_pat
     from skinretouch.config import Config
 
     assert load_verifier(DetectVerifyConfig(enabled=False)) is None
-    assert isinstance(_inside_collage(build_detector(DetectConfig(verify=DetectVerifyConfig(enabled=False)))),
+    assert isinstance(inside_collage(build_detector(DetectConfig(verify=DetectVerifyConfig(enabled=False)))),
                       ClassicalDetector)
     # The shipped file missing (a checkout before `make train-verifier`) turns the stage off; a
     # configured path that does not exist is refused by the config instead.
     monkeypatch.setattr(verify_module, "DEFAULT_VERIFIER_MODEL", tmp_path / "none.json")
     assert load_verifier(DetectVerifyConfig()) is None
-    assert isinstance(_inside_collage(build_detector(DetectConfig())), ClassicalDetector)
+    assert isinstance(inside_collage(build_detector(DetectConfig())), ClassicalDetector)
     row = doctor._detector_verifier(Config())
     assert not row.available and "not filtered" in row.detail and "make train-verifier" in row.detail
 
@@ -117,7 +118,7 @@ def test_the_shipped_model_matches_the_features_and_the_config_shift_moves_its_t
     assert 0.0 < verifier.threshold < 1.0
     stricter = load_verifier(DetectVerifyConfig(threshold_shift=0.1))
     assert stricter.threshold == pytest.approx(min(1.0, verifier.threshold + 0.1))
-    assert isinstance(_inside_collage(build_detector(DetectConfig())), VerifiedDetector)
+    assert isinstance(inside_collage(build_detector(DetectConfig())), VerifiedDetector)
 
 
 # --- measured on dev-style cases --------------------------------------------------------------
@@ -230,12 +231,3 @@ def test_training_is_deterministic():
     a = fit_boosted_trees(x, y, n_trees=20)
     b = fit_boosted_trees(x2, y2, n_trees=20)
     assert np.array_equal(a.leaf, b.leaf) and np.array_equal(a.threshold, b.threshold)
-
-
-def _inside_collage(detector):
-    """The detector a collage wrapper runs on each panel (the default wraps every classical
-    chain: :mod:`skinretouch.detection.collage`)."""
-    from skinretouch.detection.collage import CollageDetector
-
-    assert isinstance(detector, CollageDetector)
-    return detector.base

@@ -36,7 +36,7 @@ class CollageDetector:
 
 def merge_detections(parts: list[tuple[BBox, Detection]], shape: tuple[int, int]) -> Detection:
     """One detection of a photo of ``shape`` from its panels' detections (each in its panel's
-    own pixels): labels renumbered after one another, boxes moved to the photo.
+    own pixels; at least one): labels renumbered after one another, boxes moved to the photo.
 
     The photo gets one face scale, the scale of the panel with the most spot pixels (the
     removal sizes its filters by it; the panels of one collage rarely differ much).
@@ -46,7 +46,7 @@ def merge_detections(parts: list[tuple[BBox, Detection]], shape: tuple[int, int]
     protected_mask = np.zeros((height, width), bool)
     spots, protected = [], []
     offset = 0
-    scale, most_spot_px = parts[0][1].scale if parts else 1.0, -1
+    scale, most_spot_px = parts[0][1].scale, -1
     for (x, y, w, h), part in parts:
         own = part.labels
         window = labels[y : y + h, x : x + w]

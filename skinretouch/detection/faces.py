@@ -145,11 +145,6 @@ def upright_view(image: np.ndarray, orientation: int) -> np.ndarray:
     return a
 
 
-def _turns_sideways(orientation: int) -> bool:
-    """Whether EXIF ``orientation`` swaps width and height."""
-    return orientation in (5, 6, 7, 8)
-
-
 def to_stored_points(points: np.ndarray, orientation: int, stored_shape: tuple[int, int]) -> np.ndarray:
     """Map ``(x, y)`` points (continuous pixel coordinates) of the upright view back to the
     stored grid of shape ``(H, W)``."""
@@ -320,7 +315,7 @@ def find_landmark_faces(image: np.ndarray, *, orientation: int = 1,
         False: one landmarker call on the whole photo, no tiles for small faces (a retry).
     """
     h, w = image.shape[:2]
-    uh, uw = (w, h) if _turns_sideways(orientation) else (h, w)
+    uh, uw = (w, h) if orientation in (5, 6, 7, 8) else (h, w)  # these swap width and height
     tiled = tiled and not upside_down and max(uh, uw) >= TILE_MIN_SIDE_PX
     # One shrunk copy serves the whole-photo call and every tile: at the tiles' resolution
     # when there are tiles (the whole-photo call shrinks it further), so a large photo is
@@ -365,7 +360,7 @@ def find_faces(image: np.ndarray, *, orientation: int = 1,
             # editor that dropped the tag): one more call, on the view turned 180 degrees.
             turned = find_landmark_faces(image, orientation=orientation, model_path=model_path,
                                          upside_down=True)
-            found = [f for f in turned if f.width >= TURNED_FACE_MIN_SHARE * min(h, w)]
+            found = [f for f in turned if _wide_enough(f, image)]
         guard_only = False
         for quarter in () if found else (6, 8):
             # Or lying on its side with no tag (a phone photo whose tag was dropped): the
@@ -374,8 +369,7 @@ def find_faces(image: np.ndarray, *, orientation: int = 1,
             # dev inflamed recall 0.72 -> 0.65: on these close-ups acne runs past the face
             # outline), while without it the colour-only search marked eyes and brows.
             turned = find_landmark_faces(image, orientation=quarter, model_path=model_path, tiled=False)
-            found = [f for f in turned if f.width >= TURNED_FACE_MIN_SHARE * min(h, w)
-                     and _eyes_look_real(image, f)]
+            found = [f for f in turned if _wide_enough(f, image) and _eyes_look_real(image, f)]
             guard_only = bool(found)
             if found:
                 break
@@ -410,6 +404,11 @@ def find_faces(image: np.ndarray, *, orientation: int = 1,
             nose=back(face.nose), eyes_found=face.eyes_found, mouth_found=face.mouth_found,
         ))
     return layouts
+
+
+def _wide_enough(marks: FaceLandmarks, image: np.ndarray) -> bool:
+    """Whether a face found on a turned view is wide enough to be one (TURNED_FACE_MIN_SHARE)."""
+    return marks.width >= TURNED_FACE_MIN_SHARE * min(image.shape[:2])
 
 
 def _eyes_look_real(image: np.ndarray, marks: FaceLandmarks) -> bool:
