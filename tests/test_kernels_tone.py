@@ -94,3 +94,19 @@ def test_degenerate_inputs():
     assert np.allclose(tone_fill(lab, one), lab, atol=1e-3)
     with pytest.raises(ValueError):
         tone_fill(lab[..., :2], one)
+
+
+def test_the_trend_fit_solves_its_normal_equations_like_lapack():
+    """The tone trend's small least-squares system is solved without LAPACK (start-up, issue
+    17); on random well-posed and badly scaled systems it must agree with numpy's solver."""
+    from skinretouch.kernels.tone import _solve_small
+
+    rng = np.random.default_rng(11)
+    for trial in range(200):
+        basis = rng.normal(size=(40, 6)) * np.array([1.0, 1.0, 1.0, 1e-3, 1e-3, 1e-3]) ** (trial % 2)
+        matrix = basis.T @ basis + 1e-6 * np.eye(6)
+        rhs = rng.normal(size=(6, 3))
+        expected = np.linalg.solve(matrix, rhs)
+        np.testing.assert_allclose(_solve_small(matrix, rhs), expected, rtol=1e-7, atol=1e-9 * np.abs(expected).max())
+    with pytest.raises(ZeroDivisionError):
+        _solve_small(np.zeros((6, 6)), np.ones((6, 3)))

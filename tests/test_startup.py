@@ -111,3 +111,39 @@ def test_a_cached_kernel_loads_without_numbas_registries_even_one_that_hashes(tm
     assert all(run.returncode == 0 for run in runs), runs[-1].stderr[-2000:]
     assert compiled[0] == cached[0]
     assert (compiled[1], cached[1]) == ("True", "False")  # compiling refreshed; loading did not
+
+
+BLAS_KERNELS = '''
+import sys
+import numpy as np
+from numba import njit
+import skinretouch.kernels
+
+@njit(cache=True)
+def middle(a):
+    return np.median(a)
+
+@njit(cache=True)
+def solved(a, b):
+    return np.linalg.solve(a, b), np.dot(a, b)
+
+print(middle(np.arange(9.0)), "scipy.linalg" in sys.modules)
+x, y = solved(np.array([[3.0, 1.0], [1.0, 2.0]]), np.array([[9.0], [8.0]]))
+print(np.round(x.ravel(), 6).tolist(), np.round(y.ravel(), 6).tolist())
+'''
+
+
+def test_a_cached_kernel_loads_without_scipy_linalg_and_one_that_needs_lapack_still_runs(tmp_path):
+    """Loading a cached kernel imports numba's numpy implementations, whose BLAS probe would
+    import scipy.linalg (a tenth of a second or more of every start); it is answered without
+    it. A kernel that does call BLAS/LAPACK must still load from the cache and compute right."""
+    probe = tmp_path / "blas_kernels.py"
+    probe.write_text(BLAS_KERNELS)
+    env = {**os.environ, "NUMBA_CACHE_DIR": str(tmp_path / "cache")}
+    runs = [subprocess.run([sys.executable, str(probe)], capture_output=True, text=True, env=env, timeout=300)
+            for _ in range(2)]  # fmt: skip
+    assert all(run.returncode == 0 for run in runs), runs[-1].stderr[-2000:]
+    cached = runs[1].stdout.splitlines()
+    assert cached[0] == "4.0 False"  # the median kernel loaded; scipy.linalg not imported
+    assert cached[1] == "[2.0, 3.0] [35.0, 25.0]"
+    assert runs[0].stdout.splitlines()[1] == cached[1]  # as compiled

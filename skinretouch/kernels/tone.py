@@ -218,11 +218,13 @@ def _fit_trend(low, valid, distance, gap_px, ring_px, hole, near_weight, tukey_d
     coefficients = np.zeros((6, 3), np.float64)
     for _ in range(3):
         coefficients = _weighted_lstsq(basis, values, weights)
-        fitted = basis @ coefficients
         for i in range(count):
             error = 0.0
             for c in range(3):
-                error += (values[i, c] - fitted[i, c]) ** 2
+                fitted = 0.0
+                for term in range(6):
+                    fitted += basis[i, term] * coefficients[term, c]
+                error += (values[i, c] - fitted) ** 2
             t = np.sqrt(error) / tukey_de
             weights[i] = prior[i] * ((1.0 - t * t) ** 2 if t < 1.0 else 0.0)
         if weights.sum() < 1e-3 * prior.sum():
@@ -273,7 +275,45 @@ def _weighted_lstsq(basis, values, weights):
                 rhs[a, c] += w * basis[i, a] * values[i, c]
     for a in range(1, n_terms):
         normal[a, a] += 1e-3 * total * (1.0 if a < 3 else 10.0)
-    return np.linalg.solve(normal, rhs)
+    return _solve_small(normal, rhs)
+
+
+@njit(cache=True, nogil=True)
+def _solve_small(matrix, rhs):
+    """``matrix^-1 rhs`` by Gaussian elimination with partial pivoting, for a few unknowns.
+
+    Written out rather than ``np.linalg.solve``: that calls LAPACK through scipy.linalg, whose
+    import costs a whole ``process`` start a tenth of a second or more (issue 17).
+    """
+    n = matrix.shape[0]
+    a = matrix.copy()
+    b = rhs.copy()
+    for col in range(n):
+        pivot = col
+        for row in range(col + 1, n):
+            if abs(a[row, col]) > abs(a[pivot, col]):
+                pivot = row
+        if a[pivot, col] == 0.0:
+            raise ZeroDivisionError("singular matrix")
+        if pivot != col:
+            for k in range(n):
+                a[col, k], a[pivot, k] = a[pivot, k], a[col, k]
+            for k in range(b.shape[1]):
+                b[col, k], b[pivot, k] = b[pivot, k], b[col, k]
+        for row in range(col + 1, n):
+            factor = a[row, col] / a[col, col]
+            for k in range(col, n):
+                a[row, k] -= factor * a[col, k]
+            for k in range(b.shape[1]):
+                b[row, k] -= factor * b[col, k]
+    solution = np.zeros_like(b)
+    for row in range(n - 1, -1, -1):
+        for k in range(b.shape[1]):
+            total = b[row, k]
+            for j in range(row + 1, n):
+                total -= a[row, j] * solution[j, k]
+            solution[row, k] = total / a[row, row]
+    return solution
 
 
 @njit(cache=True, nogil=True)
