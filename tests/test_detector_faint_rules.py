@@ -94,6 +94,18 @@ def test_a_faint_dark_spot_is_dark_in_l_noise_units_brown_and_not_a_mole(detecto
     assert detector._kind_of({**spot, "plateau": 0.9}, UNIT) is None  # flat-topped: a mole's shape
 
 
+def test_a_faint_dark_spot_on_tan_skin_need_not_be_yellower_if_round_and_not_grey(detector):
+    # L -10 on smooth skin, b* a little DOWN: a darker mark on tan or brown skin is often no
+    # yellower than the skin around it (the dev bench's misses on medium and dark skin).
+    spot = _region(radius=4.0, dl=-10.0, da=2.0, db=-3.0, plateau=0.6, peak=1.4, noise=(1.0, 0.6, 0.6))
+    assert detector._kind_of(spot, UNIT) == "dark_spot"
+    # Without the colour cue the shape must carry it: not irregular, not elongated ...
+    assert detector._kind_of({**spot, "solidity": 0.7}, UNIT) is None  # a crease's crossing
+    assert detector._kind_of({**spot, "sxx": 4.0 * spot["sxx"]}, UNIT) is None  # elongation 2: a fold
+    # ... and not grey: a* + b* falling by 4 local SDs together is a blackhead's colour.
+    assert detector._kind_of({**spot, "core_da": -2.0, "core_db": -4.0}, UNIT) != "dark_spot"
+
+
 def test_region_noise_is_the_mean_noise_and_the_least_feature_distance():
     labels = np.zeros((6, 6), np.int32)
     labels[1:3, 1:3] = 1
@@ -115,9 +127,12 @@ def test_a_red_bump_darker_than_red_in_lab_is_a_papule_when_redder_in_noise_unit
     assert detector._rule_kind(bump, UNIT) is None
     # ... but 8 local a* SDs against 5.5 local L SDs: redder than dark for this skin.
     assert detector._kind_of(bump, UNIT) == "papule"
-    # A shadow that darkens the skin more than its noise than it reddens it is not one.
-    assert detector._kind_of({**bump, "core_da": 5.0}, UNIT) is None  # 5 a* SDs < 5.5 L SDs
-    assert detector._kind_of({**bump, "noise_l": 1.2}, UNIT) is None  # smooth skin: 9 L SDs
+    # A mark that darkens the skin more than its noise than it reddens it is no papule (round
+    # and compact, it is a reddish-brown dark spot: see the faint dark-spot test).
+    assert detector._kind_of({**bump, "core_da": 5.0}, UNIT) != "papule"  # 5 a* SDs < 5.5 L SDs
+    assert detector._kind_of({**bump, "noise_l": 1.2}, UNIT) != "papule"  # smooth skin: 9 L SDs
+    # Irregular, it is neither (a fold's shadow).
+    assert detector._kind_of({**bump, "core_da": 5.0, "solidity": 0.7}, UNIT) is None
 
 
 def test_a_red_bump_is_not_a_mole_and_keeps_to_quiet_skin_clear_of_features(detector):

@@ -158,6 +158,14 @@ class _Thresholds:
     dark_rel_max_plateau: float = 0.75
     dark_rel_max_elongation: float = 2.5
     dark_rel_ring_k: float = 2.5  # ring L SD at most this many local L SDs (or the fixed limits)
+    # ... or, without the b* rise, not grey: a* + b* fall by less than this many local a*/b*
+    # SDs together (the faint-blackhead measure). On tan and brown skin a darker mark is often
+    # no yellower than the skin around it, only darker.
+    dark_rel_grey_k: float = 4.0
+    # Without the colour cue the shape must say "spot": round and compact (a crease's crossing
+    # or a notch where an ear meets the hair is darker, not yellower, but irregular).
+    dark_rel_grey_min_solidity: float = 0.8
+    dark_rel_grey_max_elongation: float = 1.5
 
 
 class ClassicalDetector:
@@ -661,13 +669,23 @@ class ClassicalDetector:
         return (
             t.dark_spot_dark / g <= dark < t.mole_dark
             and dark >= t.dark_rel / g * max(f["noise_l"], 1e-3)
-            and yellow >= t.dark_spot_yellow / g
+            and (yellow >= t.dark_spot_yellow / g or self._round_and_not_grey(f))
             and red <= max(t.dark_spot_max_red, 0.4 * dark)
             and r_eq >= t.dark_spot_min_r
             and _elongation(f) <= t.dark_rel_max_elongation
             and f["plateau"] < t.dark_rel_max_plateau
             and f["peak"] >= t.dark_rel_min_peak / g
             and f["ring_l_std"] <= max(t.dark_spot_max_ring_sd, t.dark_rel_ring_k * f["noise_l"], 0.3 * dark)
+        )
+
+    def _round_and_not_grey(self, f: dict[str, float]) -> bool:
+        """A dark mark no yellower than the skin: its a* + b* fall less than the faint-blackhead
+        measure of grey, and it is round and compact."""
+        t = self._t
+        return (
+            -(f["core_da"] + f["core_db"]) < t.dark_rel_grey_k * (f["noise_a"] + f["noise_b"])
+            and f.get("solidity", 1.0) >= t.dark_rel_grey_min_solidity
+            and _elongation(f) <= t.dark_rel_grey_max_elongation
         )
 
     def _plain_region(self, f: dict[str, float], unit: float) -> bool:
