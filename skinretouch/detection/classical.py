@@ -87,6 +87,10 @@ class _Thresholds:
     max_r: float = 28.0  # larger regions are shading, not spots (inflamed halos are big)
     max_elongation: float = 3.5  # major/minor axis ratio above which a region is a line
     min_solidity: float = 0.5  # area / convex hull: jagged pieces are texture
+    # ...but inflamed papules side by side flood into one jagged region: a region far redder
+    # than the local a* noise (this many SDs) is a cluster, taken down to a lower solidity.
+    cluster_red_k: float = 8.0
+    cluster_min_solidity: float = 0.3
     max_ring_busy: float = 0.25  # share of the ring as strong as the spot's edge
     min_ring_allowed: float = 0.6  # share of the ring that is searchable skin
     min_ring_skin: float = 0.08  # mean skin likelihood of the ring
@@ -680,9 +684,30 @@ class ClassicalDetector:
             or f["ring_allowed"] < t.min_ring_allowed
             or f["ring_skin"] < t.min_ring_skin
             or f["ring_busy"] > t.max_ring_busy
-            or (f["area"] >= 12 and f.get("solidity", 1.0) < t.min_solidity)
+            or self._jagged(f)
             or math.sqrt(f["area"] / math.pi) / unit > t.max_r
         )
+
+    def _jagged(self, f: dict[str, float]) -> bool:
+        """Too jagged for a spot: a piece of texture, unless it is a cluster of inflamed bumps,
+        which may be as jagged as ``cluster_min_solidity``: far redder than the local a* noise
+        (``cluster_red_k`` SDs), redder than it is dark (a fold's shadow is darker), on a quiet
+        ring clear of the features (a lip's corner or a nostril's rim is red and jagged too)."""
+        t = self._t
+        solidity = f.get("solidity", 1.0)
+        if f["area"] < 12 or solidity >= t.min_solidity:
+            return False
+        if solidity < t.cluster_min_solidity or "noise_a" not in f:
+            return True
+        red, dark = f["core_da"], -f["core_dl"]
+        cluster = (
+            red >= t.papule_red / self._gain
+            and red >= t.cluster_red_k / self._gain * max(f["noise_a"], 1e-3)
+            and red >= dark
+            and f["ring_l_std"] <= t.papule_max_ring_sd
+            and f["feature_clearance"] >= t.dim_feature_clearance
+        )
+        return not cluster
 
     def _dim_blackhead(self, f: dict[str, float], unit: float) -> bool:
         """A small grey-black plug that stands out of the local L noise (too faint in Lab units
@@ -813,7 +838,7 @@ class ClassicalDetector:
             or f["ring_allowed"] < min_ring_allowed
             or f["ring_skin"] < t.min_ring_skin
             or f["ring_busy"] > t.max_ring_busy
-            or (area >= 12 and f.get("solidity", 1.0) < t.min_solidity)
+            or self._jagged(f)
         ):
             return None
         if r_eq > t.max_r or (r_eq > t.mole_r[1] and dark >= t.large_mark_dark / g):
