@@ -25,6 +25,9 @@ Steps for one photo:
    protected rather than returned.
 5. Labels are brought back to the photo's pixel grid; where the search ran shrunk, each
    spot's outline is redrawn at full resolution from the full-resolution contrast.
+6. A photo with no face searched (a close-up: its face scale is only guessed from its size)
+   is looked at again at twice that scale; the papules and pustules found only there (larger
+   than the guess expects) are added.
 """
 
 from __future__ import annotations
