@@ -88,9 +88,10 @@ def test_the_default_detector_splits_collages_and_the_config_can_say_no():
 
 def test_real_acne_mosaics_lose_more_inflamed_lesions_panel_by_panel():
     """The dev half's four-panel mosaics of ../shared/real-acne: searched whole, only the one
-    face found was searched. Measured: inflamed lesions found 14/35 -> 22/35, inflamed area
-    removed 0.37 -> 0.68 (test half's mosaics: 14/23 -> 15/23, 0.45 -> 0.47). The bounds on the
-    whole-photo search leave a lesion's room for platform differences."""
+    face found was searched. Measured when the split came: inflamed lesions found 14/35 -> 22/35,
+    inflamed area removed 0.37 -> 0.68 (test half's mosaics: 14/23 -> 15/23, 0.45 -> 0.47).
+    With the cluster rule and the coarse look of faceless panels (both searches gain):
+    16/35 -> 29/35, 0.41 -> 0.87. The bounds leave a lesion's room for platform differences."""
     folder = real_acne.default_real_acne_dir()
     if not folder.is_dir():
         pytest.skip(f"{folder} absent: the real-acne photos are not shipped with the project")
@@ -113,6 +114,6 @@ def test_real_acne_mosaics_lose_more_inflamed_lesions_panel_by_panel():
                 hit, total = hit + score["inflamed_found"], total + score["n_inflamed"]
                 area, masked = area + score["inflamed_area_px"], masked + score["inflamed_area_masked_px"]
         found[split] = (hit / total, masked / area)
-    assert found[True][0] >= 0.55 and found[False][0] <= 0.45
-    assert found[True][1] >= 0.60 and found[False][1] <= 0.45
-    assert found[True][0] >= found[False][0] + 0.15
+    assert found[True][0] >= 0.78 and found[False][0] <= 0.49
+    assert found[True][1] >= 0.80 and found[False][1] <= 0.45
+    assert found[True][0] >= found[False][0] + 0.25

@@ -330,3 +330,40 @@ def test_skin_colour_model_fits_and_scores():
     probe = np.array([[[65, 14, 17], [40, -20, -30]]], np.float32)
     likelihood = ks.skin_likelihood(probe, model)
     assert likelihood[0, 0] > 0.9 and likelihood[0, 1] < 1e-3
+
+
+def test_the_coarse_look_adds_only_inflamed_spots_on_free_unprotected_skin():
+    """A faceless photo's second, coarser look (``_with_coarse_spots``): its papules and pustules
+    that overlap no spot of the first look are added, cut off the first look's protected pixels;
+    a coarse spot overlapping a first-look spot, a dark kind, or one mostly on protected pixels
+    is not."""
+    from skinretouch.detection.classical import _with_coarse_spots
+    from skinretouch.detection.types import Spot
+
+    def detection(boxes_kinds, protected=None):
+        labels = np.zeros((40, 40), np.int32)
+        spots = []
+        for label, ((y0, x0, y1, x1), kind) in enumerate(boxes_kinds, start=1):
+            labels[y0:y1, x0:x1] = label
+            spots.append(Spot(label=label, kind=kind, score=0.5))
+        mask = np.zeros((40, 40), bool) if protected is None else protected
+        return Detection(labels=labels, spots=spots, protected_mask=mask, protected=[], scale=1.0,
+                         method="skin_colour")
+
+    protected = np.zeros((40, 40), bool)
+    protected[30:40, 0:10] = True  # a mole the first look kept
+    protected[0:10, 30:32] = True  # a hair strand across a coarse papule
+    fine = detection([((0, 0, 4, 4), "papule")], protected)
+    coarse = detection([
+        ((2, 2, 8, 8), "papule"),  # overlaps the first look's papule
+        ((10, 10, 16, 16), "pustule"),  # free: added
+        ((20, 0, 26, 6), "dark_spot"),  # not an inflamed kind
+        ((31, 1, 39, 9), "papule"),  # on the mole
+        ((0, 28, 6, 34), "papule"),  # free but crossed by the hair strand: added, cut
+    ])
+    merged = _with_coarse_spots(fine, coarse)
+    assert [(s.label, s.kind) for s in merged.spots] == [(1, "papule"), (2, "pustule"), (3, "papule")]
+    assert (merged.labels[10:16, 10:16] == 2).all()
+    assert int((merged.labels == 3).sum()) == 36 - 12 and not (merged.labels[0:6, 30:32] > 0).any()
+    assert not merged.labels[20:26, 0:6].any() and not merged.labels[31:39, 1:9].any()
+    assert int((merged.labels == 1).sum()) == 16 and merged.label_boxes is None
