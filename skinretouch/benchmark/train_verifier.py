@@ -2,7 +2,9 @@
 
 ``python -m skinretouch.benchmark.train_verifier [--out PATH] [--table FILE.npz]`` (``make
 train-verifier``) rebuilds ``skinretouch/detection/verifier_model.json``. Rerun it whenever the
-candidate stage changes: the model learns what that stage's candidates look like.
+candidate stage changes: the model learns what that stage's candidates look like. Compare the new
+file with the shipped one on the dev bench (``--config`` with ``[detect.verify] model = PATH``)
+before replacing it: a retrain is not always better (bench/README.md, the verifier).
 
 Rows: every candidate of the candidate stage (the classical detector without the verifier) on
 
