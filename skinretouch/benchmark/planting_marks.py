@@ -5,8 +5,9 @@ Post-inflammatory marks, modelled on the red and brown marks of the dev real-acn
 over most of the radius, an irregular outline, faint to moderate, and sometimes two or three
 close together. Colour changes are relative to the local skin, so they read on every tone:
 
-- ``red_mark``: a* +3..+10, lightness x(0.92..0.99), b* about unchanged;
-- ``brown_mark``: lightness x(0.82..0.95) (L* -3..-12 on light skin, less on dark), b* x(1.0..1.2)
+- ``red_mark``: a* +3..+10, lightness x(0.92..0.99), b* about unchanged (at the centre; a blotchy
+  field takes up to 30 % off here and there);
+- ``brown_mark``: lightness x(0.81..0.95) (L* -3..-12 on light skin, less on dark), b* x(1.0..1.2)
   (a small rise, smaller still on dark skin, whose b* is lower), a* +0..2;
 - ``mole``: ``keep=True``, sharp edge, uniform, lightness x(0.45..0.7) of the skin around it,
   radius 1.5-3, 3-6 or 6-9 px at face scale (one of the three drawn evenly), so small moles show.
@@ -42,7 +43,7 @@ SPOT_KINDS = BLEMISH_KINDS + ("mole",)
 MARK_RADIUS_PX = (3.0, 12.0)
 MOLE_RADIUS_PX = ((1.5, 3.0), (3.0, 6.0), (6.0, 9.0))
 # Edge ramp (start, end) in outline radii: marks fade out over most of their radius, moles do not.
-EDGE_RAMP = {"red_mark": (0.15, 1.35), "brown_mark": (0.2, 1.3), "mole": (0.9, 1.05)}
+EDGE_RAMP = {"red_mark": (0.3, 1.4), "brown_mark": (0.3, 1.4), "mole": (0.9, 1.05)}
 CLUSTER_CHANCE = 0.35  # a mark brings one or two more marks of its kind close by
 OUTLINE_AMPLITUDE = {"red_mark": 0.25, "brown_mark": 0.25, "mole": 0.08}
 
@@ -158,16 +159,16 @@ def _render(kind, rng, lab, center, radius, scale):
         painted = target + np.zeros_like(lab)
         painted[..., 0] += 0.3 * (lab[..., 0] - ndi.gaussian_filter(lab[..., 0], scale))  # a little texture
         return lab * (1.0 - weight[..., None]) + painted * weight[..., None], weight, core
-    # Marks are blotchy: a smooth random field (0.6..1) modulates their strength.
+    # Marks are blotchy: a smooth random field (0.7..1) modulates their strength.
     blotch = ndi.gaussian_filter(rng.standard_normal(lab.shape[:2]), max(1.0, 0.35 * radius))
-    blotch = 0.8 + 0.2 * blotch / max(np.abs(blotch).max(), 1e-9)
+    blotch = 0.85 + 0.15 * blotch / max(np.abs(blotch).max(), 1e-9)
     weight = weight * blotch
     if kind == "red_mark":
         out[..., 0] *= 1.0 - rng.uniform(0.01, 0.08) * weight
         out[..., 1] += rng.uniform(3.0, 10.0) * weight
         out[..., 2] += rng.uniform(-1.0, 1.5) * weight
     elif kind == "brown_mark":
-        out[..., 0] *= 1.0 - rng.uniform(0.05, 0.18) * weight
+        out[..., 0] *= 1.0 - rng.uniform(0.05, 0.19) * weight
         out[..., 1] += rng.uniform(0.0, 2.0) * weight
         out[..., 2] *= 1.0 + rng.uniform(0.0, 0.2) * weight
     else:
