@@ -9,7 +9,8 @@ close together. Colour changes are relative to the local skin, so they read on e
   field takes up to 30 % off here and there);
 - ``brown_mark``: lightness x(0.81..0.95) (L* -3..-12 on light skin, less on dark), b* x(1.0..1.2)
   (a small rise, smaller still on dark skin, whose b* is lower), a* +0..2;
-- ``mole``: ``keep=True``, sharp edge, uniform, lightness x(0.45..0.7) of the skin around it,
+- ``mole``: ``keep=True``, sharp edge, uniform, lightness x(0.45..0.7) of the skin around it (a*
+  +0..4, b* -2..+4),
   radius 1.5-3, 3-6 or 6-9 px at face scale (one of the three drawn evenly), so small moles show.
 
 Marks are 3-12 px in radius at face scale. Interface, ground truth (footprint, core) and spacing
@@ -112,7 +113,8 @@ def _plant_one(kind, radius, rng, scale, photo, sites, blemished, near=None):
         y0, y1, x0, x1 = max(0, cy - half), min(height, cy + half + 1), max(0, cx - half), min(width, cx + half + 1)
         window = (slice(y0, y1), slice(x0, x1))
         before = blemished[window].astype(np.float64)
-        new_lab, weight, core = _render(kind, rng, rgb2lab(before), (center[0] - y0, center[1] - x0), radius, scale)
+        new_lab, weight, core = _render(kind, rng, rgb2lab(before), skin[window], (center[0] - y0, center[1] - x0),
+                                        radius, scale)  # fmt: skip
         touched = weight > 1e-3
         patch = before.copy()
         patch[touched] = np.clip(lab2rgb(new_lab), 0.0, 1.0)[touched]
@@ -140,7 +142,7 @@ def _plant_one(kind, radius, rng, scale, photo, sites, blemished, near=None):
     return None
 
 
-def _render(kind, rng, lab, center, radius, scale):
+def _render(kind, rng, lab, skin, center, radius, scale):
     """(new Lab, weight, core) of one spot on a Lab crop: a weight field times a change relative to the skin."""
     yy, xx = np.mgrid[: lab.shape[0], : lab.shape[1]].astype(np.float64)
     dy, dx = yy - center[0], xx - center[1]
@@ -154,8 +156,9 @@ def _render(kind, rng, lab, center, radius, scale):
     core = d <= DEFAULT_CORE_RADIUS
     out = lab.copy()
     if kind == "mole":
-        skin = np.median(lab[weight < 1e-3], axis=0)  # the skin around the mole
-        target = skin * [rng.uniform(0.45, 0.7), 1.0, 1.0] + [0.0, rng.uniform(3.0, 8.0), rng.uniform(0.0, 6.0)]
+        around = (weight < 1e-3) & skin  # the skin around the mole (not hair or background)
+        local = np.median(lab[around if around.any() else weight < 1e-3], axis=0)
+        target = local * [rng.uniform(0.45, 0.7), 1.0, 1.0] + [0.0, rng.uniform(0.0, 4.0), rng.uniform(-2.0, 4.0)]
         painted = target + np.zeros_like(lab)
         painted[..., 0] += 0.3 * (lab[..., 0] - ndi.gaussian_filter(lab[..., 0], scale))  # a little texture
         return lab * (1.0 - weight[..., None]) + painted * weight[..., None], weight, core
