@@ -83,3 +83,12 @@ def test_marks_are_flat_and_soft_moles_sharp_and_uniform(planted):
 def test_unknown_kinds_are_refused(bench_photos):
     with pytest.raises(ValueError):
         plant_spots(bench_photos["astronaut"], seed=0, kinds=["papule"])
+
+
+def test_detection_bench_takes_the_style_for_dev_only():
+    from skinretouch.benchmark.detection import run_detection_bench
+
+    with pytest.raises(ValueError, match="dev part only"):
+        run_detection_bench(parts=("dev", "test"), dev_style="marks")
+    with pytest.raises(ValueError, match="unknown planting style"):
+        run_detection_bench(parts=("dev",), dev_style="no_such_style")
