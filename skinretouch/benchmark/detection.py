@@ -2,6 +2,10 @@
 
 ``python -m skinretouch.benchmark.detection [--quick] [--parts dev test] [--out PATH]``
 
+``--style NAME`` (with ``--parts dev`` only) plants the dev photos with another dev style of
+:mod:`.styles` (``marks``: flat red and brown post-acne marks, moles of 1.5-9 px) instead of the
+split's; the test part always keeps its own style.
+
 Everything runs through the public pipeline (``Retoucher(config).retouch`` and, for the EXIF
 variants, the file stage ``skinretouch.files.stage.process_file``), so whichever detector the
 config selects is measured; the mask scored is the applied mask (what the mask sidecar holds).
@@ -211,11 +215,22 @@ def run_detection_bench(
     config_path: Path | None = None,
     cache_dir: Path | None = None,
     real_acne_dir: Path | None = None,
+    dev_style: str | None = None,
     progress=None,
 ) -> dict:
-    """Run the sections of the module doc; returns the JSON-ready result."""
+    """Run the sections of the module doc; returns the JSON-ready result.
+
+    ``dev_style`` replaces the split's planting style of the dev part in section 1 (the sweep
+    keeps the split's: its size variants are those of ``classic``).
+    """
     say = progress or (lambda message: None)
     split = load_split()
+    if dev_style is not None and "test" in parts:
+        raise ValueError("a dev style is for the dev part only: run it with parts=('dev',)")
+    style_of = {part: split.style(part) for part in parts}
+    if dev_style is not None:
+        planting_style(dev_style)  # an unknown name fails before any photo is loaded
+        style_of["dev"] = dev_style
     pipeline = _Pipeline(config_path)
     started = time.perf_counter()
     result: dict = {"detector": pipeline.detector, "split": {}, "parts": {}}
@@ -228,8 +243,8 @@ def run_detection_bench(
             names = _spread(names, QUICK_PHOTOS_PER_PART)
         photos = load_set_photos(names, cache_dir=cache_dir)
         loaded_photos[part] = photos
-        style = planting_style(split.style(part))
-        say(f"{part}: {len(photos)} photos, planting style {split.style(part)!r}")
+        style = planting_style(style_of[part])
+        say(f"{part}: {len(photos)} photos, planting style {style_of[part]!r}")
         runs, clean = [], {}
         for photo in photos:
             for seed in seeds:
@@ -248,7 +263,7 @@ def run_detection_bench(
         exif_clean = _exif_rotated_clean(pipeline, photos)
         for name, feature_px in exif_clean.items():
             clean[name]["exif_rot90_feature_px"] = feature_px
-        section = {"style": split.style(part), "photos": [p.name for p in photos],
+        section = {"style": style_of[part], "photos": [p.name for p in photos],
                    "tones": {t: sum(p.tone == t for p in photos) for t in TONES},
                    "planted": summarise_planted(runs), "planted_runs": runs, "nothing_planted": clean}  # fmt: skip
         section["nothing_planted_summary"] = {
@@ -690,15 +705,19 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--config", type=Path, default=None, help="config file selecting the detector")
     parser.add_argument("--cache-dir", type=Path, default=None, help="where fetched photos are kept")
     parser.add_argument("--real-acne-dir", type=Path, default=None)
+    parser.add_argument("--style", default=None,
+                        help="plant the dev photos with this dev planting style (with --parts dev only)")
     parser.add_argument("--out", type=Path, default=Path("bench/results/detection.json"))
     args = parser.parse_args(argv)
+    if args.style is not None and "test" in args.parts:
+        parser.error("--style replaces the dev style only: give --parts dev")
     from skinretouch.benchmark.run import _quiet_logs
 
     _quiet_logs()
     result = run_detection_bench(
         parts=args.parts, seeds=tuple(args.seeds), quick=args.quick, sweep=not args.no_sweep,
         real_acne=not args.no_real_acne, photo_names=args.photos, config_path=args.config,
-        cache_dir=args.cache_dir, real_acne_dir=args.real_acne_dir,
+        cache_dir=args.cache_dir, real_acne_dir=args.real_acne_dir, dev_style=args.style,
         progress=lambda message: print(message, file=sys.stderr, flush=True),
     )  # fmt: skip
     table = format_table(result)

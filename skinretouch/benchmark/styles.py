@@ -7,6 +7,8 @@ kinds=None, n_moles=...) -> (blemished, spots)``, ``oracle_mask(spots, shape, *,
 - ``classic``: :mod:`.planting`, isolated papules, pustules, dark spots, blackheads (dev style).
 - ``clustered``: :mod:`.planting_clustered`, clustered inflamed acne with halos, red and brown
   marks, blackheads, moles of 2-10 px (test style: never tuned on).
+- ``marks``: :mod:`.planting_marks`, flat soft red and brown post-acne marks, moles of 1.5-9 px
+  (a second dev style, run with ``--style marks``).
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ __all__ = ["PLANTING_STYLES", "planting_style"]
 PLANTING_STYLES = {
     "classic": "skinretouch.benchmark.planting",
     "clustered": "skinretouch.benchmark.planting_clustered",
+    "marks": "skinretouch.benchmark.planting_marks",
 }
 
 
