@@ -33,7 +33,7 @@ import structlog
 from ..atomic import atomic_write_bytes
 from ..config import Config, config_sha256
 from ..errors import InputError, is_transient
-from ..imageio import ImageFile, encode_image, from_float, read_image, to_float
+from ..imageio import ImageFile, encode_image, from_float_consuming, read_image, to_float
 from ..imageio.masks import encode_mask_png, read_mask
 from ..pipeline import Retoucher
 from ..results import apply_patches
@@ -165,13 +165,14 @@ def process_file(
         original, patches = result.original, result.patches
         overlay_source = result if debug_overlay else None
         del result
-        stored = from_float(original, image.bit_depth)
+        # Converted over the float photo's own memory (its only reference is handed over).
+        stored = from_float_consuming(original, image.bit_depth)
         del original
         retouched = apply_patches(stored, patches, in_place=True)
         del stored, patches
 
         tick = time.perf_counter()
-        encoded = encode_image(image, retouched, options=config.output)
+        encoded = encode_image(image, retouched, options=config.output, consume=True)
         del retouched
         mask_png = encode_mask_png(applied_mask)
         report.timings_ms["encode"] = ms_since(tick)

@@ -113,15 +113,17 @@ def read(data: bytes, max_pixels: int) -> ImageFile:
     )
 
 
-def write(image: ImageFile, pixels: np.ndarray, options: OutputConfig) -> bytes:
-    """Encode RGB uint8 ``pixels`` with ``image``'s metadata."""
+def write(image: ImageFile, pixels: np.ndarray, options: OutputConfig, *, consume: bool = False) -> bytes:
+    """Encode RGB uint8 ``pixels`` with ``image``'s metadata (``consume``: the caller drops
+    ``pixels``, whose channels are then reordered in place instead of in a copy)."""
     params = [
         cv2.IMWRITE_JPEG_QUALITY,
         int(options.jpeg_quality),
         cv2.IMWRITE_JPEG_SAMPLING_FACTOR,
         _SUBSAMPLING[options.jpeg_subsampling],
     ]
-    ok, encoded = cv2.imencode(".jpg", cv2.cvtColor(pixels, cv2.COLOR_RGB2BGR), params)
+    bgr = cv2.cvtColor(pixels, cv2.COLOR_RGB2BGR, dst=pixels if consume and pixels.flags.writeable else None)
+    ok, encoded = cv2.imencode(".jpg", bgr, params)
     if not ok:
         raise RuntimeError("OpenCV failed to encode the JPEG")
     encoded_bytes = memoryview(encoded.reshape(-1))  # no copy; joined once below
