@@ -33,7 +33,7 @@ import structlog
 
 from ..config import OutputConfig
 from ..errors import CorruptImage, UnsupportedFormat
-from .registry import ImageFile, check_pixel_limit, exif_orientation, register_extensions, register_format
+from .registry import ImageFile, check_pixel_limit, exif_orientation, register_extensions, register_format, rgb_to_bgr
 
 __all__ = ["FORMAT_ID", "accept", "read", "write"]
 
@@ -122,7 +122,7 @@ def write(image: ImageFile, pixels: np.ndarray, options: OutputConfig, *, consum
         cv2.IMWRITE_JPEG_SAMPLING_FACTOR,
         _SUBSAMPLING[options.jpeg_subsampling],
     ]
-    bgr = cv2.cvtColor(pixels, cv2.COLOR_RGB2BGR, dst=pixels if consume and pixels.flags.writeable else None)
+    bgr = rgb_to_bgr(pixels, in_place=consume)
     ok, encoded = cv2.imencode(".jpg", bgr, params)
     if not ok:
         raise RuntimeError("OpenCV failed to encode the JPEG")

@@ -30,7 +30,7 @@ import structlog
 
 from ..config import OutputConfig
 from ..errors import CorruptImage, UnsupportedFormat
-from .registry import ImageFile, check_pixel_limit, exif_orientation, register_extensions, register_format
+from .registry import ImageFile, check_pixel_limit, exif_orientation, register_extensions, register_format, rgb_to_bgr
 
 __all__ = ["FORMAT_ID", "accept", "read", "write"]
 
@@ -106,7 +106,7 @@ def write(image: ImageFile, pixels: np.ndarray, options: OutputConfig, *, consum
         planes = cv2.cvtColor(pixels, cv2.COLOR_RGB2BGRA)
         planes[..., 3] = image.alpha
     else:
-        planes = cv2.cvtColor(pixels, cv2.COLOR_RGB2BGR, dst=pixels if consume and pixels.flags.writeable else None)
+        planes = rgb_to_bgr(pixels, in_place=consume)
     params = [
         cv2.IMWRITE_PNG_COMPRESSION,
         int(options.png_compress_level),
