@@ -94,7 +94,8 @@ def _fill_spots(image, avoid, boxes, starts, holes_flat, seeds, margin, scale, t
         x, y, w, h = boxes[k, 0], boxes[k, 1], boxes[k, 2], boxes[k, 3]
         x0, y0 = max(0, x - margin), max(0, y - margin)
         x1, y1 = min(width, x + w + margin), min(height, y + h + margin)
-        crop = np.ascontiguousarray(image[y0:y1, x0:x1])
+        # A copy of the photo's pixels: the fill below writes into it.
+        crop = image[y0:y1, x0:x1].copy()
         hole = np.zeros((y1 - y0, x1 - x0), np.bool_)
         crop_avoid = avoid[y0:y1, x0:x1].copy()
         count = 0
@@ -104,9 +105,11 @@ def _fill_spots(image, avoid, boxes, starts, holes_flat, seeds, margin, scale, t
                     hole[y - y0 + i, x - x0 + j] = True
                     crop_avoid[y - y0 + i, x - x0 + j] = False
                     count += 1
-        filled = crop.copy()
         lab = np.empty_like(crop)
         rgb_to_lab_into(crop, lab)
+        # The fill reads only ``lab`` and writes only the hole's pixels: the crop takes it in
+        # place (a second crop-sized copy was ~100 MB at 100 megapixels for the largest spots).
+        filled = crop
         if 0 < count < hole.size:
             freqsplit_fill_into(crop, lab, hole, crop_avoid, scale, seeds[k], tone_taps, texture_taps, share_taps,
                             energy_taps, ratio_taps, filled)  # fmt: skip
