@@ -316,11 +316,12 @@ class ClassicalDetector:
             # Filled once the coarse labels are gone: two search-area maps alive, not three.
             roi_labels = kd.fill_label_holes(roi_labels, max_hole_px=int(math.pi * (2.0 / min(to_small)) ** 2),
                                              in_place=True)  # fmt: skip
-        sparse_put(labels[ry : ry + rh, rx : rx + rw], roi_labels)
-        del roi_labels  # a search-area-sized copy: the labels now live in ``labels`` alone
         protected_crop = protected_full[ry : ry + rh, rx : rx + rw]
         sparse_or(protected_crop, grow_mask(protected_small, (rh, rw)))
-        _, spots = drop_protected(labels[ry : ry + rh, rx : rx + rw], spots, protected_crop)  # in place
+        # On the search area's own (contiguous) labels, before they go into the photo's map.
+        _, spots = drop_protected(roi_labels, spots, protected_crop)  # in place
+        sparse_put(labels[ry : ry + rh, rx : rx + rw], roi_labels)
+        del roi_labels  # a search-area-sized copy: the labels now live in ``labels`` alone
         # Hair strands are kept where they are not inside a spot (a spot with a hair over
         # it is replaced whole; the strand is not a texture donor elsewhere).
         hair_full = grow_mask(hair, (rh, rw)) & (labels[ry : ry + rh, rx : rx + rw] == 0)
