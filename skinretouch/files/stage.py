@@ -33,7 +33,7 @@ import structlog
 from ..atomic import atomic_write_bytes
 from ..config import Config, config_sha256
 from ..errors import InputError, is_transient
-from ..imageio import ImageFile, encode_image, from_float_consuming, read_image, to_float
+from ..imageio import ImageFile, encode_image, from_float_consuming, read_image, to_float, to_float_consuming
 from ..imageio.masks import encode_mask_png, read_mask
 from ..pipeline import OwnedPhoto, Retoucher
 from ..results import apply_patches
@@ -148,8 +148,11 @@ def process_file(
         _describe_input(report.input, image)
         user_mask = read_mask(mask_path, shape=image.pixels.shape[:2]) if mask_path is not None else None
 
-        photo = OwnedPhoto(to_float(image.pixels), image.bit_depth)
-        image.pixels = _stand_in(image.pixels)  # rebuilt exactly from ``photo`` when encoding
+        pixels = image.pixels
+        image.pixels = _stand_in(pixels)  # rebuilt exactly from ``photo`` when encoding
+        # The floats are written over the decoded integers' own memory (their only reference).
+        photo = OwnedPhoto(to_float_consuming(pixels), image.bit_depth)
+        del pixels
         # The retoucher takes the float photo's only reference: it repairs from the stored
         # integers, made over the floats' own memory once detection is done.
         result = retoucher.retouch(photo, mask=user_mask, orientation=image.orientation)
