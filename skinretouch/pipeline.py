@@ -142,10 +142,11 @@ class Retoucher:
         mask = np.zeros((96, 96), bool)
         mask[20:26, 20:26] = True
         mask[50:72, 50:72] = True
-        self.retouch(image, mask=mask)
-        self.retouch(OwnedPhoto(image.copy(), 8), mask=mask)  # the repair from stored integers
+        # As the file stage calls it (OwnedPhoto: the repair reads stored integers): loading
+        # the float specialisation of the batch fill as well cost start-up time for nothing.
+        self.retouch(OwnedPhoto(image.copy(), 8), mask=mask)
         if detect:
-            self.retouch(image)
+            self.retouch(OwnedPhoto(image.copy(), 8))
 
     def retouch(self, image: np.ndarray | OwnedPhoto, *, mask: np.ndarray | None = None,
                 orientation: int = 1) -> RetouchResult:
