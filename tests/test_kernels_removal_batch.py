@@ -85,7 +85,8 @@ def test_stored_integers_give_the_float_photos_fill(photo_spots):
     stored = from_float(image, 8)
     image = to_float(stored)  # a decoded photo's floats (the fixture's differ in the last bit)
     boxes = np.array([r.bbox for r in regions])
-    kwargs = dict(seeds=np.arange(len(regions)), scale=scale, margin=crop_margin(scale), min_ratio_area=MIN_RATIO_AREA)
+    kwargs = dict(seeds=np.arange(len(regions)), scale=scale, margin=crop_margin(scale),
+                  min_ratio_area=MIN_RATIO_AREA)
     from_floats, float_ratios = fill_spots(image, boxes, [r.hole for r in regions], mask, **kwargs)
     from_bytes, byte_ratios = fill_spots(stored, boxes, [r.hole for r in regions], mask, **kwargs)
     assert all(np.array_equal(a, b) for a, b in zip(from_floats, from_bytes))

@@ -51,7 +51,8 @@ def drop_protected(labels: np.ndarray, spots: list[Spot], protected: np.ndarray)
         window_of = np.full(n, -1, np.int64)
         for index, (y0, y1, x0, x1) in enumerate(windows):
             for k in range(1, n):
-                if boxes[k, 0] < boxes[k, 2] and y0 <= boxes[k, 0] and boxes[k, 2] <= y1 and x0 <= boxes[k, 1] and boxes[k, 3] <= x1:
+                top, left, bottom, right = boxes[k]
+                if top < bottom and y0 <= top and bottom <= y1 and x0 <= left and right <= x1:
                     window_of[k] = index
         for index, (y0, y1, x0, x1) in enumerate(windows):
             block = labels[y0:y1, x0:x1]

@@ -30,7 +30,14 @@ import structlog
 
 from ..config import OutputConfig
 from ..errors import CorruptImage, UnsupportedFormat
-from .registry import ImageFile, check_pixel_limit, exif_orientation, register_extensions, register_format, rgb_to_bgr
+from .registry import (
+    ImageFile,
+    check_pixel_limit,
+    exif_orientation,
+    register_extensions,
+    register_format,
+    rgb_to_bgr,
+)
 
 __all__ = ["FORMAT_ID", "accept", "read", "write"]
 
