@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from .detection import Detection
-from .imageio import from_float
+from .imageio import from_float, to_float
 
 __all__ = ["Patch", "RegionRecord", "RetouchResult", "apply_patches"]
 
@@ -47,7 +47,7 @@ class RegionRecord:
 class RetouchResult:
     """What :meth:`skinretouch.pipeline.Retoucher.retouch` produced for one image."""
 
-    original: np.ndarray
+    original: np.ndarray  # float32 RGB; the stored integers for a photo handed over (OwnedPhoto)
     patches: list[Patch]
     applied_mask: np.ndarray
     regions: list[RegionRecord]
@@ -57,7 +57,7 @@ class RetouchResult:
     @property
     def pixels(self) -> np.ndarray:
         """The retouched image as float32 RGB (a new array)."""
-        out = self.original.copy()
+        out = self.original.copy() if self.original.dtype == np.float32 else to_float(self.original)
         for patch in self.patches:
             out[patch.window][patch.hole] = patch.values
         return out

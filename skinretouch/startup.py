@@ -7,6 +7,12 @@
   ``mmap``, so a freed temporary goes back to the system at once instead of staying in the heap
   (by default the threshold grows to 32 MiB after the first big free, and later temporaries of
   a photo's crops then stay resident). 128 KiB saved 7 MB more at 24 MP for 80 % more page faults.
+- For a one-shot ``process``, numpy does not ask the kernel for transparent huge pages on its
+  large arrays. Where the kernel compacts memory on the fault path for such requests
+  (``/sys/kernel/mm/transparent_hugepage/defrag`` = ``madvise``, a common default), the first
+  touch of a fresh whole-photo array stalled: converting a 100 MP photo to floats took 3.4 s
+  instead of 0.75 s. Huge pages also made the sparse whole-photo maps dense (one written
+  pixel took a 2 MB page): at 100 MP the peak fell 1810 -> 1742 MiB without them.
 
 (Importing numba's modules on a side thread while the main thread decodes and finds faces was
 tried: no difference in wall or CPU time measurable on the shared 2 cores, so it is not done.)
@@ -39,13 +45,27 @@ def _set_mmap_threshold(size: int) -> bool:
         return False
 
 
+def _no_huge_pages() -> bool:
+    """Stop numpy from asking for transparent huge pages (``madvise``); whether it could."""
+    import numpy as np
+
+    core = getattr(np, "_core", None) or getattr(np, "core", None)
+    switch = getattr(getattr(core, "multiarray", None), "_set_madvise_hugepage", None)
+    if switch is None:
+        return False
+    switch(False)
+    return True
+
+
 def prepare_process(*, fixed_mmap_threshold: bool = False) -> None:
     """Set up a process that retouches photos (once; later calls do nothing).
 
     ``fixed_mmap_threshold`` for a process that retouches a few photos and ends (``process``):
     a lower peak (6000x4000: 950 -> 907 MB). Not for the daemon's long-lived workers: with the
     threshold fixed, glibc also stops adapting its trim threshold, and a worker's photos/s fell
-    by a quarter (1.65 -> 1.27, alternating runs; 128 KiB: 1.62 -> 0.97).
+    by a quarter (1.65 -> 1.27, alternating runs; 128 KiB: 1.62 -> 0.97). It also turns off
+    numpy's huge-page requests (see the module doc; not measured on the daemon's workers, so
+    not done there).
     """
     global _prepared
     if _prepared:
@@ -55,6 +75,7 @@ def prepare_process(*, fixed_mmap_threshold: bool = False) -> None:
         sys.meta_path.insert(0, DeferringFinder(UNUSED_ON_OUR_PATH))
     if fixed_mmap_threshold:
         _set_mmap_threshold(MMAP_THRESHOLD_BYTES)
+        _no_huge_pages()
 
 
 def exit_now(code: int) -> None:

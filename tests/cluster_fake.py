@@ -12,6 +12,7 @@ from types import SimpleNamespace
 import numpy as np
 
 from skinretouch.files.stage import process_file, report_settings
+from skinretouch.pipeline import OwnedPhoto
 from skinretouch.results import RegionRecord, RetouchResult
 
 
@@ -20,7 +21,9 @@ class HardCaseRetoucher:
         self.config = config
         self.detector = SimpleNamespace(name="fake-hard-case")
 
-    def retouch(self, image: np.ndarray, *, mask=None, orientation: int = 1) -> RetouchResult:
+    def retouch(self, image, *, mask=None, orientation: int = 1) -> RetouchResult:
+        if isinstance(image, OwnedPhoto):  # the file stage hands its float photo over
+            image = image.take()
         height, width = image.shape[:2]
         region = RegionRecord(
             id=1, bbox=(0, 0, 4, 4), area_px=16, area_fraction=16 / (height * width), kind="papule", score=1.0,

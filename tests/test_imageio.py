@@ -26,9 +26,11 @@ from skinretouch.imageio import (
     encode_image,
     exif_orientation,
     from_float,
+    from_float_consuming,
     read_image,
     supported_extensions,
     to_float,
+    to_float_consuming,
     write_image,
 )
 
@@ -505,6 +507,53 @@ def test_float_conversion_round_trips_every_value(dtype):
     assert as_float.min() == 0.0 and as_float.max() == 1.0
     back = from_float(as_float, 8 * np.dtype(dtype).itemsize)
     assert back.dtype == dtype and np.array_equal(back, pixels)
+
+
+@pytest.mark.parametrize("bit_depth", [8, 16])
+@pytest.mark.parametrize("shape", [(1, 1, 3), (5, 3, 3), (130, 77, 3), (333, 101, 3)])
+def test_from_float_consuming_gives_from_float_values(shape, bit_depth):
+    rng = np.random.default_rng(shape[0])
+    values = (rng.random(shape, np.float32) * 1.2 - 0.1).astype(np.float32)
+    values.flat[::97] = np.nan
+    expected = from_float(values, bit_depth)
+    owned = values.copy()
+    converted = from_float_consuming(owned, bit_depth)  # the only reference: converted in place
+    del owned
+    assert converted.dtype == expected.dtype and converted.shape == expected.shape
+    assert np.array_equal(converted, expected)
+    shared = values.copy()
+    view = shared[:1]  # another reference: plain from_float, ``shared`` left as it was
+    assert np.array_equal(from_float_consuming(shared, bit_depth), expected)
+    assert np.array_equal(shared, values, equal_nan=True) and view.base is shared
+
+
+@pytest.mark.parametrize("dtype", [np.uint8, np.uint16])
+@pytest.mark.parametrize("shape", [(1, 1, 3), (5, 3, 3), (130, 77, 3), (333, 101, 3)])
+def test_to_float_consuming_gives_to_float_values(shape, dtype):
+    rng = np.random.default_rng(shape[0])
+    values = rng.integers(0, np.iinfo(dtype).max + 1, shape, dtype=dtype)
+    expected = to_float(values)
+    owned = values.copy()
+    converted = to_float_consuming(owned)  # the only reference: converted in place
+    del owned
+    assert converted.dtype == np.float32 and converted.shape == expected.shape
+    assert np.array_equal(converted, expected)
+    assert converted.flags.owndata  # so that from_float_consuming can take it back in place
+    bit_depth = 8 * np.dtype(dtype).itemsize
+    assert np.array_equal(from_float_consuming(converted, bit_depth), values)
+    shared = values.copy()
+    view = shared[:1]  # another reference: plain to_float, ``shared`` left as it was
+    assert np.array_equal(to_float_consuming(shared), expected)
+    assert np.array_equal(shared, values) and view.base is shared
+
+
+@pytest.mark.parametrize("suffix", ["jpeg", "png"])
+def test_encode_consuming_gives_the_same_bytes(suffix):
+    pixels = astronaut()[:96, :128].copy()
+    data = _jpeg(pixels) if suffix == "jpeg" else _png(pixels)
+    image = decode_image(data)
+    expected = encode_image(image, pixels, options=OutputConfig())
+    assert encode_image(image, pixels.copy(), options=OutputConfig(), consume=True) == expected
 
 
 def test_from_float_rounds_and_clips():

@@ -7,6 +7,7 @@ import pytest
 
 from skinretouch.benchmark.planting import oracle_mask, plant_spots
 from skinretouch.config import Config
+from skinretouch.imageio import from_float, to_float
 from skinretouch.kernels.removal import crop_margin, remove_freqsplit
 from skinretouch.kernels.removal_batch import fill_spots
 from skinretouch.kernels.texture import texture_ratio
@@ -75,3 +76,18 @@ def test_mismatched_inputs_are_rejected(photo_spots):
         fill_spots(image, boxes, [holes[1]] + holes[1:], mask, seeds=np.arange(len(holes)), **kwargs)
     with pytest.raises(ValueError, match="avoid"):
         fill_spots(image, boxes, holes, mask[:-1], seeds=np.arange(len(holes)), **kwargs)
+
+
+def test_stored_integers_give_the_float_photos_fill(photo_spots):
+    """The pipeline repairs a handed-over photo from its stored bytes: each crop converted as
+    to_float converts it, so the fill is the float photo's to the bit."""
+    image, mask, regions, scale = photo_spots
+    stored = from_float(image, 8)
+    image = to_float(stored)  # a decoded photo's floats (the fixture's differ in the last bit)
+    boxes = np.array([r.bbox for r in regions])
+    kwargs = dict(seeds=np.arange(len(regions)), scale=scale, margin=crop_margin(scale),
+                  min_ratio_area=MIN_RATIO_AREA)
+    from_floats, float_ratios = fill_spots(image, boxes, [r.hole for r in regions], mask, **kwargs)
+    from_bytes, byte_ratios = fill_spots(stored, boxes, [r.hole for r in regions], mask, **kwargs)
+    assert all(np.array_equal(a, b) for a, b in zip(from_floats, from_bytes))
+    assert np.array_equal(float_ratios, byte_ratios, equal_nan=True)

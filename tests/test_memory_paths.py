@@ -9,7 +9,6 @@ import cv2
 import numpy as np
 import pytest
 
-from skinretouch.detection import protection
 from skinretouch.detection.protection import drop_protected
 from skinretouch.detection.types import Spot
 
@@ -63,11 +62,10 @@ def random_case(seed: int, height: int = 300, width: int = 220):
     return labels, spots, protected.astype(bool)
 
 
-@pytest.mark.parametrize("block_rows", [7, 256])
-def test_blocks_give_what_the_whole_map_gave(monkeypatch, block_rows):
-    monkeypatch.setattr(protection, "BLOCK_ROWS", block_rows)
+def test_windows_give_what_the_whole_map_gave():
+    """drop_protected looks only at spot boxes and the windows around touching spots."""
     cut = 0
-    for seed in range(40):
+    for seed in range(200):
         labels, spots, protected = random_case(seed)
         expected_labels, expected_spots = whole_map_drop_protected(labels.copy(), spots, protected)
         # A view into a larger map, as the detector passes its search area.
@@ -84,16 +82,29 @@ def test_blocks_give_what_the_whole_map_gave(monkeypatch, block_rows):
 
 
 def test_fill_label_holes_in_place_gives_the_copy():
+    """In place, holes are found window by window around the labels (label_windows): the
+    same holes as on the whole map, filled with the same labels."""
     from skinretouch.kernels import detect as kd
 
-    for seed in range(10):
+    rng = np.random.default_rng(0)
+    filled = 0
+    for seed in range(120):
         labels, _, protected = random_case(seed)
         labels[protected & (labels > 0)] = 0  # punch holes
-        expected = kd.fill_label_holes(labels, max_hole_px=60)
+        for _ in range(int(rng.integers(0, 12))):  # rings (some of two labels, some at the edge)
+            centre = (int(rng.integers(-5, labels.shape[1] + 5)), int(rng.integers(-5, labels.shape[0] + 5)))
+            radius = int(rng.integers(2, 30))
+            cv2.circle(labels, centre, radius, int(rng.integers(1, 60)), thickness=int(rng.integers(1, 4)))
+            if rng.random() < 0.5:
+                cv2.ellipse(labels, centre, (radius, radius), 0, 0, 180, int(rng.integers(1, 60)), 2)
+        max_hole_px = int(rng.integers(1, 400))
+        expected = kd.fill_label_holes(labels, max_hole_px=max_hole_px)
         own = labels.copy()
-        got = kd.fill_label_holes(own, max_hole_px=60, in_place=True)
+        got = kd.fill_label_holes(own, max_hole_px=max_hole_px, in_place=True)
         assert got is own
         np.testing.assert_array_equal(got, expected)
+        filled += int((expected != labels).any())
+    assert filled > 60  # the cases do have holes to fill
     with pytest.raises(ValueError):
         kd.fill_label_holes(labels[:, ::2], max_hole_px=60, in_place=True)
 

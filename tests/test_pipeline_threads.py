@@ -10,7 +10,8 @@ import pytest
 from skinretouch.benchmark.photos import load_bench_photos
 from skinretouch.benchmark.planting import oracle_mask, plant_spots
 from skinretouch.config import Config
-from skinretouch.pipeline import Retoucher
+from skinretouch.imageio import from_float, to_float
+from skinretouch.pipeline import OwnedPhoto, Retoucher
 
 
 @pytest.fixture(scope="module")
@@ -81,3 +82,20 @@ def test_the_warm_up_thread_leaves_a_one_thread_detector_alone():
     retoucher.retouch(np.full((64, 64, 3), 0.6, np.float32))
     retoucher.close()
     assert callers == [threading.current_thread().name]
+
+
+@pytest.mark.parametrize("use_mask", [True, False], ids=["user-mask", "detected"])
+def test_a_handed_over_photo_gives_the_same_patches(blemished, use_mask):
+    """The file stage hands its float photo over (OwnedPhoto): the repair then reads the
+    stored bytes made over the floats' memory, and every patch is the same to the bit."""
+    image, mask = blemished
+    image = to_float(from_float(image, 8))  # a decoded photo's floats (the fixture's differ in the last bit)
+    mask = mask if use_mask else None
+    with Retoucher(Config()) as retoucher:
+        plain = retoucher.retouch(image, mask=mask)
+        owned = retoucher.retouch(OwnedPhoto(image.copy(), 8), mask=mask)
+    assert owned.original.dtype == np.uint8 and np.array_equal(owned.original, from_float(image, 8))
+    assert len(owned.patches) == len(plain.patches) >= 3
+    for a, b in zip(owned.patches, plain.patches):
+        assert a.window == b.window and np.array_equal(a.hole, b.hole) and np.array_equal(a.values, b.values)
+    assert np.array_equal(owned.pixels, plain.pixels)

@@ -6,6 +6,7 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
+from ..kernels.labels import label_boxes, label_windows
 from .grid import point_small
 from .haar_faces import FaceLayout
 from .types import BBox, Spot, bbox_of
@@ -13,75 +14,81 @@ from .types import BBox, Spot, bbox_of
 __all__ = ["drop_protected", "face_ellipse", "face_region", "hair_features", "nostril_area"]
 
 
-# Rows per block when a whole-photo label map is counted or rewritten: numpy turns an
-# int32 index or bincount input into an int64 copy, which on the whole map would be twice
-# its size; a block keeps that copy to a few megabytes.
-BLOCK_ROWS = 256
-
 
 def drop_protected(labels: np.ndarray, spots: list[Spot], protected: np.ndarray):
     """Cut spots off protected features; drop those mostly on them and cut-off crumbs.
 
-    ``labels`` (int32) is rewritten in place and returned with the renumbered spots: it is
-    the largest map of the detection, so no whole-map copy is made, and only its labelled
-    pixels are written.
+    ``labels`` (int32, labels ``1..len(spots)``) is rewritten in place and returned with the
+    renumbered spots. Every step looks only at each spot's box, or at the windows around
+    touching spots (:func:`~skinretouch.kernels.labels.label_windows`; a piece of a spot
+    lies inside its window): the same result as whole-map passes, which cost 0.6 s and a
+    whole-map component map at 100 megapixels.
     """
     if not spots:
         return labels, spots
     n = len(spots) + 1
-    area = _label_counts(labels, n)
-    covered = _label_counts(labels, n, where=protected)
+    boxes = label_boxes(labels, n - 1)
+    if boxes is None:
+        raise ValueError(f"labels above {n - 1} for {n - 1} spots")
+    area = np.zeros(n, np.int64)
+    covered = np.zeros(n, np.int64)
+    for k in range(1, n):
+        y0, x0, y1, x1 = (int(v) for v in boxes[k])
+        if y0 < y1:
+            own = labels[y0:y1, x0:x1] == k
+            area[k] = own.sum()
+            covered[k] = (own & protected[y0:y1, x0:x1]).sum()
     keep = np.ones(n, bool)
     keep[0] = False
     keep[1:] = covered[1:] <= 0.7 * np.maximum(area[1:], 1)
-    # Writes go only to labelled pixels: the map's empty pages stay unwritten (no memory).
-    for rows in _row_blocks(labels):
-        block = labels[rows]
-        block[protected[rows] & (block != 0)] = 0
+    windows = label_windows(boxes, labels.shape)
+    for y0, y1, x0, x1 in windows:
+        block = labels[y0:y1, x0:x1]
+        block[protected[y0:y1, x0:x1] & (block != 0)] = 0
     if covered[1:].any():
         # A feature cutting through a spot can leave a crumb on its far side: keep only
         # the pieces of each spot at least a quarter the size of its largest piece.
-        count, pieces, stats, _ = cv2.connectedComponentsWithStats(
-            (labels > 0).view(np.uint8), connectivity=8
-        )
-        piece_label = np.zeros(count, np.int64)
-        for rows in _row_blocks(labels):
-            # Row blocks in order: where a piece spans two labels, the last one in raster
-            # order names it, as one whole-map assignment would.
-            piece_label[pieces[rows].ravel()] = labels[rows].ravel()
-        piece_area = stats[:, cv2.CC_STAT_AREA].astype(np.int64)
-        largest = np.zeros(n, np.int64)
-        np.maximum.at(largest, piece_label[1:], piece_area[1:])
-        small = piece_area < 0.25 * largest[piece_label]
-        small[0] = False
-        for rows in _row_blocks(labels):
-            labels[rows][small[pieces[rows]]] = 0
-        del pieces
-    lut = np.zeros(n, np.int32)
-    present = _label_counts(labels, n) > 0
+        window_of = np.full(n, -1, np.int64)
+        for index, (y0, y1, x0, x1) in enumerate(windows):
+            for k in range(1, n):
+                top, left, bottom, right = boxes[k]
+                if top < bottom and y0 <= top and bottom <= y1 and x0 <= left and right <= x1:
+                    window_of[k] = index
+        for index, (y0, y1, x0, x1) in enumerate(windows):
+            block = labels[y0:y1, x0:x1]
+            count, pieces, stats, _ = cv2.connectedComponentsWithStats(
+                np.ascontiguousarray(block > 0).view(np.uint8), connectivity=8
+            )
+            piece_label = np.zeros(count, np.int64)
+            # Where a piece spans two labels, the last one in raster order names it, as on
+            # the whole map. Pieces of another window's spots (cut by this window's edge)
+            # are left alone: they are judged whole in their own window.
+            piece_label[pieces.ravel()] = block.ravel()
+            mine = window_of[piece_label] == index
+            mine[0] = False
+            piece_area = stats[:, cv2.CC_STAT_AREA].astype(np.int64)
+            largest = np.zeros(n, np.int64)
+            np.maximum.at(largest, piece_label[mine], piece_area[mine])
+            small = mine & (piece_area < 0.25 * largest[piece_label])
+            block[small[pieces]] = 0
+    present = np.zeros(n, bool)
+    owned = []
+    for k in range(1, n):
+        y0, x0, y1, x1 = (int(v) for v in boxes[k])
+        own = labels[y0:y1, x0:x1] == k if y0 < y1 else np.zeros((0, 0), bool)
+        present[k] = own.any()
+        owned.append(own)
     kept = [s for s in spots if keep[s.label] and present[s.label]]
+    lut = np.zeros(n, np.int32)
     for new, spot in enumerate(kept, start=1):
         lut[spot.label] = new
-    for rows in _row_blocks(labels):
-        block = labels[rows]
-        labelled = block != 0
-        block[labelled] = lut[block[labelled]]
+    # Every label's pixels found before any is renumbered: a new number may be an old one.
+    for k, own in zip(range(1, n), owned):
+        y0, x0, y1, x1 = (int(v) for v in boxes[k])
+        if own.any():
+            labels[y0:y1, x0:x1][own] = lut[k]
     spots = [Spot(label=i, kind=s.kind, score=s.score) for i, s in enumerate(kept, start=1)]
     return labels, spots
-
-
-def _row_blocks(labels: np.ndarray):
-    for y in range(0, labels.shape[0], BLOCK_ROWS):
-        yield slice(y, y + BLOCK_ROWS)
-
-
-def _label_counts(labels: np.ndarray, n: int, where: np.ndarray | None = None) -> np.ndarray:
-    """Pixels of each label ``0..n-1`` (where ``where`` is set), counted block by block."""
-    counts = np.zeros(n, np.int64)
-    for rows in _row_blocks(labels):
-        block = labels[rows] if where is None else labels[rows][where[rows]]
-        counts += np.bincount(block.ravel(), minlength=n)[:n]
-    return counts
 
 
 # A landmark face outline enclosing less than this share of its convex hull is a turned head's

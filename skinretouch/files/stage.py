@@ -33,9 +33,9 @@ import structlog
 from ..atomic import atomic_write_bytes
 from ..config import Config, config_sha256
 from ..errors import InputError, is_transient
-from ..imageio import ImageFile, encode_image, from_float, read_image, to_float
+from ..imageio import ImageFile, encode_image, from_float_consuming, read_image, to_float, to_float_consuming
 from ..imageio.masks import encode_mask_png, read_mask
-from ..pipeline import Retoucher
+from ..pipeline import OwnedPhoto, Retoucher
 from ..results import apply_patches
 from ..safefs import read_regular_file_and_stat
 from ..sidecars import OVERLAY_SUFFIX, output_paths
@@ -148,8 +148,13 @@ def process_file(
         _describe_input(report.input, image)
         user_mask = read_mask(mask_path, shape=image.pixels.shape[:2]) if mask_path is not None else None
 
-        photo = to_float(image.pixels)
-        image.pixels = _stand_in(image.pixels)  # rebuilt exactly from ``photo`` when encoding
+        pixels = image.pixels
+        image.pixels = _stand_in(pixels)  # rebuilt exactly from ``photo`` when encoding
+        # The floats are written over the decoded integers' own memory (their only reference).
+        photo = OwnedPhoto(to_float_consuming(pixels), image.bit_depth)
+        del pixels
+        # The retoucher takes the float photo's only reference: it repairs from the stored
+        # integers, made over the floats' own memory once detection is done.
         result = retoucher.retouch(photo, mask=user_mask, orientation=image.orientation)
         del photo
         report.timings_ms.update(result.timings_ms)
@@ -157,21 +162,26 @@ def process_file(
         protected = [{"kind": feature.kind, "bbox": list(feature.bbox)} for feature in result.detection.protected]
         detection = {"method": result.detection.method, "scale": round(result.detection.scale, 4)}
         applied_mask = result.applied_mask
-        # One copy of the photo at a time: the float one while retouching (the stored pixels
+        # One copy of the photo at a time: the float one while detecting (the stored pixels
         # are its exact image under from_float, so they are rebuilt rather than kept), then
-        # the stored one, which takes the new values in place. The detection's full-size
-        # maps go before the stored copy is made, the float photo before encoding, unless
-        # the overlay still needs them.
+        # the stored one, made over the floats' memory, which the repair reads and which
+        # takes the new values in place. The detection's full-size maps go before encoding,
+        # unless the overlay still needs them.
         original, patches = result.original, result.patches
         overlay_source = result if debug_overlay else None
         del result
-        stored = from_float(original, image.bit_depth)
+        # Already the stored integers (OwnedPhoto); a float original (a retoucher that made
+        # no use of the hand-over) is converted over its own memory.
+        if original.dtype == image.pixels.dtype:
+            stored = original if overlay_source is None else original.copy()  # the overlay draws on it
+        else:
+            stored = from_float_consuming(original, image.bit_depth)
         del original
         retouched = apply_patches(stored, patches, in_place=True)
         del stored, patches
 
         tick = time.perf_counter()
-        encoded = encode_image(image, retouched, options=config.output)
+        encoded = encode_image(image, retouched, options=config.output, consume=True)
         del retouched
         mask_png = encode_mask_png(applied_mask)
         report.timings_ms["encode"] = ms_since(tick)
@@ -286,7 +296,8 @@ def _write_overlay(result, folder: Path, name: str) -> Path:
     from ..engines.overlay import debug_overlay
 
     target = folder / f"{name}{OVERLAY_SUFFIX}"
-    picture = debug_overlay(result.original, result.detection)
+    original = result.original
+    picture = debug_overlay(original if original.dtype == np.float32 else to_float(original), result.detection)
     buffer = io.BytesIO()
     Image.fromarray(picture).save(buffer, format="PNG")
     atomic_write_bytes(target, buffer.getvalue())

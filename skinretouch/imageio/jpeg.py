@@ -33,7 +33,14 @@ import structlog
 
 from ..config import OutputConfig
 from ..errors import CorruptImage, UnsupportedFormat
-from .registry import ImageFile, check_pixel_limit, exif_orientation, register_extensions, register_format
+from .registry import (
+    ImageFile,
+    check_pixel_limit,
+    exif_orientation,
+    register_extensions,
+    register_format,
+    rgb_to_bgr,
+)
 
 __all__ = ["FORMAT_ID", "accept", "read", "write"]
 
@@ -113,15 +120,17 @@ def read(data: bytes, max_pixels: int) -> ImageFile:
     )
 
 
-def write(image: ImageFile, pixels: np.ndarray, options: OutputConfig) -> bytes:
-    """Encode RGB uint8 ``pixels`` with ``image``'s metadata."""
+def write(image: ImageFile, pixels: np.ndarray, options: OutputConfig, *, consume: bool = False) -> bytes:
+    """Encode RGB uint8 ``pixels`` with ``image``'s metadata (``consume``: the caller drops
+    ``pixels``, whose channels are then reordered in place instead of in a copy)."""
     params = [
         cv2.IMWRITE_JPEG_QUALITY,
         int(options.jpeg_quality),
         cv2.IMWRITE_JPEG_SAMPLING_FACTOR,
         _SUBSAMPLING[options.jpeg_subsampling],
     ]
-    ok, encoded = cv2.imencode(".jpg", cv2.cvtColor(pixels, cv2.COLOR_RGB2BGR), params)
+    bgr = rgb_to_bgr(pixels, in_place=consume)
+    ok, encoded = cv2.imencode(".jpg", bgr, params)
     if not ok:
         raise RuntimeError("OpenCV failed to encode the JPEG")
     encoded_bytes = memoryview(encoded.reshape(-1))  # no copy; joined once below

@@ -30,7 +30,14 @@ import structlog
 
 from ..config import OutputConfig
 from ..errors import CorruptImage, UnsupportedFormat
-from .registry import ImageFile, check_pixel_limit, exif_orientation, register_extensions, register_format
+from .registry import (
+    ImageFile,
+    check_pixel_limit,
+    exif_orientation,
+    register_extensions,
+    register_format,
+    rgb_to_bgr,
+)
 
 __all__ = ["FORMAT_ID", "accept", "read", "write"]
 
@@ -99,13 +106,14 @@ def read(data: bytes, max_pixels: int) -> ImageFile:
     )
 
 
-def write(image: ImageFile, pixels: np.ndarray, options: OutputConfig) -> bytes:
-    """Encode RGB ``pixels`` (uint8 or uint16) with ``image``'s alpha and metadata."""
+def write(image: ImageFile, pixels: np.ndarray, options: OutputConfig, *, consume: bool = False) -> bytes:
+    """Encode RGB ``pixels`` (uint8 or uint16) with ``image``'s alpha and metadata
+    (``consume``: the caller drops ``pixels``, whose channels are then reordered in place)."""
     if image.alpha is not None:
         planes = cv2.cvtColor(pixels, cv2.COLOR_RGB2BGRA)
         planes[..., 3] = image.alpha
     else:
-        planes = cv2.cvtColor(pixels, cv2.COLOR_RGB2BGR)
+        planes = rgb_to_bgr(pixels, in_place=consume)
     params = [
         cv2.IMWRITE_PNG_COMPRESSION,
         int(options.png_compress_level),

@@ -12,6 +12,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import NamedTuple
 
+import cv2
 import numpy as np
 
 from ..config import OutputConfig
@@ -23,6 +24,7 @@ __all__ = [
     "Format",
     "ImageFile",
     "check_pixel_limit",
+    "rgb_to_bgr",
     "exif_orientation",
     "find_format",
     "get_format",
@@ -242,3 +244,19 @@ def _looks_like_text(prefix: bytes) -> bool:
         except UnicodeDecodeError:
             return False
     return all(ch.isprintable() or ch in "\t\r\n" for ch in text)
+
+
+# Rows reordered at a time by :func:`rgb_to_bgr` in place (its scratch is this many rows).
+_BGR_BLOCK_ROWS = 64
+
+
+def rgb_to_bgr(pixels: np.ndarray, *, in_place: bool = False) -> np.ndarray:
+    """``pixels`` (H, W, 3) with the channels in OpenCV's order; with ``in_place`` (a caller
+    that drops ``pixels``), written over them a block of rows at a time: OpenCV's own
+    in-place conversion still makes a whole-image scratch copy."""
+    if not (in_place and pixels.flags.writeable and pixels.flags.c_contiguous):
+        return cv2.cvtColor(pixels, cv2.COLOR_RGB2BGR)
+    for start in range(0, pixels.shape[0], _BGR_BLOCK_ROWS):
+        block = pixels[start : start + _BGR_BLOCK_ROWS]
+        cv2.cvtColor(block, cv2.COLOR_RGB2BGR, dst=block)
+    return pixels

@@ -145,8 +145,9 @@ def read(data: bytes, max_pixels: int) -> ImageFile:
     )
 
 
-def write(image: ImageFile, pixels: np.ndarray, options: OutputConfig) -> bytes:
-    """Encode RGB ``pixels`` with ``image``'s alpha, tags and sub-IFDs."""
+def write(image: ImageFile, pixels: np.ndarray, options: OutputConfig, *, consume: bool = False) -> bytes:
+    """Encode RGB ``pixels`` with ``image``'s alpha, tags and sub-IFDs (``consume`` is
+    accepted for the common signature; the TIFF path needs no channel reorder)."""
     extra = image.extra
     if image.alpha is not None:
         data = cv2.cvtColor(pixels, cv2.COLOR_RGB2RGBA)

@@ -19,6 +19,7 @@ import numpy as np
 from numba import njit
 
 from .blur import weighted_gaussian
+from .labels import label_boxes, label_windows
 
 __all__ = [
     "FEATURES",
@@ -143,6 +144,29 @@ def fill_label_holes(labels: np.ndarray, max_hole_px: int, *, in_place: bool = F
     if in_place and not (labels.dtype == np.int32 and labels.flags.c_contiguous and labels.flags.writeable):
         raise ValueError("in_place needs a writeable C-contiguous int32 array")
     labels = np.ascontiguousarray(labels, dtype=np.int32)
+    if in_place:
+        # Window by window around the labels (label_windows): a hole is enclosed by labels
+        # of one window and lies inside it, and a background region that reaches a window's
+        # edge reaches the clear margin around it, i.e. the background outside every label:
+        # the same holes as on the whole map, each filled from the same pixel, without a
+        # whole-map component map (at 100 MP: 0.26 s and 200 MB of scratch).
+        largest = int(labels.max(initial=0))
+        boxes = label_boxes(labels, largest) if largest > 0 else None
+        if boxes is None:
+            return labels
+        for y0, y1, x0, x1 in label_windows(boxes, labels.shape):
+            window = np.ascontiguousarray(labels[y0:y1, x0:x1])
+            if _fill_holes_of(window, max_hole_px):
+                labels[y0:y1, x0:x1] = window
+        return labels
+    out = labels.copy()
+    _fill_holes_of(out, max_hole_px)
+    return out
+
+
+def _fill_holes_of(labels: np.ndarray, max_hole_px: int) -> bool:
+    """:func:`fill_label_holes` on the whole of ``labels`` (C-contiguous int32) in place;
+    whether any hole was filled."""
     background = (labels == 0).view(np.uint8)
     n, holes, stats, _ = cv2.connectedComponentsWithStats(background, connectivity=4)
     h, w = labels.shape
@@ -150,10 +174,9 @@ def fill_label_holes(labels: np.ndarray, max_hole_px: int, *, in_place: bool = F
     inner = (x > 0) & (y > 0) & (x + bw < w) & (y + bh < h) & (area <= max_hole_px)
     inner[0] = False
     if not inner.any():
-        return labels if in_place else labels.copy()
-    out = labels if in_place else labels.copy()
-    _fill_holes(out, holes, inner)
-    return out
+        return False
+    _fill_holes(labels, holes, inner)
+    return True
 
 
 # Column names of :func:`region_features`' rows.

@@ -38,6 +38,36 @@ def sparse_put(target: np.ndarray, values: np.ndarray) -> np.ndarray:
     return target
 
 
+def label_windows(boxes: np.ndarray, shape: tuple[int, int]) -> list[tuple[int, int, int, int]]:
+    """Windows ``(y0, y1, x0, x1)`` (ends exclusive) holding every label of ``boxes`` (rows as
+    :func:`label_boxes` gives them) with a 1-px margin; labels whose grown boxes overlap share
+    a window, so two labels that touch (8-neighbours) are always in one window, and a
+    background region that labels enclose lies inside the window of its enclosing labels.
+
+    The whole-map passes over a detection's labels (hole filling, pieces cut off by a
+    protected feature) find the same things window by window: at 100 megapixels each pass
+    over the search area cost a few hundred ms and a few hundred MB of scratch.
+    """
+    height, width = shape
+    windows = [[max(0, int(y0) - 1), min(height, int(y1) + 1), max(0, int(x0) - 1), min(width, int(x1) + 1)]
+               for y0, x0, y1, x1 in boxes[1:] if y0 < y1]  # fmt: skip
+    merged = True
+    while merged:  # until no two windows overlap: a merge can make a window meet another
+        merged = False
+        done: list[list[int]] = []
+        for window in windows:
+            for other in done:
+                if window[0] < other[1] and other[0] < window[1] and window[2] < other[3] and other[2] < window[3]:
+                    other[:] = [min(window[0], other[0]), max(window[1], other[1]),
+                                min(window[2], other[2]), max(window[3], other[3])]  # fmt: skip
+                    merged = True
+                    break
+            else:
+                done.append(window)
+        windows = done
+    return [(y0, y1, x0, x1) for y0, y1, x0, x1 in windows]
+
+
 def label_boxes(labels: np.ndarray, largest: int) -> np.ndarray | None:
     """Box of each label ``0..largest``, indexed by label.
 

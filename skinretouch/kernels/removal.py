@@ -316,7 +316,7 @@ def freqsplit_fill_into(image, lab, hole, avoid, scale, seed, tone_taps, texture
     tone_fill_into(lab[y0:y1, x0:x1].copy(), hole[y0:y1, x0:x1].copy(), avoid[y0:y1, x0:x1].copy(), tone_taps,
                    TREND_RING * scale, TREND_NEAR_WEIGHT, TREND_TUKEY_DE, TONE_DECAY * scale, TREND_GAP * scale, True,
                    True, tone)  # fmt: skip
-    lightness = np.ascontiguousarray(lab[:, :, 0:1]).copy()
+    lightness = lab[:, :, 0:1].copy()  # one copy (ascontiguousarray already made one)
     for y in range(y1 - y0):
         for x in range(x1 - x0):
             if hole[y0 + y, x0 + x]:

@@ -18,6 +18,9 @@ from .texture import ratio_around, ratio_reach
 
 __all__ = ["fill_spots"]
 
+# Integer photos: the factor that makes a stored value a float in [0, 1] (as to_float has it).
+_UNIT = {np.dtype(np.uint8): np.float32(1.0 / 255.0), np.dtype(np.uint16): np.float32(1.0 / 65535.0)}
+
 
 def fill_spots(
     image: np.ndarray,
@@ -34,8 +37,10 @@ def fill_spots(
 
     Parameters
     ----------
-    image : (H, W, 3) float32 ndarray
-        The whole photo, sRGB in ``[0, 1]``.
+    image : (H, W, 3) float32, uint8 or uint16 ndarray
+        The whole photo, sRGB in ``[0, 1]``, or its stored integers: each crop is then
+        converted as :func:`skinretouch.imageio.to_float` converts (the same float32 values),
+        so a 100-megapixel photo need not be held as floats (1.2 GB) while its spots are filled.
     boxes : (n, 4) int ndarray
         Each spot's ``(x, y, width, height)``.
     holes : list of n (height, width) bool ndarrays
@@ -60,7 +65,12 @@ def fill_spots(
         The fill's texture ratio against the ring around it
         (:func:`.texture.texture_ratio`), ``nan`` when not judged.
     """
-    image = as_image(image)
+    if image.dtype in _UNIT:
+        if image.ndim != 3 or image.shape[2] != 3:
+            raise ValueError(f"image must have shape (H, W, 3), got {image.shape}")
+        image, unit = np.ascontiguousarray(image), _UNIT[image.dtype]
+    else:
+        image, unit = as_image(image), np.float32(1.0)
     avoid = as_mask(avoid, image.shape, "avoid")
     boxes = np.ascontiguousarray(boxes, dtype=np.int64).reshape(-1, 4)
     if len(holes) != boxes.shape[0] or len(seeds) != boxes.shape[0]:
@@ -75,7 +85,7 @@ def fill_spots(
     filled_flat = np.empty((int(starts[-1]), 3), np.float32)
     ratios = np.empty(boxes.shape[0], np.float64)
     ring_px, reach = ratio_reach(scale)
-    _fill_spots(image, avoid, boxes, starts, holes_flat, np.ascontiguousarray(seeds, dtype=np.int64),
+    _fill_spots(image, unit, avoid, boxes, starts, holes_flat, np.ascontiguousarray(seeds, dtype=np.int64),
                 int(margin), float(scale), *route_taps(float(scale)), ring_px, reach, int(min_ratio_area),
                 filled_flat, ratios)  # fmt: skip
     filled = [
@@ -86,7 +96,7 @@ def fill_spots(
 
 
 @njit(cache=True, nogil=True)
-def _fill_spots(image, avoid, boxes, starts, holes_flat, seeds, margin, scale, tone_taps, texture_taps,
+def _fill_spots(image, unit, avoid, boxes, starts, holes_flat, seeds, margin, scale, tone_taps, texture_taps,
                 share_taps, energy_taps, ratio_taps, ring_px, reach, min_ratio_area, filled_flat,
                 ratios):  # fmt: skip
     height, width = avoid.shape
@@ -94,7 +104,13 @@ def _fill_spots(image, avoid, boxes, starts, holes_flat, seeds, margin, scale, t
         x, y, w, h = boxes[k, 0], boxes[k, 1], boxes[k, 2], boxes[k, 3]
         x0, y0 = max(0, x - margin), max(0, y - margin)
         x1, y1 = min(width, x + w + margin), min(height, y + h + margin)
-        crop = np.ascontiguousarray(image[y0:y1, x0:x1])
+        # A float copy of the photo's pixels (the fill below writes into it): value times
+        # ``unit`` in float32, as to_float computes it (1.0 for a float photo: unchanged).
+        crop = np.empty((y1 - y0, x1 - x0, 3), np.float32)
+        for i in range(y1 - y0):
+            for j in range(x1 - x0):
+                for c in range(3):
+                    crop[i, j, c] = np.float32(image[y0 + i, x0 + j, c]) * unit
         hole = np.zeros((y1 - y0, x1 - x0), np.bool_)
         crop_avoid = avoid[y0:y1, x0:x1].copy()
         count = 0
@@ -104,9 +120,11 @@ def _fill_spots(image, avoid, boxes, starts, holes_flat, seeds, margin, scale, t
                     hole[y - y0 + i, x - x0 + j] = True
                     crop_avoid[y - y0 + i, x - x0 + j] = False
                     count += 1
-        filled = crop.copy()
         lab = np.empty_like(crop)
         rgb_to_lab_into(crop, lab)
+        # The fill reads only ``lab`` and writes only the hole's pixels: the crop takes it in
+        # place (a second crop-sized copy was ~100 MB at 100 megapixels for the largest spots).
+        filled = crop
         if 0 < count < hole.size:
             freqsplit_fill_into(crop, lab, hole, crop_avoid, scale, seeds[k], tone_taps, texture_taps, share_taps,
                             energy_taps, ratio_taps, filled)  # fmt: skip
