@@ -102,6 +102,8 @@ def test_a_faint_dark_spot_on_tan_skin_need_not_be_yellower_if_round_and_not_gre
     # Without the colour cue the shape must carry it: not irregular, not elongated ...
     assert detector._kind_of({**spot, "solidity": 0.7}, UNIT) is None  # a crease's crossing
     assert detector._kind_of({**spot, "sxx": 4.0 * spot["sxx"]}, UNIT) is None  # elongation 2: a fold
+    # ... nor edged like a mole (a step: edge gradient half the L drop; moles are kept) ...
+    assert detector._kind_of({**spot, "edge_grad": 5.0}, UNIT) != "dark_spot"
     # ... and not grey: a* + b* falling by 4 local SDs together is a blackhead's colour.
     assert detector._kind_of({**spot, "core_da": -2.0, "core_db": -4.0}, UNIT) != "dark_spot"
 

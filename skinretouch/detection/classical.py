@@ -174,6 +174,9 @@ class _Thresholds:
     # or a notch where an ear meets the hair is darker, not yellower, but irregular).
     dark_rel_grey_min_solidity: float = 0.8
     dark_rel_grey_max_elongation: float = 1.5
+    # ... and soft-edged: a round, uniform, not-yellow mark whose edge is as steep as a mole's
+    # (L gradient at the edge at least this share of its L drop) is kept as one.
+    dark_rel_grey_max_edge: float = 0.4
 
 
 class ClassicalDetector:
@@ -720,12 +723,13 @@ class ClassicalDetector:
 
     def _round_and_not_grey(self, f: dict[str, float]) -> bool:
         """A dark mark no yellower than the skin: its a* + b* fall less than the faint-blackhead
-        measure of grey, and it is round and compact."""
+        measure of grey, it is round and compact, and its edge is soft (a mole's is a step)."""
         t = self._t
         return (
             -(f["core_da"] + f["core_db"]) < t.dark_rel_grey_k * (f["noise_a"] + f["noise_b"])
             and f.get("solidity", 1.0) >= t.dark_rel_grey_min_solidity
             and _elongation(f) <= t.dark_rel_grey_max_elongation
+            and f["edge_grad"] < t.dark_rel_grey_max_edge * -f["core_dl"]
         )
 
     def _plain_region(self, f: dict[str, float], unit: float) -> bool:
