@@ -15,7 +15,7 @@ import numpy as np
 
 from .config import RouteConfig
 from .detection import BBox, Detection, Spot
-from .kernels.labels import label_boxes, label_sparse
+from .kernels.labels import label_boxes, label_sparse, merged_windows
 from .routes import NEED_MEDIUM, NEED_SMALL, ROUTE_FREQSPLIT, ROUTE_PATCHMATCH
 from .scale import image_scale
 
@@ -90,7 +90,7 @@ def build_regions(detection: Detection, *, dilation_px: int, route: RouteConfig)
         # Each label is a region already, numbered as OpenCV numbers the components.
         return _label_regions(detection, boxes, spot_by_label, route=route)
     boxes = boxes[boxes[:, 0] < boxes[:, 2]]  # the labels that occur
-    windows = _merged_windows(boxes, max(0, dilation_px) + 2, height, width)
+    windows = merged_windows(boxes, max(0, dilation_px) + 2, height, width)
     regions = [
         region
         for window in windows
@@ -186,29 +186,6 @@ def _label_regions(
         route_region(region, image_area=height * width, scale=detection.scale, config=route)
         regions.append(region)
     return regions
-
-
-def _merged_windows(boxes: np.ndarray, grow: int, height: int, width: int) -> list[tuple[int, int, int, int]]:
-    """Boxes ``(y0, x0, y1, x1)`` grown by ``grow`` px (clipped to the image), overlapping
-    ones merged until none overlap."""
-    windows = [
-        [max(0, int(y0) - grow), max(0, int(x0) - grow), min(height, int(y1) + grow), min(width, int(x1) + grow)]
-        for y0, x0, y1, x1 in boxes
-    ]
-    changed = True
-    while changed:
-        changed = False
-        kept: list[list[int]] = []
-        for box in windows:
-            for other in kept:
-                if box[0] < other[2] and other[0] < box[2] and box[1] < other[3] and other[1] < box[3]:
-                    other[:] = [min(box[0], other[0]), min(box[1], other[1]), max(box[2], other[2]), max(box[3], other[3])]
-                    changed = True
-                    break
-            else:
-                kept.append(box)
-        windows = kept
-    return [(y0, x0, y1, x1) for y0, x0, y1, x1 in windows]
 
 
 def _first_block(region: Region) -> tuple[int, int]:

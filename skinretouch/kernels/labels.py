@@ -6,7 +6,8 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
-__all__ = ["disk", "label_boxes", "label_sparse", "mask_box", "mask_pixels", "sparse_copy", "sparse_or", "sparse_put"]
+__all__ = ["disk", "label_boxes", "label_sparse", "label_windows", "mask_box", "mask_pixels", "merged_windows", "sparse_copy",
+           "sparse_or", "sparse_put"]
 
 
 def disk(radius_px: float) -> np.ndarray:
@@ -48,24 +49,32 @@ def label_windows(boxes: np.ndarray, shape: tuple[int, int]) -> list[tuple[int, 
     protected feature) find the same things window by window: at 100 megapixels each pass
     over the search area cost a few hundred ms and a few hundred MB of scratch.
     """
-    height, width = shape
-    windows = [[max(0, int(y0) - 1), min(height, int(y1) + 1), max(0, int(x0) - 1), min(width, int(x1) + 1)]
-               for y0, x0, y1, x1 in boxes[1:] if y0 < y1]  # fmt: skip
-    merged = True
-    while merged:  # until no two windows overlap: a merge can make a window meet another
-        merged = False
-        done: list[list[int]] = []
-        for window in windows:
-            for other in done:
-                if window[0] < other[1] and other[0] < window[1] and window[2] < other[3] and other[2] < window[3]:
-                    other[:] = [min(window[0], other[0]), max(window[1], other[1]),
-                                min(window[2], other[2]), max(window[3], other[3])]  # fmt: skip
-                    merged = True
+    present = [box for box in boxes[1:] if box[0] < box[2]]
+    windows = merged_windows(present, 1, *shape)
+    return [(y0, y1, x0, x1) for y0, x0, y1, x1 in windows]
+
+
+def merged_windows(boxes, grow: int, height: int, width: int) -> list[tuple[int, int, int, int]]:
+    """Boxes ``(y0, x0, y1, x1)`` grown by ``grow`` px (clipped to ``height`` x ``width``),
+    overlapping ones merged until none overlap (a merge can make a window meet another)."""
+    windows = [
+        [max(0, int(y0) - grow), max(0, int(x0) - grow), min(height, int(y1) + grow), min(width, int(x1) + grow)]
+        for y0, x0, y1, x1 in boxes
+    ]
+    changed = True
+    while changed:
+        changed = False
+        kept: list[list[int]] = []
+        for box in windows:
+            for other in kept:
+                if box[0] < other[2] and other[0] < box[2] and box[1] < other[3] and other[1] < box[3]:
+                    other[:] = [min(box[0], other[0]), min(box[1], other[1]), max(box[2], other[2]), max(box[3], other[3])]
+                    changed = True
                     break
             else:
-                done.append(window)
-        windows = done
-    return [(y0, y1, x0, x1) for y0, y1, x0, x1 in windows]
+                kept.append(box)
+        windows = kept
+    return [(y0, x0, y1, x1) for y0, x0, y1, x1 in windows]
 
 
 def label_boxes(labels: np.ndarray, largest: int) -> np.ndarray | None:
