@@ -122,6 +122,8 @@ def encode_image(image: ImageFile, pixels: np.ndarray, *, options: OutputConfig,
             f"got {pixels.shape} {pixels.dtype}"
         )
     writer = get_format(image.format).writer
+    # Asked for only when wanted: a format registered from outside may have a writer of the
+    # older (image, pixels, options) signature.
     if consume:
         return writer(image, np.ascontiguousarray(pixels), options, consume=True)
     return writer(image, np.ascontiguousarray(pixels), options)
