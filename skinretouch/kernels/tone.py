@@ -26,11 +26,17 @@ from numba import njit
 
 from ._checks import as_mask
 from ._jit import sor_sweeps
+from ._multigrid import screened_membrane_multigrid
 from .blur import gaussian_taps, masked_blur_into
 from .labels import mask_box, mask_pixels
 from .tuning import TONE_DECAY, TONE_LOWPASS_SIGMA, TREND_GAP, TREND_NEAR_WEIGHT, TREND_RING, TREND_TUKEY_DE
 
 __all__ = ["tone_fill", "tone_fill_into"]
+
+# A hole at least this many px across is relaxed by multigrid (:mod:`._multigrid`): plain
+# sweeps over it cost about a sweep per px of extent (a second or two at 100 megapixels),
+# while smaller holes converge in a few dozen (and keep exactly the values they had).
+MULTIGRID_MIN_EXTENT = 64
 
 
 def tone_fill(
@@ -327,5 +333,7 @@ def _screened_membrane(values, hole, screen):
     extent = max(box[1] - box[0], box[3] - box[2]) + 2
     # The screening shortens the reach of the boundary: fewer sweeps are needed than for a
     # plain membrane over the hole.
+    if extent >= MULTIGRID_MIN_EXTENT and screened_membrane_multigrid(values, hole, box, screen, 1e-3) >= 0:
+        return
     omega = 2.0 / (1.0 + np.sin(np.pi / extent))
     sor_sweeps(values, ys, xs, values, False, omega, 4 * extent + 50, 1e-3, screen)
