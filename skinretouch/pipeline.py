@@ -7,6 +7,7 @@ and works on float32 RGB arrays. It knows nothing of files or reports: the file 
 
 from __future__ import annotations
 
+import collections
 import math
 import os
 import threading
@@ -37,6 +38,8 @@ log = structlog.get_logger(__name__)
 
 # Below this many pixels a texture ratio is mostly noise, so it flags nothing.
 MIN_TEXTURE_AREA_PX = 40
+# Work bundles per region thread (see _work_bundles).
+BUNDLES_PER_THREAD = 4
 
 
 class OwnedPhoto:
@@ -222,8 +225,8 @@ class Retoucher:
         """Repair every region, on the region threads when there is more than one piece of work.
 
         Small spots on the classical route are filled in a few jitted calls that run without
-        the GIL (:mod:`.kernels.removal_batch`), in groups of about equal work; any other region is
-        repaired on its own. Every piece of work reads only the input, so neither the grouping
+        the GIL (:mod:`.kernels.removal_batch`), in bundles the threads take in turn; any other
+        region is repaired on its own. Every piece of work reads only the input, so neither the grouping
         nor the order changes a pixel.
         """
         engines = [self._choose_engine(region) for region in regions]
@@ -231,7 +234,7 @@ class Retoucher:
                    if engines[i][0] == CLASSICAL and region.route == ROUTE_FREQSPLIT]  # fmt: skip
         single = sorted(set(range(len(regions))) - set(batched), key=lambda i: -regions[i].area_px)
         margin = removal.crop_margin(scale)
-        groups = _balanced_groups(batched, [_crop_area(regions[i], margin) for i in batched], self.threads)
+        groups = _work_bundles(batched, [_crop_area(regions[i], margin) for i in batched], self.threads)
 
         def fill_group(group: list[int]) -> tuple[list[np.ndarray], np.ndarray]:
             return fill_spots(
@@ -253,12 +256,25 @@ class Retoucher:
         repairs: list[tuple[Patch, RegionRecord] | None] = [None] * len(regions)
         if self.threads > 1 and len(groups) + len(single) > 1:
             pool = self._region_pool()
-            # Largest work first, so that the last to finish is small; this thread takes the
-            # first group itself rather than wait idle (and wake one thread fewer).
+            pending = collections.deque(groups)
+            taking = threading.Lock()
+
+            def drain() -> list[tuple[list[int], tuple[list[np.ndarray], np.ndarray]]]:
+                # Each thread takes the next bundle when it is done with one, heaviest first:
+                # a fixed split by estimated work left one core idle for a second at
+                # 100 megapixels, where a spot's cost follows its crop's area only loosely.
+                done = []
+                while True:
+                    with taking:
+                        if not pending:
+                            return done
+                        group = pending.popleft()
+                    done.append((group, fill_group(group)))
+
             single_futures = {i: pool.submit(repair, i) for i in single}
-            group_futures = [(group, pool.submit(fill_group, group)) for group in groups[1:]]
-            group_results = [(groups[0], fill_group(groups[0]))] if groups else []
-            group_results += [(group, future.result()) for group, future in group_futures]
+            helpers = [pool.submit(drain) for _ in range(min(self.threads - 1, len(groups)))]
+            group_results = drain()  # this thread works too rather than wait idle
+            group_results += [result for helper in helpers for result in helper.result()]
             for i, future in single_futures.items():
                 repairs[i] = future.result()
         else:
@@ -419,17 +435,29 @@ def _crop_area(region: Region, margin: int) -> int:
     return (width + 2 * margin) * (height + 2 * margin)
 
 
-def _balanced_groups(items: list[int], costs: list[int], count: int) -> list[list[int]]:
-    """``items`` split into at most ``count`` groups of about equal total cost (largest first
-    into the lightest group), heaviest group first; each group keeps the items' order."""
-    groups: list[list[int]] = [[] for _ in range(max(1, min(count, len(items))))]
-    loads = [0] * len(groups)
+def _work_bundles(items: list[int], costs: list[int], threads: int) -> list[list[int]]:
+    """``items`` in bundles for threads that each take the next one when done, heaviest first.
+
+    A bundle gathers items, heaviest first, until it holds about 1 / (BUNDLES_PER_THREAD *
+    ``threads``) of the total cost (a heavy item makes one alone): few enough calls that
+    small spots are not a Python call each, fine enough that the threads end together.
+    Each bundle keeps the items' order.
+    """
+    if not items:
+        return []
+    target = sum(costs) / (BUNDLES_PER_THREAD * max(1, threads))
+    bundles: list[list[int]] = []
+    current: list[int] = []
+    load = 0
     for cost, item in sorted(zip(costs, items), key=lambda pair: -pair[0]):
-        lightest = loads.index(min(loads))
-        groups[lightest].append(item)
-        loads[lightest] += cost
-    order = sorted(range(len(groups)), key=lambda g: -loads[g])
-    return [sorted(groups[g]) for g in order if groups[g]]
+        current.append(item)
+        load += cost
+        if load >= target:
+            bundles.append(sorted(current))
+            current, load = [], 0
+    if current:
+        bundles.append(sorted(current))
+    return bundles
 
 
 def _texture_ratio(filled: np.ndarray, hole: np.ndarray, avoid: np.ndarray, scale: float) -> float:
