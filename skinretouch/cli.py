@@ -38,7 +38,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     as_program = argv is None
     argv = list(sys.argv[1:] if argv is None else argv)
     if argv[:1] == ["process"]:
-        prepare_process(fixed_mmap_threshold=True)
+        prepare_process(one_shot=True)
         code = _main(argv)
         if as_program:
             exit_now(code)

@@ -76,10 +76,10 @@ def test_file_stage_writes_the_same_bytes_as_the_two_copy_path(tmp_path, name, d
 
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="glibc's mallopt")
-def test_mmap_threshold_is_accepted_by_glibc():
-    from skinretouch.startup import MMAP_THRESHOLD_BYTES, _set_mmap_threshold
+def test_malloc_tuning_is_accepted_by_glibc():
+    from skinretouch.startup import MALLOC_TUNING, _tune_malloc
 
-    assert _set_mmap_threshold(MMAP_THRESHOLD_BYTES)
+    assert _tune_malloc(MALLOC_TUNING)
 
 
 HASHING_KERNEL = '''
