@@ -5,12 +5,14 @@
   ``numpy.testing``) load lazily: they run only if something reads them.
 - For a one-shot ``process``, glibc's malloc is tuned (:data:`MALLOC_TUNING`) to reuse the
   memory of freed temporaries instead of handing it back and faulting it in anew: blocks under
-  64 MiB come from the heap, which grows 64 MiB at a time and gives back only 256 MiB or more.
-  Before, blocks of 4 MiB and more went straight to ``mmap`` (a lower peak then): each photo's
-  crops and masks were mapped, zeroed and unmapped again, 2.1 million page faults and 3.6 s of
-  system time at 100 MP (0.45 million, 0.8 s at 24 MP). Tuned: 0.70 million faults, 1.1 s
-  (0.15 million, 0.35 s), for a peak of 1768 MiB instead of 1694 at 100 MP (24 MP: 699 vs
-  650 MiB).
+  16 MiB come from the heap, which grows 64 MiB at a time and gives back only 256 MiB or more.
+  Before, blocks of 4 MiB and more went straight to ``mmap``: each photo's crops and
+  temporaries were mapped, zeroed and unmapped again, 2.1 million page faults and 3.6 s of
+  system time at 100 MP (0.45 million, 0.8 s at 24 MP). Tuned: 0.76 million faults, 1.35 s
+  (0.15 million, 0.4 s), for a peak of 1766 MiB instead of 1694 at 100 MP (24 MP: 696 vs
+  650 MiB). Whole-photo masks of 24 MP and more stay above the threshold, so ``np.zeros``
+  still maps them lazily and their empty pages take no memory (with 64 MiB they came from
+  the heap, zeroed by hand: a 46 MB mask's sparse copy took 10 MB instead of nothing).
 - For a one-shot ``process``, numpy does not ask the kernel for transparent huge pages on its
   large arrays. Where the kernel compacts memory on the fault path for such requests
   (``/sys/kernel/mm/transparent_hugepage/defrag`` = ``madvise``, a common default), the first
@@ -37,7 +39,7 @@ UNUSED_ON_OUR_PATH = frozenset({"yaml", "numpy.f2py", "numpy.testing"})
 MIB = 1024 * 1024
 # mallopt's parameter numbers in glibc's malloc.h, and the values a one-shot process sets.
 M_TRIM_THRESHOLD, M_TOP_PAD, M_MMAP_THRESHOLD = -1, -2, -3
-MALLOC_TUNING = {M_MMAP_THRESHOLD: 64 * MIB, M_TRIM_THRESHOLD: 256 * MIB, M_TOP_PAD: 64 * MIB}
+MALLOC_TUNING = {M_MMAP_THRESHOLD: 16 * MIB, M_TRIM_THRESHOLD: 256 * MIB, M_TOP_PAD: 64 * MIB}
 
 _prepared = False
 
