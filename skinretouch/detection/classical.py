@@ -82,6 +82,7 @@ class _Thresholds:
     relative_grow: float = 0.3  # growth floor as a fraction of the spot's own peak
     merge: float = 0.6  # peaks joined by a saddle this high (of the lower peak) are one spot
     noise_k: float = 2.5  # seeds must also exceed this many local texture SDs
+    red_not_hair: bool = True  # strand pixels as red as a red seed are not protected as hair
     texture_sigma: float = 10.0  # window of the local texture SD
     wide_background: float = 0.0  # a second, wider background in face units (0 = off; measured worse)
     # A second look inside large rejected regions (a spot on a flushed or shaded patch).
@@ -336,6 +337,7 @@ class ClassicalDetector:
         labels_small, spots, kept_protected, contrast = self._find_spots(
             a.lab_small, a.skin_small, hair, a.allowed_small, unit, features=a.protected_small
         )
+        hair = contrast["hair"]  # the strands protected: those not red (see _find_spots)
         features = list(a.features)
         protected_small = a.protected_small.copy()
         protected_full = sparse_copy(a.protected_mask)
@@ -523,6 +525,14 @@ class ClassicalDetector:
             axis=-1,
         ).astype(np.float32)
         strength = _strength(delta, divisors)
+        protect_hair = hair
+        if t.red_not_hair:
+            # A hair strand darkens the skin without reddening it; a valley as red as a red
+            # seed (in this skin's own a* noise) is an inflamed crease or a papule sitting on
+            # one (beside the nose, in a fold): it is not protected as a strand (it still
+            # seeds nothing: letting it seed floods papules into their creases).
+            red_seed = (delta[..., 1] >= divisors[..., 1]).astype(np.uint8)
+            protect_hair = hair & ~cv2.dilate(red_seed, np.ones((3, 3), np.uint8)).astype(bool)
         if t.wide_background > 0:
             # Inflamed lesions sit in red skin and in clusters: against a wider background
             # (the same noise units) they stand out where the near background has caught
@@ -534,7 +544,7 @@ class ClassicalDetector:
             strength = np.where(wider, wide_strength, strength)
             delta = np.where(wider[..., None], wide_delta, delta)
             bg = np.where(wider[..., None], wide_bg, bg)
-        contrast = {"background": bg, "divisors": divisors}
+        contrast = {"background": bg, "divisors": divisors, "hair": protect_hair}
         labels, count = kd.flood_labels(
             strength, high=1.0, low=t.grow, relative=t.relative_grow, merge=t.merge,
             allowed=allowed,
