@@ -557,9 +557,12 @@ class ClassicalDetector:
         # Provisional ring widths from the region sizes.
         areas = np.bincount(labels.ravel(), minlength=count + 1).astype(np.float32)
         ring = np.maximum(2.0 * unit, 0.6 * np.sqrt(areas / math.pi)).astype(np.float32)
+        # Ring L SDs on the face's skin, protected features included (their edges make a ring
+        # busy), not on the background or a border beyond it.
+        on_skin = allowed | features if features is not None else allowed
         feats = kd.region_features(
             labels, count, delta, lab[..., 0], strength, allowed=allowed, skin=skin,
-            hair=hair, gradient=grad, ring_px=ring,
+            hair=hair, gradient=grad, ring_px=ring, ring_measured=on_skin,
         )
         contrast["peaks"] = feats[:, _COL["peak"]].astype(np.float32)
         solidity = _solidity(labels, count, feats)
@@ -576,7 +579,7 @@ class ClassicalDetector:
         texture = float(np.median(feats[1:, _COL["ring_l_std"]]))
         labels, count, feats, solidity, region_noise, second = self._second_look(
             labels, count, feats, solidity, region_noise, noise, smooth, weights, divisors, lab,
-            skin, hair, allowed, grad, unit, texture,
+            skin, hair, allowed, grad, unit, texture, on_skin,
         )
         labels, spots, protected, sources = self._classify(
             labels, count, feats, solidity, region_noise, unit, texture, second
@@ -587,7 +590,7 @@ class ClassicalDetector:
         return labels, spots, protected, contrast
 
     def _second_look(self, labels, count, feats, solidity, region_noise, noise, smooth, weights,
-                     divisors, lab, skin, hair, allowed, grad, unit, texture):
+                     divisors, lab, skin, hair, allowed, grad, unit, texture, on_skin=None):
         """Look again inside large rejected regions for a spot sitting on them.
 
         A brown spot on a flushed cheek floods into the redness around it and the whole
@@ -618,7 +621,7 @@ class ClassicalDetector:
         ring = np.maximum(2.0 * unit, 0.6 * np.sqrt(areas / math.pi)).astype(np.float32)
         sub_feats = kd.region_features(
             sub, n_sub, near_delta, lab[..., 0], near_strength, allowed=allowed, skin=skin,
-            hair=hair, gradient=grad, ring_px=ring,
+            hair=hair, gradient=grad, ring_px=ring, ring_measured=on_skin,
         )
         sub_solidity = _solidity(sub, n_sub, sub_feats)
         sub_noise = _region_noise(sub, n_sub, noise)
