@@ -979,6 +979,9 @@ COARSE_LOOK = 2.0
 # ...for these kinds only: coarse dark spots and blackheads of close-ups are pores, hair and
 # moles (on dev real acne they added false regions and no lesion).
 COARSE_LOOK_KINDS = ("papule", "pustule")
+# A coarse spot is added where the fine look's spots cover at most this share of it (its free
+# part): a fine spot on a large papule is often a piece of it, its pore or head, not the papule.
+COARSE_MAX_TAKEN = 0.25
 
 
 def _with_coarse_spots(fine: Detection, coarse: Detection) -> Detection:
@@ -997,9 +1000,10 @@ def _with_coarse_spots(fine: Detection, coarse: Detection) -> Detection:
             continue
         own = coarse.labels[y0:y1, x0:x1] == spot.label
         window = labels[y0:y1, x0:x1]
-        if (window[own] > 0).any():
+        taken = window[own] > 0
+        if taken.mean() > COARSE_MAX_TAKEN:
             continue
-        free = own & ~fine.protected_mask[y0:y1, x0:x1]
+        free = own & (window == 0) & ~fine.protected_mask[y0:y1, x0:x1]
         if np.count_nonzero(free) < 0.3 * np.count_nonzero(own):
             continue
         label = len(spots) + 1
