@@ -26,8 +26,8 @@ Steps for one photo:
 5. Labels are brought back to the photo's pixel grid; where the search ran shrunk, each
    spot's outline is redrawn at full resolution from the full-resolution contrast.
 6. A photo with no face searched (a close-up: its face scale is only guessed from its size)
-   is looked at again at twice that scale; the papules and pustules found only there (larger
-   than the guess expects) are added.
+   is looked at again at twice that scale; the papules and pustules found there (larger than
+   the guess expects) are added where the first look found at most a small piece of them.
 """
 
 from __future__ import annotations
@@ -319,7 +319,8 @@ class ClassicalDetector:
         for a portrait; a skin close-up shows its lesions larger than that, and a large
         inflamed papule then fills the background window it is measured against. Such a photo
         gets a second, coarser look (``COARSE_LOOK`` times the guessed scale, the same faces):
-        its inflamed spots that touch no spot of the first look are added.
+        its inflamed spots that the first look's spots cover at most ``COARSE_MAX_TAKEN`` of are
+        added where they are free.
         """
         detection = self._spots_at_scale(image, analysis)
         if analysis.method != "skin_colour" or COARSE_LOOK <= 1.0:
@@ -985,9 +986,9 @@ COARSE_MAX_TAKEN = 0.25
 
 
 def _with_coarse_spots(fine: Detection, coarse: Detection) -> Detection:
-    """``fine`` with the inflamed spots of ``coarse`` that overlap none of its spots, cut off
-    what the fine look protects (moles, freckles, hair strands; a spot mostly on them is
-    dropped, as :func:`.protection.drop_protected` does)."""
+    """``fine`` with the free part of each inflamed spot of ``coarse`` that its spots cover at most
+    ``COARSE_MAX_TAKEN`` of, cut off what the fine look protects (moles, freckles, hair strands;
+    a spot mostly on them is dropped, as :func:`.protection.drop_protected` does)."""
     labels = fine.labels  # rewritten in place: the coarse spots only fill empty pixels
     spots = list(fine.spots)
     count = max([int(coarse.labels.max(initial=0))] + [s.label for s in coarse.spots])
