@@ -558,9 +558,11 @@ class ClassicalDetector:
         # Provisional ring widths from the region sizes.
         areas = np.bincount(labels.ravel(), minlength=count + 1).astype(np.float32)
         ring = np.maximum(2.0 * unit, 0.6 * np.sqrt(areas / math.pi)).astype(np.float32)
-        # Ring L SDs on the face's skin, protected features included (their edges make a ring
-        # busy), not on the background or a border beyond it.
-        on_skin = allowed | features if features is not None else allowed
+        # Ring L SDs on skin-coloured pixels and protected features (their edges make a ring
+        # busy), not on a black border or a background of another colour beside the skin.
+        on_skin = skin >= SKIN_RING_MIN_LIKELIHOOD
+        if features is not None:
+            on_skin |= features
         feats = kd.region_features(
             labels, count, delta, lab[..., 0], strength, allowed=allowed, skin=skin,
             hair=hair, gradient=grad, ring_px=ring, ring_measured=on_skin,
@@ -1015,6 +1017,9 @@ def _with_coarse_spots(fine: Detection, coarse: Detection) -> Detection:
     return dataclasses.replace(fine, labels=labels, spots=spots, label_boxes=None, labels_are_components=False)
 
 
+# Ring pixels at least this skin-like (or protected features) are the ring's skin, on which its
+# L SD is measured (the skin map's own floor, as for the search area).
+SKIN_RING_MIN_LIKELIHOOD = 0.08
 # Skin likelihood floor inside a landmark face outline.
 LANDMARK_FACE_SKIN = 0.35
 # ... when the colour model covers less than this share of the face outline.

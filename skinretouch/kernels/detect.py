@@ -179,8 +179,9 @@ def _fill_holes_of(labels: np.ndarray, max_hole_px: int) -> bool:
     return True
 
 
-# The ring's L SD is taken over its ``ring_measured`` pixels when they are at least this share of it.
-RING_SD_MIN_MEASURED = 0.5
+# The ring's L SD is taken over its ``ring_measured`` pixels when they are at least this share of it
+# (at a half a spot by a glasses rim, next to an eye, took its quiet skin side for its ring).
+RING_SD_MIN_MEASURED = 0.6
 
 # Column names of :func:`region_features`' rows.
 FEATURES = (
