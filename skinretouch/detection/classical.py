@@ -528,11 +528,13 @@ class ClassicalDetector:
         strength = _strength(delta, divisors)
         protect_hair = hair
         if t.red_not_hair:
-            # A hair strand darkens the skin without reddening it; a valley as red as a red
-            # seed (in this skin's own a* noise) is an inflamed crease or a papule sitting on
-            # one (beside the nose, in a fold): it is not protected as a strand (it still
-            # seeds nothing: letting it seed floods papules into their creases).
-            red_seed = (delta[..., 1] >= divisors[..., 1]).astype(np.uint8)
+            # A hair strand darkens the skin more than it reddens it; a valley as red as a red
+            # seed and redder than it is dark (each in this skin's own noise units) is an
+            # inflamed crease or a papule sitting on one (beside the nose, in a fold): it is not
+            # protected as a strand (it still seeds nothing: letting it seed floods papules into
+            # their creases). A brown mole's rim is reddish too, but far darker than red.
+            red_units = delta[..., 1] / divisors[..., 1]
+            red_seed = ((red_units >= 1.0) & (red_units >= -delta[..., 0] / divisors[..., 0])).astype(np.uint8)
             protect_hair = hair & ~cv2.dilate(red_seed, np.ones((3, 3), np.uint8)).astype(bool)
         if t.wide_background > 0:
             # Inflamed lesions sit in red skin and in clusters: against a wider background
