@@ -372,3 +372,22 @@ def test_the_coarse_look_adds_only_inflamed_spots_on_free_unprotected_skin():
     assert int((merged.labels == 5).sum()) == 64 - 4 and (merged.labels[21:23, 21:23] == 2).all()
     assert not merged.labels[20:26, 0:6].any() and not merged.labels[31:39, 1:9].any()
     assert int((merged.labels == 1).sum()) == 16 and merged.label_boxes is None
+
+
+def test_despeckle_takes_the_softer_impulses_only_in_a_photo_with_impulse_noise():
+    """Salt-and-pepper photos (an augmentation of the real-acne set): once the hard impulses
+    say the photo has impulse noise, the softer ones JPEG left (a dark-brown dot) go too; a clean
+    photo keeps its soft dots (they may be pores or blackheads)."""
+    from skinretouch.detection.classical import SPECKLE_JUMP, SPECKLE_JUMP_NOISY, _despeckle
+
+    rng = np.random.default_rng(0)
+    skin = np.full((64, 64, 3), (0.8, 0.6, 0.5), np.float32)
+    soft = rng.random((64, 64)) < 0.01
+    jump = 0.5 * (SPECKLE_JUMP + SPECKLE_JUMP_NOISY)
+    clean = skin.copy()
+    clean[soft] -= jump  # soft dark dots only
+    assert np.array_equal(_despeckle(clean), clean)
+    noisy = clean.copy()
+    noisy[rng.random((64, 64)) < 0.01] = 0.0  # hard pepper
+    out = _despeckle(noisy)
+    assert np.abs(out - skin).max() < 1e-6
