@@ -334,10 +334,10 @@ def test_skin_colour_model_fits_and_scores():
 
 def test_the_coarse_look_adds_only_inflamed_spots_on_free_unprotected_skin():
     """A faceless photo's second, coarser look (``_with_coarse_spots``): its papules and pustules
-    that overlap no spot of the first look are added, cut off the first look's protected pixels;
-    a coarse spot overlapping a first-look spot, a dark kind, or one mostly on protected pixels
-    is not."""
-    from skinretouch.detection.classical import _with_coarse_spots
+    that the first look's spots cover at most ``COARSE_MAX_TAKEN`` of are added where they are
+    free, cut off the first look's protected pixels; a coarse spot mostly covered by a first-look
+    spot, a dark kind, or one mostly on protected pixels is not."""
+    from skinretouch.detection.classical import COARSE_MAX_TAKEN, _with_coarse_spots
     from skinretouch.detection.types import Spot
 
     def detection(boxes_kinds, protected=None):
@@ -353,17 +353,41 @@ def test_the_coarse_look_adds_only_inflamed_spots_on_free_unprotected_skin():
     protected = np.zeros((40, 40), bool)
     protected[30:40, 0:10] = True  # a mole the first look kept
     protected[0:10, 30:32] = True  # a hair strand across a coarse papule
-    fine = detection([((0, 0, 4, 4), "papule")], protected)
+    # The first look: a papule, and a small piece (a head, a pore) of a large papule.
+    fine = detection([((0, 0, 4, 4), "papule"), ((21, 21, 23, 23), "papule")], protected)
+    assert 9 / 16 > COARSE_MAX_TAKEN >= 4 / 64
     coarse = detection([
-        ((2, 2, 8, 8), "papule"),  # overlaps the first look's papule
+        ((1, 1, 5, 5), "papule"),  # 9 of its 16 px are the first look's papule: not added
         ((10, 10, 16, 16), "pustule"),  # free: added
         ((20, 0, 26, 6), "dark_spot"),  # not an inflamed kind
         ((31, 1, 39, 9), "papule"),  # on the mole
         ((0, 28, 6, 34), "papule"),  # free but crossed by the hair strand: added, cut
+        ((18, 18, 26, 26), "papule"),  # the large papule: its free part added
     ])
     merged = _with_coarse_spots(fine, coarse)
-    assert [(s.label, s.kind) for s in merged.spots] == [(1, "papule"), (2, "pustule"), (3, "papule")]
-    assert (merged.labels[10:16, 10:16] == 2).all()
-    assert int((merged.labels == 3).sum()) == 36 - 12 and not (merged.labels[0:6, 30:32] > 0).any()
+    assert [(s.label, s.kind) for s in merged.spots] == [
+        (1, "papule"), (2, "papule"), (3, "pustule"), (4, "papule"), (5, "papule")]
+    assert (merged.labels[10:16, 10:16] == 3).all()
+    assert int((merged.labels == 4).sum()) == 36 - 12 and not (merged.labels[0:6, 30:32] > 0).any()
+    assert int((merged.labels == 5).sum()) == 64 - 4 and (merged.labels[21:23, 21:23] == 2).all()
     assert not merged.labels[20:26, 0:6].any() and not merged.labels[31:39, 1:9].any()
     assert int((merged.labels == 1).sum()) == 16 and merged.label_boxes is None
+
+
+def test_despeckle_takes_the_softer_impulses_only_in_a_photo_with_impulse_noise():
+    """Salt-and-pepper photos (an augmentation of the real-acne set): once the hard impulses
+    say the photo has impulse noise, the softer ones JPEG left (a dark-brown dot) go too; a clean
+    photo keeps its soft dots (they may be pores or blackheads)."""
+    from skinretouch.detection.classical import SPECKLE_JUMP, SPECKLE_JUMP_NOISY, _despeckle
+
+    rng = np.random.default_rng(0)
+    skin = np.full((64, 64, 3), (0.8, 0.6, 0.5), np.float32)
+    soft = rng.random((64, 64)) < 0.01
+    jump = 0.5 * (SPECKLE_JUMP + SPECKLE_JUMP_NOISY)
+    clean = skin.copy()
+    clean[soft] -= jump  # soft dark dots only
+    assert np.array_equal(_despeckle(clean), clean)
+    noisy = clean.copy()
+    noisy[rng.random((64, 64)) < 0.01] = 0.0  # hard pepper
+    out = _despeckle(noisy)
+    assert np.abs(out - skin).max() < 1e-6

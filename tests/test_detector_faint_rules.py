@@ -145,3 +145,34 @@ def test_a_red_bump_is_not_a_mole_and_keeps_to_quiet_skin_clear_of_features(dete
     assert detector._kind_of({**bump, "feature_clearance": 1.0}, UNIT) is None  # beside an eye or a lip
     assert detector._kind_of({**bump, "ring_busy": 0.3}, UNIT) is None  # a piece of a wrinkle
     assert detector._kind_of({**bump, "ring_l_std": 9.0}, UNIT) is None  # a ring busier than the bump is red
+
+
+def test_ring_lightness_spread_is_measured_on_the_skin_beside_a_black_border():
+    """A spot beside a black border (a photo's padding): the border is no busy skin. With
+    ``ring_measured`` on the skin the ring's L SD is the skin's own; without it (or when the skin
+    is under ``RING_SD_MIN_MEASURED`` of the ring) every ring pixel counts."""
+    h, w = 40, 40
+    rng = np.random.default_rng(0)
+    lightness = (60.0 + rng.normal(0.0, 1.0, (h, w))).astype(np.float32)
+    lightness[:, 30:] = 0.0  # the black border
+    labels = np.zeros((h, w), np.int32)
+    labels[16:24, 22:29] = 1  # the spot, one pixel from the border
+    delta = np.zeros((h, w, 3), np.float32)
+    delta[labels == 1, 1] = 8.0
+    strength = (delta[..., 1] / 3.0).astype(np.float32)
+    skin = np.where(lightness > 10.0, 1.0, 0.0).astype(np.float32)
+    common = dict(allowed=skin > 0, skin=skin, hair=np.zeros((h, w), bool),
+                  gradient=np.zeros((h, w), np.float32), ring_px=np.array([0.0, 4.0], np.float32))
+    every = kd.region_features(labels, 1, delta, lightness, strength, **common)
+    on_skin = kd.region_features(labels, 1, delta, lightness, strength, ring_measured=skin > 0, **common)
+    col = kd.FEATURES.index("ring_l_std")
+    share = every[1, kd.FEATURES.index("ring_allowed")]
+    assert share >= kd.RING_SD_MIN_MEASURED
+    assert every[1, col] > 20.0  # the step to the border
+    assert on_skin[1, col] < 2.0  # the skin's own grain (SD 1)
+    # A ring mostly off the skin keeps all its pixels.
+    labels[16:24, 22:29] = 0
+    labels[16:24, 30:34] = 1  # on the border, its ring mostly border
+    mostly_off = kd.region_features(labels, 1, delta, lightness, strength, ring_measured=skin > 0, **common)
+    assert mostly_off[1, kd.FEATURES.index("ring_allowed")] < kd.RING_SD_MIN_MEASURED
+    assert mostly_off[1, col] > 20.0

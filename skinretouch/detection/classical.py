@@ -11,7 +11,8 @@ Steps for one photo:
 3. Skin: a colour model fitted to the face's cheeks (or to skin-coloured pixels of the
    whole photo) with the holes a spot makes filled, inside the face's ellipse, minus the
    protected features; hair strands (Hessian valleys darker than both sides) cannot seed
-   a spot and are protected where no spot covers them.
+   a spot and are protected where no spot covers them and they are not redder than dark
+   (a red crease is inflamed skin, not a hair).
 4. Spots: Lab contrast against the local skin background (normalised convolution that
    skips non-skin and spot pixels), in units of thresholds that grow with the local
    texture; regions flood downhill from strong seeds, each down to a share of its own
@@ -26,8 +27,8 @@ Steps for one photo:
 5. Labels are brought back to the photo's pixel grid; where the search ran shrunk, each
    spot's outline is redrawn at full resolution from the full-resolution contrast.
 6. A photo with no face searched (a close-up: its face scale is only guessed from its size)
-   is looked at again at twice that scale; the papules and pustules found only there (larger
-   than the guess expects) are added.
+   is looked at again at twice that scale; the papules and pustules found there (larger than
+   the guess expects) are added where the first look found at most a small piece of them.
 """
 
 from __future__ import annotations
@@ -82,6 +83,7 @@ class _Thresholds:
     relative_grow: float = 0.3  # growth floor as a fraction of the spot's own peak
     merge: float = 0.6  # peaks joined by a saddle this high (of the lower peak) are one spot
     noise_k: float = 2.5  # seeds must also exceed this many local texture SDs
+    red_not_hair: bool = True  # strand pixels redder than dark (and red-seed red) are no protected hair
     texture_sigma: float = 10.0  # window of the local texture SD
     wide_background: float = 0.0  # a second, wider background in face units (0 = off; measured worse)
     # A second look inside large rejected regions (a spot on a flushed or shaded patch).
@@ -318,7 +320,8 @@ class ClassicalDetector:
         for a portrait; a skin close-up shows its lesions larger than that, and a large
         inflamed papule then fills the background window it is measured against. Such a photo
         gets a second, coarser look (``COARSE_LOOK`` times the guessed scale, the same faces):
-        its inflamed spots that touch no spot of the first look are added.
+        its inflamed spots that the first look's spots cover at most ``COARSE_MAX_TAKEN`` of are
+        added where they are free.
         """
         detection = self._spots_at_scale(image, analysis)
         if analysis.method != "skin_colour" or COARSE_LOOK <= 1.0:
@@ -336,6 +339,7 @@ class ClassicalDetector:
         labels_small, spots, kept_protected, contrast = self._find_spots(
             a.lab_small, a.skin_small, hair, a.allowed_small, unit, features=a.protected_small
         )
+        hair = contrast["hair"]  # the strands protected: those not red (see _find_spots)
         features = list(a.features)
         protected_small = a.protected_small.copy()
         protected_full = sparse_copy(a.protected_mask)
@@ -523,6 +527,17 @@ class ClassicalDetector:
             axis=-1,
         ).astype(np.float32)
         strength = _strength(delta, divisors)
+        protect_hair = hair
+        if t.red_not_hair:
+            # A hair strand darkens the skin more than it reddens it; a valley as red as a red
+            # seed and redder than it is dark (each in this skin's own noise units) is an
+            # inflamed crease or a papule sitting on one (beside the nose, in a fold): it is not
+            # protected as a strand (it still seeds nothing: letting it seed floods papules into
+            # their creases). A brown mole's rim is reddish too, but far darker than red.
+            red_units = delta[..., 1] / divisors[..., 1]
+            dark_units = -delta[..., 0] / divisors[..., 0]
+            red_seed = ((red_units >= 1.0) & (red_units >= dark_units)).astype(np.uint8)
+            protect_hair = hair & ~cv2.dilate(red_seed, np.ones((3, 3), np.uint8)).astype(bool)
         if t.wide_background > 0:
             # Inflamed lesions sit in red skin and in clusters: against a wider background
             # (the same noise units) they stand out where the near background has caught
@@ -534,7 +549,7 @@ class ClassicalDetector:
             strength = np.where(wider, wide_strength, strength)
             delta = np.where(wider[..., None], wide_delta, delta)
             bg = np.where(wider[..., None], wide_bg, bg)
-        contrast = {"background": bg, "divisors": divisors}
+        contrast = {"background": bg, "divisors": divisors, "hair": protect_hair}
         labels, count = kd.flood_labels(
             strength, high=1.0, low=t.grow, relative=t.relative_grow, merge=t.merge,
             allowed=allowed,
@@ -547,9 +562,14 @@ class ClassicalDetector:
         # Provisional ring widths from the region sizes.
         areas = np.bincount(labels.ravel(), minlength=count + 1).astype(np.float32)
         ring = np.maximum(2.0 * unit, 0.6 * np.sqrt(areas / math.pi)).astype(np.float32)
+        # Ring L SDs on skin-coloured pixels and protected features (their edges make a ring
+        # busy), not on a black border or a background of another colour beside the skin.
+        on_skin = skin >= SKIN_RING_MIN_LIKELIHOOD
+        if features is not None:
+            on_skin |= features
         feats = kd.region_features(
             labels, count, delta, lab[..., 0], strength, allowed=allowed, skin=skin,
-            hair=hair, gradient=grad, ring_px=ring,
+            hair=hair, gradient=grad, ring_px=ring, ring_measured=on_skin,
         )
         contrast["peaks"] = feats[:, _COL["peak"]].astype(np.float32)
         solidity = _solidity(labels, count, feats)
@@ -566,7 +586,7 @@ class ClassicalDetector:
         texture = float(np.median(feats[1:, _COL["ring_l_std"]]))
         labels, count, feats, solidity, region_noise, second = self._second_look(
             labels, count, feats, solidity, region_noise, noise, smooth, weights, divisors, lab,
-            skin, hair, allowed, grad, unit, texture,
+            skin, hair, allowed, grad, unit, texture, on_skin,
         )
         labels, spots, protected, sources = self._classify(
             labels, count, feats, solidity, region_noise, unit, texture, second
@@ -577,7 +597,7 @@ class ClassicalDetector:
         return labels, spots, protected, contrast
 
     def _second_look(self, labels, count, feats, solidity, region_noise, noise, smooth, weights,
-                     divisors, lab, skin, hair, allowed, grad, unit, texture):
+                     divisors, lab, skin, hair, allowed, grad, unit, texture, on_skin=None):
         """Look again inside large rejected regions for a spot sitting on them.
 
         A brown spot on a flushed cheek floods into the redness around it and the whole
@@ -608,7 +628,7 @@ class ClassicalDetector:
         ring = np.maximum(2.0 * unit, 0.6 * np.sqrt(areas / math.pi)).astype(np.float32)
         sub_feats = kd.region_features(
             sub, n_sub, near_delta, lab[..., 0], near_strength, allowed=allowed, skin=skin,
-            hair=hair, gradient=grad, ring_px=ring,
+            hair=hair, gradient=grad, ring_px=ring, ring_measured=on_skin,
         )
         sub_solidity = _solidity(sub, n_sub, sub_feats)
         sub_noise = _region_noise(sub, n_sub, noise)
@@ -966,12 +986,15 @@ COARSE_LOOK = 2.0
 # ...for these kinds only: coarse dark spots and blackheads of close-ups are pores, hair and
 # moles (on dev real acne they added false regions and no lesion).
 COARSE_LOOK_KINDS = ("papule", "pustule")
+# A coarse spot is added where the fine look's spots cover at most this share of it (its free
+# part): a fine spot on a large papule is often a piece of it, its pore or head, not the papule.
+COARSE_MAX_TAKEN = 0.25
 
 
 def _with_coarse_spots(fine: Detection, coarse: Detection) -> Detection:
-    """``fine`` with the inflamed spots of ``coarse`` that overlap none of its spots, cut off
-    what the fine look protects (moles, freckles, hair strands; a spot mostly on them is
-    dropped, as :func:`.protection.drop_protected` does)."""
+    """``fine`` with the free part of each inflamed spot of ``coarse`` that its spots cover at most
+    ``COARSE_MAX_TAKEN`` of, cut off what the fine look protects (moles, freckles, hair strands;
+    a spot mostly on them is dropped, as :func:`.protection.drop_protected` does)."""
     labels = fine.labels  # rewritten in place: the coarse spots only fill empty pixels
     spots = list(fine.spots)
     count = max([int(coarse.labels.max(initial=0))] + [s.label for s in coarse.spots])
@@ -984,9 +1007,10 @@ def _with_coarse_spots(fine: Detection, coarse: Detection) -> Detection:
             continue
         own = coarse.labels[y0:y1, x0:x1] == spot.label
         window = labels[y0:y1, x0:x1]
-        if (window[own] > 0).any():
+        taken = window[own] > 0
+        if taken.mean() > COARSE_MAX_TAKEN:
             continue
-        free = own & ~fine.protected_mask[y0:y1, x0:x1]
+        free = own & (window == 0) & ~fine.protected_mask[y0:y1, x0:x1]
         if np.count_nonzero(free) < 0.3 * np.count_nonzero(own):
             continue
         label = len(spots) + 1
@@ -997,6 +1021,9 @@ def _with_coarse_spots(fine: Detection, coarse: Detection) -> Detection:
     return dataclasses.replace(fine, labels=labels, spots=spots, label_boxes=None, labels_are_components=False)
 
 
+# Ring pixels at least this skin-like (or protected features) are the ring's skin, on which its
+# L SD is measured (the skin map's own floor, as for the search area).
+SKIN_RING_MIN_LIKELIHOOD = 0.08
 # Skin likelihood floor inside a landmark face outline.
 LANDMARK_FACE_SKIN = 0.35
 # ... when the colour model covers less than this share of the face outline.
@@ -1019,6 +1046,9 @@ def _inflamed_as_skin(lab: np.ndarray, mean) -> np.ndarray:
 # pepper" from sensors, scanners and augmentation), when at least this share of pixels is.
 SPECKLE_JUMP = 0.25
 SPECKLE_MIN_SHARE = 0.002
+# ...and in a photo that has it, pixels this far from their median are replaced too (on dev real
+# acne 0.15 left more pepper dots as blackheads and dark spots, and lost a pustule).
+SPECKLE_JUMP_NOISY = 0.1
 
 
 def _despeckle(rgb: np.ndarray) -> np.ndarray:
@@ -1028,9 +1058,13 @@ def _despeckle(rgb: np.ndarray) -> np.ndarray:
     if min(rgb.shape[:2]) < 3:
         return rgb
     median = cv2.medianBlur(np.ascontiguousarray(rgb, dtype=np.float32), 3)
-    outlier = (np.abs(rgb - median) > SPECKLE_JUMP).any(axis=2)
-    if outlier.mean() < SPECKLE_MIN_SHARE:
+    jump = np.abs(rgb - median).max(axis=2)
+    if (jump > SPECKLE_JUMP).mean() < SPECKLE_MIN_SHARE:
         return rgb
+    # Once the photo is known to carry impulse noise, its softer impulses (JPEG has smeared
+    # them: a dark-brown dot, not a black pixel) are noise too: no pore-sized dot in such a
+    # photo can be told from them.
+    outlier = jump > SPECKLE_JUMP_NOISY
     return np.where(outlier[..., None], median, rgb).astype(np.float32)
 
 

@@ -179,6 +179,10 @@ def _fill_holes_of(labels: np.ndarray, max_hole_px: int) -> bool:
     return True
 
 
+# The ring's L SD is taken over its ``ring_measured`` pixels when they are at least this share of it
+# (at a half a spot by a glasses rim, next to an eye, took its quiet skin side for its ring).
+RING_SD_MIN_MEASURED = 0.6
+
 # Column names of :func:`region_features`' rows.
 FEATURES = (
     "area", "cx", "cy", "sxx", "syy", "sxy",
@@ -205,6 +209,7 @@ def region_features(
     ring_px: np.ndarray,
     busy_low: float = 0.45,
     busy_relative: float = 0.3,
+    ring_measured: np.ndarray | None = None,
 ) -> np.ndarray:
     """Measure each labelled region and the ring of pixels around it.
 
@@ -234,6 +239,10 @@ def region_features(
         ``ring_busy`` is the fraction of allowed ring pixels whose strength is at least
         ``max(busy_low, busy_relative * peak)``: near 0 around an isolated spot, high
         around a piece cut out of a longer structure (a wrinkle, a shadow's edge).
+    ring_measured : (H, W) bool, optional
+        The pixels ``ring_l_std`` is measured on where they are at least
+        ``RING_SD_MIN_MEASURED`` of the ring (the photo's skin, not the background or a black
+        border beside it); by default, and in a ring with fewer of them, all its pixels.
 
     Returns
     -------
@@ -264,6 +273,8 @@ def region_features(
         np.ascontiguousarray(skin, dtype=np.float32),
         np.ascontiguousarray(hair, dtype=np.uint8),
         np.ascontiguousarray(gradient, dtype=np.float32),
+        np.ones(labels.shape, np.uint8) if ring_measured is None
+        else np.ascontiguousarray(ring_measured, dtype=np.uint8),
         dist.astype(np.float32),
         ring_owner,
         np.ascontiguousarray(ring_px, dtype=np.float32),
@@ -347,13 +358,19 @@ def _fill_holes(out, holes, inner):
 
 @njit(cache=True, nogil=True)
 def _region_features(labels, delta, lightness, strength, allowed, skin, hair, gradient,
-                     dist, ring_owner, ring_px, busy_low, busy_relative, feats):
+                     measured, dist, ring_owner, ring_px, busy_low, busy_relative, feats):
     h, w = labels.shape
     n = feats.shape[0]
     sum_l = np.zeros(n)
     sum_l2 = np.zeros(n)
     ring_l = np.zeros(n)
     ring_l2 = np.zeros(n)
+    # The ring's lightness spread is measured on its ``measured`` pixels where it has enough of
+    # them: beside a black border or the background, that step would otherwise count as busy
+    # skin.
+    skin_ring_l = np.zeros(n)
+    skin_ring_l2 = np.zeros(n)
+    skin_ring_n = np.zeros(n)
     edge_n = np.zeros(n)
     for k in range(1, n):
         feats[k, 9] = 1e9  # min_dl
@@ -416,10 +433,14 @@ def _region_features(labels, delta, lightness, strength, allowed, skin, hair, gr
                 if k > 0 and dist[y, x] <= ring_px[k]:
                     f = feats[k]
                     f[16] += 1
+                    lv = lightness[y, x]
                     if allowed[y, x]:
                         f[17] += 1
+                    if measured[y, x]:
+                        skin_ring_n[k] += 1
+                        skin_ring_l[k] += lv
+                        skin_ring_l2[k] += lv * lv
                     f[18] += skin[y, x]
-                    lv = lightness[y, x]
                     ring_l[k] += lv
                     ring_l2[k] += lv * lv
                     f[20] += delta[y, x, 1]
@@ -439,10 +460,15 @@ def _region_features(labels, delta, lightness, strength, allowed, skin, hair, gr
             f[22] /= edge_n[k]
         r = f[16]
         if r > 0:
+            on_skin = skin_ring_n[k]
+            if on_skin >= RING_SD_MIN_MEASURED * r:
+                m = skin_ring_l[k] / on_skin
+                f[19] = np.sqrt(max(skin_ring_l2[k] / on_skin - m * m, 0.0))
+            else:
+                m = ring_l[k] / r
+                f[19] = np.sqrt(max(ring_l2[k] / r - m * m, 0.0))
             f[17] /= r
             f[18] /= r
-            m = ring_l[k] / r
-            f[19] = np.sqrt(max(ring_l2[k] / r - m * m, 0.0))
             f[20] /= r
     # Second pass: central moments and plateau.
     for y in range(h):
