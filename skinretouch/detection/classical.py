@@ -11,8 +11,7 @@ Steps for one photo:
 3. Skin: a colour model fitted to the face's cheeks (or to skin-coloured pixels of the
    whole photo) with the holes a spot makes filled, inside the face's ellipse, minus the
    protected features; hair strands (Hessian valleys darker than both sides) cannot seed
-   a spot and are protected where no spot covers them and they are not redder than dark
-   (a red crease is inflamed skin, not a hair).
+   a spot and are protected where no spot covers them.
 4. Spots: Lab contrast against the local skin background (normalised convolution that
    skips non-skin and spot pixels), in units of thresholds that grow with the local
    texture; regions flood downhill from strong seeds, each down to a share of its own
@@ -83,7 +82,6 @@ class _Thresholds:
     relative_grow: float = 0.3  # growth floor as a fraction of the spot's own peak
     merge: float = 0.6  # peaks joined by a saddle this high (of the lower peak) are one spot
     noise_k: float = 2.5  # seeds must also exceed this many local texture SDs
-    red_not_hair: bool = True  # strand pixels redder than dark (and red-seed red) are no protected hair
     texture_sigma: float = 10.0  # window of the local texture SD
     wide_background: float = 0.0  # a second, wider background in face units (0 = off; measured worse)
     # A second look inside large rejected regions (a spot on a flushed or shaded patch).
@@ -339,7 +337,6 @@ class ClassicalDetector:
         labels_small, spots, kept_protected, contrast = self._find_spots(
             a.lab_small, a.skin_small, hair, a.allowed_small, unit, features=a.protected_small
         )
-        hair = contrast["hair"]  # the strands protected: those not red (see _find_spots)
         features = list(a.features)
         protected_small = a.protected_small.copy()
         protected_full = sparse_copy(a.protected_mask)
@@ -527,17 +524,6 @@ class ClassicalDetector:
             axis=-1,
         ).astype(np.float32)
         strength = _strength(delta, divisors)
-        protect_hair = hair
-        if t.red_not_hair:
-            # A hair strand darkens the skin more than it reddens it; a valley as red as a red
-            # seed and redder than it is dark (each in this skin's own noise units) is an
-            # inflamed crease or a papule sitting on one (beside the nose, in a fold): it is not
-            # protected as a strand (it still seeds nothing: letting it seed floods papules into
-            # their creases). A brown mole's rim is reddish too, but far darker than red.
-            red_units = delta[..., 1] / divisors[..., 1]
-            dark_units = -delta[..., 0] / divisors[..., 0]
-            red_seed = ((red_units >= 1.0) & (red_units >= dark_units)).astype(np.uint8)
-            protect_hair = hair & ~cv2.dilate(red_seed, np.ones((3, 3), np.uint8)).astype(bool)
         if t.wide_background > 0:
             # Inflamed lesions sit in red skin and in clusters: against a wider background
             # (the same noise units) they stand out where the near background has caught
@@ -549,7 +535,7 @@ class ClassicalDetector:
             strength = np.where(wider, wide_strength, strength)
             delta = np.where(wider[..., None], wide_delta, delta)
             bg = np.where(wider[..., None], wide_bg, bg)
-        contrast = {"background": bg, "divisors": divisors, "hair": protect_hair}
+        contrast = {"background": bg, "divisors": divisors}
         labels, count = kd.flood_labels(
             strength, high=1.0, low=t.grow, relative=t.relative_grow, merge=t.merge,
             allowed=allowed,
