@@ -111,8 +111,10 @@ def build_regions_whole_image(detection: Detection, *, dilation_px: int, route: 
                               spot_by_label=spot_by_label)  # fmt: skip
 
 
-def detection_from_mask(mask: np.ndarray) -> Detection:
+def detection_from_mask(mask: np.ndarray, *, scale: float | None = None) -> Detection:
     """A user's mask as a detection: each 8-connected component is one ``user_mask`` spot.
+
+    ``scale``: the photo's face scale (:mod:`.scale`) when known; None guesses it from the size.
 
     Labels equal ``cv2.connectedComponents`` of the whole mask (found from the mask's row
     runs, which is cheaper on a sparse mask; see :func:`.kernels.labels.label_sparse`).
@@ -123,7 +125,7 @@ def detection_from_mask(mask: np.ndarray) -> Detection:
         labels=labels,
         spots=[Spot(label=i, kind="user_mask", score=1.0) for i in range(1, count + 1)],
         protected_mask=np.zeros(mask.shape, bool),
-        scale=image_scale(height, width),
+        scale=image_scale(height, width) if scale is None else scale,
         method="user_mask",
         label_boxes=boxes,
         labels_are_components=True,

@@ -34,6 +34,7 @@ from .types import BBox
 __all__ = [
     "DEFAULT_FACE_MODEL",
     "FaceLandmarks",
+    "face_scale",
     "find_faces",
     "find_landmark_faces",
     "landmarker_available",
@@ -335,6 +336,16 @@ def find_landmark_faces(image: np.ndarray, *, orientation: int = 1,
     faces = [FaceLandmarks(points=to_stored_points(pts, orientation, (h, w))) for pts in _distinct(found)]
     faces.sort(key=lambda f: -f.width)
     return faces
+
+
+def face_scale(image: np.ndarray, *, orientation: int = 1,
+               model_path: str = str(DEFAULT_FACE_MODEL)) -> float | None:
+    """The face scale (:mod:`skinretouch.scale`) of the photo's largest searched face, None
+    without one (a guard-only face, found on a view turned a quarter, does not set it)."""
+    from ..scale import image_scale
+
+    searched = [f for f in find_faces(image, orientation=orientation, model_path=model_path) if not f.guard_only]
+    return image_scale(*image.shape[:2], face_width_px=float(searched[0].width)) if searched else None
 
 
 def find_faces(image: np.ndarray, *, orientation: int = 1,
