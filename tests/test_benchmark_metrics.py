@@ -270,3 +270,23 @@ def test_macro_skin_leaves_out_its_real_moles_and_hairs():
     darker = lightness < ndi.gaussian_filter(lightness, 8) - 8  # moles, hairs, the scratch
     assert photo.skin[darker].mean() < 0.05
     assert photo.skin.mean() > 0.6
+
+
+def test_ring_ceiling_is_the_clean_rings_strength_over_the_footprints():
+    """``ring_texture_ratio``: what a fill that copies the ring's texture strength exactly would
+    score. On even grain it is about 1; where the skin under the spot is twice as grainy as
+    around it, about 0.5 (no fill that learns from the ring can be in range there)."""
+    from types import SimpleNamespace
+
+    from skinretouch.benchmark.metrics import spot_removal_metrics
+
+    rng = np.random.default_rng(0)
+    grain = rng.normal(0.0, 0.02, (96, 96))
+    yy, xx = np.mgrid[:96, :96]
+    footprint = (yy - 48) ** 2 + (xx - 48) ** 2 <= 8**2
+    spot = SimpleNamespace(kind="papule", center=(48.0, 48.0), footprint=footprint)
+    for boost, expected in ((1.0, 1.0), (2.0, 0.5)):
+        lightness = 0.6 + grain * np.where(footprint, boost, 1.0)
+        clean = np.repeat(lightness[..., None], 3, axis=-1)
+        figures = spot_removal_metrics(clean, clean, spot, scale=1.0, mask=footprint)
+        assert figures["ring_texture_ratio"] == pytest.approx(expected, rel=0.15)

@@ -9,6 +9,10 @@ remove; moles are judged separately):
 - ``texture_ratio``: std of the high-pass L* (L* - Gaussian(L*, sigma = 1 px at face scale)) inside
   the footprint, result / clean, for spots whose footprint has at least 40 px. 1 is perfect, a
   smooth fill gives about 0.5. ``texture_ok`` is the fraction of those spots in [0.7, 1.3].
+  ``ring_texture_ratio`` is the same ratio for a fill that had exactly the strength of the clean
+  skin in a ring ``RING_CEILING_PX`` wide around the method's mask (std there / std in the
+  footprint, both clean): the share of it in range (``texture_ok_ring_ceiling``) is what a fill
+  that can only learn the strength from around the hole reaches at best.
 - ``dL``, ``da``, ``db``: signed mean of result - clean in L*, a*, b* over the footprint: the
   bias of a fill (a ghost of the blemish is dark and red: dL < 0, da > 0), which absolute errors
   hide. Pooled per kind and per skin-tone group (:func:`skin_tone_group`).
@@ -55,6 +59,7 @@ TEXTURE_OK_RANGE = (0.7, 1.3)
 COLLATERAL_LEVELS = 3  # of 255
 COLLATERAL_MARGIN_PX = 5.0  # px at face scale around each footprint
 SEAM_RING_PX = 2.0  # px at face scale
+RING_CEILING_PX = 4.0  # px at face scale (the width of the ring the removal kernels measure)
 SEAM_SIGMA = 1.0  # px at face scale
 # Skin-tone groups by the Individual Typology Angle (ITA, degrees) of the clean skin:
 # Chardon et al. 1991 / Del Bino et al. 2006 classes, lower bounds.
@@ -162,6 +167,15 @@ def spot_removal_metrics(
         ratio = float(result_detail / clean_detail) if clean_detail > 1e-9 else float("nan")
     signed = (result_lab - clean_lab)[footprint].mean(axis=0)
     local_mask = footprint if mask is None else _component_over(mask[window], footprint)
+    ring_ratio = float("nan")
+    if size >= MIN_TEXTURE_FOOTPRINT_PX:
+        ring = ndi.binary_dilation(local_mask, iterations=max(1, round(RING_CEILING_PX * scale))) & ~local_mask
+        if mask is not None:
+            ring &= ~mask[window]
+        clean_high = _high_pass(clean_lab[..., 0], HIGH_PASS_SIGMA * scale)
+        inside = clean_high[footprint].std()
+        if ring.sum() >= 8 and inside > 1e-9:
+            ring_ratio = float(clean_high[ring].std() / inside)
     seam_lf, seam_grad = _seam(result_lab, clean_lab, local_mask, scale)
     return {
         "kind": spot.kind,
@@ -170,6 +184,7 @@ def spot_removal_metrics(
         "dE": float(de[footprint].mean()),
         "lf_dE": float(lf_de[footprint].mean()),
         "texture_ratio": ratio,
+        "ring_texture_ratio": ring_ratio,
         "dL": float(signed[0]),
         "da": float(signed[1]),
         "db": float(signed[2]),

@@ -143,6 +143,8 @@ def pool_spots(spots: list[dict]) -> dict:
     out = {key: _nanmean([s[key] for s in spots])
            for key in ("dE", "lf_dE", "dL", "da", "db", "seam_lf_dE", "seam_grad")}  # fmt: skip
     out.update(texture_summary(finite_texture_ratios(spots)))
+    ceiling = texture_summary(finite_texture_ratios([{"texture_ratio": s.get("ring_texture_ratio", np.nan)} for s in spots]))
+    out["texture_ok_ring_ceiling"] = ceiling["texture_ok"]
     out["n_spots"] = len(spots)
     return out
 
@@ -171,6 +173,8 @@ def format_study(report: dict) -> str:
                     lines.append(_row(name, entry["large"]))
         lines.append("")
         lines.append(f"pixels outside the mask identical: {project['outside_identical']}")
+        lines.append(f"texture_ok of a fill with exactly the clean ring's strength (the most a fill can learn "
+                     f"from around the hole): {project['texture_ok_ring_ceiling']:.2f}")  # fmt: skip
     ratio = report.get("project_over_patchmatch_time")
     if ratio is not None:
         lines.append(f"removal time / pypatchmatch-on-crops time (same masks, same run): {ratio:.3f}")
