@@ -24,7 +24,7 @@ from .detection.factory import build_detector
 from .imageio import from_float_consuming, to_float
 from .kernels import removal
 from .kernels.composite import composite, feather_alpha
-from .kernels.labels import sparse_copy
+from .kernels.labels import lazy_zeros, sparse_copy
 from .kernels.removal_batch import fill_spots
 from .kernels.texture import texture_ratio
 from .regions import Region, build_regions, detection_from_mask
@@ -202,7 +202,7 @@ class Retoucher:
         repairs = self._repair_regions(image, regions, avoid, detection.scale, feather_px=feather_px)
         timings["inpaint"] = ms_since(started)
 
-        applied = np.zeros(image.shape[:2], bool)
+        applied = lazy_zeros(image.shape[:2], bool)
         patches, records = [], []
         area = image.shape[0] * image.shape[1]
         for region, (patch, record) in zip(regions, repairs):

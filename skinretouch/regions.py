@@ -15,7 +15,7 @@ import numpy as np
 
 from .config import RouteConfig
 from .detection import BBox, Detection, Spot
-from .kernels.labels import label_boxes, label_sparse, merged_windows
+from .kernels.labels import label_boxes, label_sparse, lazy_zeros, merged_windows
 from .routes import NEED_MEDIUM, NEED_SMALL, ROUTE_FREQSPLIT, ROUTE_PATCHMATCH
 from .scale import image_scale
 
@@ -124,7 +124,7 @@ def detection_from_mask(mask: np.ndarray, *, scale: float | None = None) -> Dete
     return Detection(
         labels=labels,
         spots=[Spot(label=i, kind="user_mask", score=1.0) for i in range(1, count + 1)],
-        protected_mask=np.zeros(mask.shape, bool),
+        protected_mask=lazy_zeros(mask.shape, bool),
         scale=image_scale(height, width) if scale is None else scale,
         method="user_mask",
         label_boxes=boxes,

@@ -46,7 +46,7 @@ from .analysis import SkinAnalysis
 from .types import BBox, Detection, ProtectedFeature, Spot, bbox_of
 from ..kernels import detect as kd
 from ..kernels import skin as ks
-from ..kernels.labels import label_boxes, label_windows, sparse_copy, sparse_or, sparse_put
+from ..kernels.labels import label_boxes, label_windows, lazy_zeros, sparse_copy, sparse_or, sparse_put
 from ..scale import image_scale
 from .faces import DEFAULT_FACE_MODEL, find_faces
 from .grid import grow_mask, grow_to_full, point_small, shrink_mask, to_photo, union_box
@@ -255,7 +255,7 @@ class ClassicalDetector:
         sh, sw = small.shape[:2]
         to_small = (sw / rw, sh / rh)
 
-        protected_full = np.zeros((h, w), bool)
+        protected_full = lazy_zeros((h, w), bool)
         features: list[ProtectedFeature] = []
         in_face_small = np.ones((sh, sw), bool)
         for face in faces:
@@ -346,7 +346,7 @@ class ClassicalDetector:
             box = to_photo(bbox_of(mask), roi, to_small, h, w)
             features.append(ProtectedFeature(kind=kind, bbox=box))
 
-        labels = np.zeros((h, w), np.int32)
+        labels = lazy_zeros((h, w), np.int32)
         roi_labels = grow_to_full(labels_small, (rh, rw))
         if (sh, sw) != (rh, rw) and spots:
             roi_labels = self._refine_outlines(crop, roi_labels, len(spots), a.scale, to_small,

@@ -3,11 +3,32 @@ disc footprint masks are grown and shrunk with."""
 
 from __future__ import annotations
 
+import mmap
+
 import numpy as np
 from numba import njit
 
-__all__ = ["disk", "label_boxes", "label_sparse", "label_windows", "mask_box", "mask_pixels", "merged_windows", "sparse_copy",
-           "sparse_or", "sparse_put"]
+__all__ = ["disk", "label_boxes", "label_sparse", "label_windows", "lazy_zeros", "mask_box", "mask_pixels", "merged_windows",
+           "sparse_copy", "sparse_or", "sparse_put"]
+
+# Below this size zeros come from numpy as usual (a mapping per small array costs more than it saves).
+LAZY_MIN_BYTES = 1 << 20
+
+
+def lazy_zeros(shape, dtype=bool) -> np.ndarray:
+    """Zeros that take memory only in the pages written, whatever the allocator holds.
+
+    ``np.zeros`` gets fresh, lazily mapped pages only when malloc maps the block anew; served
+    from memory the heap kept (a one-shot process keeps up to 256 MiB, see
+    :mod:`skinretouch.startup`), calloc writes every page, and a 24 MP label map costs its whole
+    96 MB. A private anonymous mapping is always lazy.
+    """
+    dtype = np.dtype(dtype)
+    count = int(np.prod(shape))
+    if count * dtype.itemsize < LAZY_MIN_BYTES:
+        return np.zeros(shape, dtype)
+    pages = mmap.mmap(-1, count * dtype.itemsize, flags=mmap.MAP_PRIVATE, prot=mmap.PROT_READ | mmap.PROT_WRITE)
+    return np.frombuffer(pages, dtype=dtype, count=count).reshape(shape)
 
 
 def disk(radius_px: float) -> np.ndarray:
@@ -20,7 +41,7 @@ def disk(radius_px: float) -> np.ndarray:
 def sparse_or(target: np.ndarray, mask: np.ndarray) -> np.ndarray:
     """``target |= mask`` writing only where ``mask`` is set (returns ``target``).
 
-    A whole-photo bool map made by ``np.zeros`` takes memory only in the pages written: an
+    A whole-photo bool map made by :func:`lazy_zeros` takes memory only in the pages written: an
     ``|=`` writes every page, this leaves those of a sparse ``mask``'s empty parts alone.
     """
     np.copyto(target, True, where=mask)
@@ -29,7 +50,7 @@ def sparse_or(target: np.ndarray, mask: np.ndarray) -> np.ndarray:
 
 def sparse_copy(mask: np.ndarray) -> np.ndarray:
     """A copy of a bool ``mask`` that takes memory only in the pages where it is set."""
-    return sparse_or(np.zeros(mask.shape, bool), mask)
+    return sparse_or(lazy_zeros(mask.shape, bool), mask)
 
 
 def sparse_put(target: np.ndarray, values: np.ndarray) -> np.ndarray:
