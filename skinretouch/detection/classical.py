@@ -293,6 +293,11 @@ class ClassicalDetector:
                 skin = np.maximum(skin, np.float32(LANDMARK_FACE_SKIN) * in_face_small)
         hair = self._hair_map(lab[..., 0], unit)
         skin_area = _skin_area(skin >= 0.08, unit, max_hole_r=self._t.max_r)
+        if any(face.landmarks is not None for face in searched):
+            in_face_small = _with_adjacent_skin(
+                in_face_small, skin, hair | protected_small | ~_extension_zone(searched, (sh, sw), roi, to_small, unit),
+                unit, max_hole_r=self._t.max_r,
+            )
         allowed = skin_area & in_face_small & ~protected_small
         if not faces and not _looks_like_skin(skin, hair):
             # No face, and not a skin close-up either (a landscape, a pet, clothes): a
@@ -1132,6 +1137,70 @@ def _looks_like_skin(skin: np.ndarray, strands: np.ndarray) -> bool:
         (skin >= 0.3).mean() >= FALLBACK_MIN_SKIN_FRACTION
         and strands.mean() <= FALLBACK_MAX_STRAND_FRACTION
     )
+
+
+# Skin beside a landmark face outline: the oval stops mid-forehead and at the jaw, and a turned
+# head's nose sticks out of it, yet lesions sit there too. Skin-coloured pixels at least this
+# skin-like, joined to the outline by such pixels, within this many face units of it, are searched.
+ADJACENT_SKIN_MIN = 0.3
+ADJACENT_SKIN_REACH = 40.0
+ADJACENT_SKIN_OPEN = 1.5  # face units: skin narrower than twice this is no path
+# Landmarks (MediaPipe's face mesh): the face's up axis, the brows' upper edges, the nose
+# (bridge, tip, alae and sides); the nose's zone reaches this many face units past them.
+FOREHEAD_TOP, CHIN = 10, 152
+BROW_TOPS = (105, 334, 66, 296)
+NOSE_POINTS = (168, 6, 197, 195, 5, 4, 1, 19, 94, 2, 98, 327, 64, 294, 48, 278, 115, 344, 129, 358,
+               209, 429, 49, 279, 102, 331, 217, 437, 122, 351, 193, 417)
+NOSE_ZONE_MARGIN = 12.0
+
+
+def _extension_zone(faces, shape, roi, to_small, unit) -> np.ndarray:
+    """Where a landmark face's outline may grow into skin beside it: above its brows (the
+    forehead up to the hairline, along the face's own up axis) and around its nose (a turned
+    head's nose sticks out of the outline, and the far cheek behind it).
+
+    Not the cheeks' outer sides (ears, hair falling over them) nor below the jaw (the neck's
+    wrinkles and shadows, collars): the outline already reaches the jaw line and the ears.
+    """
+    sh, sw = shape
+    ys, xs = np.mgrid[0:sh, 0:sw].astype(np.float32)
+    zone = np.zeros(shape, np.uint8)
+    for face in faces:
+        if face.landmarks is None:
+            continue
+        pts = (face.landmarks.points - (roi[0], roi[1])) * np.float32(to_small)
+        up = pts[FOREHEAD_TOP] - pts[CHIN]
+        up /= max(1e-6, float(np.hypot(*up)))
+        brows = pts[list(BROW_TOPS)].mean(axis=0)
+        zone |= ((xs - brows[0]) * up[0] + (ys - brows[1]) * up[1] > 0).astype(np.uint8)
+        nose = np.zeros(shape, np.uint8)
+        cv2.fillConvexPoly(nose, np.round(cv2.convexHull(pts[list(NOSE_POINTS)].astype(np.float32))).astype(np.int32), 1)
+        radius = max(1, round(NOSE_ZONE_MARGIN * unit))
+        zone |= cv2.dilate(nose, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * radius + 1,) * 2))
+    return zone.astype(bool)
+
+
+def _with_adjacent_skin(in_face: np.ndarray, skin: np.ndarray, blocked: np.ndarray, unit: float, *,
+                        max_hole_r: float) -> np.ndarray:
+    """The face outline grown into the skin-coloured pixels joined to it (forehead up to the
+    hairline, a profile's nose), at most ``ADJACENT_SKIN_REACH`` face units out.
+
+    The growth steps one pixel at a time through skin (not through ``blocked``: hair strands,
+    protected features, the neck), so a skin-coloured background is reached only where skin
+    touches it; thin skin-coloured bridges (a hair edge, a lit wisp) are opened away first.
+    """
+    through = _skin_area(skin >= ADJACENT_SKIN_MIN, unit, max_hole_r=max_hole_r) & ~blocked
+    radius = max(1, round(ADJACENT_SKIN_OPEN * unit))
+    opening = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * radius + 1,) * 2)
+    through = cv2.morphologyEx(through.astype(np.uint8), cv2.MORPH_OPEN, opening)
+    grown = in_face.astype(np.uint8)
+    kernel = cv2.getStructuringElement(cv2.MORPH_CROSS, (3, 3))
+    for _ in range(max(1, round(ADJACENT_SKIN_REACH * unit))):
+        step = cv2.dilate(grown, kernel) & (through | grown)
+        if np.array_equal(step, grown):
+            break
+        grown = step
+    return grown.astype(bool)
 
 
 def _skin_area(skin: np.ndarray, unit: float, *, max_hole_r: float) -> np.ndarray:
