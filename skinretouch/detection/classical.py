@@ -1149,15 +1149,17 @@ ADJACENT_SKIN_OPEN = 1.5  # face units: skin narrower than twice this is no path
 # (bridge, tip, alae and sides); the nose's zone reaches this many face units past them.
 FOREHEAD_TOP, CHIN = 10, 152
 BROW_TOPS = (105, 334, 66, 296)
+TEMPLES = (127, 356)
 NOSE_POINTS = (168, 6, 197, 195, 5, 4, 1, 19, 94, 2, 98, 327, 64, 294, 48, 278, 115, 344, 129, 358,
                209, 429, 49, 279, 102, 331, 217, 437, 122, 351, 193, 417)
 NOSE_ZONE_MARGIN = 12.0
 
 
 def _extension_zone(faces, shape, roi, to_small, unit) -> np.ndarray:
-    """Where a landmark face's outline may grow into skin beside it: above its brows (the
-    forehead up to the hairline, along the face's own up axis) and around its nose (a turned
-    head's nose sticks out of the outline, and the far cheek behind it).
+    """Where a landmark face's outline may grow into skin beside it: above its brows and
+    between its temples (the forehead up to the hairline, along the face's own up axis) and
+    around its nose (a turned head's nose sticks out of the outline, and the far cheek
+    behind it).
 
     Not the cheeks' outer sides (ears, hair falling over them) nor below the jaw (the neck's
     wrinkles and shadows, collars): the outline already reaches the jaw line and the ears.
@@ -1172,7 +1174,11 @@ def _extension_zone(faces, shape, roi, to_small, unit) -> np.ndarray:
         up = pts[FOREHEAD_TOP] - pts[CHIN]
         up /= max(1e-6, float(np.hypot(*up)))
         brows = pts[list(BROW_TOPS)].mean(axis=0)
-        zone |= ((xs - brows[0]) * up[0] + (ys - brows[1]) * up[1] > 0).astype(np.uint8)
+        above = (xs - brows[0]) * up[0] + (ys - brows[1]) * up[1] > 0
+        # ...between the temples: beside the forehead lie hair and background.
+        across = (xs * -up[1] + ys * up[0]).astype(np.float32)
+        sides = sorted(float(pts[i, 0] * -up[1] + pts[i, 1] * up[0]) for i in TEMPLES)
+        zone |= (above & (across >= sides[0]) & (across <= sides[1])).astype(np.uint8)
         nose = np.zeros(shape, np.uint8)
         cv2.fillConvexPoly(nose, np.round(cv2.convexHull(pts[list(NOSE_POINTS)].astype(np.float32))).astype(np.int32), 1)
         radius = max(1, round(NOSE_ZONE_MARGIN * unit))
