@@ -9,7 +9,8 @@ Steps for one photo:
    one face unit is at most ``WORK_FACE_SCALE`` pixels (a face about 256 px wide):
    detection runs at face scale, not at 24 megapixels.
 3. Skin: a colour model fitted to the face's cheeks (or to skin-coloured pixels of the
-   whole photo) with the holes a spot makes filled, inside the face's ellipse, minus the
+   whole photo) with the holes a spot makes filled, inside the face's ellipse (a landmark
+   outline also grows into the skin joined to it: forehead, nose, jaw edge), minus the
    protected features; hair strands (Hessian valleys darker than both sides) cannot seed
    a spot and are protected where no spot covers them.
 4. Spots: Lab contrast against the local skin background (normalised convolution that
@@ -48,7 +49,7 @@ from ..kernels import detect as kd
 from ..kernels import skin as ks
 from ..kernels.labels import label_boxes, label_windows, sparse_copy, sparse_or, sparse_put
 from ..scale import image_scale
-from .faces import DEFAULT_FACE_MODEL, find_faces
+from .faces import DEFAULT_FACE_MODEL, FACE_OVAL, find_faces
 from .grid import grow_mask, grow_to_full, point_small, shrink_mask, to_photo, union_box
 from .haar_faces import draw_feature_masks
 from .protection import drop_protected, face_ellipse, face_region, hair_features, nostril_area
@@ -1153,16 +1154,21 @@ TEMPLES = (127, 356)
 NOSE_POINTS = (168, 6, 197, 195, 5, 4, 1, 19, 94, 2, 98, 327, 64, 294, 48, 278, 115, 344, 129, 358,
                209, 429, 49, 279, 102, 331, 217, 437, 122, 351, 193, 417)
 NOSE_ZONE_MARGIN = 12.0
+# Below the mouth-corner line the outline grows at most this many face units (the outline
+# itself, grown 6 % from its centre, already reaches about 10 past the jaw line).
+JAW_ZONE_MARGIN = 25.0
+MOUTH_CORNERS = (61, 291)
 
 
 def _extension_zone(faces, shape, roi, to_small, unit) -> np.ndarray:
     """Where a landmark face's outline may grow into skin beside it: above its brows and
-    between its temples (the forehead up to the hairline, along the face's own up axis) and
-    around its nose (a turned head's nose sticks out of the outline, and the far cheek
-    behind it).
+    between its temples (the forehead up to the hairline, along the face's own up axis), around
+    its nose (a turned head's nose sticks out of the outline, and the far cheek behind it), and
+    below its mouth a narrow band past the jaw line (``JAW_ZONE_MARGIN``: lesions on the jaw's
+    edge).
 
-    Not the cheeks' outer sides (ears, hair falling over them) nor below the jaw (the neck's
-    wrinkles and shadows, collars): the outline already reaches the jaw line and the ears.
+    Not the cheeks' outer sides (ears, hair falling over them) nor the neck further down (its
+    wrinkles and shadows, collars).
     """
     sh, sw = shape
     ys, xs = np.mgrid[0:sh, 0:sw].astype(np.float32)
@@ -1183,6 +1189,13 @@ def _extension_zone(faces, shape, roi, to_small, unit) -> np.ndarray:
         cv2.fillConvexPoly(nose, np.round(cv2.convexHull(pts[list(NOSE_POINTS)].astype(np.float32))).astype(np.int32), 1)
         radius = max(1, round(NOSE_ZONE_MARGIN * unit))
         zone |= cv2.dilate(nose, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * radius + 1,) * 2))
+        mouth = 0.5 * (pts[MOUTH_CORNERS[0]] + pts[MOUTH_CORNERS[1]])
+        below = (xs - mouth[0]) * up[0] + (ys - mouth[1]) * up[1] < 0
+        oval = np.zeros(shape, np.uint8)
+        cv2.fillPoly(oval, [np.round(pts[list(FACE_OVAL)]).astype(np.int32)], 1)
+        radius = max(1, round(JAW_ZONE_MARGIN * unit))
+        oval = cv2.dilate(oval, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * radius + 1,) * 2))
+        zone |= (oval.astype(bool) & below).astype(np.uint8)
     return zone.astype(bool)
 
 
