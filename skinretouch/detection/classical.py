@@ -10,7 +10,7 @@ Steps for one photo:
    detection runs at face scale, not at 24 megapixels.
 3. Skin: a colour model fitted to the face's cheeks (or to skin-coloured pixels of the
    whole photo) with the holes a spot makes filled, inside the face's ellipse (a landmark
-   outline also grows into the skin joined to it: forehead, nose, jaw edge), minus the
+   outline also grows into the skin joined to it: forehead, nose), minus the
    protected features; hair strands (Hessian valleys darker than both sides) cannot seed
    a spot and are protected where no spot covers them.
 4. Spots: Lab contrast against the local skin background (normalised convolution that
@@ -49,7 +49,7 @@ from ..kernels import detect as kd
 from ..kernels import skin as ks
 from ..kernels.labels import label_boxes, label_windows, sparse_copy, sparse_or, sparse_put
 from ..scale import image_scale
-from .faces import DEFAULT_FACE_MODEL, FACE_OVAL, find_faces
+from .faces import DEFAULT_FACE_MODEL, find_faces
 from .grid import grow_mask, grow_to_full, point_small, shrink_mask, to_photo, union_box
 from .haar_faces import draw_feature_masks
 from .protection import drop_protected, face_ellipse, face_region, hair_features, nostril_area
@@ -1140,12 +1140,12 @@ def _looks_like_skin(skin: np.ndarray, strands: np.ndarray) -> bool:
     )
 
 
-# Skin beside a landmark face outline: the oval stops mid-forehead and at the jaw, and a turned
-# head's nose sticks out of it, yet lesions sit there too. Skin-coloured pixels at least this
+# Skin beside a landmark face outline: the oval stops mid-forehead, and a turned head's nose
+# sticks out of it, yet lesions sit there too. Skin-coloured pixels at least this
 # skin-like, joined to the outline by such pixels, within this many face units of it, are searched.
 ADJACENT_SKIN_MIN = 0.3
 ADJACENT_SKIN_REACH = 40.0
-ADJACENT_SKIN_OPEN = 1.5  # face units: skin narrower than twice this is no path
+ADJACENT_SKIN_EDGE = 2.0  # face units kept clear of the skin's edge (hairline, background)
 # Landmarks (MediaPipe's face mesh): the face's up axis, the brows' upper edges, the nose
 # (bridge, tip, alae and sides); the nose's zone reaches this many face units past them.
 FOREHEAD_TOP, CHIN = 10, 152
@@ -1154,21 +1154,17 @@ TEMPLES = (127, 356)
 NOSE_POINTS = (168, 6, 197, 195, 5, 4, 1, 19, 94, 2, 98, 327, 64, 294, 48, 278, 115, 344, 129, 358,
                209, 429, 49, 279, 102, 331, 217, 437, 122, 351, 193, 417)
 NOSE_ZONE_MARGIN = 12.0
-# Below the mouth-corner line the outline grows at most this many face units (the outline
-# itself, grown 6 % from its centre, already reaches about 10 past the jaw line).
-JAW_ZONE_MARGIN = 25.0
-MOUTH_CORNERS = (61, 291)
 
 
 def _extension_zone(faces, shape, roi, to_small, unit) -> np.ndarray:
     """Where a landmark face's outline may grow into skin beside it: above its brows and
-    between its temples (the forehead up to the hairline, along the face's own up axis), around
-    its nose (a turned head's nose sticks out of the outline, and the far cheek behind it), and
-    below its mouth a narrow band past the jaw line (``JAW_ZONE_MARGIN``: lesions on the jaw's
-    edge).
+    between its temples (the forehead up to the hairline, along the face's own up axis), and
+    around its nose (a turned head's nose sticks out of the outline, and the far cheek behind
+    it).
 
-    Not the cheeks' outer sides (ears, hair falling over them) nor the neck further down (its
-    wrinkles and shadows, collars).
+    Not the cheeks' outer sides (ears, hair falling over them) nor below the jaw (the neck's
+    creases and shadows, collars, a hand under the chin): the outline, grown 6 % from its
+    centre, already reaches about 10 face units past the jaw line.
     """
     sh, sw = shape
     ys, xs = np.mgrid[0:sh, 0:sw].astype(np.float32)
@@ -1189,13 +1185,6 @@ def _extension_zone(faces, shape, roi, to_small, unit) -> np.ndarray:
         cv2.fillConvexPoly(nose, np.round(cv2.convexHull(pts[list(NOSE_POINTS)].astype(np.float32))).astype(np.int32), 1)
         radius = max(1, round(NOSE_ZONE_MARGIN * unit))
         zone |= cv2.dilate(nose, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * radius + 1,) * 2))
-        mouth = 0.5 * (pts[MOUTH_CORNERS[0]] + pts[MOUTH_CORNERS[1]])
-        below = (xs - mouth[0]) * up[0] + (ys - mouth[1]) * up[1] < 0
-        oval = np.zeros(shape, np.uint8)
-        cv2.fillPoly(oval, [np.round(pts[list(FACE_OVAL)]).astype(np.int32)], 1)
-        radius = max(1, round(JAW_ZONE_MARGIN * unit))
-        oval = cv2.dilate(oval, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * radius + 1,) * 2))
-        zone |= (oval.astype(bool) & below).astype(np.uint8)
     return zone.astype(bool)
 
 
@@ -1205,13 +1194,17 @@ def _with_adjacent_skin(in_face: np.ndarray, skin: np.ndarray, blocked: np.ndarr
     hairline, a profile's nose), at most ``ADJACENT_SKIN_REACH`` face units out.
 
     The growth steps one pixel at a time through skin (not through ``blocked``: hair strands,
-    protected features, the neck), so a skin-coloured background is reached only where skin
-    touches it; thin skin-coloured bridges (a hair edge, a lit wisp) are opened away first.
+    protected features, pixels outside :func:`_extension_zone`), so a skin-coloured background
+    is reached only where skin touches it. That skin is first eroded by ``ADJACENT_SKIN_EDGE``:
+    thin skin-coloured bridges (a hair edge, a lit wisp) are no path, and the grown area stops
+    short of the hairline, whose fringe shadow would otherwise get a whole ring of searchable
+    skin (astronaut, tests/test_detector.py: a dark spot under the fringe on 3 seeds of 3, 1
+    before).
     """
     through = _skin_area(skin >= ADJACENT_SKIN_MIN, unit, max_hole_r=max_hole_r) & ~blocked
-    radius = max(1, round(ADJACENT_SKIN_OPEN * unit))
-    opening = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * radius + 1,) * 2)
-    through = cv2.morphologyEx(through.astype(np.uint8), cv2.MORPH_OPEN, opening)
+    radius = max(1, round(ADJACENT_SKIN_EDGE * unit))
+    disk = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * radius + 1,) * 2)
+    through = cv2.erode(through.astype(np.uint8), disk)
     grown = in_face.astype(np.uint8)
     kernel = cv2.getStructuringElement(cv2.MORPH_CROSS, (3, 3))
     for _ in range(max(1, round(ADJACENT_SKIN_REACH * unit))):
