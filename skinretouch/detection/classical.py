@@ -9,7 +9,8 @@ Steps for one photo:
    one face unit is at most ``WORK_FACE_SCALE`` pixels (a face about 256 px wide):
    detection runs at face scale, not at 24 megapixels.
 3. Skin: a colour model fitted to the face's cheeks (or to skin-coloured pixels of the
-   whole photo) with the holes a spot makes filled, inside the face's ellipse, minus the
+   whole photo) with the holes a spot makes filled, inside the face's ellipse (a landmark
+   outline also grows into the skin joined to it: forehead, nose), minus the
    protected features; hair strands (Hessian valleys darker than both sides) cannot seed
    a spot and are protected where no spot covers them.
 4. Spots: Lab contrast against the local skin background (normalised convolution that
@@ -293,6 +294,11 @@ class ClassicalDetector:
                 skin = np.maximum(skin, np.float32(LANDMARK_FACE_SKIN) * in_face_small)
         hair = self._hair_map(lab[..., 0], unit)
         skin_area = _skin_area(skin >= 0.08, unit, max_hole_r=self._t.max_r)
+        if any(face.landmarks is not None for face in searched):
+            in_face_small = _with_adjacent_skin(
+                in_face_small, skin, hair | protected_small | ~_extension_zone(searched, (sh, sw), roi, to_small, unit),
+                unit, max_hole_r=self._t.max_r,
+            )
         allowed = skin_area & in_face_small & ~protected_small
         if not faces and not _looks_like_skin(skin, hair):
             # No face, and not a skin close-up either (a landscape, a pet, clothes): a
@@ -1132,6 +1138,93 @@ def _looks_like_skin(skin: np.ndarray, strands: np.ndarray) -> bool:
         (skin >= 0.3).mean() >= FALLBACK_MIN_SKIN_FRACTION
         and strands.mean() <= FALLBACK_MAX_STRAND_FRACTION
     )
+
+
+# Skin beside a landmark face outline: the oval stops mid-forehead, and a turned head's nose
+# sticks out of it, yet lesions sit there too. Skin-coloured pixels at least this
+# skin-like, joined to the outline by such pixels, within this many face units of it, are searched.
+ADJACENT_SKIN_MIN = 0.3
+ADJACENT_SKIN_REACH = 40.0
+ADJACENT_SKIN_EDGE = 2.0  # face units kept clear of the skin's edge (hairline, background)
+# Landmarks (MediaPipe's face mesh): the face's up axis, the brows' upper edges, the nose
+# (bridge, tip, alae and sides); the nose's zone reaches this many face units past them.
+FOREHEAD_TOP, CHIN = 10, 152
+BROW_TOPS = (105, 334, 66, 296)
+TEMPLES = (127, 356)
+NOSE_POINTS = (168, 6, 197, 195, 5, 4, 1, 19, 94, 2, 98, 327, 64, 294, 48, 278, 115, 344, 129, 358,
+               209, 429, 49, 279, 102, 331, 217, 437, 122, 351, 193, 417)
+NOSE_ZONE_MARGIN = 12.0
+
+
+def _extension_zone(faces, shape, roi, to_small, unit) -> np.ndarray:
+    """Where a landmark face's outline may grow into skin beside it: above its brows and
+    between its temples (the forehead up to the hairline, along the face's own up axis), and
+    around its nose (a turned head's nose sticks out of the outline, and the far cheek behind
+    it).
+
+    Not the cheeks' outer sides (ears, hair falling over them) nor below the jaw (the neck's
+    creases and shadows, collars, a hand under the chin): the outline, grown 6 % from its
+    centre, already reaches about 10 face units past the jaw line.
+    """
+    sh, sw = shape
+    zone = np.zeros(shape, np.uint8)
+    for face in faces:
+        if face.landmarks is None:
+            continue
+        pts = (face.landmarks.points - (roi[0], roi[1])) * np.float32(to_small)
+        # Only the face's own window: the searched outline (grown 6 % past the landmarks) grows
+        # at most ADJACENT_SKIN_REACH further (a group photo's working grid holds several
+        # faces; whole-grid maps per face cost 0.1 s on faceapi_s5).
+        low, high = pts.min(axis=0), pts.max(axis=0)
+        pad = (ADJACENT_SKIN_REACH + 1.0) * unit + 0.06 * float(np.max(high - low))
+        x0, y0 = (max(0, int(v - pad)) for v in low)
+        x1, y1 = (int(v + pad) + 1 for v in high)
+        x1, y1 = min(sw, x1), min(sh, y1)
+        if x0 >= x1 or y0 >= y1:
+            continue
+        pts = pts - np.float32((x0, y0))
+        ys, xs = np.mgrid[0 : y1 - y0, 0 : x1 - x0].astype(np.float32)
+        up = pts[FOREHEAD_TOP] - pts[CHIN]
+        up /= max(1e-6, float(np.hypot(*up)))
+        brows = pts[list(BROW_TOPS)].mean(axis=0)
+        above = (xs - brows[0]) * up[0] + (ys - brows[1]) * up[1] > 0
+        # ...between the temples: beside the forehead lie hair and background.
+        across = xs * -up[1] + ys * up[0]
+        sides = sorted(float(pts[i, 0] * -up[1] + pts[i, 1] * up[0]) for i in TEMPLES)
+        window = zone[y0:y1, x0:x1]
+        window |= (above & (across >= sides[0]) & (across <= sides[1])).astype(np.uint8)
+        nose = np.zeros(window.shape, np.uint8)
+        cv2.fillConvexPoly(nose, np.round(cv2.convexHull(pts[list(NOSE_POINTS)].astype(np.float32))).astype(np.int32), 1)
+        radius = max(1, round(NOSE_ZONE_MARGIN * unit))
+        window |= cv2.dilate(nose, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * radius + 1,) * 2))
+    return zone.astype(bool)
+
+
+def _with_adjacent_skin(in_face: np.ndarray, skin: np.ndarray, blocked: np.ndarray, unit: float, *,
+                        max_hole_r: float) -> np.ndarray:
+    """The face outline grown into the skin-coloured pixels joined to it (forehead up to the
+    hairline, a profile's nose), at most ``ADJACENT_SKIN_REACH`` face units out.
+
+    The growth steps one pixel at a time through skin (not through ``blocked``: hair strands,
+    protected features, pixels outside :func:`_extension_zone`), so a skin-coloured background
+    is reached only where skin touches it. That skin is first eroded by ``ADJACENT_SKIN_EDGE``:
+    thin skin-coloured bridges (a hair edge, a lit wisp) are no path, and the grown area stops
+    short of the hairline, whose fringe shadow would otherwise get a whole ring of searchable
+    skin (astronaut, tests/test_detector.py: a dark spot under the fringe on 3 seeds of 3, 1
+    before).
+    """
+    through = _skin_area(skin >= ADJACENT_SKIN_MIN, unit, max_hole_r=max_hole_r) & ~blocked
+    radius = max(1, round(ADJACENT_SKIN_EDGE * unit))
+    disk = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * radius + 1,) * 2)
+    through = cv2.erode(through.astype(np.uint8), disk)
+    grown = in_face.astype(np.uint8)
+    kernel = cv2.getStructuringElement(cv2.MORPH_CROSS, (3, 3))
+    for _ in range(max(1, round(ADJACENT_SKIN_REACH * unit))):
+        step = cv2.dilate(grown, kernel) & (through | grown)
+        if np.array_equal(step, grown):
+            break
+        grown = step
+    return grown.astype(bool)
 
 
 def _skin_area(skin: np.ndarray, unit: float, *, max_hole_r: float) -> np.ndarray:

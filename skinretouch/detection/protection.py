@@ -101,7 +101,8 @@ FOLDED_OVAL_SHARE = 0.85
 def face_region(face: FaceLayout, h: int, w: int) -> BBox:
     fx, fy, fw, fh = face.face
     if face.landmarks is not None:
-        # The landmark oval runs from the upper forehead round the jaw: a small margin.
+        # The landmark oval runs from the upper forehead round the jaw; skin joined to it is
+        # searched up to ADJACENT_SKIN_REACH face units beyond it (forehead, nose).
         pad = 0.12 * max(fw, fh)
         x0, y0 = max(0, int(fx - pad)), max(0, int(fy - pad))
         x1, y1 = min(w, int(fx + fw + pad)), min(h, int(fy + fh + pad))
