@@ -96,8 +96,6 @@ def tiled_donor_into(texture, hole, avoid, tile, patch_radius, radius, seed, out
         y1, x1 = min(height, y0 + tile), min(width, x0 + tile)
         gy0, gx0 = max(0, y0 - overlap), max(0, x0 - overlap)
         gy1, gx1 = min(height, y1 + overlap), min(width, x1 + overlap)
-        core[:] = False
-        grown[:] = False
         for y in range(gy0, gy1):
             for x in range(gx0, gx1):
                 if hole[y, x]:
@@ -120,6 +118,10 @@ def tiled_donor_into(texture, hole, avoid, tile, patch_radius, radius, seed, out
             for x in range(x0, x1):
                 if hole[y, x]:
                     known[y, x] = True
+        for y in range(gy0, gy1):  # only this tile's window was set
+            for x in range(gx0, gx1):
+                grown[y, x] = False
+                core[y, x] = False
         pending[ti, tj] = False
         remaining -= 1
         step += 1
