@@ -161,21 +161,21 @@ def spot_removal_metrics(
     lf_de = np.linalg.norm(_blur_lab(result_lab, sigma) - _blur_lab(clean_lab, sigma), axis=-1)
     size = int(footprint.sum())
     ratio = float("nan")
+    clean_high = None
     if size >= MIN_TEXTURE_FOOTPRINT_PX:
-        clean_detail = _high_pass(clean_lab[..., 0], HIGH_PASS_SIGMA * scale)[footprint].std()
+        clean_high = _high_pass(clean_lab[..., 0], HIGH_PASS_SIGMA * scale)
+        clean_detail = clean_high[footprint].std()
         result_detail = _high_pass(result_lab[..., 0], HIGH_PASS_SIGMA * scale)[footprint].std()
         ratio = float(result_detail / clean_detail) if clean_detail > 1e-9 else float("nan")
     signed = (result_lab - clean_lab)[footprint].mean(axis=0)
     local_mask = footprint if mask is None else _component_over(mask[window], footprint)
     ring_ratio = float("nan")
-    if size >= MIN_TEXTURE_FOOTPRINT_PX:
+    if clean_high is not None:
         ring = ndi.binary_dilation(local_mask, iterations=max(1, round(RING_CEILING_PX * scale))) & ~local_mask
         if mask is not None:
             ring &= ~mask[window]
-        clean_high = _high_pass(clean_lab[..., 0], HIGH_PASS_SIGMA * scale)
-        inside = clean_high[footprint].std()
-        if ring.sum() >= 8 and inside > 1e-9:
-            ring_ratio = float(clean_high[ring].std() / inside)
+        if ring.sum() >= 8 and clean_detail > 1e-9:
+            ring_ratio = float(clean_high[ring].std() / clean_detail)
     seam_lf, seam_grad = _seam(result_lab, clean_lab, local_mask, scale)
     return {
         "kind": spot.kind,
@@ -319,9 +319,9 @@ def detection_metrics(mask: np.ndarray, spots) -> dict:
     }
 
 
-def finite_texture_ratios(entries: list[dict]) -> np.ndarray:
-    """The finite ``texture_ratio`` values of per-spot (or per-region) entries."""
-    ratios = np.array([e["texture_ratio"] for e in entries], dtype=np.float64)
+def finite_texture_ratios(entries: list[dict], key: str = "texture_ratio") -> np.ndarray:
+    """The finite ``key`` values (a texture ratio) of per-spot (or per-region) entries."""
+    ratios = np.array([e[key] for e in entries], dtype=np.float64)
     return ratios[np.isfinite(ratios)]
 
 

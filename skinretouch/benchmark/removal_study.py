@@ -143,8 +143,7 @@ def pool_spots(spots: list[dict]) -> dict:
     out = {key: _nanmean([s[key] for s in spots])
            for key in ("dE", "lf_dE", "dL", "da", "db", "seam_lf_dE", "seam_grad")}  # fmt: skip
     out.update(texture_summary(finite_texture_ratios(spots)))
-    ceiling = texture_summary(finite_texture_ratios([{"texture_ratio": s.get("ring_texture_ratio", np.nan)} for s in spots]))
-    out["texture_ok_ring_ceiling"] = ceiling["texture_ok"]
+    out["texture_ok_ring_ceiling"] = texture_summary(finite_texture_ratios(spots, "ring_texture_ratio"))["texture_ok"]
     out["n_spots"] = len(spots)
     return out
 

@@ -113,7 +113,8 @@ def tiled_donor_into(texture, hole, avoid, tile, patch_radius, radius, seed, out
         if not found:
             found, dy, dx = _clear_offset(hole | avoid, core, max(height, width), seed + step)
         if found:
-            _blend(texture, targets, dy, dx, (y0, y1, x0, x1), overlap, blended, weight_squares, used)
+            _blend(texture, targets, dy, dx, (y0, y1, x0, x1), (gy0, gy1, gx0, gx1), overlap, blended,
+                   weight_squares, used)
         for y in range(y0, y1):
             for x in range(x0, x1):
                 if hole[y, x]:
@@ -135,14 +136,15 @@ def tiled_donor_into(texture, hole, avoid, tile, patch_radius, radius, seed, out
 
 
 @njit(cache=True, nogil=True)
-def _blend(texture, targets, dy, dx, tile_box, overlap, blended, weight_squares, mark):
-    """Add texture[p + d] x w(p) to ``blended`` (and w^2 to ``weight_squares``) on the targets:
-    w is 1 on the tile and falls as a raised cosine over ``overlap`` px outside it. The tile's
-    own sources get marked in ``mark`` (the faded overlap's may serve another tile: marking them
-    left so little clear skin that tiles fell back to bare copies, with seams)."""
+def _blend(texture, targets, dy, dx, tile_box, grown_box, overlap, blended, weight_squares, mark):
+    """Add texture[p + d] x w(p) to ``blended`` (and w^2 to ``weight_squares``) on the targets,
+    which lie in ``grown_box`` (the tile and its overlap): w is 1 on the tile and falls as a
+    raised cosine over ``overlap`` px outside it. The tile's own sources get marked in ``mark``
+    (the faded overlap's may serve another tile: marking them left so little clear skin that
+    tiles fell back to bare copies, with seams)."""
     y0, y1, x0, x1 = tile_box
-    for y in range(targets.shape[0]):
-        for x in range(targets.shape[1]):
+    for y in range(grown_box[0], grown_box[1]):
+        for x in range(grown_box[2], grown_box[3]):
             if targets[y, x]:
                 weight = _fade(max(y0 - y, y - (y1 - 1), 0), overlap) * _fade(max(x0 - x, x - (x1 - 1), 0), overlap)
                 blended[y, x] += weight * texture[y + dy, x + dx, 0]
