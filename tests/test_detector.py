@@ -308,6 +308,26 @@ def test_fill_label_holes_fills_enclosed_only():
     assert (filled[0:2, 16:18] == 0).all()
 
 
+def test_skin_enclosed_by_spots_goes_to_the_nearest_spot_up_to_its_limits():
+    labels = np.zeros((40, 60), np.int32)
+    # Two spots, 2 px apart, ringing a 6 x 6 patch of pale skin (a crust between lesions).
+    labels[10:24, 10:14] = 1
+    labels[10:13, 14:24] = 1
+    labels[21:24, 14:24] = 1
+    labels[10:24, 26:30] = 2
+    labels[10:13, 24:26] = 0
+    labels[30:34, 40:44] = 3  # a spot on its own: the skin around it is not enclosed
+    taken = kd.take_enclosed_skin(labels, gap_px=2, relative=1.0, max_hole_px=500)
+    assert (taken[14:20, 15:23] > 0).all()  # the crust belongs to the spots now
+    assert taken[16, 15] == 1 and taken[16, 27] == 2  # ...each pixel to the nearest one
+    assert (taken[labels > 0] == labels[labels > 0]).all()  # spots keep their pixels
+    assert (taken[30:34, 40:44] == 3).all() and (taken[28:36, 38:46] > 0).sum() == 16
+    assert (taken[:8] == 0).all()  # the background outside is left alone
+    # A crust larger than the cap (a quarter of a cheek) or than the spots around it stays.
+    assert (kd.take_enclosed_skin(labels, 2, 1.0, max_hole_px=20)[16, 18] == 0)
+    assert (kd.take_enclosed_skin(labels, 2, 0.05, max_hole_px=500)[16, 18] == 0)
+
+
 def test_strand_map_finds_lines_not_blobs_or_edges():
     yy, xx = np.mgrid[:64, :64]
     lightness = np.full((64, 64), 70.0, np.float32)

@@ -343,6 +343,11 @@ class ClassicalDetector:
         labels_small, spots, kept_protected, contrast = self._find_spots(
             a.lab_small, a.skin_small, hair, a.allowed_small, unit, features=a.protected_small
         )
+        # Skin spots surround is the lesion's (a scab, a pale crust): left out, it stays in the
+        # photo ringed by the repaired skin. Up to a spot's largest size: a larger crust is
+        # beyond a classical repair (filled, a quarter of a cheek came out as flat tiles).
+        labels_small = kd.take_enclosed_skin(labels_small, max(1, round(ENCLOSED_GAP * unit)), ENCLOSED_HOLE_SHARE,
+                                             int(math.pi * (self._t.max_r * unit) ** 2))  # fmt: skip
         features = list(a.features)
         protected_small = a.protected_small.copy()
         protected_full = sparse_copy(a.protected_mask)
@@ -365,8 +370,12 @@ class ClassicalDetector:
         # On the search area's own (contiguous) labels, before they go into the photo's map.
         _, spots = drop_protected(roi_labels, spots, protected_crop)  # in place
         # Hair strands are kept where they are not inside a spot (a spot with a hair over
-        # it is replaced whole; the strand is not a texture donor elsewhere).
-        sparse_or(protected_crop, grow_mask(hair, (rh, rw)) & (roi_labels == 0))
+        # it is replaced whole; the strand is not a texture donor elsewhere). Inside is also
+        # a channel narrower than the enclosed-skin gap through a spot: a scratch across a
+        # lesion passes for a strand, and kept it stayed in the photo, ringed by the repair.
+        across = _closing(labels_small > 0, max(1, round(ENCLOSED_GAP * unit))) if spots else None
+        strands = hair & ~across if across is not None else hair
+        sparse_or(protected_crop, grow_mask(strands, (rh, rw)) & (roi_labels == 0))
         # Into the photo's map window by window around the spots: its pages elsewhere are
         # never touched (a whole search-area put wrote them all: +130 MB at 100 MP).
         roi_boxes = label_boxes(roi_labels, len(spots))
@@ -969,6 +978,13 @@ class ClassicalDetector:
         return None
 
 
+# Skin enclosed by spots grown by ENCLOSED_GAP face units is taken into them when it is at most
+# ENCLOSED_HOLE_SHARE times their area and no larger than a spot may be (``max_r``); a spot's
+# own small holes are filled while regions grow.
+ENCLOSED_GAP = 2.0
+ENCLOSED_HOLE_SHARE = 1.0
+
+
 # --- geometry helpers -----------------------------------------------------------------
 
 
@@ -1240,6 +1256,12 @@ def _skin_area(skin: np.ndarray, unit: float, *, max_hole_r: float) -> np.ndarra
     small = enclosed & (area <= math.pi * (max_hole_r * unit) ** 2)
     small[0] = False
     return closed.astype(bool) | small[holes]
+
+
+def _closing(mask: np.ndarray, radius_px: int) -> np.ndarray:
+    """``mask`` grown and shrunk back by a disc: its gaps narrower than the disc filled."""
+    disc = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * radius_px + 1,) * 2)
+    return cv2.morphologyEx(mask.view(np.uint8), cv2.MORPH_CLOSE, disc, borderValue=0).astype(bool)
 
 
 def _gradient(lightness: np.ndarray) -> np.ndarray:

@@ -27,6 +27,7 @@ __all__ = [
     "flood_labels",
     "normalized_blur",
     "region_features",
+    "take_enclosed_skin",
 ]
 
 
@@ -161,6 +162,54 @@ def fill_label_holes(labels: np.ndarray, max_hole_px: int, *, in_place: bool = F
         return labels
     out = labels.copy()
     _fill_holes_of(out, max_hole_px)
+    return out
+
+
+def take_enclosed_skin(labels: np.ndarray, gap_px: int, relative: float, max_hole_px: int) -> np.ndarray:
+    """Give skin that spots enclose together to the nearest of them (a new array).
+
+    The spots, each grown by ``gap_px``, may enclose background (a scab or pale crust that
+    is neither red nor dark, ringed by inflamed skin). Each such hole whose area is at most
+    ``relative`` times the spots' area around it and at most ``max_hole_px`` takes, with the
+    gap between it and them, the label of the nearest spot pixel. Larger holes and the
+    background outside are left alone.
+    """
+    labels = np.ascontiguousarray(labels, dtype=np.int32)
+    spots = labels > 0
+    if not spots.any() or relative <= 0.0 or max_hole_px <= 0:
+        return labels.copy()
+    disc = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * gap_px + 1, 2 * gap_px + 1))
+    grown = cv2.dilate(spots.view(np.uint8), disc).astype(bool)
+    _, holes, stats, _ = cv2.connectedComponentsWithStats((~grown).view(np.uint8), connectivity=4)
+    h, w = labels.shape
+    x, y, bw, bh, area = (stats[:, i] for i in range(5))
+    enclosed = np.flatnonzero((x > 0) & (y > 0) & (x + bw < w) & (y + bh < h))
+    enclosed = enclosed[enclosed > 0]
+    out = labels.copy()
+    _, groups = cv2.connectedComponents(grown.view(np.uint8), connectivity=8)
+    spot_area = np.bincount(groups[spots], minlength=int(groups.max()) + 1)
+    taken = np.zeros(holes.max() + 1, bool)
+    for k in enclosed:
+        # The pixel above a hole's first pixel is grown spot: a background pixel there
+        # would belong to the same (4-connected) hole.
+        first = x[k] + int(np.argmax(holes[y[k], x[k] : x[k] + bw[k]] == k))
+        taken[k] = area[k] <= min(relative * spot_area[groups[y[k] - 1, first]], max_hole_px)
+    if not taken.any():
+        return out
+    # Only around the taken holes: the spots ringing one lie within the gap of it.
+    rows, cols = np.nonzero(taken[holes])
+    y0, y1 = max(0, rows.min() - 2 * gap_px - 2), min(h, rows.max() + 2 * gap_px + 3)
+    x0, x1 = max(0, cols.min() - 2 * gap_px - 2), min(w, cols.max() + 2 * gap_px + 3)
+    hole = taken[holes[y0:y1, x0:x1]]
+    near = spots[y0:y1, x0:x1]
+    fill = hole | (grown[y0:y1, x0:x1] & ~near & cv2.dilate(hole.view(np.uint8), disc).astype(bool))
+    # Nearest spot pixel of every other pixel (each spot pixel its own index).
+    _, nearest = cv2.distanceTransformWithLabels((~near).view(np.uint8), cv2.DIST_L2, 3,
+                                                 labelType=cv2.DIST_LABEL_PIXEL)  # fmt: skip
+    label_of = np.zeros(int(nearest.max()) + 1, np.int32)
+    window = out[y0:y1, x0:x1]
+    label_of[nearest[near]] = window[near]
+    window[fill] = label_of[nearest[fill]]
     return out
 
 
