@@ -195,6 +195,10 @@ class Retoucher:
         for region in regions:
             x, y, w, h = region.bbox
             avoid[y : y + h, x : x + w] |= region.hole
+        if detection.background is not None:
+            # Neither tone nor texture from what is not skin: a spot by a black border or a
+            # dark backdrop had that colour carried into its fill (a dark smear on an ear).
+            _avoid_background(avoid, detection.background, regions, removal.crop_margin(detection.scale))
         # The blend ramp stays within the ring the dilation added: a user's exact mask is
         # replaced whole, not blended back towards the blemish at its edge.
         feather_px = min(self.config.mask.feather_px, dilation_px)
@@ -468,6 +472,17 @@ def _work_bundles(items: list[int], costs: list[int], threads: int) -> list[list
     if current:
         bundles.append(sorted(current))
     return bundles
+
+
+def _avoid_background(avoid: np.ndarray, background, regions: list[Region], margin: int) -> None:
+    """Mark ``background`` in ``avoid`` within ``margin`` of every region (the crops a fill
+    reads), window by window: the whole-photo map stays sparse."""
+    height, width = avoid.shape
+    for region in regions:
+        x, y, w, h = region.bbox
+        y0, y1 = max(0, y - margin), min(height, y + h + margin)
+        x0, x1 = max(0, x - margin), min(width, x + w + margin)
+        avoid[y0:y1, x0:x1] |= background.window(y0, y1, x0, x1)
 
 
 def _texture_ratio(filled: np.ndarray, hole: np.ndarray, avoid: np.ndarray, scale: float) -> float:

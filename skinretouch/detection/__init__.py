@@ -8,6 +8,6 @@
 - :mod:`.factory`: the detector ``detect.mode`` asks for.
 """
 
-from .types import BBox, Detection, FeatureKind, ProtectedFeature, Spot, SpotKind, bbox_of
+from .types import BBox, Background, BackgroundTile, Detection, FeatureKind, ProtectedFeature, Spot, SpotKind, bbox_of
 
-__all__ = ["BBox", "Detection", "FeatureKind", "ProtectedFeature", "Spot", "SpotKind", "bbox_of"]
+__all__ = ["BBox", "Background", "BackgroundTile", "Detection", "FeatureKind", "ProtectedFeature", "Spot", "SpotKind", "bbox_of"]

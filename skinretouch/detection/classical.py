@@ -44,7 +44,7 @@ import structlog
 
 from ..config import DetectConfig
 from .analysis import SkinAnalysis
-from .types import BBox, Detection, ProtectedFeature, Spot, bbox_of
+from .types import BBox, Background, BackgroundTile, Detection, ProtectedFeature, Spot, bbox_of
 from ..kernels import detect as kd
 from ..kernels import skin as ks
 from ..kernels.labels import label_boxes, label_windows, lazy_zeros, sparse_copy, sparse_or, sparse_put
@@ -393,6 +393,8 @@ class ClassicalDetector:
             protected=features,
             scale=float(a.scale),
             method=a.method,
+            # Not skin by the same measure that keeps a spot's ring statistics off it.
+            background=Background((BackgroundTile(a.skin_small < SKIN_RING_MIN_LIKELIHOOD, ry, rx, rh, rw),)),
         )
 
     # --- maps -------------------------------------------------------------------------

@@ -7,7 +7,7 @@ import dataclasses
 import numpy as np
 
 from .panels import find_panels
-from .types import BBox, Detection, ProtectedFeature
+from .types import BBox, Background, Detection, ProtectedFeature
 
 __all__ = ["CollageDetector", "merge_detections"]
 
@@ -62,6 +62,8 @@ def merge_detections(parts: list[tuple[BBox, Detection]], shape: tuple[int, int]
             scale, most_spot_px = part.scale, spot_px
         offset += max([int(own.max(initial=0))] + [spot.label for spot in part.spots])
     methods = [part.method for _, part in parts]
+    background = Background(tuple(tile for (x, y, _, _), part in parts if part.background is not None
+                                  for tile in part.background.moved(y, x).tiles))  # fmt: skip
     return Detection(
         labels=labels,
         spots=spots,
@@ -70,4 +72,5 @@ def merge_detections(parts: list[tuple[BBox, Detection]], shape: tuple[int, int]
         scale=float(scale),
         method="face" if "face" in methods else methods[0],
         labels_are_components=all(part.labels_are_components for _, part in parts),
+        background=background if background.tiles else None,
     )

@@ -12,7 +12,7 @@ from typing import Literal
 
 import numpy as np
 
-__all__ = ["BBox", "Detection", "ProtectedFeature", "Spot", "bbox_of"]
+__all__ = ["BBox", "Background", "BackgroundTile", "Detection", "ProtectedFeature", "Spot", "bbox_of"]
 
 BBox = tuple[int, int, int, int]
 
@@ -35,6 +35,50 @@ class ProtectedFeature:
 
     kind: FeatureKind
     bbox: BBox
+
+
+@dataclass(frozen=True)
+class BackgroundTile:
+    """Where a detector saw no skin in one rectangle of the photo, on its own coarser grid:
+    ``small`` (bool, True = not skin) spans the photo's rows ``y .. y + height`` and columns
+    ``x .. x + width``."""
+
+    small: np.ndarray
+    y: int
+    x: int
+    height: int
+    width: int
+
+
+@dataclass(frozen=True)
+class Background:
+    """What is not skin around the spots (a backdrop, clothes, a black border, a mass of
+    hair): removal takes neither tone nor texture from it. Kept on the detector's working
+    grid(s), a few tiles, and read window by window: a whole-photo map of a portrait's
+    background would be dense (100 MB at 100 megapixels). Outside every tile nothing is
+    known, and nothing is marked."""
+
+    tiles: tuple[BackgroundTile, ...] = ()
+
+    def window(self, y0: int, y1: int, x0: int, x1: int) -> np.ndarray:
+        """The background of the photo's pixels ``[y0:y1, x0:x1]`` (nearest grid cell)."""
+        out = np.zeros((max(0, y1 - y0), max(0, x1 - x0)), bool)
+        for tile in self.tiles:
+            top, bottom = max(y0, tile.y), min(y1, tile.y + tile.height)
+            left, right = max(x0, tile.x), min(x1, tile.x + tile.width)
+            if top >= bottom or left >= right:
+                continue
+            rows_small, cols_small = tile.small.shape
+            rows = ((np.arange(top, bottom) - tile.y + 0.5) * rows_small / tile.height).astype(np.int64)
+            cols = ((np.arange(left, right) - tile.x + 0.5) * cols_small / tile.width).astype(np.int64)
+            rows = np.clip(rows, 0, rows_small - 1)
+            cols = np.clip(cols, 0, cols_small - 1)
+            out[top - y0 : bottom - y0, left - x0 : right - x0] = tile.small[np.ix_(rows, cols)]
+        return out
+
+    def moved(self, dy: int, dx: int) -> "Background":
+        """The same background for a photo this one sits in at offset ``(dy, dx)``."""
+        return Background(tuple(BackgroundTile(t.small, t.y + dy, t.x + dx, t.height, t.width) for t in self.tiles))
 
 
 @dataclass(kw_only=True)
@@ -65,6 +109,8 @@ class Detection:
     labels_are_components : bool
         True when every label is exactly one 8-connected component of the spot pixels (as
         for a user's mask): undilated, unprotected regions are then the labels themselves.
+    background : Background or None
+        What the detector saw was not skin, when it looked (see :class:`Background`).
     """
 
     labels: np.ndarray
@@ -75,6 +121,7 @@ class Detection:
     method: str = "skin_colour"
     label_boxes: np.ndarray | None = None
     labels_are_components: bool = False
+    background: Background | None = None
 
     @property
     def mask(self) -> np.ndarray:
