@@ -176,3 +176,19 @@ def test_ring_lightness_spread_is_measured_on_the_skin_beside_a_black_border():
     mostly_off = kd.region_features(labels, 1, delta, lightness, strength, ring_measured=skin > 0, **common)
     assert mostly_off[1, kd.FEATURES.index("ring_allowed")] < kd.RING_SD_MIN_MEASURED
     assert mostly_off[1, col] > 20.0
+
+
+def test_a_flat_topped_step_edged_mark_is_a_mole_whatever_its_colour(detector):
+    # Measured on a dev photo (faceapi_s1_makeup, a planted mole of radius 6.7 px): L -10.8,
+    # a* +4, flat-topped (92 % of it at its peak), solid, edged by a step (gradient 5.5): the
+    # Lab rules took it for a papule and it was removed.
+    mole = _region(radius=6.6, dl=-10.8, da=4.0, db=-7.8, plateau=0.92, edge_grad=5.5, solidity=0.95,
+                   peak=1.75, noise=(1.5, 1.0, 1.0))  # fmt: skip
+    assert detector._kind_of(mole, UNIT) == "mole"
+    # A dome (an inflamed papule: most of it below its peak) or a soft edge is no mole.
+    assert detector._kind_of({**mole, "plateau": 0.4}, UNIT) != "mole"
+    assert detector._kind_of({**mole, "edge_grad": 2.0}, UNIT) != "mole"
+    # Nor a spot too small for a mole (a blackhead) or one that barely stands out of the skin.
+    assert detector._kind_of({**mole, **_region(radius=2.0), "core_dl": -10.8, "plateau": 0.92,
+                              "edge_grad": 5.5, "solidity": 0.95}, UNIT) != "mole"  # fmt: skip
+    assert detector._kind_of({**mole, "noise_l": 4.0}, UNIT) != "mole"

@@ -697,7 +697,7 @@ class ClassicalDetector:
 
     def _kind_of(self, f: dict[str, float], unit: float) -> str | None:
         """The kind of one measured region ("mole"/"freckle" are protected), or None."""
-        kind = self._rule_kind(f, unit)
+        kind = self._flat_topped_mark(f, unit) or self._rule_kind(f, unit)
         if not self._stands_out_of_noise(kind, f):
             kind = None
         if kind is None and self._dim_papule(f, unit):
@@ -711,6 +711,25 @@ class ClassicalDetector:
         if kind is None and self._dim_dark_spot(f, unit):
             return "dark_spot"
         return kind
+
+    def _flat_topped_mark(self, f: dict[str, float], unit: float) -> str | None:
+        """"mole" for a mole-sized region darker than the skin that is what a mole is, whatever
+        its colour: flat-topped (``mole_plateau``), compact, round and edged by a step (its
+        edge gradient at least ``dark_rel_grey_max_edge`` of its L drop). Papules are domes,
+        marks fade out; a mole a little redder than brown was taken for a papule."""
+        t = self._t
+        dark = -f["core_dl"]
+        r_eq = math.sqrt(f["area"] / math.pi) / unit
+        if "noise_l" not in f or not t.mole_r[0] <= r_eq <= t.mole_r[1]:
+            return None
+        flat_and_edged = (
+            f["plateau"] >= t.mole_plateau
+            and f.get("solidity", 0.0) >= MOLE_MIN_SOLIDITY
+            and _elongation(f) <= t.dark_rel_grey_max_elongation
+            and dark >= t.dark_spot_noise_k * max(f["noise_l"], 1e-3)
+            and f["edge_grad"] >= t.dark_rel_grey_max_edge * dark
+        )
+        return "mole" if flat_and_edged else None
 
     def _faint_rule_may_look(self, f: dict[str, float], max_ring_busy: float | None = None) -> bool:
         """Where a faint-spot rule may take a spot: most of its ring searchable and clear of eyes,
@@ -988,6 +1007,10 @@ ENCLOSED_HOLE_SHARE = 1.0
 
 
 # --- geometry helpers -----------------------------------------------------------------
+
+
+# A region this solid (area / hull) may be a mole by its shape (:meth:`_flat_topped_mark`).
+MOLE_MIN_SOLIDITY = 0.85
 
 
 # A photo with no face searched is looked at again at this many times its guessed face scale
