@@ -11,7 +11,8 @@ run. Printed and written (``bench/results/removal_<style>.json``):
 - overall, per kind, per skin-tone group (ITA of the clean skin, ``metrics.skin_tone_group``) and
   for the large kinds (clusters, nodules): dE, lf_dE, texture ratio (median, ok share), the signed
   bias dL/da/db, the seam ring's lf dE and gradient ratio, collateral;
-- the project's removal time over pypatchmatch-on-crops time on the same masks;
+- the project's removal time (its removal stage, as :func:`.run.run_method` times it) over
+  pypatchmatch-on-crops time on the same masks;
 - the five worst spots of the project (by lf_dE) as before/after crops:
   ``bench/results/worst_<style>/NN_<photo>_<kind>.png`` = blemished | project | telea | clean.
 """
