@@ -154,6 +154,43 @@ def test_planted_scores_count_found_kinds_false_regions_and_moles_by_size():
     assert summary["moles_hit"] == 2 and summary["moles_hit_by_radius"]["3<=r<6"] == "2/2"
 
 
+class _MaskEverything:
+    """A stand-in pipeline whose mask covers the whole photo (or nothing), to check the tallies."""
+
+    def __init__(self, covers: bool) -> None:
+        self.covers = covers
+        self.sizes = []
+
+    def mask(self, rgb):
+        self.sizes.append(rgb.shape[:2])
+        return np.full(rgb.shape[:2], self.covers), None
+
+
+def test_moles_by_size_plants_moles_outside_the_dev_range_and_counts_every_hit():
+    from skinretouch.benchmark import planting
+    from skinretouch.benchmark.detection import MOLES_ALONE, _mole_radii, moles_by_size
+    from skinretouch.benchmark.photoset import load_set_photos
+
+    photos = load_set_photos(["grace_hopper"])
+    if not photos:
+        pytest.skip("bench photo not obtainable")
+    saved = planting.RADIUS_PX["mole"]
+    factors = {"moles_small": 0.4}
+    everything = moles_by_size(_MaskEverything(True), photos, planting, 0, factors=factors, draws=2)
+    nothing = moles_by_size(_MaskEverything(False), photos, planting, 0, factors=factors, draws=2)
+    assert planting.RADIUS_PX["mole"] == saved  # the style's range is put back
+    assert everything["moles_small"]["moles"] == nothing["moles_small"]["moles"] == 2 * MOLES_ALONE
+    assert everything["moles_small"]["moles_hit"] == 2 * MOLES_ALONE
+    assert nothing["moles_small"]["moles_hit"] == 0
+    # the moles planted are the small ones: every footprint under the scaled range's top
+    scale = photos[0].photo.scale
+    _, moles = planting.plant_spots(photos[0].photo, seed=0, n_spots=0, n_moles=MOLES_ALONE)
+    with _mole_radii(planting, 0.4):
+        _, small = planting.plant_spots(photos[0].photo, seed=0, n_spots=0, n_moles=MOLES_ALONE)
+    radii = [math.sqrt(m.footprint.sum() / math.pi) / scale for m in small]
+    assert max(radii) < 0.4 * saved[1] * 1.3 < min(math.sqrt(m.footprint.sum() / math.pi) / scale for m in moles)
+
+
 # --- the current detector, measured on a small subset -------------------------------------------
 
 # Bounds = what the current default detector measured on this subset (quick mode: these photos, 10

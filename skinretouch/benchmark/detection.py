@@ -26,7 +26,9 @@ Sections, each for the dev and the test part of ``bench/split.toml``:
    :mod:`.real_acne`). Skipped, saying so, when the folder is absent.
 4. Robustness sweep (dev photos, dev style): the same planted photos scaled x0.5 and x2, rotated
    90 degrees and stored with EXIF Orientation 6, JPEG quality 70, spots smaller/larger than the
-   dev size ranges and with colours outside the dev ranges; recall per variant.
+   dev size ranges and with colours outside the dev ranges; recall per variant. And moles alone
+   smaller and larger than the dev style's (``MOLE_SIZE_FACTORS``, ``MOLE_SIZE_SEEDS`` draws on
+   every dev photo): moles hit per variant (moles are to be kept at every size).
 5. Speed: detection of a 2048x2048 photo, warm, as a ratio to decoding it.
 
 :func:`format_table` prints all of it as one table, each figure beside issue 13's target with
@@ -65,7 +67,8 @@ from skinretouch.benchmark.real_acne import (
 )
 from skinretouch.benchmark.styles import planting_style
 
-__all__ = ["Target", "format_table", "main", "run_detection_bench", "score_planted", "table_rows", "target_verdicts"]
+__all__ = ["Target", "format_table", "main", "moles_by_size", "run_detection_bench", "score_planted", "table_rows",
+           "target_verdicts"]
 
 PARTS = ("dev", "test")
 VARIANTS = ("base", "scale_0.5", "scale_2", "exif_rot90", "jpeg_q70", "spots_small", "spots_large", "spots_colour")
@@ -76,6 +79,12 @@ QUICK_ACNE_PER_PART = 10
 MOLES_ALONE = 4
 MOLES_ALONE_SEED = 1000  # added to the run's seed
 SWEEP_PHOTOS = 8
+# Moles alone at radii outside the dev style's (its range times the factor), several draws on
+# every dev photo: one seed of the style's 4-8 px moles said "0 hit" while 1.5-4 px moles on the
+# same photos were hit one time in three.
+MOLE_SIZE_FACTORS = {"moles_small": 0.4, "moles_large": 1.5}
+MOLE_SIZE_SEEDS = 3
+MOLE_SIZE_SEED = 3000  # added to the run's seed (training uses 2001-2005)
 SPEED_REPEATS = 5  # timed rounds of decode and detection at 2048x2048  # dev photos in the sweep (every other one, tones mixed)
 EXIF_ORIENTATION_TAG = 0x0112
 
@@ -284,6 +293,9 @@ def run_detection_bench(
         say("robustness sweep")
         sweep_photos = _spread(loaded_photos["dev"], 4 if quick else SWEEP_PHOTOS)
         result["sweep"] = _sweep(pipeline, sweep_photos, planting_style(split.style("dev")), seeds[0])
+        say("moles alone, smaller and larger than the dev style's")
+        result["moles_by_size"] = moles_by_size(pipeline, loaded_photos["dev"], planting_style(split.style("dev")),
+                                                seeds[0])  # fmt: skip
     if "dev" in loaded_photos and loaded_photos["dev"]:
         result["speed_2048"] = _detect_speed(pipeline, loaded_photos["dev"][0])
     if "dev" in result["parts"] and "test" in result["parts"]:
@@ -382,6 +394,38 @@ def _sweep(pipeline, photos, style, seed) -> dict:
             out[variant] = {k: summary[k] for k in ("recall", "n_spots", "recall_per_kind",
                                                      "false_regions_per_spot", "moles_hit", "moles")}  # fmt: skip
     return out
+
+
+def moles_by_size(pipeline, photos, style, seed, *, factors=None, draws: int = MOLE_SIZE_SEEDS) -> dict:
+    """Moles alone (``MOLES_ALONE`` a photo, ``draws`` seeds) with the style's mole radius range
+    scaled by each factor: ``{variant: {"moles_hit": h, "moles": n}}``; empty for a style with
+    no mole radius range to scale."""
+    out = {}
+    if "mole" not in getattr(style, "RADIUS_PX", {}):
+        return out
+    for variant, factor in (factors or MOLE_SIZE_FACTORS).items():
+        hit = total = 0
+        with _mole_radii(style, factor):
+            for photo in photos:
+                for draw in range(draws):
+                    with_moles, moles = style.plant_spots(photo.photo, seed=MOLE_SIZE_SEED + seed + draw,
+                                                          n_spots=0, n_moles=MOLES_ALONE)  # fmt: skip
+                    mask, _ = pipeline.mask(_to_uint8(with_moles))
+                    scored = score_planted(mask, moles, scale=photo.photo.scale)["moles"]
+                    hit += sum(mole["hit"] for mole in scored)
+                    total += len(scored)
+        out[variant] = {"factor": factor, "moles_hit": hit, "moles": total}
+    return out
+
+
+@contextlib.contextmanager
+def _mole_radii(style, factor: float):
+    saved = style.RADIUS_PX["mole"]
+    try:
+        style.RADIUS_PX["mole"] = (saved[0] * factor, saved[1] * factor)
+        yield
+    finally:
+        style.RADIUS_PX["mole"] = saved
 
 
 def _exif_rotated_clean(pipeline, photos) -> dict[str, int]:
@@ -605,6 +649,11 @@ def table_rows(result: dict) -> list[Row]:
         entry = result.get("sweep", {}).get(variant)
         rows.append(Row(f"sweep {variant}: recall (dev photos)", (entry["recall"] if entry else None, None),
                         TARGET_SWEEP_RECALL))  # fmt: skip
+    for variant in MOLE_SIZE_FACTORS:
+        entry = result.get("moles_by_size", {}).get(variant)
+        rows.append(Row(f"sweep {variant}: moles hit (dev photos)", (entry["moles_hit"] if entry else None, None),
+                        TARGET_MOLES_HIT, (f"{entry['moles_hit']}/{entry['moles']}" if entry else "", "")))  # fmt: skip
+
     def clean(key):
         return lambda s: s["nothing_planted_summary"][key]
 
