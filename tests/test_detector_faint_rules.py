@@ -192,3 +192,22 @@ def test_a_flat_topped_step_edged_mark_is_a_mole_whatever_its_colour(detector):
     assert detector._kind_of({**mole, **_region(radius=2.0), "core_dl": -10.8, "plateau": 0.92,
                               "edge_grad": 5.5, "solidity": 0.95}, UNIT) != "mole"  # fmt: skip
     assert detector._kind_of({**mole, "noise_l": 4.0}, UNIT) != "mole"
+
+
+def test_a_small_step_edged_mark_is_a_mole_when_brown_and_a_blackhead_when_black(detector):
+    # Measured on dev photos with moles of 1.6-3.2 px planted alone (the bench's moles_small
+    # row): median region 3 face units, L -30, a* + b* -1.8, 87 % at its peak, edge gradient half
+    # its L drop, solidity 0.92; 73 of 204 were removed, most as blackheads. The dev style's
+    # blackheads of that size are near black: a* + b* fall by 0.6 of their L drop (median).
+    brown = _region(radius=2.5, dl=-30.0, da=-2.0, db=0.5, plateau=0.87, edge_grad=15.0, solidity=0.92,
+                    peak=4.0, noise=(2.0, 1.0, 1.0))  # fmt: skip
+    assert detector._rule_kind(brown, UNIT) == "blackhead"  # what the Lab rules alone said
+    assert detector._kind_of(brown, UNIT) == "mole"
+    black = {**brown, "core_da": -10.0, "core_db": -8.0}
+    assert detector._kind_of(black, UNIT) == "blackhead"
+    # A soft-edged or a faint brown dot is no mole (a dark spot, a pore), nor is a blackhead's plug
+    # smaller than SMALL_MOLE_MIN_R.
+    assert detector._kind_of({**brown, "edge_grad": 6.0}, UNIT) != "mole"
+    assert detector._kind_of({**brown, "core_dl": -12.0, "edge_grad": 6.0}, UNIT) != "mole"
+    tiny = _region(radius=1.5, dl=-30.0, da=-2.0, db=0.5, plateau=0.87, edge_grad=15.0, solidity=0.92, peak=4.0)
+    assert detector._kind_of(tiny, UNIT) == "blackhead"

@@ -713,23 +713,30 @@ class ClassicalDetector:
         return kind
 
     def _flat_topped_mark(self, f: dict[str, float], unit: float) -> str | None:
-        """"mole" for a mole-sized region darker than the skin that is what a mole is, whatever
-        its colour: flat-topped (``mole_plateau``), compact, round and edged by a step (its
-        edge gradient at least ``dark_rel_grey_max_edge`` of its L drop). Papules are domes,
-        marks fade out; a mole a little redder than brown was taken for a papule."""
+        """"mole" for a region darker than the skin that is what a mole is: compact, round and
+        edged by a step (its edge gradient at least ``dark_rel_grey_max_edge`` of its L drop).
+
+        Mole-sized (``mole_r``), it must be flat-topped (``mole_plateau``), whatever its colour:
+        papules are domes, marks fade out; a mole a little redder than brown was taken for a
+        papule. Smaller, down to ``SMALL_MOLE_MIN_R``, a top is too few pixels to measure: it
+        must be mole-dark and brown, its a* + b* falling by at most ``MOLE_MIN_CHROMA_SHARE`` of
+        its L drop. A blackhead's plug is near black: its a* + b* fall with its L."""
         t = self._t
         dark = -f["core_dl"]
         r_eq = math.sqrt(f["area"] / math.pi) / unit
-        if "noise_l" not in f or not t.mole_r[0] <= r_eq <= t.mole_r[1]:
+        if "noise_l" not in f or not SMALL_MOLE_MIN_R <= r_eq <= t.mole_r[1]:
             return None
-        flat_and_edged = (
-            f["plateau"] >= t.mole_plateau
-            and f.get("solidity", 0.0) >= MOLE_MIN_SOLIDITY
+        if r_eq >= t.mole_r[0]:
+            like_a_mole = f["plateau"] >= t.mole_plateau
+        else:
+            like_a_mole = dark >= t.mole_dark and f["core_da"] + f["core_db"] >= -MOLE_MIN_CHROMA_SHARE * dark
+        compact_and_edged = (
+            f.get("solidity", 0.0) >= MOLE_MIN_SOLIDITY
             and _elongation(f) <= t.dark_rel_grey_max_elongation
             and dark >= t.dark_spot_noise_k * max(f["noise_l"], 1e-3)
             and f["edge_grad"] >= t.dark_rel_grey_max_edge * dark
         )
-        return "mole" if flat_and_edged else None
+        return "mole" if like_a_mole and compact_and_edged else None
 
     def _faint_rule_may_look(self, f: dict[str, float], max_ring_busy: float | None = None) -> bool:
         """Where a faint-spot rule may take a spot: most of its ring searchable and clear of eyes,
@@ -1011,6 +1018,10 @@ ENCLOSED_HOLE_SHARE = 1.0
 
 # A region this solid (area / hull) may be a mole by its shape (:meth:`_flat_topped_mark`).
 MOLE_MIN_SOLIDITY = 0.85
+# Below ``mole_r`` such a region is a mole from this size (face units; a blackhead's plug is
+# smaller) when it is mole-dark and its a* + b* fall by at most this share of its L drop.
+SMALL_MOLE_MIN_R = 2.0
+MOLE_MIN_CHROMA_SHARE = 0.25
 
 
 # A photo with no face searched is looked at again at this many times its guessed face scale
