@@ -43,7 +43,8 @@ def test_a_spot_beside_a_black_border_is_filled_from_skin_not_from_the_border():
     if not path.is_file():
         pytest.skip(f"{path} absent: the real-acne photos are not shipped with the project")
     rgb8 = np.ascontiguousarray(cv2.imread(str(path))[:, :, ::-1])
-    result = Retoucher(Config()).retouch(rgb8.astype(np.float32) / 255.0)
+    with Retoucher(Config()) as retoucher:
+        result = retoucher.retouch(rgb8.astype(np.float32) / 255.0)
     assert result.detection.background is not None
     before = rgb2lab(rgb8 / 255.0)[..., 0]
     after = rgb2lab(apply_patches(rgb8, result.patches) / 255.0)[..., 0]

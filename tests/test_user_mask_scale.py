@@ -31,7 +31,8 @@ def head_shot() -> np.ndarray:
 def test_user_mask_keeps_the_skin_grain_at_the_face_scale(head_shot):
     yy, xx = np.mgrid[:1800, :1800]
     cheek = ((yy - 1000) / 80.0) ** 2 + ((xx - 520) / 60.0) ** 2 <= 1.0
-    result = Retoucher(Config()).retouch(head_shot.astype(np.float32) / 255.0, mask=cheek)
+    with Retoucher(Config()) as retoucher:
+        result = retoucher.retouch(head_shot.astype(np.float32) / 255.0, mask=cheek)
     face = faces.face_scale(head_shot.astype(np.float32) / 255.0)
 
     assert face is not None and face > 1.5 * image_scale(1800, 1800)  # the guess is far off
