@@ -159,16 +159,15 @@ class _MaskEverything:
 
     def __init__(self, covers: bool) -> None:
         self.covers = covers
-        self.sizes = []
 
     def mask(self, rgb):
-        self.sizes.append(rgb.shape[:2])
         return np.full(rgb.shape[:2], self.covers), None
 
 
 def test_moles_by_size_plants_moles_outside_the_dev_range_and_counts_every_hit():
     from skinretouch.benchmark import planting
-    from skinretouch.benchmark.detection import MOLES_ALONE, _mole_radii, moles_by_size
+    from skinretouch.benchmark.detection import MOLES_ALONE, moles_by_size
+    from skinretouch.benchmark.styles import mole_radii
     from skinretouch.benchmark.photoset import load_set_photos
 
     photos = load_set_photos(["grace_hopper"])
@@ -185,7 +184,7 @@ def test_moles_by_size_plants_moles_outside_the_dev_range_and_counts_every_hit()
     # the moles planted are the small ones: every footprint under the scaled range's top
     scale = photos[0].photo.scale
     _, moles = planting.plant_spots(photos[0].photo, seed=0, n_spots=0, n_moles=MOLES_ALONE)
-    with _mole_radii(planting, 0.4):
+    with mole_radii(planting, (0.4 * saved[0], 0.4 * saved[1])):
         _, small = planting.plant_spots(photos[0].photo, seed=0, n_spots=0, n_moles=MOLES_ALONE)
     radii = [math.sqrt(m.footprint.sum() / math.pi) / scale for m in small]
     assert max(radii) < 0.4 * saved[1] * 1.3 < min(math.sqrt(m.footprint.sum() / math.pi) / scale for m in moles)

@@ -65,7 +65,7 @@ from skinretouch.benchmark.real_acne import (
     load_labels,
     score_mask,
 )
-from skinretouch.benchmark.styles import planting_style
+from skinretouch.benchmark.styles import mole_radii, planting_style
 
 __all__ = ["Target", "format_table", "main", "moles_by_size", "run_detection_bench", "score_planted", "table_rows",
            "target_verdicts"]
@@ -403,9 +403,10 @@ def moles_by_size(pipeline, photos, style, seed, *, factors=None, draws: int = M
     out = {}
     if "mole" not in getattr(style, "RADIUS_PX", {}):
         return out
+    low, high = style.RADIUS_PX["mole"]
     for variant, factor in (factors or MOLE_SIZE_FACTORS).items():
         hit = total = 0
-        with _mole_radii(style, factor):
+        with mole_radii(style, (low * factor, high * factor)):
             for photo in photos:
                 for draw in range(draws):
                     with_moles, moles = style.plant_spots(photo.photo, seed=MOLE_SIZE_SEED + seed + draw,
@@ -416,16 +417,6 @@ def moles_by_size(pipeline, photos, style, seed, *, factors=None, draws: int = M
                     total += len(scored)
         out[variant] = {"factor": factor, "moles_hit": hit, "moles": total}
     return out
-
-
-@contextlib.contextmanager
-def _mole_radii(style, factor: float):
-    saved = style.RADIUS_PX["mole"]
-    try:
-        style.RADIUS_PX["mole"] = (saved[0] * factor, saved[1] * factor)
-        yield
-    finally:
-        style.RADIUS_PX["mole"] = saved
 
 
 def _exif_rotated_clean(pipeline, photos) -> dict[str, int]:

@@ -13,10 +13,11 @@ kinds=None, n_moles=...) -> (blemished, spots)``, ``oracle_mask(spots, shape, *,
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 from types import ModuleType
 
-__all__ = ["PLANTING_STYLES", "planting_style"]
+__all__ = ["PLANTING_STYLES", "mole_radii", "planting_style"]
 
 PLANTING_STYLES = {
     "classic": "skinretouch.benchmark.planting",
@@ -31,3 +32,15 @@ def planting_style(name: str) -> ModuleType:
         return importlib.import_module(PLANTING_STYLES[name])
     except KeyError:
         raise ValueError(f"unknown planting style {name!r}; known: {sorted(PLANTING_STYLES)}") from None
+
+
+@contextlib.contextmanager
+def mole_radii(style: ModuleType, radii: tuple[float, float]):
+    """Plant ``style``'s moles with footprint radii in ``radii`` (px at face scale) inside the
+    block; the style's own range is put back after it. For styles with a ``RADIUS_PX`` table."""
+    saved = style.RADIUS_PX["mole"]
+    try:
+        style.RADIUS_PX["mole"] = tuple(radii)
+        yield
+    finally:
+        style.RADIUS_PX["mole"] = saved

@@ -44,7 +44,7 @@ from skimage.color import lab2rgb, rgb2lab
 
 from skinretouch.benchmark.photoset import load_set_photos, load_split
 from skinretouch.benchmark.real_acne import FALSE_REGION_SLACK_PX, default_real_acne_dir, file_sha256, load_labels
-from skinretouch.benchmark.styles import planting_style
+from skinretouch.benchmark.styles import mole_radii, planting_style
 from skinretouch.config import DetectConfig
 from skinretouch.detection.classical import ClassicalDetector
 from skinretouch.detection.verify import DEFAULT_VERIFIER_MODEL, FEATURE_NAMES, Verifier, candidate_features
@@ -159,7 +159,7 @@ def build_table(*, photos=None, real_acne: bool = True, planted_variants=PLANTED
             table.add(features[on_mole], label[on_mole], photo.name, "mole")
             table.add(features[~on_mole], label[~on_mole], photo.name, "planted")
         for seed, radii, contrast in mole_variants:
-            with _mole_sizes(style, radii):
+            with mole_radii(style, radii):
                 with_moles, moles = style.plant_spots(photo.photo, seed=seed, n_spots=0, n_moles=MOLES_PER_PHOTO)
             clean = photo.photo.rgb.astype(np.float32) / np.float32(255.0)
             with_moles = clean + np.float32(contrast) * (with_moles - clean)
@@ -233,16 +233,6 @@ def _blemish_sizes(style, factor: float):
     finally:
         style.RADIUS_PX.clear()
         style.RADIUS_PX.update(saved)
-
-
-@contextlib.contextmanager
-def _mole_sizes(style, radii):
-    saved = style.RADIUS_PX["mole"]
-    try:
-        style.RADIUS_PX["mole"] = tuple(radii)
-        yield
-    finally:
-        style.RADIUS_PX["mole"] = saved
 
 
 def _recoloured(clean: np.ndarray, stored: np.ndarray, spots) -> np.ndarray:
