@@ -228,3 +228,18 @@ def test_a_grey_black_mark_larger_than_a_plug_is_a_blackhead_and_a_brown_one_is_
     assert detector._kind_of(faint, UNIT) != "blackhead"
     assert detector._kind_of({**black, **_region(radius=7.0), "core_dl": -35.0, "core_da": -15.0,
                               "core_db": -12.0, "plateau": 0.64, "edge_grad": 8.0}, UNIT) != "blackhead"  # fmt: skip
+
+
+def test_a_faint_brown_mark_alone_on_quiet_skin_is_a_dark_spot_and_a_faint_patch_is_not(detector):
+    # Measured on a dev photo (clm_kim) with its dark spots' colour turned and weakened (the
+    # sweep's spots_colour row): L -6.9, b* +5.5, compact (solidity 0.91), alone on a quiet ring
+    # (L SD 1.8, nothing busy), but its strongest pixel only 1.28 threshold units: under the
+    # dark-spot peak limit (1.45) it was left in place.
+    mark = _region(radius=6.0, dl=-6.9, da=-2.8, db=5.5, peak=1.28, plateau=0.72, solidity=0.91,
+                   edge_grad=2.0, noise=(2.0, 1.0, 1.0), ring_l_std=1.8)  # fmt: skip
+    assert detector._kind_of(mark, UNIT) == "dark_spot"
+    # The same faint brown on a busy ring (its L drop not 3 ring SDs), cut out of a longer
+    # structure, or a jagged patch of skin tone: left alone.
+    assert detector._kind_of({**mark, "ring_l_std": 3.0}, UNIT) is None
+    assert detector._kind_of({**mark, "ring_busy": 0.3}, UNIT) is None
+    assert detector._kind_of({**mark, "solidity": 0.7}, UNIT) is None

@@ -816,6 +816,17 @@ class ClassicalDetector:
         )
         return not cluster
 
+    def _clean_faint_mark(self, f: dict[str, float]) -> bool:
+        """A mark too faint for the dark-spot peak limit that is still a spot: compact and round,
+        alone on a quiet ring (its L drop several times the ring's L SD)."""
+        t = self._t
+        return (
+            f.get("solidity", 0.0) >= FAINT_MARK_MIN_SOLIDITY
+            and _elongation(f) <= t.dark_rel_max_elongation
+            and f["ring_busy"] <= FAINT_MARK_MAX_RING_BUSY
+            and -f["core_dl"] >= FAINT_MARK_RING_K * f["ring_l_std"]
+        )
+
     def _blackhead_max_r(self, f: dict[str, float]) -> float:
         """The largest black core a blackhead may have (face units): ``blackhead_max_r``, and
         ``GREY_BLACKHEAD_SIZE_FACTOR`` times it for a grey-black mark: as dark as a blackhead
@@ -1014,7 +1025,7 @@ class ClassicalDetector:
         ):
             if dark < t.freckle_dark and r_eq <= t.freckle_max_r:
                 return "freckle"
-            if r_eq >= t.dark_spot_min_r and f["peak"] >= t.dark_spot_min_peak:
+            if r_eq >= t.dark_spot_min_r and (f["peak"] >= t.dark_spot_min_peak or self._clean_faint_mark(f)):
                 return "dark_spot"
         return None
 
@@ -1039,6 +1050,9 @@ MOLE_MIN_CHROMA_SHARE = 0.25
 # a* + b* fall by at least this share of its L drop (dev blackheads: 0.6 median; moles 0.06).
 GREY_BLACKHEAD_SIZE_FACTOR = 2.0
 GREY_MIN_CHROMA_SHARE = 0.4
+FAINT_MARK_MIN_SOLIDITY = 0.85
+FAINT_MARK_MAX_RING_BUSY = 0.15
+FAINT_MARK_RING_K = 3.0
 
 
 # A photo with no face searched is looked at again at this many times its guessed face scale
