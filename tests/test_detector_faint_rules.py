@@ -213,23 +213,6 @@ def test_a_small_step_edged_mark_is_a_mole_when_brown_and_a_blackhead_when_black
     assert detector._kind_of(tiny, UNIT) == "blackhead"
 
 
-def test_a_grey_black_mark_larger_than_a_plug_is_a_blackhead_and_a_brown_one_is_not(detector):
-    # Measured on dev photos with blackheads 1.7 times the dev style's size (the sweep's
-    # spots_large row): region 3.5 face units, black core 2.8 (over the 2.6 cap), L -35,
-    # a* -15, b* -12: these were left in place (sweep blackhead recall 0.54 over two seeds).
-    black = _region(radius=3.5, dl=-35.0, da=-15.0, db=-12.0, plateau=0.64, edge_grad=8.0, solidity=0.92,
-                    peak=4.0, noise=(2.0, 1.0, 1.0))  # fmt: skip
-    assert detector._kind_of(black, UNIT) == "blackhead"
-    # The same size and darkness but brown (a* + b* hardly fall): not a blackhead. Nor a grey
-    # mark too faint for a blackhead's plug (a dev mole on pale, yellow skin: L -9, b* -15), nor
-    # one twice as large again.
-    assert detector._kind_of({**black, "core_da": -2.0, "core_db": 0.5}, UNIT) != "blackhead"
-    faint = {**black, "core_dl": -9.3, "core_da": -5.0, "core_db": -15.4}
-    assert detector._kind_of(faint, UNIT) != "blackhead"
-    assert detector._kind_of({**black, **_region(radius=7.0), "core_dl": -35.0, "core_da": -15.0,
-                              "core_db": -12.0, "plateau": 0.64, "edge_grad": 8.0}, UNIT) != "blackhead"  # fmt: skip
-
-
 def test_a_faint_brown_mark_alone_on_quiet_skin_is_a_dark_spot_and_a_faint_patch_is_not(detector):
     # Measured on a dev photo (clm_kim) with its dark spots' colour turned and weakened (the
     # sweep's spots_colour row): L -6.9, b* +5.5, compact (solidity 0.91), alone on a quiet ring

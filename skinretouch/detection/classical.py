@@ -827,17 +827,6 @@ class ClassicalDetector:
             and -f["core_dl"] >= FAINT_MARK_RING_K * f["ring_l_std"]
         )
 
-    def _blackhead_max_r(self, f: dict[str, float]) -> float:
-        """The largest black core a blackhead may have (face units): ``blackhead_max_r``, and
-        ``GREY_BLACKHEAD_SIZE_FACTOR`` times it for a grey-black mark: as dark as a blackhead
-        (``blackhead_dark``), its a* + b* falling by at least ``GREY_MIN_CHROMA_SHARE`` of its L
-        drop. An open comedone can be larger than the usual plug, and colour tells it from a
-        mole (brown: its a* + b* barely fall)."""
-        t = self._t
-        dark = -f["core_dl"]
-        grey = dark >= t.blackhead_dark / self._gain and -(f["core_da"] + f["core_db"]) >= GREY_MIN_CHROMA_SHARE * dark
-        return t.blackhead_max_r * (GREY_BLACKHEAD_SIZE_FACTOR if grey else 1.0)
-
     def _dim_blackhead(self, f: dict[str, float], unit: float) -> bool:
         """A small grey-black plug that stands out of the local L noise (too faint in Lab units
         for the rule on absolute darkness: dark skin, soft light, small faces)."""
@@ -852,8 +841,7 @@ class ClassicalDetector:
             return False
         core_r = math.sqrt(f["plateau"] * f["area"] / math.pi) / unit
         r_eq = math.sqrt(f["area"] / math.pi) / unit
-        blackhead_max_r = self._blackhead_max_r(f)
-        if core_r > blackhead_max_r or r_eq > 2.0 * blackhead_max_r:
+        if core_r > t.blackhead_max_r or r_eq > 2.0 * t.blackhead_max_r:
             return False
         dark = -f["core_dl"]
         chroma_drop = -(f["core_da"] + f["core_db"])
@@ -956,8 +944,7 @@ class ClassicalDetector:
         # A blackhead's size is its black core's: the region may have caught some of the
         # dark texture around it.
         core_r = math.sqrt(f["plateau"] * area / math.pi) / unit
-        blackhead_max_r = self._blackhead_max_r(f)
-        tiny_and_black = core_r <= blackhead_max_r and dark >= t.blackhead_dark_any / g
+        tiny_and_black = core_r <= t.blackhead_max_r and dark >= t.blackhead_dark_any / g
         elongated = math.sqrt(major / minor) > t.max_elongation
         if elongated and 4.0 * math.sqrt(major) > 5.0 * unit and not tiny_and_black:
             return None
@@ -1001,8 +988,8 @@ class ClassicalDetector:
             bright_centre = f["max_dl"] - f["core_dl"] >= t.pustule_head and f["max_dl"] >= -3.0
             return "pustule" if bright_centre else "papule"
         if (
-            core_r <= blackhead_max_r
-            and r_eq <= 2.0 * blackhead_max_r
+            core_r <= t.blackhead_max_r
+            and r_eq <= 2.0 * t.blackhead_max_r
             and ring_sd <= t.blackhead_max_ring_sd
         ) and (
             dark >= t.blackhead_dark_any / g
@@ -1046,10 +1033,9 @@ MOLE_MIN_SOLIDITY = 0.85
 # smaller) when it is mole-dark and its a* + b* fall by at most this share of its L drop.
 SMALL_MOLE_MIN_R = 2.0
 MOLE_MIN_CHROMA_SHARE = 0.25
-# A blackhead's core may be this many times ``blackhead_max_r`` when the mark is grey-black: its
-# a* + b* fall by at least this share of its L drop (dev blackheads: 0.6 median; moles 0.06).
-GREY_BLACKHEAD_SIZE_FACTOR = 2.0
-GREY_MIN_CHROMA_SHARE = 0.4
+# A brown mark under the dark-spot peak limit is still a dark spot when it is this compact, its
+# ring this little busy and its L drop this many ring L SDs: faint skin-tone patches are none
+# of these (irregular, part of a larger structure, in shading as strong as they are).
 FAINT_MARK_MIN_SOLIDITY = 0.85
 FAINT_MARK_MAX_RING_BUSY = 0.15
 FAINT_MARK_RING_K = 3.0
