@@ -226,3 +226,5 @@ def test_a_faint_brown_mark_alone_on_quiet_skin_is_a_dark_spot_and_a_faint_patch
     assert detector._kind_of({**mark, "ring_l_std": 3.0}, UNIT) is None
     assert detector._kind_of({**mark, "ring_busy": 0.3}, UNIT) is None
     assert detector._kind_of({**mark, "solidity": 0.7}, UNIT) is None
+    # Nor a faint mark edged by a step: a faint mole is kept.
+    assert detector._kind_of({**mark, "edge_grad": 4.0}, UNIT) != "dark_spot"

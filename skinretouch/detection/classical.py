@@ -818,13 +818,16 @@ class ClassicalDetector:
 
     def _clean_faint_mark(self, f: dict[str, float]) -> bool:
         """A mark too faint for the dark-spot peak limit that is still a spot: compact and round,
-        alone on a quiet ring (its L drop several times the ring's L SD)."""
+        alone on a quiet ring (its L drop several times the ring's L SD), with a soft edge (a
+        faint mole's is a step: ``dark_rel_grey_max_edge`` of its L drop, as :meth:`_flat_topped_mark`)."""
         t = self._t
+        dark = -f["core_dl"]
         return (
             f.get("solidity", 0.0) >= FAINT_MARK_MIN_SOLIDITY
             and _elongation(f) <= t.dark_rel_max_elongation
             and f["ring_busy"] <= FAINT_MARK_MAX_RING_BUSY
-            and -f["core_dl"] >= FAINT_MARK_RING_K * f["ring_l_std"]
+            and dark >= FAINT_MARK_RING_K * f["ring_l_std"]
+            and f["edge_grad"] < t.dark_rel_grey_max_edge * dark
         )
 
     def _dim_blackhead(self, f: dict[str, float], unit: float) -> bool:
