@@ -106,3 +106,15 @@ def test_lazy_module_imports_on_first_use_only():
     assert name not in sys.modules
     with pytest.raises(ModuleNotFoundError):
         lazy_module(name).anything
+
+
+def test_speed_bench_children_may_write_bytecode_like_a_users_first_run(monkeypatch):
+    # With PYTHONDONTWRITEBYTECODE inherited, every timed `process` compiled skinretouch from
+    # source again (about 40 ms a run at 2048x2048), a cost no installed copy pays.
+    from skinretouch.benchmark import speed
+
+    monkeypatch.setenv("PYTHONDONTWRITEBYTECODE", "1")
+    env = speed._env(None)
+    assert "PYTHONDONTWRITEBYTECODE" not in env
+    assert env["PYTHONPATH"]
+    assert "PYTHONDONTWRITEBYTECODE" not in speed._bytecode_env()
