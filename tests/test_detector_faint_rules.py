@@ -228,3 +228,15 @@ def test_a_faint_brown_mark_alone_on_quiet_skin_is_a_dark_spot_and_a_faint_patch
     assert detector._kind_of({**mark, "solidity": 0.7}, UNIT) is None
     # Nor a faint mark edged by a step: a faint mole is kept.
     assert detector._kind_of({**mark, "edge_grad": 4.0}, UNIT) != "dark_spot"
+
+
+def test_a_blackhead_whose_colour_a_jpeg_smeared_is_still_a_blackhead(detector):
+    # Measured on a dev photo stored as JPEG quality 70 (faceapi_s1_makeup, the sweep's jpeg_q70
+    # row): a plug of radius 1.8 face units, L -27, whose a* and b* each rose by 1.7 (JPEG keeps
+    # colour at half resolution: the skin's chroma bleeds into the grey plug) on skin with a*
+    # and b* SDs of 0.9: the fixed chroma limit (2) left it in place.
+    plug = _region(radius=1.8, dl=-27.2, da=1.7, db=1.7, plateau=0.5, edge_grad=8.0, solidity=0.9,
+                   peak=3.0, noise=(0.8, 0.88, 0.88))  # fmt: skip
+    assert detector._kind_of(plug, UNIT) == "blackhead"
+    # A dot whose chroma rises beyond the skin's own colour noise is no grey plug.
+    assert detector._kind_of({**plug, "core_da": 6.0, "core_db": 4.0}, UNIT) != "blackhead"

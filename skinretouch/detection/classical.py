@@ -996,7 +996,9 @@ class ClassicalDetector:
             and ring_sd <= t.blackhead_max_ring_sd
         ) and (
             dark >= t.blackhead_dark_any / g
-            or (dark >= t.blackhead_dark / g and red + yellow <= t.blackhead_max_chroma)
+            or (dark >= t.blackhead_dark / g
+                and red + yellow <= max(t.blackhead_max_chroma,
+                                        BLACKHEAD_CHROMA_NOISE_K * (f.get("noise_a", 0.0) + f.get("noise_b", 0.0))))
         ):
             return "blackhead"
         if (
@@ -1042,6 +1044,10 @@ MOLE_MIN_CHROMA_SHARE = 0.25
 FAINT_MARK_MIN_SOLIDITY = 0.85
 FAINT_MARK_MAX_RING_BUSY = 0.15
 FAINT_MARK_RING_K = 3.0
+# A blackhead's a* + b* may rise by this many local a* + b* SDs (or ``blackhead_max_chroma``):
+# a JPEG stores colour at half resolution, so a small plug takes on the chroma of the skin
+# around it (dev blackheads at quality 70: a* + b* +3 to +6 where the plug was grey).
+BLACKHEAD_CHROMA_NOISE_K = 2.0
 
 
 # A photo with no face searched is looked at again at this many times its guessed face scale
