@@ -130,10 +130,12 @@ def test_bench_macro_recall_false_regions_and_moles(detector):
         pytest.skip("dermapred photo not obtainable offline")
     photo = loaded[0]
     m = _measure(detector, photo, seeds=(0,))
-    # Measured: recall 1.0 (16 spots, every kind), 2 false regions (0.125 per spot; one from the
-    # dim-papule rule: a faint red dot of the macro's own skin), no mole hit.
+    # Measured: recall 1.0 (16 spots, every kind), 3 false regions (0.19 per spot), no mole hit.
+    # All three are the macro's own skin: a faint red dot (the dim-papule rule) and two faint brown
+    # marks; the one at (125, 525) is taken since the faint-brown-mark rule (wave 12; its crop
+    # looked at: a light brown smudge, a real mark the planted truth does not know).
     assert m["recall"] >= 0.9
-    assert m["false_dilated"] <= 0.13
+    assert m["false_dilated"] <= 0.19
     assert m["moles_hit"] == 0
     assert all(r >= 0.75 for r in m["per_kind"].values()), m["per_kind"]
     # The photo's own two moles are left alone, and listed as protected moles; no spot is
@@ -146,7 +148,10 @@ def test_bench_macro_recall_false_regions_and_moles(detector):
         assert not clean.mask[distance2 <= radius**2].any()
         assert clean.protected_mask[distance2 <= 5**2].mean() >= 0.9
     assert sum(f.kind == "mole" for f in clean.protected) >= 2
-    assert len(clean.spots) <= 2  # measured 2: a faint papule and a dark spot of its own skin
+    # Measured 3: a faint papule and two faint brown marks of its own skin, one of them the mark
+    # at (125, 525).
+    assert len(clean.spots) <= 3
+    assert any(s.kind == "dark_spot" and clean.labels[125, 525] == s.label for s in clean.spots)
 
 
 # --- protection and fallback ----------------------------------------------------------------
