@@ -240,18 +240,3 @@ def test_a_blackhead_whose_colour_a_jpeg_smeared_is_still_a_blackhead(detector):
     assert detector._kind_of(plug, UNIT) == "blackhead"
     # A dot whose chroma rises beyond the skin's own colour noise is no grey plug.
     assert detector._kind_of({**plug, "core_da": 6.0, "core_db": 4.0}, UNIT) != "blackhead"
-
-
-def test_a_compact_dark_spot_on_grainy_dark_skin_is_judged_by_the_local_noise(detector):
-    # Measured on a dev photo of dark skin (nba_brown, seed 2): a planted dark spot of radius 4.8
-    # face units, L -13.5, b* +9.7, solid (0.88), alone on its ring (4 % of it standing out),
-    # whose ring L SD (4.7) is only the skin's grain (local L SD 2.9): over the fixed limit (4.5)
-    # it was left in place.
-    spot = _region(radius=4.8, dl=-13.5, da=2.4, db=9.7, peak=2.14, plateau=0.58, solidity=0.88,
-                   edge_grad=5.1, noise=(2.93, 1.29, 2.52), ring_l_std=4.7, ring_busy=0.04)  # fmt: skip
-    assert detector._kind_of(spot, UNIT) == "dark_spot"
-    # The same on a ring busier than the skin's grain allows, or a jagged or stretched shape (a
-    # fold's shadow), or with structure in its ring: not a dark spot.
-    assert detector._kind_of({**spot, "ring_l_std": 7.5}, UNIT) is None
-    assert detector._kind_of({**spot, "solidity": 0.7}, UNIT) is None
-    assert detector._kind_of({**spot, "ring_busy": 0.3}, UNIT) is None

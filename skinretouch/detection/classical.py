@@ -816,23 +816,16 @@ class ClassicalDetector:
         )
         return not cluster
 
-    def _compact_and_alone(self, f: dict[str, float]) -> bool:
-        """Compact and round, on a ring that nothing else in stands out of (not a piece cut out
-        of a crease, a fold's shadow or a patch of skin tone)."""
-        return (
-            f.get("solidity", 0.0) >= FAINT_MARK_MIN_SOLIDITY
-            and _elongation(f) <= self._t.dark_rel_max_elongation
-            and f["ring_busy"] <= FAINT_MARK_MAX_RING_BUSY
-        )
-
     def _clean_faint_mark(self, f: dict[str, float]) -> bool:
-        """A mark too faint for the dark-spot peak limit that is still a spot: compact and alone
-        (:meth:`_compact_and_alone`), its L drop several times the ring's L SD, with a soft edge
-        (a faint mole's is a step: ``dark_rel_grey_max_edge`` of its L drop, as :meth:`_flat_topped_mark`)."""
+        """A mark too faint for the dark-spot peak limit that is still a spot: compact and round,
+        alone on a quiet ring (its L drop several times the ring's L SD), with a soft edge (a
+        faint mole's is a step: ``dark_rel_grey_max_edge`` of its L drop, as :meth:`_flat_topped_mark`)."""
         t = self._t
         dark = -f["core_dl"]
         return (
-            self._compact_and_alone(f)
+            f.get("solidity", 0.0) >= FAINT_MARK_MIN_SOLIDITY
+            and _elongation(f) <= t.dark_rel_max_elongation
+            and f["ring_busy"] <= FAINT_MARK_MAX_RING_BUSY
             and dark >= FAINT_MARK_RING_K * f["ring_l_std"]
             and f["edge_grad"] < t.dark_rel_grey_max_edge * dark
         )
@@ -1020,12 +1013,7 @@ class ClassicalDetector:
             and yellow >= t.dark_spot_yellow / g
             and brown >= t.dark_spot_brown / g
             and red <= max(t.dark_spot_max_red, 0.4 * dark)
-            and (
-                ring_sd <= max(t.dark_spot_max_ring_sd, 0.3 * dark)
-                # Grainy or dark skin: the ring as busy as the local L noise allows, for a spot
-                # that is compact and alone (a fold's shadow is neither).
-                or (self._compact_and_alone(f) and ring_sd <= t.dark_rel_ring_k * f.get("noise_l", 0.0))
-            )
+            and ring_sd <= max(t.dark_spot_max_ring_sd, 0.3 * dark)
         ):
             if dark < t.freckle_dark and r_eq <= t.freckle_max_r:
                 return "freckle"
