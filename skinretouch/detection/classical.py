@@ -734,9 +734,14 @@ class ClassicalDetector:
             f.get("solidity", 0.0) >= MOLE_MIN_SOLIDITY
             and _elongation(f) <= t.dark_rel_grey_max_elongation
             and dark >= t.dark_spot_noise_k * max(f["noise_l"], 1e-3)
-            and f["edge_grad"] >= t.dark_rel_grey_max_edge * dark
+            and self._step_edged(f)
         )
         return "mole" if like_a_mole and compact_and_edged else None
+
+    def _step_edged(self, f: dict[str, float]) -> bool:
+        """Edged by a step, as a mole is: the edge gradient at least ``dark_rel_grey_max_edge`` of
+        the region's L drop (a dark spot's or a papule's edge fades out)."""
+        return f["edge_grad"] >= self._t.dark_rel_grey_max_edge * -f["core_dl"]
 
     def _faint_rule_may_look(self, f: dict[str, float], max_ring_busy: float | None = None) -> bool:
         """Where a faint-spot rule may take a spot: most of its ring searchable and clear of eyes,
@@ -778,7 +783,7 @@ class ClassicalDetector:
             -(f["core_da"] + f["core_db"]) < t.dark_rel_grey_k * (f["noise_a"] + f["noise_b"])
             and f.get("solidity", 1.0) >= t.dark_rel_grey_min_solidity
             and _elongation(f) <= t.dark_rel_grey_max_elongation
-            and f["edge_grad"] < t.dark_rel_grey_max_edge * -f["core_dl"]
+            and not self._step_edged(f)
         )
 
     def _plain_region(self, f: dict[str, float], unit: float) -> bool:
@@ -819,7 +824,7 @@ class ClassicalDetector:
     def _clean_faint_mark(self, f: dict[str, float]) -> bool:
         """A mark too faint for the dark-spot peak limit that is still a spot: compact and round,
         alone on a quiet ring (its L drop several times the ring's L SD), with a soft edge (a
-        faint mole's is a step: ``dark_rel_grey_max_edge`` of its L drop, as :meth:`_flat_topped_mark`)."""
+        faint mole's is a step, :meth:`_step_edged`)."""
         t = self._t
         dark = -f["core_dl"]
         return (
@@ -827,7 +832,7 @@ class ClassicalDetector:
             and _elongation(f) <= t.dark_rel_max_elongation
             and f["ring_busy"] <= FAINT_MARK_MAX_RING_BUSY
             and dark >= FAINT_MARK_RING_K * f["ring_l_std"]
-            and f["edge_grad"] < t.dark_rel_grey_max_edge * dark
+            and not self._step_edged(f)
         )
 
     def _dim_blackhead(self, f: dict[str, float], unit: float) -> bool:
