@@ -202,6 +202,33 @@ def test_a_face_lying_on_its_side_with_no_tag_guards_its_features_without_narrow
 
 
 @needs_model
+def test_a_face_cut_by_the_photos_edges_is_found_inside_a_border_and_guards_its_features(photos):
+    """A close-up cut through the forehead, the chin and one eye (as acne close-ups and collage
+    panels are): the landmarker misses it as it is, and finds it inside a grey border. Its
+    eyes, brows and lips are then protected; the search stays the colour search of the whole
+    close-up (acne runs past a cut face's outline)."""
+    x0, y0, x1, y1 = 216, 172, 354, 314
+    crop = np.ascontiguousarray(photos["grace_hopper"][y0:y1, x0:x1])
+    assert not fp.find_landmark_faces(crop), "the plain search must miss it for this test"
+    (face,) = fp.find_faces(crop)
+    assert face.guard_only
+    marks = face.landmarks
+    checked = 0
+    for kind, polys in (("eye", marks.eyes), ("lips", (marks.lips,)), ("nostril", (marks.nostrils,))):
+        for box in FEATURES["grace_hopper"][kind]:
+            if box[0] >= x0 and box[1] >= y0 and box[2] <= x1 and box[3] <= y1:
+                centre = _centre(box) - np.array([x0, y0], np.float32)
+                assert any(_inside(p, centre) for p in polys), f"cut face: {kind} {box} outside its outline"
+                checked += 1
+    assert checked >= 3
+    detection = ClassicalDetector(DetectConfig(sensitivity=1.0)).detect(crop)
+    outlines = _filled(crop.shape[:2], (*marks.eyes, *marks.brows, marks.lips))
+    assert detection.method == "skin_colour"
+    assert detection.protected_mask[outlines].mean() > 0.95
+    assert not (detection.mask & outlines).any(), "spot pixels on a feature of the cut face"
+
+
+@needs_model
 def test_a_skin_close_up_read_sideways_gets_no_face_whose_eyes_are_skin():
     """Read a quarter turned, a close-up of skin can give the landmarker a face; one whose
     "eyes" hold nothing dark is refused (it would protect acne as eyes)."""
