@@ -61,10 +61,10 @@ TILE_SHARE = 0.6
 TURNED_FACE_MIN_SHARE = 0.3
 # A face cut by the photo's edges (a close-up from brow to chin, a collage panel) is often not
 # found: the landmarker's face finder wants the head in view. It is looked for again on the
-# photo inside a grey border this share of its longer side wide (real-acne panels with a face
-# found: 32 of 92 -> 44; on its own the border lost 4 that the plain call finds).
+# photo inside a grey border this share of its longer side wide (real-acne collage panels with
+# a face: 32 of 92 -> 41; 0.6 would find 2 more; the border alone, instead of the plain call,
+# lost 4 faces the plain call finds, so it is only a retry).
 CROPPED_FACE_BORDER_SHARE = 0.3
-CROPPED_FACES_GUARD_ONLY = True
 EYE_DARKNESS = 15.0  # L* units: see _eyes_look_real
 
 # Landmark indices (MediaPipe's 478-point face mesh) of each feature's outline.
@@ -380,8 +380,10 @@ def find_faces(image: np.ndarray, *, orientation: int = 1,
             found = [f for f in turned if _wide_enough(f, image)]
         guard_only = False
         if not found:
+            # A cut face guards its features only, as a face lying on its side does (below):
+            # narrowed to its outline, the search lost two dev real-acne lesions past it.
             found = _cropped_faces(image, orientation, model_path)
-            guard_only = CROPPED_FACES_GUARD_ONLY and bool(found)
+            guard_only = bool(found)
         for quarter in () if found else (6, 8):
             # Or lying on its side with no tag (a phone photo whose tag was dropped): the
             # stored grid read as turned a quarter either way, one call each. Such a face
