@@ -52,6 +52,7 @@ from ..scale import image_scale
 from .faces import DEFAULT_FACE_MODEL, find_faces
 from .grid import grow_mask, grow_to_full, point_small, shrink_mask, to_photo, union_box
 from .haar_faces import draw_feature_masks
+from .lips import lips_by_colour
 from .protection import drop_protected, face_ellipse, face_region, hair_features, nostril_area
 
 __all__ = ["ClassicalDetector"]
@@ -284,6 +285,11 @@ class ClassicalDetector:
             )
 
         skin = self._skin_map(lab, searched, roi, to_small, in_face_small)
+        if not faces:
+            # No face drew the lips: a close-up of a cheek and a mouth's corner.
+            lips, lip_boxes = lips_by_colour(lab, skin, unit)
+            protected_small |= lips
+            features.extend(ProtectedFeature(kind="lips", bbox=to_photo(b, roi, to_small, h, w)) for b in lip_boxes)
         if any(face.landmarks is not None for face in searched):
             # Inside a landmark face outline (features cut out later) the pixels are skin
             # even where light or make-up moves them off the colour fitted on the cheeks.
