@@ -62,8 +62,8 @@ TURNED_FACE_MIN_SHARE = 0.3
 # A face cut by the photo's edges (a close-up from brow to chin, a collage panel) is often not
 # found: the landmarker's face finder wants the head in view. It is looked for again on the
 # photo inside a grey border this share of its longer side wide (real-acne collage panels with
-# a face: 32 of 92 -> 41; 0.6 would find 2 more; the border alone, instead of the plain call,
-# lost 4 faces the plain call finds, so it is only a retry).
+# a face after every retry: 40 of 92 -> 44, each checked by eye; 0.6 would find 2 more; the
+# border alone, instead of the plain call, lost 4 faces the plain call finds: only a retry).
 CROPPED_FACE_BORDER_SHARE = 0.3
 EYE_DARKNESS = 15.0  # L* units: see _eyes_look_real
 
