@@ -65,6 +65,11 @@ TURNED_FACE_MIN_SHARE = 0.3
 # a face after every retry: 40 of 92 -> 44, each checked by eye; 0.6 would find 2 more; the
 # border alone, instead of the plain call, lost 4 faces the plain call finds: only a retry).
 CROPPED_FACE_BORDER_SHARE = 0.3
+# ... and at most this many px on its longer side inside the border: the retry runs on photos
+# with no face found (skin close-ups), so it must cost little (a 2 MP macro: +40 ms at the
+# plain call's 1280 px, +10 ms at this); the face finder sees 128 px and the landmarks are
+# grown by margins far larger than the precision lost.
+CROPPED_FACE_SIDE_PX = 512
 EYE_DARKNESS = 15.0  # L* units: see _eyes_look_real
 
 # Landmark indices (MediaPipe's 478-point face mesh) of each feature's outline.
@@ -433,7 +438,7 @@ def _cropped_faces(image: np.ndarray, orientation: int, model_path: str) -> list
     (``CROPPED_FACE_BORDER_SHARE``), in the stored grid; kept only where wide enough and
     their eyes hold something dark (:func:`_eyes_look_real`), as for a face found turned."""
     h, w = image.shape[:2]
-    factor = min(1.0, LANDMARK_MAX_SIDE_PX / max(h, w))
+    factor = min(1.0, CROPPED_FACE_SIDE_PX / max(h, w))
     small = image
     if factor < 1.0:
         small = cv2.resize(image, (max(1, round(w * factor)), max(1, round(h * factor))), interpolation=cv2.INTER_AREA)
