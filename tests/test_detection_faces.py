@@ -229,6 +229,35 @@ def test_a_face_cut_by_the_photos_edges_is_found_inside_a_border_and_guards_its_
 
 
 @needs_model
+def test_a_large_headshot_cut_through_an_eye_gets_its_features_placed_from_a_bordered_look(photos):
+    """The same cut face enlarged x8 (a tight headshot at full resolution): the landmarker finds
+    it as it is, but from the part it sees places the eyes and lips a feature's height off, and
+    the lips were retouched. A face with a tenth of its landmarks outside the photo is placed
+    from the look inside a grey border: its features hold the full photo's outlines."""
+    x0, y0, x1, y1 = 216, 172, 354, 314
+    factor = 8
+    crop = cv2.resize(photos["grace_hopper"][y0:y1, x0:x1], None, fx=factor, fy=factor,
+                      interpolation=cv2.INTER_CUBIC)
+    (plain,) = fp.find_landmark_faces(crop)
+    h, w = crop.shape[:2]
+    outside = (plain.points[:, 0] < 0) | (plain.points[:, 1] < 0) | (plain.points[:, 0] > w) | (plain.points[:, 1] > h)
+    assert outside.mean() >= 0.1, "the plain look must see a cut face for this test"
+    (whole,) = fp.find_landmark_faces(photos["grace_hopper"])
+
+    def in_crop(poly):
+        return (poly - np.array([x0, y0], np.float32)) * factor
+
+    (face,) = fp.find_faces(crop)
+    assert not face.guard_only
+    for mine, truth in zip((*face.landmarks.eyes, face.landmarks.lips), (*whole.eyes, whole.lips)):
+        assert np.linalg.norm(mine.mean(axis=0) - in_crop(truth).mean(axis=0)) < 6 * factor
+    features = _filled(crop.shape[:2], [in_crop(p) for p in (*whole.eyes, whole.lips)])
+    detection = ClassicalDetector(DetectConfig(sensitivity=1.0)).detect(np.ascontiguousarray(crop))
+    assert detection.protected_mask[features].mean() > 0.99
+    assert not (detection.mask & features).any(), "spot pixels on the eyes or lips of the cut face"
+
+
+@needs_model
 def test_a_skin_close_up_read_sideways_gets_no_face_whose_eyes_are_skin():
     """Read a quarter turned, a close-up of skin can give the landmarker a face; one whose
     "eyes" hold nothing dark is refused (it would protect acne as eyes)."""
