@@ -72,9 +72,9 @@ CROPPED_FACE_BORDER_SHARE = 0.3
 CROPPED_FACE_SIDE_PX = 512
 # A face found with this share of its landmarks outside the photo is cut by its edges (a
 # headshot cropped through the brow or an eye). From the part it sees, the landmarker can place
-# the features a feature's height off: on grace_hopper cut through one eye and enlarged x4,
-# the eyes 18-21 px (of the original's pixels) off and the lips retouched; inside the grey border
-# 0.4-4.8 px. Such a face is looked for again inside the border and, found there, placed from
+# the features a feature's height off: on grace_hopper cut through one eye and enlarged x2-x8,
+# eye centres 18-21 px (the original's pixels) off, 4-12 % of the eyes and up to 20 % of the
+# lips left unprotected; inside the grey border 0.4-4.8 px off, all protected. Such a face is looked for again inside the border and, found there, placed from
 # that look. Bench photos' faces have at most 0.031 of their landmarks outside; real-acne
 # panels 0 to 0.24.
 CUT_FACE_OUTSIDE_SHARE = 0.1
