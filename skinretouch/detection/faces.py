@@ -74,9 +74,9 @@ CROPPED_FACE_SIDE_PX = 512
 # headshot cropped through the brow or an eye). From the part it sees, the landmarker can place
 # the features a feature's height off: on grace_hopper cut through one eye and enlarged x2-x8,
 # eye centres 18-21 px (the original's pixels) off, 4-12 % of the eyes and up to 20 % of the
-# lips left unprotected; inside the grey border 0.4-4.8 px off, all protected. Such a face is looked for again inside the border and, found there, placed from
-# that look. Bench photos' faces have at most 0.031 of their landmarks outside; real-acne
-# panels 0 to 0.24.
+# lips left unprotected; inside the grey border 0.4-4.8 px off, all protected. Such a face is
+# looked for again inside the border and, found there, placed from that look. Bench photos'
+# faces have at most 0.031 of their landmarks outside; real-acne panels 0 to 0.24.
 CUT_FACE_OUTSIDE_SHARE = 0.1
 EYE_DARKNESS = 15.0  # L* units: see _eyes_look_real
 
@@ -282,26 +282,22 @@ def _landmarks_in(preview: np.ndarray, factor: float, box: tuple[int, int, int, 
 
 def _distinct(found: list[np.ndarray]) -> list[np.ndarray]:
     """One entry per face: a face seen in the whole photo and in a tile (or in two tiles)
-    is the same face when their boxes overlap by half; the larger view is kept."""
-    def box(pts):
-        return (*pts.min(axis=0), *pts.max(axis=0))
-
-    def area(b):
-        return max(0.0, b[2] - b[0]) * max(0.0, b[3] - b[1])
-
+    is the same face (:func:`_same_face`); the larger view is kept."""
     kept: list[np.ndarray] = []
     for pts in found:
-        b = box(pts)
-        duplicate = False
-        for other in kept:
-            o = box(other)
-            inter = area((max(b[0], o[0]), max(b[1], o[1]), min(b[2], o[2]), min(b[3], o[3])))
-            if inter >= 0.5 * min(area(b), area(o)):
-                duplicate = True
-                break
-        if not duplicate:
+        if not any(_same_face(pts, other) for other in kept):
             kept.append(pts)
     return kept
+
+
+def _same_face(a: np.ndarray, b: np.ndarray) -> bool:
+    """Whether two finds (landmark points ``(n, 2)``) are one face: their boxes overlap by half
+    the smaller box."""
+    (ax0, ay0), (ax1, ay1) = a.min(axis=0), a.max(axis=0)
+    (bx0, by0), (bx1, by1) = b.min(axis=0), b.max(axis=0)
+    inter = max(0.0, min(ax1, bx1) - max(ax0, bx0)) * max(0.0, min(ay1, by1) - max(ay0, by0))
+    smaller = min(max(0.0, ax1 - ax0) * max(0.0, ay1 - ay0), max(0.0, bx1 - bx0) * max(0.0, by1 - by0))
+    return inter >= 0.5 * smaller
 
 
 @functools.cache
@@ -479,19 +475,10 @@ def _reframed_if_cut(found: list[FaceLandmarks], image: np.ndarray, orientation:
     framed = _cropped_faces(image, orientation, model_path)
     placed = list(found)
     for i in cut:
-        same = [f for f in framed if _same_face(found[i], f)]
+        same = [f for f in framed if _same_face(found[i].points, f.points)]
         if same:
             placed[i] = same[0]
     return placed
-
-
-def _same_face(a: FaceLandmarks, b: FaceLandmarks) -> bool:
-    """Whether two finds are one face: their landmark boxes overlap by half the smaller."""
-    (ax0, ay0), (ax1, ay1) = a.points.min(axis=0), a.points.max(axis=0)
-    (bx0, by0), (bx1, by1) = b.points.min(axis=0), b.points.max(axis=0)
-    inter = max(0.0, min(ax1, bx1) - max(ax0, bx0)) * max(0.0, min(ay1, by1) - max(ay0, by0))
-    smaller = min((ax1 - ax0) * (ay1 - ay0), (bx1 - bx0) * (by1 - by0))
-    return inter >= 0.5 * smaller
 
 
 def _wide_enough(marks: FaceLandmarks, image: np.ndarray) -> bool:
