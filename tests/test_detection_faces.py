@@ -231,9 +231,9 @@ def test_a_face_cut_by_the_photos_edges_is_found_inside_a_border_and_guards_its_
 @needs_model
 def test_a_large_headshot_cut_through_an_eye_gets_its_features_placed_from_a_bordered_look(photos):
     """The same cut face enlarged x8 (a tight headshot at full resolution): the landmarker finds
-    it as it is, but from the part it sees places the eyes and lips a feature's height off, and
-    the lips were retouched. A face with a tenth of its landmarks outside the photo is placed
-    from the look inside a grey border: its features hold the full photo's outlines."""
+    it as it is, but from the part it sees places the eyes a feature's height off, and part of
+    the true eyes went unprotected. A face with a tenth of its landmarks outside the photo is
+    placed from the look inside a grey border: its features hold the full photo's outlines."""
     x0, y0, x1, y1 = 216, 172, 354, 314
     factor = 8
     crop = cv2.resize(photos["grace_hopper"][y0:y1, x0:x1], None, fx=factor, fy=factor,
