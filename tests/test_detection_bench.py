@@ -275,7 +275,7 @@ def test_the_subset_table_prints_every_done_when_figure_of_both_parts(subset_res
     rows = {row.label: row for row in table_rows(subset_result)}
     measured = ["recall, planted", "  recall, dark skin", "false regions / planted spot",
                 "nothing planted: eye/brow/lip px", "  EXIF-rotated copies: eye/brow/lip px",
-                "nothing planted: regions / photo"]  # fmt: skip
+                "  cut close-ups (x1, x3): eye/brow/lip px", "nothing planted: regions / photo"]  # fmt: skip
     if REAL_ACNE.is_dir():
         measured += ["real acne: recall inflamed", "real acne: inflamed area removed"]
     for label in measured:

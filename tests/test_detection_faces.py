@@ -258,6 +258,27 @@ def test_a_large_headshot_cut_through_an_eye_gets_its_features_placed_from_a_bor
 
 
 @needs_model
+def test_the_detection_benchs_cut_close_up_of_a_dark_skinned_portrait_keeps_its_features():
+    """The bench's cut close-up of nba_brown (through one eye, brows and chin cut), enlarged x3
+    as a tight headshot: retouched as a user's photo is, no mask pixel falls in its drawn eye,
+    brow or lip outlines (794 did before cut faces were placed from a bordered look)."""
+    from skinretouch.benchmark.detection import cut_close_up_box
+    from skinretouch.benchmark.photoset import load_set_photos
+    from skinretouch.config import Config
+    from skinretouch.pipeline import Retoucher
+
+    (photo,) = load_set_photos(["nba_brown"]) or pytest.skip("bench photo unavailable")
+    x0, y0, x1, y1 = cut_close_up_box(photo)
+    size = (3 * (x1 - x0), 3 * (y1 - y0))
+    crop = cv2.resize(photo.photo.rgb[y0:y1, x0:x1], size, interpolation=cv2.INTER_CUBIC)
+    features = cv2.resize(photo.feature_mask()[y0:y1, x0:x1].astype(np.uint8), size,
+                          interpolation=cv2.INTER_NEAREST).astype(bool)
+    assert features.sum() > 1000
+    result = Retoucher(Config()).retouch(crop.astype(np.float32) / 255.0)
+    assert not (np.asarray(result.applied_mask, bool) & features).any()
+
+
+@needs_model
 def test_a_skin_close_up_read_sideways_gets_no_face_whose_eyes_are_skin():
     """Read a quarter turned, a close-up of skin can give the landmarker a face; one whose
     "eyes" hold nothing dark is refused (it would protect acne as eyes)."""

@@ -272,6 +272,9 @@ def run_detection_bench(
         exif_clean = _exif_rotated_clean(pipeline, photos)
         for name, feature_px in exif_clean.items():
             clean[name]["exif_rot90_feature_px"] = feature_px
+        cut_clean = _cut_close_ups_clean(pipeline, photos)
+        for name, feature_px in cut_clean.items():
+            clean[name]["cut_close_up_feature_px"] = feature_px
         section = {"style": style_of[part], "photos": [p.name for p in photos],
                    "tones": {t: sum(p.tone == t for p in photos) for t in TONES},
                    "planted": summarise_planted(runs), "planted_runs": runs, "nothing_planted": clean}  # fmt: skip
@@ -285,6 +288,9 @@ def run_detection_bench(
             "posed_photos": sorted(n for n, c in clean.items() if c["pose"] != "frontal"),
             "exif_rot90_feature_px": sum(exif_clean.values()),
             "exif_rot90_photos": len(exif_clean),
+            "cut_close_up_feature_px": sum(sum(px.values()) for px in cut_clean.values()),
+            "cut_close_up_photos": len(cut_clean),
+            "cut_close_up_photos_with_feature_px": sorted(n for n, px in cut_clean.items() if any(px.values())),
         }
         if real_acne:
             section["real_acne"] = _real_acne_part(pipeline, split, part, quick, real_acne_dir, say)
@@ -417,6 +423,53 @@ def moles_by_size(pipeline, photos, style, seed, *, factors=None, draws: int = M
                     total += len(scored)
         out[variant] = {"factor": factor, "moles_hit": hit, "moles": total}
     return out
+
+
+# Cut close-ups of each portrait with nothing planted (issue 13: no mask pixel in an eye, brow or
+# lip outline on any photo): from the middle of one eye to past the other side of the face, from
+# a little below the brows' top to a little below the lips, as they are and enlarged (a tight
+# headshot at a higher resolution). The landmarker sees such a face only in part.
+CUT_CLOSE_UP_FACTORS = (1, 3)
+CUT_CLOSE_UP_MAX_SIDE_PX = 2400
+
+
+def cut_close_up_box(photo) -> tuple[int, int, int, int] | None:
+    """``(x0, y0, x1, y1)`` of the cut close-up of a portrait with both eyes drawn, else None."""
+    eyes = photo.features.get("left_eye", []) + photo.features.get("right_eye", [])
+    if len(eyes) < 2:
+        return None
+    points = np.concatenate([poly for polys in photo.features.values() for poly in polys])
+    (fx0, fy0), (fx1, fy1) = points.min(axis=0), points.max(axis=0)
+    width, height = fx1 - fx0, fy1 - fy0
+    h, w = photo.photo.rgb.shape[:2]
+    left_eye = min(eyes, key=lambda poly: float(poly[:, 0].mean()))
+    x0, x1 = int(left_eye[:, 0].mean()), int(min(w, fx1 + 0.4 * width))
+    y0, y1 = int(max(0, fy0 + 0.15 * height)), int(min(h, fy1 + 0.2 * height))
+    return (x0, y0, x1, y1) if x1 - x0 >= 16 and y1 - y0 >= 16 else None
+
+
+def _cut_close_ups_clean(pipeline, photos) -> dict[str, dict[str, int]]:
+    """Eye/brow/lip pixels masked on each portrait's cut close-up (:func:`cut_close_up_box`),
+    per enlargement (``"x1"``, ``"x3"``), nothing planted."""
+    found = {}
+    for photo in photos:
+        box = cut_close_up_box(photo) if photo.features else None
+        if box is None:
+            continue
+        x0, y0, x1, y1 = box
+        crop = np.ascontiguousarray(photo.photo.rgb[y0:y1, x0:x1])
+        features = photo.feature_mask()[y0:y1, x0:x1]
+        found[photo.name] = {}
+        for factor in CUT_CLOSE_UP_FACTORS:
+            size = (crop.shape[1] * factor, crop.shape[0] * factor)
+            if max(size) > CUT_CLOSE_UP_MAX_SIDE_PX:
+                continue
+            image = crop if factor == 1 else cv2.resize(crop, size, interpolation=cv2.INTER_CUBIC)
+            inside = features if factor == 1 else cv2.resize(features.astype(np.uint8), size,
+                                                              interpolation=cv2.INTER_NEAREST).astype(bool)
+            mask, _ = pipeline.mask(image)
+            found[photo.name][f"x{factor}"] = int((mask & inside).sum())
+    return found
 
 
 def _exif_rotated_clean(pipeline, photos) -> dict[str, int]:
@@ -656,6 +709,8 @@ def table_rows(result: dict) -> list[Row]:
         show=px_of_photos("posed_feature_px", lambda s: len(clean("posed_photos")(s))))
     row("  EXIF-rotated copies: eye/brow/lip px", clean("exif_rot90_feature_px"), TARGET_FEATURE_PX,
         show=px_of_photos("exif_rot90_feature_px", clean("exif_rot90_photos")))
+    row("  cut close-ups (x1, x3): eye/brow/lip px", clean("cut_close_up_feature_px"), TARGET_FEATURE_PX,
+        show=px_of_photos("cut_close_up_feature_px", clean("cut_close_up_photos")))
     row("nothing planted: regions / photo", clean("regions_per_photo"))
     row("real acne: photos / lesions", lambda s: f"{s['real_acne']['photos']}/{s['real_acne']['lesions']}")
     row("real acne: recall inflamed", lambda s: s["real_acne"]["recall_inflamed"], TARGET_ACNE_RECALL)
@@ -727,6 +782,11 @@ def format_table(result: dict) -> str:
         listing = ", ".join(f"{name} {c['regions']} ({c['feature_px']}; {c.get('exif_rot90_feature_px', '-')})"
                             for name, c in parts[part]["nothing_planted"].items())  # fmt: skip
         lines.append(f"  {part}: {listing}")
+        cut = parts[part].get("nothing_planted_summary", {}).get("cut_close_up_photos_with_feature_px")
+        if cut:
+            by_photo = parts[part]["nothing_planted"]
+            lines.append(f"  {part}, cut close-ups with eye/brow/lip px: "
+                         + ", ".join(f"{name} {by_photo[name]['cut_close_up_feature_px']}" for name in cut))
     lines.append(f"\n{result['pipeline_calls']} pipeline runs, mean {result['pipeline_ms_mean']:.0f} ms, "
                  f"{result['seconds']:.0f} s in all")  # fmt: skip
     return "\n".join(lines)
