@@ -19,8 +19,9 @@ Sections, each for the dev and the test part of ``bench/split.toml``:
    scale), pooled over the blemished photos and a copy of each photo with ``MOLES_ALONE`` moles.
 2. Nothing planted: the same photos as they are; every region found there is listed, and mask
    pixels inside the eye, brow and lip outlines of ``bench/photo_regions.json`` are counted, on
-   each photo, summed apart for the non-frontal heads (``pose`` in ``photos.toml``), and on a
-   copy of every portrait stored rotated with EXIF Orientation 6.
+   each photo, summed apart for the non-frontal heads (``pose`` in ``photos.toml``), on a
+   copy of every portrait stored rotated with EXIF Orientation 6, and on a close-up cut from
+   every portrait through one eye, as it is and enlarged (:func:`cut_close_up_box`).
 3. Real acne (``../shared/real-acne``, labels in ``bench/real_acne_labels.json``): recall of
    inflamed lesions, of every labelled lesion, inflamed lesion area removed, false regions (see
    :mod:`.real_acne`). Skipped, saying so, when the folder is absent.
@@ -786,7 +787,8 @@ def format_table(result: dict) -> str:
         if cut:
             by_photo = parts[part]["nothing_planted"]
             lines.append(f"  {part}, cut close-ups with eye/brow/lip px: "
-                         + ", ".join(f"{name} {by_photo[name]['cut_close_up_feature_px']}" for name in cut))
+                         + ", ".join(f"{name} " + " ".join(f"{k} {v}" for k, v in by_photo[name]['cut_close_up_feature_px'].items())
+                                     for name in cut))
     lines.append(f"\n{result['pipeline_calls']} pipeline runs, mean {result['pipeline_ms_mean']:.0f} ms, "
                  f"{result['seconds']:.0f} s in all")  # fmt: skip
     return "\n".join(lines)
