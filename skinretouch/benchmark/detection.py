@@ -786,9 +786,10 @@ def format_table(result: dict) -> str:
         cut = parts[part].get("nothing_planted_summary", {}).get("cut_close_up_photos_with_feature_px")
         if cut:
             by_photo = parts[part]["nothing_planted"]
+            pixels = {name: " ".join(f"{factor} {px}" for factor, px in by_photo[name]["cut_close_up_feature_px"].items())
+                      for name in cut}  # fmt: skip
             lines.append(f"  {part}, cut close-ups with eye/brow/lip px: "
-                         + ", ".join(f"{name} " + " ".join(f"{k} {v}" for k, v in by_photo[name]['cut_close_up_feature_px'].items())
-                                     for name in cut))
+                         + ", ".join(f"{name} {px}" for name, px in pixels.items()))
     lines.append(f"\n{result['pipeline_calls']} pipeline runs, mean {result['pipeline_ms_mean']:.0f} ms, "
                  f"{result['seconds']:.0f} s in all")  # fmt: skip
     return "\n".join(lines)
