@@ -442,11 +442,8 @@ def _cropped_faces(image: np.ndarray, orientation: int, model_path: str) -> list
     """Faces cut by the photo's edges, found on the photo inside a grey border
     (``CROPPED_FACE_BORDER_SHARE``), in the stored grid; kept only where wide enough and
     their eyes hold something dark (:func:`_eyes_look_real`), as for a face found turned."""
-    h, w = image.shape[:2]
-    factor = min(1.0, CROPPED_FACE_SIDE_PX / max(h, w))
-    small = image
-    if factor < 1.0:
-        small = cv2.resize(image, (max(1, round(w * factor)), max(1, round(h * factor))), interpolation=cv2.INTER_AREA)
+    factor = min(1.0, CROPPED_FACE_SIDE_PX / max(image.shape[:2]))
+    small = _upright_preview(image, 1, factor)  # shrunk, still the stored grid
     border = round(CROPPED_FACE_BORDER_SHARE * max(small.shape[:2]))
     framed = cv2.copyMakeBorder(np.ascontiguousarray(small), border, border, border, border,
                                 cv2.BORDER_CONSTANT, value=(0.5, 0.5, 0.5))
