@@ -311,3 +311,32 @@ def test_a_turned_heads_crescent_outline_is_searched_as_its_hull():
     temples = searched([(0, 0), (100, 0), (100, 100), (0, 100), (10, 50)])
     assert temples[20 + 50, 20 + 30]
     assert not temples[20 + 50, 20 + 3]
+
+
+@needs_model
+def test_a_portrait_is_searched_in_one_call_and_a_group_shots_small_faces_still_in_tiles(monkeypatch):
+    """Tiles find the small faces of group shots; a portrait whose face the whole-photo call
+    already found large (grace_hopper enlarged to 2048 px) is not tiled. faceapi_s4 (a group
+    shot whose largest face is 0.11 of its side) still gets its tiles and their two faces."""
+    from skinretouch.benchmark.photoset import load_set_photos
+
+    calls = []
+    landmarks_in = fp._landmarks_in
+
+    def counted(*args, **kwargs):
+        calls.append(args[2])
+        return landmarks_in(*args, **kwargs)
+
+    monkeypatch.setattr(fp, "_landmarks_in", counted)
+    (grace,) = bench_photos.load_bench_photos(names=["grace_hopper"]) or pytest.skip("bench photo unavailable")
+    portrait = cv2.resize(grace.rgb.astype(np.float32) / 255.0, (2048, 2400), interpolation=cv2.INTER_CUBIC)
+    (face,) = fp.find_landmark_faces(portrait)
+    assert len(calls) == 1
+    assert face.width >= fp.TILE_SKIP_FACE_SHARE * 2400
+
+    (group,) = load_set_photos(["faceapi_s4"]) or pytest.skip("bench photo unavailable")
+    image = group.photo.rgb.astype(np.float32) / 255.0
+    calls.clear()
+    found = fp.find_landmark_faces(image)
+    assert len(calls) == 5  # the whole photo and four tiles
+    assert len(found) == 4 and len(fp.find_landmark_faces(image, tiled=False)) == 2

@@ -54,6 +54,12 @@ MAX_FACES = 6
 # this share of each side, for the small faces of group shots.
 TILE_MIN_SIDE_PX = 800
 TILE_SHARE = 0.6
+# ... unless the whole-photo call found a face at least this share of the longer side wide: a
+# portrait. Its search keeps to that face and the skin joined to it, so a small face elsewhere
+# would not be searched anyway. On the 101 bench and real-acne photos the tiles added faces
+# only where the largest face found was at most 0.11 of the side (group shots); a 2048x2048
+# portrait's detection is ~30 ms (14 %) faster without them.
+TILE_SKIP_FACE_SHARE = 0.25
 # A face that only the photo turned 180 degrees shows is kept when it is at least this share
 # of the photo's shorter side wide (cheek to cheek): an upside-down portrait fills its photo,
 # while on a sideways face the turned view makes the landmarker read a small face into the
@@ -341,6 +347,8 @@ def find_landmark_faces(image: np.ndarray, *, orientation: int = 1,
     preview = _upright_preview(image, orientation, factor)
     ph, pw = preview.shape[:2]
     found = _landmarks_in(preview, factor, (0, 0, pw, ph), model_path, turned=upside_down)
+    if tiled and any(FaceLandmarks(points=pts).width >= TILE_SKIP_FACE_SHARE * max(uh, uw) for pts in found):
+        tiled = False  # a portrait
     if tiled:
         # The landmarker's face finder sees its input at 128 px: faces under ~1/8 of the
         # photo (group shots) are found on overlapping tiles, each a bit over half the photo.
