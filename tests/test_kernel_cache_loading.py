@@ -104,9 +104,19 @@ def test_every_kernel_a_photo_loads_from_the_cache_defines_what_its_module_says(
     assert all(same for _name, same in checked), checked
 
 
-def test_non_elf_machine_code_is_loaded_numbas_way():
+def test_non_elf_or_damaged_machine_code_is_loaded_numbas_way():
     assert _cache_loading.elf_defined_symbols(b"\xcf\xfa\xed\xfe" + bytes(60)) is None  # Mach-O
     assert _cache_loading.elf_defined_symbols(b"\x7fELF\x01\x01" + bytes(58)) is None  # 32-bit
+
+    @njit
+    def small(x):
+        return x + 1
+
+    small(1)
+    (library,) = [overload.library for overload in small.overloads.values()]
+    object_code, _bitcode = _object_and_bitcode(library)
+    assert _cache_loading.elf_defined_symbols(object_code)
+    assert _cache_loading.elf_defined_symbols(object_code[: len(object_code) // 2]) is None  # cut short
 
 
 CACHED_MODULE = textwrap.dedent(

@@ -88,9 +88,16 @@ _SYMBOL = struct.Struct("<IBBHQQ")
 def elf_defined_symbols(object_code: bytes) -> set[str] | None:
     """The names of the functions and globals that 64-bit little-endian ELF ``object_code``
     defines (its symbol table, less undefined, section and file entries); None if it is not
-    such an object."""
+    such an object, or not a whole one."""
     if object_code[:4] != b"\x7fELF" or object_code[4:6] != b"\x02\x01":
         return None
+    try:
+        return _symbol_table_names(object_code)
+    except (struct.error, IndexError, ValueError):  # truncated or damaged: numba's own way says so
+        return None
+
+
+def _symbol_table_names(object_code: bytes) -> set[str]:
     (section_offset,) = struct.unpack_from("<Q", object_code, 0x28)
     entry_size, count = struct.unpack_from("<HH", object_code, 0x3A)
     sections = [_SECTION_HEADER.unpack_from(object_code, section_offset + i * entry_size) for i in range(count)]
@@ -114,12 +121,12 @@ _numba_module_for_linking = getattr(codegen.CPUCodeLibrary, "_get_module_for_lin
 def _unserialize_lightly(cls, codegen_, state):
     """``CPUCodeLibrary._unserialize`` for machine code: the linking bitcode kept unparsed, the
     defined symbols read from the ELF symbol table (numba's own way for anything else)."""
-    _name, kind, data = state
+    name, kind, data = state
     defined = elf_defined_symbols(data[0]) if kind == "object" else None
     if defined is None:
         return _numba_unserialize(cls, codegen_, state)
     object_code, shared_bitcode = data
-    library = codegen_.create_library(_name)
+    library = codegen_.create_library(name)
     library.enable_object_caching()
     library._set_compiled_object(object_code)
     library._skinretouch_linking_bitcode = shared_bitcode
