@@ -157,6 +157,12 @@ def _build_parser() -> argparse.ArgumentParser:
     doctor.add_argument("--config", type=Path, metavar="FILE")
     doctor.set_defaults(handler=_cmd_doctor)
 
+    compile_ = commands.add_parser(
+        "compile", help="compile the kernels into numba's cache now (once per install, ~1.5 min), "
+        "so that the first photo does not wait for it")
+    compile_.add_argument("--config", type=Path, metavar="FILE")
+    compile_.set_defaults(handler=_cmd_compile)
+
     review = commands.add_parser("review", help="a local web page to check, correct and approve the retouch")
     review.add_argument("folders", nargs="+", type=Path, metavar="DIR")
     review.add_argument("--host", default="127.0.0.1", help="address to listen on (default: loopback only)")
@@ -257,6 +263,19 @@ def _cmd_doctor(args: argparse.Namespace, config: Config) -> int:
     from .doctor import run_doctor
 
     return run_doctor(config)
+
+
+def _cmd_compile(args: argparse.Namespace, config: Config) -> int:
+    from .precompile import cache_dir, cached_kernel_count, compile_kernels
+
+    configure_logging(LoggingConfig(format="console", level="warning"))
+    folder = cache_dir()
+    where = str(folder) if folder else "beside the kernels' sources (NUMBA_CACHE_DIR is not set)"
+    before = cached_kernel_count(folder)
+    print(f"compiling the kernels into {where} ({before} compiled already)", flush=True)
+    count, seconds = compile_kernels(config, say=lambda line: print(f"  {line}", flush=True))
+    print(f"{count} kernel signatures cached ({count - before} new) in {seconds:.0f} s")
+    return EXIT_OK
 
 
 def _cmd_review(args: argparse.Namespace, config: Config) -> int:

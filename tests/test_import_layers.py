@@ -10,7 +10,7 @@ Layers, lowest first (a module may import its own layer and those below):
 3. the in-memory pipeline.
 4. the file stage (``files``): photos on disk in, outputs and reports out.
 5. drivers: the CLI, the daemon, the cluster worker, the review page, the benchmark, the
-   demo, the doctor.
+   demo, the doctor, ``skinretouch compile``.
 
 Imports under ``if TYPE_CHECKING:`` are annotations, not dependencies, and are ignored.
 """
@@ -51,6 +51,7 @@ LAYERS: tuple[tuple[str, int], ...] = (
     ("skinretouch.benchmark", 5),
     ("skinretouch.demo", 5),
     ("skinretouch.doctor", 5),
+    ("skinretouch.precompile", 5),
     ("skinretouch.cluster", 5),
     ("skinretouch.review", 5),
     ("skinretouch.__main__", 5),

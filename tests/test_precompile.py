@@ -1,0 +1,61 @@
+"""``skinretouch compile`` compiles, ahead of the first photo, every kernel a photo then needs
+(issue 17: a first ``process`` on a fresh install waited ~90 s for numba)."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import cv2
+import numpy as np
+from PIL import Image
+
+from skinretouch.precompile import cached_kernel_count, synthetic_skin
+
+
+def _compiled(folder: Path) -> set[str]:
+    return {str(p.relative_to(folder)) for p in folder.rglob("*.nbc")}
+
+
+def test_the_synthetic_photo_has_marks_on_skin_and_a_large_hole_beside_a_cluster():
+    rgb, small, large = synthetic_skin()
+    assert rgb.dtype == np.float32 and rgb.shape == (320, 320, 3)
+    assert 0.0 <= rgb.min() and rgb.max() <= 1.0
+    assert 6 * 20 < small.sum() < 0.1 * small.size  # six marks' spots
+    assert large.sum() > 4000 and not (small & large).any()
+    darkest = rgb.sum(axis=2).min()
+    assert darkest < 0.6 * rgb[0, 0].sum()  # the black dot and the mole stand out
+
+
+def test_after_compile_a_photo_of_each_kind_compiles_nothing(tmp_path):
+    """Into an empty cache: ``compile`` fills it; then an 8-bit JPEG with blemishes, a 16-bit
+    PNG and a ``--mask`` run with a large hole are processed without one kernel more."""
+    from skinretouch.benchmark.speed import planted_jpeg
+
+    cache = tmp_path / "numba"
+    env = {**os.environ, "NUMBA_CACHE_DIR": str(cache)}
+    env.pop("PYTHONDONTWRITEBYTECODE", None)
+    cli = [sys.executable, "-m", "skinretouch"]
+    run = subprocess.run([*cli, "compile"], env=env, capture_output=True, text=True, timeout=900)
+    assert run.returncode == 0, run.stderr[-2000:]
+    compiled = _compiled(cache)
+    assert len(compiled) >= 60
+    assert f"{len(compiled)} kernel signatures cached ({len(compiled)} new)" in run.stdout
+    assert cached_kernel_count(cache) == len(compiled)
+
+    photo = planted_jpeg(900, 900, tmp_path / "portrait.jpg")
+    deep = tmp_path / "deep.png"
+    rgb8 = np.asarray(Image.open(photo).convert("RGB"))
+    cv2.imwrite(str(deep), np.ascontiguousarray(rgb8[..., ::-1]).astype(np.uint16) * 257)
+    mask = np.zeros(rgb8.shape[:2], np.uint8)
+    mask[500:680, 300:520] = 255
+    mask_path = tmp_path / "hole.png"
+    Image.fromarray(mask).save(mask_path)
+    for args in ([str(photo)], [str(deep)], [str(photo), "--mask", str(mask_path)]):
+        out = tmp_path / f"out{len(args)}_{Path(args[0]).stem}"
+        done = subprocess.run([*cli, "process", *args, "--out-dir", str(out), "--force"], env=env,
+                              capture_output=True, text=True, timeout=600)
+        assert done.returncode == 0, done.stderr[-2000:]
+        assert _compiled(cache) == compiled, f"{args}: compiled {sorted(_compiled(cache) - compiled)}"
