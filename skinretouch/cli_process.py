@@ -11,6 +11,7 @@ from typing import TextIO
 from .config import Config
 from .files.stage import process_file
 from .pipeline import Retoucher
+from .precompile import FIRST_RUN_NOTICE, kernels_compiled
 from .files.report import read_report
 from .sidecars import REPORT_SUFFIX, is_ignored_name, is_sidecar_or_output, output_paths
 
@@ -110,6 +111,8 @@ def run_batch(
 
     retoucher = Retoucher(config, references=references)
     if force or not _probably_done(inputs[0], out_dir):
+        if not kernels_compiled():
+            print(FIRST_RUN_NOTICE, file=err, flush=True)
         retoucher.warm_up_in_background()
     try:
         progress = _Progress(len(inputs), err)

@@ -24,7 +24,7 @@ import numpy as np
 from .config import Config
 from .pipeline import OwnedPhoto, Retoucher
 
-__all__ = ["cache_dir", "cached_kernel_count", "compile_kernels", "synthetic_skin"]
+__all__ = ["FIRST_RUN_NOTICE", "cache_dir", "cached_kernel_count", "compile_kernels", "kernels_compiled", "synthetic_skin"]
 
 SIDE_PX = 320
 
@@ -43,6 +43,23 @@ def cached_kernel_count(folder: Path | None = None) -> int:
     if folder is None:
         folder = cache_dir() or Path(__file__).resolve().parent / "kernels" / "__pycache__"
     return sum(1 for _ in folder.rglob("*.nbc")) if folder.is_dir() else 0
+
+
+FIRST_RUN_NOTICE = (
+    "skinretouch: compiling the image kernels first (once per install or upgrade: about 1.5 minutes "
+    "on 2 cores; `skinretouch compile` does it ahead of time)"
+)
+
+
+def kernels_compiled() -> bool:
+    """Whether the cache holds the removal's batch kernel for this source (the kernel every
+    photo runs and the longest to compile); True when numba's cache cannot be read this way."""
+    from .kernels.removal_batch import _fill_spots
+
+    try:
+        return bool(_fill_spots._cache._cache_file._load_index())
+    except AttributeError:  # numba's internals changed: say nothing rather than guess
+        return True
 
 
 def synthetic_skin(side: int = SIDE_PX, seed: int = 0) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

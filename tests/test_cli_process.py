@@ -291,3 +291,20 @@ def test_reference_mode_finds_a_new_defect_kind_from_one_example(tmp_path, capsy
     Image.fromarray(np.full((10, 10), 255, np.uint8)).save(wrong_size)
     assert main(["process", str(source), "--reference", str(reference), "--reference-mask", str(wrong_size)]) == 2
     assert "reference" in capsys.readouterr().err
+
+
+def test_a_first_run_says_it_is_compiling_the_kernels_and_a_later_one_does_not(tmp_path, portrait, capsys, monkeypatch):
+    """On a cache without the kernels (a fresh install), the first photo waits about 1.5 min for
+    numba: ``process`` says so before it starts, and names ``skinretouch compile``."""
+    import skinretouch.cli_process as cli_process
+    from skinretouch.precompile import FIRST_RUN_NOTICE
+
+    source = _write_jpeg(tmp_path / "IMG_5.jpg", portrait)
+    monkeypatch.setattr(cli_process, "kernels_compiled", lambda: False)
+    assert main(["process", str(source)]) == 0
+    assert FIRST_RUN_NOTICE in capsys.readouterr().err
+    assert "skinretouch compile" in FIRST_RUN_NOTICE
+
+    monkeypatch.setattr(cli_process, "kernels_compiled", lambda: True)
+    assert main(["process", str(source), "--force"]) == 0
+    assert "compiling" not in capsys.readouterr().err

@@ -38,12 +38,16 @@ def test_after_compile_a_photo_of_each_kind_compiles_nothing(tmp_path):
     env = {**os.environ, "NUMBA_CACHE_DIR": str(cache)}
     env.pop("PYTHONDONTWRITEBYTECODE", None)
     cli = [sys.executable, "-m", "skinretouch"]
+    compiled_yet = [sys.executable, "-c", "from skinretouch.precompile import kernels_compiled; "
+                    "print(kernels_compiled())"]
+    assert subprocess.run(compiled_yet, env=env, capture_output=True, text=True).stdout.split()[-1] == "False"
     run = subprocess.run([*cli, "compile"], env=env, capture_output=True, text=True, timeout=900)
     assert run.returncode == 0, run.stderr[-2000:]
     compiled = _compiled(cache)
     assert len(compiled) >= 60
     assert f"{len(compiled)} kernel signatures cached ({len(compiled)} new)" in run.stdout
     assert cached_kernel_count(cache) == len(compiled)
+    assert subprocess.run(compiled_yet, env=env, capture_output=True, text=True).stdout.split()[-1] == "True"
 
     photo = planted_jpeg(900, 900, tmp_path / "portrait.jpg")
     deep = tmp_path / "deep.png"
