@@ -24,7 +24,9 @@ import numpy as np
 from .config import Config
 from .pipeline import OwnedPhoto, Retoucher
 
-__all__ = ["FIRST_RUN_NOTICE", "cache_dir", "cached_kernel_count", "compile_kernels", "kernels_compiled", "synthetic_skin"]
+__all__ = [
+    "FIRST_RUN_NOTICE", "cache_dir", "cached_kernel_count", "compile_kernels", "kernels_compiled", "synthetic_skin",
+]
 
 SIDE_PX = 320
 
@@ -89,8 +91,7 @@ def synthetic_skin(side: int = SIDE_PX, seed: int = 0) -> tuple[np.ndarray, np.n
         weight = np.exp(-d2 / (2.0 * (0.7 * r) ** 2))[..., None]
         rgb += weight * np.array(change, np.float32)
         small |= d2 <= (r + 2.0) ** 2
-    large = np.zeros((side, side), bool)
-    large[190:290, 170:290] = (yy[190:290, 170:290] - 240) ** 2 / 48.0**2 + (xx[190:290, 170:290] - 230) ** 2 / 58.0**2 <= 1
+    large = ((yy - 240.0) / 48.0) ** 2 + ((xx - 230.0) / 58.0) ** 2 <= 1.0
     for x, y in ((150, 250), (140, 280), (160, 290)):  # a cluster touching the hole
         large |= (xx - x) ** 2 + (yy - y) ** 2 <= 49
     return np.clip(rgb, 0.0, 1.0).astype(np.float32), small, large
