@@ -22,6 +22,7 @@ from pathlib import Path
 import numpy as np
 
 from .config import Config
+from .kernels.removal_batch import batch_fill_compiled
 from .pipeline import OwnedPhoto, Retoucher
 
 __all__ = [
@@ -54,14 +55,9 @@ FIRST_RUN_NOTICE = (
 
 
 def kernels_compiled() -> bool:
-    """Whether the cache holds the removal's batch kernel for this source (the kernel every
-    photo runs and the longest to compile); True when numba's cache cannot be read this way."""
-    from .kernels.removal_batch import _fill_spots
-
-    try:
-        return bool(_fill_spots._cache._cache_file._load_index())
-    except AttributeError:  # numba's internals changed: say nothing rather than guess
-        return True
+    """Whether the kernels are compiled for this source: the removal's batch fill stands for
+    them (every photo runs it, and it is the longest to compile)."""
+    return batch_fill_compiled()
 
 
 def synthetic_skin(side: int = SIDE_PX, seed: int = 0) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

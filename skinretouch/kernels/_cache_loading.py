@@ -36,7 +36,7 @@ import sys
 
 from numba.core import caching, codegen
 
-__all__ = ["elf_defined_symbols", "load_cached_kernels_lightly"]
+__all__ = ["cached_signatures", "elf_defined_symbols", "load_cached_kernels_lightly"]
 
 _PATCHED = "_skinretouch_light_load"
 
@@ -178,3 +178,12 @@ def load_cached_kernels_lightly() -> bool:
     setattr(_load_overload_lightly, _PATCHED, True)
     cache.load_overload = _load_overload_lightly
     return True
+
+
+def cached_signatures(kernel) -> int | None:
+    """How many compiled signatures numba's on-disk cache holds for ``kernel`` (a ``cache=True``
+    dispatcher) and its current source; None if the cache cannot be read this way."""
+    try:
+        return len(kernel._cache._cache_file._load_index())
+    except AttributeError:
+        return None

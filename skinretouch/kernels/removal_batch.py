@@ -11,12 +11,13 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
+from ._cache_loading import cached_signatures
 from ._checks import as_image, as_mask
 from .color import pixel_lightness, rgb_to_lab_into
 from .removal import freqsplit_fill_into, route_taps
 from .texture import ratio_around, ratio_reach
 
-__all__ = ["fill_spots"]
+__all__ = ["batch_fill_compiled", "fill_spots"]
 
 # Integer photos: the factor that makes a stored value a float in [0, 1] (as to_float has it).
 _UNIT = {np.dtype(np.uint8): np.float32(1.0 / 255.0), np.dtype(np.uint16): np.float32(1.0 / 65535.0)}
@@ -93,6 +94,13 @@ def fill_spots(
         for k in range(boxes.shape[0])
     ]
     return filled, ratios
+
+
+def batch_fill_compiled() -> bool:
+    """Whether numba's cache holds the batch fill compiled for this source: every photo runs it,
+    and it is the longest kernel to compile (``skinretouch compile``). True when the cache
+    cannot be read (nothing to warn about)."""
+    return cached_signatures(_fill_spots) != 0
 
 
 @njit(cache=True, nogil=True)
