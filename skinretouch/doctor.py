@@ -174,8 +174,14 @@ def _face_cascades(config: Config) -> Check:
 def _kernels_numba(config: Config) -> Check:
     import numba
 
+    from .kernels import removal_batch
+
     cache = os.environ.get("NUMBA_CACHE_DIR", "(next to the package; set NUMBA_CACHE_DIR for a service)")
-    return Check("removal", "freqsplit-numba", True, f"numba {numba.__version__}, cache {cache}")
+    compiled = (
+        "kernels compiled" if removal_batch.batch_fill_compiled()
+        else "kernels not compiled yet: the first photo waits for them (~1.5 min); `skinretouch compile` does it now"
+    )
+    return Check("removal", "freqsplit-numba", True, f"numba {numba.__version__}, cache {cache}; {compiled}")
 
 
 def _patchmatch(config: Config) -> Check:

@@ -63,3 +63,19 @@ def test_after_compile_a_photo_of_each_kind_compiles_nothing(tmp_path):
                               capture_output=True, text=True, timeout=600)
         assert done.returncode == 0, done.stderr[-2000:]
         assert _compiled(cache) == compiled, f"{args}: compiled {sorted(_compiled(cache) - compiled)}"
+
+
+def test_doctor_says_whether_the_kernels_are_compiled(monkeypatch):
+    from skinretouch.config import Config
+    from skinretouch.doctor import collect_checks
+    from skinretouch.kernels import removal_batch
+
+    def numba_row() -> str:
+        (row,) = [c for c in collect_checks(Config()) if c.name == "freqsplit-numba"]
+        assert row.available
+        return row.detail
+
+    monkeypatch.setattr(removal_batch, "batch_fill_compiled", lambda: False)
+    assert "not compiled yet" in numba_row() and "skinretouch compile" in numba_row()
+    monkeypatch.setattr(removal_batch, "batch_fill_compiled", lambda: True)
+    assert numba_row().endswith("; kernels compiled")
