@@ -174,13 +174,17 @@ def _face_cascades(config: Config) -> Check:
 def _kernels_numba(config: Config) -> Check:
     import numba
 
-    from .kernels import removal_batch
+    from .kernels import ahead_of_time, removal_batch
 
     cache = os.environ.get("NUMBA_CACHE_DIR", "(next to the package; set NUMBA_CACHE_DIR for a service)")
-    compiled = (
-        "kernels compiled" if removal_batch.batch_fill_compiled()
-        else "kernels not compiled yet: the first photo waits for them (~1.5 min); `skinretouch compile` does it now"
-    )
+    library = ahead_of_time.compiled_library_path()
+    if library.is_file():
+        compiled = f"kernels compiled ahead of time ({library.name}: a photo does not import numba)"
+    elif removal_batch.batch_fill_compiled():
+        compiled = ("kernels compiled in numba's cache only (importing numba costs every start ~0.3 s; "
+                    "`skinretouch compile` compiles them ahead of time)")  # fmt: skip
+    else:
+        compiled = "kernels not compiled yet: the first photo waits for them (~1.5 min); `skinretouch compile` does it now"
     return Check("removal", "freqsplit-numba", True, f"numba {numba.__version__}, cache {cache}; {compiled}")
 
 

@@ -1,10 +1,12 @@
-"""Compile the numba kernels into their on-disk cache before the first photo needs them (issue 17).
+"""Compile the numba kernels before the first photo needs them (issue 17), in two forms.
 
 numba compiles a kernel the first time it is called and caches the machine code
 (``NUMBA_CACHE_DIR``, keyed by the kernels' source). Left to the first photo, that is about
 90 s on two cores: a user's first ``skinretouch process``, and every daemon start after an
 install or an upgrade, waited that long for one photo. ``skinretouch compile`` (run by
 ``systemd/install.sh`` as the service's user, into the service's cache) pays it once, ahead.
+It then compiles every signature the pipeline called into one extension module
+(:mod:`skinretouch.kernels.ahead_of_time`), which a photo runs without importing numba.
 
 :func:`compile_kernels` runs the real pipeline on small synthetic photos built to reach
 every kernel a photo can: 8- and 16-bit stored photos and float arrays (the Python API);
@@ -22,6 +24,7 @@ from pathlib import Path
 import numpy as np
 
 from .config import Config
+from .kernels.ahead_of_time import build_ahead_of_time, jit_only
 from .kernels.removal_batch import batch_fill_compiled
 from .pipeline import OwnedPhoto, Retoucher
 
@@ -94,11 +97,26 @@ def synthetic_skin(side: int = SIDE_PX, seed: int = 0) -> tuple[np.ndarray, np.n
 
 
 def compile_kernels(config: Config | None = None, *, say: Callable[[str], None] = print) -> tuple[int, float]:
-    """Run the pipeline on synthetic photos so every kernel it uses is compiled and cached.
+    """Run the pipeline on synthetic photos so every kernel it uses is compiled and cached,
+    then compile the signatures it called into one module ahead of time
+    (:func:`skinretouch.kernels.ahead_of_time.build_ahead_of_time`), which ``process`` and
+    the daemon load without importing numba.
 
-    Returns ``(kernel signatures in the cache, seconds)``; ``say`` gets one line per step.
+    Returns ``(kernel signatures in numba's cache, seconds)``; ``say`` gets one line per step.
+    A failed ahead-of-time build (no C compiler, say) is reported through ``say`` and leaves
+    the kernels to numba's JIT and its cache.
     """
     started = time.perf_counter()
+    jit_only()  # so that every signature the pipeline calls is compiled by numba, and listed
+    _run_pipeline(config, say)
+    try:
+        build_ahead_of_time(say)
+    except Exception as exc:  # the JIT's cache still serves every photo, only later
+        say(f"ahead-of-time compilation failed, the kernels run through numba's JIT: {exc}")
+    return cached_kernel_count(), time.perf_counter() - started
+
+
+def _run_pipeline(config: Config | None, say: Callable[[str], None]) -> None:
     rgb, small, large = synthetic_skin()
     with Retoucher(config or Config()) as retoucher:
         for bit_depth in (8, 16):
@@ -109,4 +127,3 @@ def compile_kernels(config: Config | None = None, *, say: Callable[[str], None] 
         say("float photos (the Python API)")
         retoucher.retouch(rgb.copy())
         retoucher.retouch(rgb.copy(), mask=small | large)
-    return cached_kernel_count(), time.perf_counter() - started

@@ -65,8 +65,11 @@ RECORDED_LOADING = textwrap.dedent(
     import json
     import llvmlite.binding as ll
     from numba.core import codegen
-    import skinretouch.kernels  # installs the light loading
     from skinretouch.kernels import _cache_loading
+    from skinretouch.kernels.ahead_of_time import jit_only
+
+    _cache_loading.load_cached_kernels_lightly()
+    jit_only()  # through numba's cache, even where a module compiled ahead of time exists
 
     light = codegen.CPUCodeLibrary._unserialize.__func__
     checked = []
@@ -133,8 +136,10 @@ LATER_COMPILATION = textwrap.dedent(
     """
     import sys
     sys.path.insert(0, sys.argv[1])
-    import skinretouch.kernels  # installs the light loading
+    from skinretouch.kernels import _cache_loading
     from numba import njit
+
+    _cache_loading.load_cached_kernels_lightly()
     import cached_kernel
 
     assert cached_kernel.doubled(21) == 42

@@ -57,25 +57,43 @@ def test_after_compile_a_photo_of_each_kind_compiles_nothing(tmp_path):
     mask[500:680, 300:520] = 255
     mask_path = tmp_path / "hole.png"
     Image.fromarray(mask).save(mask_path)
+    libraries = sorted((cache / "skinretouch").glob("skinretouch_kernels_*.so"))
+    assert len(libraries) == 1 and "kernel signatures it called ahead of time" in run.stdout
+    jit_cli = [sys.executable, "-c", "import sys; from skinretouch.kernels.ahead_of_time import jit_only; "
+               "jit_only(); from skinretouch.cli import main; sys.exit(main(sys.argv[1:]))"]  # fmt: skip
     for args in ([str(photo)], [str(deep)], [str(photo), "--mask", str(mask_path)]):
         out = tmp_path / f"out{len(args)}_{Path(args[0]).stem}"
-        done = subprocess.run([*cli, "process", *args, "--out-dir", str(out), "--force"], env=env,
-                              capture_output=True, text=True, timeout=600)
+        done = subprocess.run([sys.executable, "-X", "importtime", "-m", "skinretouch", "process", *args, "--out-dir",
+                               str(out), "--force"], env=env, capture_output=True, text=True, timeout=600)  # fmt: skip
         assert done.returncode == 0, done.stderr[-2000:]
         assert _compiled(cache) == compiled, f"{args}: compiled {sorted(_compiled(cache) - compiled)}"
+        imported = {line.rsplit("|", 1)[-1].strip() for line in done.stderr.splitlines() if line.startswith("import time")}
+        assert "skinretouch.pipeline" in imported and "numba" not in imported, f"{args}: numba imported"
+        # The same photo through numba's JIT: the same bytes out.
+        jit_out = tmp_path / f"jit{len(args)}_{Path(args[0]).stem}"
+        done = subprocess.run([*jit_cli, "process", *args, "--out-dir", str(jit_out), "--force"], env=env,
+                              capture_output=True, text=True, timeout=600)  # fmt: skip
+        assert done.returncode == 0, done.stderr[-2000:]
+        for made in sorted(p for p in out.iterdir() if not p.name.endswith(".json")):
+            assert made.read_bytes() == (jit_out / made.name).read_bytes(), f"{args}: {made.name} differs"
 
 
-def test_doctor_says_whether_the_kernels_are_compiled(monkeypatch):
+def test_doctor_says_whether_the_kernels_are_compiled(monkeypatch, tmp_path):
     from skinretouch.config import Config
     from skinretouch.doctor import collect_checks
-    from skinretouch.kernels import removal_batch
+    from skinretouch.kernels import ahead_of_time, removal_batch
 
     def numba_row() -> str:
         (row,) = [c for c in collect_checks(Config()) if c.name == "freqsplit-numba"]
         assert row.available
         return row.detail
 
+    monkeypatch.setattr(ahead_of_time, "compiled_library_path", lambda: tmp_path / "absent.so")
     monkeypatch.setattr(removal_batch, "batch_fill_compiled", lambda: False)
     assert "not compiled yet" in numba_row() and "skinretouch compile" in numba_row()
     monkeypatch.setattr(removal_batch, "batch_fill_compiled", lambda: True)
-    assert numba_row().endswith("; kernels compiled")
+    assert "kernels compiled in numba's cache only" in numba_row() and "skinretouch compile" in numba_row()
+    library = tmp_path / "skinretouch_kernels_0123.so"
+    library.write_bytes(b"")
+    monkeypatch.setattr(ahead_of_time, "compiled_library_path", lambda: library)
+    assert "kernels compiled ahead of time (skinretouch_kernels_0123.so" in numba_row()

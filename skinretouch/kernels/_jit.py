@@ -7,7 +7,8 @@ over-relaxation sweep behind the Poisson and membrane solvers.
 from __future__ import annotations
 
 import numpy as np
-from numba import njit
+
+from .ahead_of_time import njit
 
 __all__ = ["mirror101", "reflect_index", "sor_sweeps"]
 
@@ -23,7 +24,6 @@ def reflect_index(i, n):
         else:
             i = 2 * n - i - 1
     return i
-
 
 
 @njit(cache=True, nogil=True)

@@ -18,7 +18,8 @@ levels compound it; the gradients' step length absorbs that.)
 from __future__ import annotations
 
 import numpy as np
-from numba import njit
+
+from .ahead_of_time import njit
 
 __all__ = ["screened_membrane_multigrid"]
 

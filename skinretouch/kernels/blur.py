@@ -14,9 +14,9 @@ import functools
 
 import cv2
 import numpy as np
-from numba import njit
 
 from ._jit import reflect_index
+from .ahead_of_time import njit
 from .tuning import BLUR_TRUNCATE_SIGMAS, TAPS_CACHE_SIZE, WIDE_SHRINK_SIGMAS
 
 __all__ = [

@@ -8,9 +8,9 @@ curves are tabulated (see ``_tables``).
 from __future__ import annotations
 
 import numpy as np
-from numba import njit
 
 from ._checks import as_image
+from .ahead_of_time import njit
 
 __all__ = [
     "lab_to_rgb",

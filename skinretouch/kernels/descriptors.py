@@ -24,8 +24,8 @@ from __future__ import annotations
 import math
 
 import numpy as np
-from numba import njit
 
+from .ahead_of_time import njit
 from .blur import gaussian, weighted_gaussian
 
 __all__ = ["DESCRIPTOR_NAMES", "SCALES", "gaussian_blur", "skin_descriptors"]

@@ -16,8 +16,8 @@ from __future__ import annotations
 
 import cv2
 import numpy as np
-from numba import njit
 
+from .ahead_of_time import njit
 from .blur import weighted_gaussian
 from .labels import label_boxes, label_windows
 

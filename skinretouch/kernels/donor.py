@@ -24,13 +24,12 @@ pixels outside both.
 from __future__ import annotations
 
 import numpy as np
-from numba import njit
 
+from .ahead_of_time import njit
 from .labels import mask_box, mask_pixels
 from .tuning import DONOR_IMPROVEMENT, DONOR_MIN_KNOWN_SHARE
 
 __all__ = ["donor_high_pass", "donor_into", "valid_sources"]
-
 
 
 def valid_sources(excluded: np.ndarray, patch_radius: int) -> np.ndarray:

@@ -10,8 +10,8 @@ resolution; callers multiply a face-scale sigma by the image's scale factor
 from __future__ import annotations
 
 import numpy as np
-from numba import njit
 
+from .ahead_of_time import njit
 from .blur import blur_region_into, gaussian
 
 __all__ = ["high_pass", "high_pass_into", "high_pass_region_into", "split_frequencies"]

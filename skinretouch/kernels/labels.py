@@ -6,7 +6,8 @@ from __future__ import annotations
 import mmap
 
 import numpy as np
-from numba import njit
+
+from .ahead_of_time import njit
 
 __all__ = ["disk", "label_boxes", "label_sparse", "label_windows", "lazy_zeros", "mask_box", "mask_pixels", "merged_windows",
            "sparse_copy", "sparse_or", "sparse_put"]

@@ -17,9 +17,9 @@ figures on the bench photos, oracle masks, tone layer = Gaussian sigma 1 px):
 from __future__ import annotations
 
 import numpy as np
-from numba import njit
 
 from ._jit import mirror101, sor_sweeps
+from .ahead_of_time import njit
 from .labels import mask_pixels
 
 __all__ = [

@@ -45,9 +45,9 @@ from __future__ import annotations
 import math
 
 import numpy as np
-from numba import njit
 
 from ._checks import as_image, as_mask, as_optional_mask
+from .ahead_of_time import njit
 from .blur import blur_into, blur_region_into, gaussian_taps, masked_blur_into, masked_blur_region_into
 from .color import lab_to_rgb, pixel_rgb, rgb_to_lab, rgb_to_lab_into, rgb_to_lightness_into
 from .donor import donor_into
@@ -99,7 +99,6 @@ __all__ = [
     "remove_patchmatch_poisson",
     "route_taps",
 ]
-
 
 
 def crop_margin(scale: float, extent_px: int = 0) -> int:

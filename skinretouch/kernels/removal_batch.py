@@ -9,10 +9,9 @@ spot left the two cores waiting on each other for the GIL.
 from __future__ import annotations
 
 import numpy as np
-from numba import njit
 
-from ._cache_loading import cached_signatures
 from ._checks import as_image, as_mask
+from .ahead_of_time import njit
 from .color import pixel_lightness, rgb_to_lab_into
 from .removal import freqsplit_fill_into, route_taps
 from .texture import ratio_around, ratio_reach
@@ -97,10 +96,14 @@ def fill_spots(
 
 
 def batch_fill_compiled() -> bool:
-    """Whether numba's cache holds the batch fill compiled for this source: every photo runs it,
-    and it is the longest kernel to compile (``skinretouch compile``). True when the cache
-    cannot be read (nothing to warn about)."""
-    return cached_signatures(_fill_spots) != 0
+    """Whether the batch fill is compiled for this source, ahead of time or in numba's cache:
+    every photo runs it, and it is the longest kernel to compile (``skinretouch compile``).
+    True when numba's cache cannot be read (nothing to warn about)."""
+    if _fill_spots.compiled_ahead_of_time:
+        return True
+    from ._cache_loading import cached_signatures  # imports numba, which the JIT needs anyway
+
+    return cached_signatures(_fill_spots.dispatcher) != 0
 
 
 @njit(cache=True, nogil=True)

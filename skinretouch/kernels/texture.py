@@ -8,16 +8,15 @@ ground truth: the reference is the ring of skin around the hole.
 from __future__ import annotations
 
 import numpy as np
-from numba import njit
 
 from ._checks import as_image, as_mask
+from .ahead_of_time import njit
 from .blur import blur_into, gaussian, gaussian_taps
 from .color import rgb_to_lightness, rgb_to_lightness_into
 from .labels import mask_box
 from .tuning import BLUR_TRUNCATE_SIGMAS, RATIO_HIGH_PASS_SIGMA, RATIO_RING_WIDTH
 
 __all__ = ["high_pass_lightness", "ratio_around", "ratio_reach", "texture_ratio"]
-
 
 
 def high_pass_lightness(image: np.ndarray, *, scale: float = 1.0) -> np.ndarray:

@@ -29,8 +29,8 @@ check them).
 from __future__ import annotations
 
 import numpy as np
-from numba import njit
 
+from .ahead_of_time import njit
 from .labels import mask_box
 
 __all__ = ["STRUCTURE_SIGMAS", "structure_mask", "tiled_donor_into"]

@@ -22,11 +22,11 @@ tone = trend + residual: equal to the clean low-pass outside the hole.
 from __future__ import annotations
 
 import numpy as np
-from numba import njit
 
 from ._checks import as_mask
 from ._jit import sor_sweeps
 from ._multigrid import screened_membrane_multigrid
+from .ahead_of_time import njit
 from .blur import gaussian_taps, masked_blur_into
 from .labels import mask_box, mask_pixels
 from .tuning import TONE_DECAY, TONE_LOWPASS_SIGMA, TREND_GAP, TREND_NEAR_WEIGHT, TREND_RING, TREND_TUKEY_DE
