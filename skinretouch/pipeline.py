@@ -15,7 +15,6 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
-import structlog
 
 from .config import Config
 from .engines.inpaint_base import EngineError
@@ -27,6 +26,7 @@ from .kernels.composite import composite, feather_alpha
 from .kernels.labels import lazy_zeros, sparse_copy
 from .kernels.removal_batch import fill_spots
 from .kernels.texture import texture_ratio
+from .logs import get_logger
 from .regions import Region, build_regions, detection_from_mask
 from .results import Patch, RegionRecord, RetouchResult
 from .routes import CLASSICAL, ENGINE_BY_ROUTE, NEED_HARD, NEED_MEDIUM, ROUTE_BY_ENGINE, ROUTE_FREQSPLIT
@@ -34,7 +34,7 @@ from .timing import ms_since
 
 __all__ = ["OwnedPhoto", "Patch", "RetouchResult", "Retoucher"]
 
-log = structlog.get_logger(__name__)
+log = get_logger(__name__)
 
 # Below this many pixels a texture ratio is mostly noise, so it flags nothing.
 MIN_TEXTURE_AREA_PX = 40

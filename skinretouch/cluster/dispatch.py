@@ -28,18 +28,17 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import structlog
-
 from ..config import Config, config_sha256, pipeline_config
 from ..daemon.queue import STOP, Job, JobQueue
 from ..daemon.worker import write_failed_report
 from ..files.outcome import FileOutcome
 from ..files.report import read_report
+from ..logs import get_logger
 from ..sidecars import output_paths
 
 __all__ = ["CeleryDispatcher"]
 
-log = structlog.get_logger(__name__)
+log = get_logger(__name__)
 
 RECONNECT_MAX_S = 5.0
 OUTCOME_WAIT_S = 1  # seconds one BLPOP waits (the listener's stop latency)

@@ -11,13 +11,12 @@ import threading
 import time
 from typing import Any
 
-import structlog
-
+from ..logs import get_logger
 from .app import KEY_PREFIX, worker_key
 
 __all__ = ["HEARTBEAT_S", "HEARTBEAT_TTL_S", "Heartbeat", "queue_depths", "workers_seen"]
 
-log = structlog.get_logger(__name__)
+log = get_logger(__name__)
 
 HEARTBEAT_S = 5.0
 HEARTBEAT_TTL_S = 20.0

@@ -21,7 +21,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import structlog
 from celery.exceptions import Retry
 
 from ..atomic import atomic_write_bytes
@@ -30,6 +29,7 @@ from ..daemon.paths import temp_names_for
 from ..daemon.queue import Job
 from ..daemon.worker import write_failed_report
 from ..files.report import read_report
+from ..logs import bind_contextvars, get_logger, unbind_contextvars
 from ..sidecars import output_paths
 from .app import TASK_NAME, deliveries_key, lock_key
 from .paths import PathMap
@@ -38,7 +38,7 @@ from .routing import HardCaseRouter, NeedsGpu
 
 __all__ = ["PathNotVisible", "WorkerContext", "run_photo"]
 
-log = structlog.get_logger(__name__)
+log = get_logger(__name__)
 
 DELIVERIES_TTL_S = 7 * 24 * 3600
 REDIS_WAIT_S = 120.0  # how long a finished photo waits for a restarting broker
@@ -78,7 +78,7 @@ def run_photo(task: Any, context: WorkerContext, payload: dict[str, Any]) -> dic
     ``force``, ``reply_to`` (the daemon's outcome list).
     """
     task_id = task.request.id
-    structlog.contextvars.bind_contextvars(task_id=task_id, path=payload["path"])
+    bind_contextvars(task_id=task_id, path=payload["path"])
     started = time.perf_counter()
     try:
         outcome = _run(task, context, payload)
@@ -88,7 +88,7 @@ def run_photo(task: Any, context: WorkerContext, payload: dict[str, Any]) -> dic
         log.exception("task_failed")
         outcome = _failed_here(context, payload, f"failed on worker {context.node}: {type(exc).__name__}: {exc}")
     finally:
-        structlog.contextvars.unbind_contextvars("task_id", "path")
+        unbind_contextvars("task_id", "path")
     outcome.update(task_id=task_id, path=payload["path"], runner=context.runner,
                    seconds=round(time.perf_counter() - started, 4))
     _with_redis(lambda: context.redis.delete(deliveries_key(task_id)))

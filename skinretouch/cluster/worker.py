@@ -17,16 +17,14 @@ import sys
 from collections.abc import Callable
 from typing import Any
 
-import structlog
-
 from ..config import Config, pipeline_config
-from ..logs import configure_logging
+from ..logs import bind_contextvars, configure_logging, get_logger
 from . import require_cluster_extra
 from .app import TASK_NAME, make_app, redis_client
 
 __all__ = ["DEFAULT_RETOUCHER", "build_worker_app", "run_worker"]
 
-log = structlog.get_logger(__name__)
+log = get_logger(__name__)
 
 DEFAULT_RETOUCHER = "skinretouch.files.stage:RetouchFiles"
 
@@ -43,7 +41,7 @@ class _StdlibToStructlog(logging.Handler):
         event = {"logger": record.name}
         if record.exc_info:
             event["exc_info"] = record.exc_info
-        structlog.get_logger(record.name).log(record.levelno, message, **event)
+        get_logger(record.name).log(record.levelno, message, **event)
 
 
 def _configure_logging(config: Config) -> None:
@@ -69,7 +67,7 @@ def build_worker_app(config: Config, *, queues: tuple[str, ...], node: str, reto
 
     def load_pipeline(**_: Any) -> None:
         _configure_logging(config)
-        structlog.contextvars.bind_contextvars(worker=node, pid=os.getpid())
+        bind_contextvars(worker=node, pid=os.getpid())
         factory = _load_factory(retoucher_factory)
         processor = factory(pipeline_config(config))
         warm_up = getattr(processor, "warm_up", None)

@@ -13,13 +13,12 @@ import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
-import structlog
-
+from ..logs import get_logger
 from .paths import HotFolders, is_our_temp_name
 
 __all__ = ["Scanner", "iter_photos", "looks_done", "remove_stale_temps"]
 
-log = structlog.get_logger(__name__)
+log = get_logger(__name__)
 
 
 def iter_photos(folders: HotFolders, start: Path) -> Iterator[tuple[Path, Path, os.stat_result]]:

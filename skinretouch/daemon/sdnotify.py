@@ -11,11 +11,11 @@ import threading
 import time
 from collections.abc import Callable
 
-import structlog
+from ..logs import get_logger
 
 __all__ = ["Notifier", "WatchdogPinger", "watchdog_interval_s"]
 
-log = structlog.get_logger(__name__)
+log = get_logger(__name__)
 
 SEND_TIMEOUT_S = 1.0
 

@@ -29,11 +29,10 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any
 
-import structlog
-
 from ..config import Config, load_config
 from ..errors import ConfigError
 from ..files.outcome import FileOutcome
+from ..logs import get_logger
 from ..sidecars import output_paths
 from .dispatch import start_dispatchers
 from .paths import HotFolders, resolve_state_dir
@@ -46,7 +45,7 @@ from .worker import DEFAULT_RETOUCHER, WorkerSlot, write_failed_report
 
 __all__ = ["EXIT_FAILED", "EXIT_OK", "EXIT_USAGE", "HotFolderService", "run_watch"]
 
-log = structlog.get_logger(__name__)
+log = get_logger(__name__)
 
 EXIT_OK = 0
 EXIT_FAILED = 1  # --once: at least one photo failed; or the pipeline cannot load

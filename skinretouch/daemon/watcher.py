@@ -23,7 +23,6 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-import structlog
 from watchdog.events import (
     DirCreatedEvent,
     DirMovedEvent,
@@ -39,11 +38,12 @@ from watchdog.events import (
 from watchdog.observers.api import BaseObserver
 from watchdog.observers.polling import PollingObserver
 
+from ..logs import get_logger
 from .paths import HotFolders
 
 __all__ = ["SettleTracker", "Watcher", "make_observer"]
 
-log = structlog.get_logger(__name__)
+log = get_logger(__name__)
 
 # A tracked file still open for writing is taken anyway after this long without a change
 # (a missed close must not keep a photo waiting for ever).

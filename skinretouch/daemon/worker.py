@@ -31,13 +31,12 @@ from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any
 
-import structlog
-
 from ..atomic import atomic_write_bytes
 from ..config import Config
 from ..errors import InputError, SkinRetouchError
 from ..files.outcome import FileOutcome, FileProcessor
 from ..files.report import InputInfo, Report
+from ..logs import bind_contextvars, get_logger
 from ..safefs import open_folder_beneath
 from ..sidecars import output_paths
 from .paths import temp_names_for
@@ -56,7 +55,7 @@ __all__ = [
     "write_failed_report",
 ]
 
-log = structlog.get_logger(__name__)
+log = get_logger(__name__)
 
 # ``module:attribute`` of the callable ``(Config) -> FileProcessor`` each worker runs; a
 # reference rather than the callable, so the daemon's own process never imports the pipeline.
@@ -159,7 +158,7 @@ def child_main(conn: Connection, config: Config, factory_ref: str, parent_pid: i
 
     prepare_process()
     configure_logging(config.logging, stream=sys.stdout)
-    structlog.contextvars.bind_contextvars(worker=index)
+    bind_contextvars(worker=index)
     try:
         factory = _load_factory(factory_ref)
         processor = _build(factory, config)

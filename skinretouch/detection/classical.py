@@ -40,9 +40,9 @@ from dataclasses import dataclass
 
 import cv2
 import numpy as np
-import structlog
 
 from ..config import DetectConfig
+from ..logs import get_logger
 from .analysis import SkinAnalysis
 from .types import BBox, Background, BackgroundTile, Detection, ProtectedFeature, Spot, bbox_of
 from ..kernels import detect as kd
@@ -57,7 +57,7 @@ from .protection import drop_protected, face_ellipse, face_region, hair_features
 
 __all__ = ["ClassicalDetector"]
 
-log = structlog.get_logger(__name__)
+log = get_logger(__name__)
 
 # Detection runs at most at this many pixels per face unit (1 unit = 1 px of a face
 # 256 px wide), i.e. on a face at most ~256 px wide; larger photos are shrunk.

@@ -26,9 +26,9 @@ from pathlib import Path
 
 import cv2
 import numpy as np
-import structlog
 
 from ..lazy import import_deferring
+from ..logs import get_logger
 from .types import BBox
 
 __all__ = [
@@ -42,7 +42,7 @@ __all__ = [
     "upright_view",
 ]
 
-log = structlog.get_logger(__name__)
+log = get_logger(__name__)
 
 DEFAULT_FACE_MODEL = Path(__file__).parent / "models" / "face_landmarker.task"
 
@@ -306,9 +306,17 @@ def _same_face(a: np.ndarray, b: np.ndarray) -> bool:
     return inter >= 0.5 * smaller
 
 
-@functools.cache
+_availability_lock = threading.Lock()
+
+
 def landmarker_available(model_path: str = str(DEFAULT_FACE_MODEL)) -> bool:
     """Whether mediapipe imports and the model file exists (warned about once if not)."""
+    with _availability_lock:  # threads asking at once get one answer and one warning
+        return _landmarker_available(model_path)
+
+
+@functools.cache
+def _landmarker_available(model_path: str) -> bool:
     if not Path(model_path).is_file():
         log.warning("face landmark model missing; using Haar cascades (run `make`)", path=model_path)
         return False

@@ -15,14 +15,14 @@ from dataclasses import dataclass, field
 
 import cv2
 import numpy as np
-import structlog
 
+from ..logs import get_logger
 from .types import BBox
 from ..kernels.color import rgb_to_lab
 
 __all__ = ["FaceLayout", "draw_feature_masks", "find_faces"]
 
-log = structlog.get_logger(__name__)
+log = get_logger(__name__)
 
 # The cascades are run on a copy whose longer side is at most this many pixels: Haar
 # features need no more, and a 6000-px photo would take seconds at full size.

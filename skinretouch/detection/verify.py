@@ -31,12 +31,12 @@ from pathlib import Path
 
 import cv2
 import numpy as np
-import structlog
 
 from ..config import DetectVerifyConfig
 from ..kernels import skin as ks
 from ..kernels.boost import BoostedTrees
 from ..kernels.labels import label_boxes
+from ..logs import get_logger
 from .types import BBox, Detection, Spot
 
 __all__ = [
@@ -48,7 +48,7 @@ __all__ = [
     "load_verifier",
 ]
 
-log = structlog.get_logger(__name__)
+log = get_logger(__name__)
 
 DEFAULT_VERIFIER_MODEL = Path(__file__).resolve().parent / "verifier_model.json"
 MODEL_FORMAT = "skinretouch-verifier/1"

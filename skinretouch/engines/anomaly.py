@@ -18,18 +18,18 @@ from __future__ import annotations
 
 import cv2
 import numpy as np
-import structlog
 
 from ..detection import Detection, Spot
 from ..kernels import skin as ks
 from ..kernels.descriptors import skin_descriptors
 from ..lazy import lazy_module
+from ..logs import get_logger
 
 ndi = lazy_module("scipy.ndimage")  # imported when the anomaly filter first runs (issue 17)
 
 __all__ = ["AnomalyDetector", "AnomalyFilteredDetector", "anomaly_map", "anomaly_scores", "filter_by_anomaly"]
 
-log = structlog.get_logger(__name__)
+log = get_logger(__name__)
 
 WORK_UNIT = 1.5  # at most this many px per face unit while scoring (larger photos are shrunk)
 BANK_SIZE = 4000  # skin samples of the photo

@@ -25,15 +25,15 @@ from pathlib import Path
 
 import cv2
 import numpy as np
-import structlog
 
 from .formats.vit_formats import VitSpec, read_vit
+from ..logs import get_logger
 from .inpaint_base import WeightsError
 from .runtime import OnnxRuntimeBackend, TorchBackend, resolve_device
 
 __all__ = ["VitBackbone", "build_vit", "export_vit_onnx", "load_vit_state", "rope_angles"]
 
-log = structlog.get_logger(__name__)
+log = get_logger(__name__)
 
 IMAGENET_MEAN = np.array([0.485, 0.456, 0.406], np.float32)
 IMAGENET_STD = np.array([0.229, 0.224, 0.225], np.float32)

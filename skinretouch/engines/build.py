@@ -12,15 +12,15 @@ import dataclasses
 from dataclasses import dataclass
 
 import numpy as np
-import structlog
 
 from ..config import EnginesConfig
+from ..logs import get_logger
 from .inpaint_base import EngineError
 from .runtime import OnnxRuntimeBackend, TensorRTBackend, TorchBackend, default_cache_dir, resolve_device
 
 __all__ = ["BuildStep", "build_engines", "run_build"]
 
-log = structlog.get_logger(__name__)
+log = get_logger(__name__)
 
 # side (px) of the random crop used to compare backends after an export
 CHECK_SIDE_PX = 96

@@ -16,15 +16,15 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import structlog
 
 from ..config import EnginesConfig
+from ..logs import get_logger
 from .inpaint_base import EngineError, EngineUnavailable, InpaintEngine, missing_packages
 from .runtime import resolve_device
 
 __all__ = ["FluxFillEngine"]
 
-log = structlog.get_logger(__name__)
+log = get_logger(__name__)
 
 MODEL_INDEX = "model_index.json"
 # Longest prompt, in T5 tokens (FLUX's own limit is 512; a short prompt needs few)

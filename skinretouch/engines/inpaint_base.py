@@ -27,10 +27,10 @@ from typing import ClassVar
 
 import cv2
 import numpy as np
-import structlog
 
 from ..config import EnginesConfig
 from ..errors import SkinRetouchError
+from ..logs import get_logger
 
 __all__ = [
     "EngineError",
@@ -41,7 +41,7 @@ __all__ = [
     "pad_to_multiple",
 ]
 
-log = structlog.get_logger(__name__)
+log = get_logger(__name__)
 
 # support radius (working px) of the bicubic kernel that resizes predictions back
 RESAMPLE_REACH = 2

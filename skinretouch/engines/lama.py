@@ -21,10 +21,10 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import structlog
 
 from ..config import EnginesConfig
 from .formats.lama_formats import LamaWeights, generator_spec, read_lama, sniff_lama_form
+from ..logs import get_logger
 from .inpaint_base import EngineError, EngineUnavailable, InpaintEngine, WeightsError, missing_packages
 from .runtime import (
     Backend,
@@ -48,7 +48,7 @@ __all__ = [
     "read_state_dict",
 ]
 
-log = structlog.get_logger(__name__)
+log = get_logger(__name__)
 
 INPUT_NAMES = ("image", "hole")
 OUTPUT_NAME = "fill"

@@ -23,9 +23,9 @@ from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
-import structlog
 
 from ..config import EnginesConfig
+from ..logs import get_logger
 from ..routes import CLASSICAL, NEED_HARD, NEED_MEDIUM
 from .inpaint_base import EngineError, EngineUnavailable, InpaintEngine
 
@@ -39,7 +39,7 @@ __all__ = [
     "free_device_memory",
 ]
 
-log = structlog.get_logger(__name__)
+log = get_logger(__name__)
 
 INPAINT_ENGINES: dict[str, str] = {
     "lama": "skinretouch.engines.lama:LamaEngine",

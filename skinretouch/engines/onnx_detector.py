@@ -22,11 +22,11 @@ from pathlib import Path
 
 import cv2
 import numpy as np
-import structlog
 from scipy import ndimage as ndi
 
 from ..detection import Detection, Spot
 from ..kernels import skin as ks
+from ..logs import get_logger
 from ..scale import image_scale
 from .formats.yolo_formats import YoloLayout, decode, inspect_yolo
 from .inpaint_base import EngineUnavailable, WeightsError
@@ -34,7 +34,7 @@ from .runtime import OnnxRuntimeBackend
 
 __all__ = ["OnnxBoxDetector", "Sam2Refiner", "letterbox", "mask_from_prototypes", "nms", "refine_box"]
 
-log = structlog.get_logger(__name__)
+log = get_logger(__name__)
 
 LETTERBOX_GREY = 114.0 / 255.0
 BOX_CONTEXT = 0.5  # the ring read around a box, as a fraction of its size

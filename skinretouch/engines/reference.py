@@ -44,7 +44,6 @@ from typing import Protocol
 
 import cv2
 import numpy as np
-import structlog
 
 from ..config import DetectConfig
 from ..detection import Detection, Spot
@@ -53,6 +52,7 @@ from ..imageio.masks import read_mask
 from ..kernels import skin as ks
 from ..kernels.descriptors import DESCRIPTOR_NAMES, skin_descriptors
 from ..lazy import lazy_module
+from ..logs import get_logger
 
 ndi = lazy_module("scipy.ndimage")  # imported when reference mode first runs (issue 17)
 
@@ -65,7 +65,7 @@ __all__ = [
     "load_references",
 ]
 
-log = structlog.get_logger(__name__)
+log = get_logger(__name__)
 
 MAX_REFERENCES = 3
 SKIN_SAMPLE = 4000  # clean-skin pixels sampled per photo

@@ -24,8 +24,8 @@ from pathlib import Path
 from typing import Any, ClassVar, Literal
 
 import numpy as np
-import structlog
 
+from ..logs import get_logger
 from .inpaint_base import EngineError, EngineUnavailable, missing_packages
 
 __all__ = [
@@ -44,7 +44,7 @@ __all__ = [
     "tensorrt_cache_key",
 ]
 
-log = structlog.get_logger(__name__)
+log = get_logger(__name__)
 
 BackendName = Literal["torch", "onnxruntime", "tensorrt"]
 # "auto" tries these in order, by device: TensorRT is the fast path on a GPU; on a CPU the

@@ -28,13 +28,13 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import structlog
 
 from ..atomic import atomic_write_bytes
 from ..config import Config, config_sha256
 from ..errors import InputError, is_transient
 from ..imageio import ImageFile, encode_image, from_float_consuming, read_image, to_float, to_float_consuming
 from ..imageio.masks import encode_mask_png, read_mask
+from ..logs import get_logger
 from ..pipeline import OwnedPhoto, Retoucher
 from ..results import apply_patches
 from ..safefs import read_regular_file_and_stat
@@ -45,7 +45,7 @@ from .report import InputInfo, Report, read_report, stamp_report
 
 __all__ = ["FileOutcome", "RetouchFiles", "encode_mask_png", "process_file", "report_settings"]
 
-log = structlog.get_logger(__name__)
+log = get_logger(__name__)
 
 
 class RetouchFiles:

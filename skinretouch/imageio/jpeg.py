@@ -29,10 +29,10 @@ from __future__ import annotations
 import cv2
 import numpy as np
 import simplejpeg
-import structlog
 
 from ..config import OutputConfig
 from ..errors import CorruptImage, UnsupportedFormat
+from ..logs import get_logger
 from .registry import (
     ImageFile,
     check_pixel_limit,
@@ -44,7 +44,7 @@ from .registry import (
 
 __all__ = ["FORMAT_ID", "accept", "read", "write"]
 
-log = structlog.get_logger(__name__)
+log = get_logger(__name__)
 
 FORMAT_ID = "JPEG"
 

@@ -26,10 +26,10 @@ import zlib
 
 import cv2
 import numpy as np
-import structlog
 
 from ..config import OutputConfig
 from ..errors import CorruptImage, UnsupportedFormat
+from ..logs import get_logger
 from .registry import (
     ImageFile,
     check_pixel_limit,
@@ -41,7 +41,7 @@ from .registry import (
 
 __all__ = ["FORMAT_ID", "accept", "read", "write"]
 
-log = structlog.get_logger(__name__)
+log = get_logger(__name__)
 
 FORMAT_ID = "PNG"
 

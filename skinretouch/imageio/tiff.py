@@ -35,18 +35,18 @@ import struct
 
 import cv2
 import numpy as np
-import structlog
 
 from ..config import OutputConfig
 from ..errors import CorruptImage, UnsupportedFormat
 from ..lazy import lazy_module
+from ..logs import get_logger
 from .registry import ImageFile, check_pixel_limit, register_extensions, register_format
 
 tifffile = lazy_module("tifffile")  # imported by the first TIFF read or write, not by every run
 
 __all__ = ["FORMAT_ID", "accept", "read", "write"]
 
-log = structlog.get_logger(__name__)
+log = get_logger(__name__)
 
 FORMAT_ID = "TIFF"
 

@@ -22,7 +22,6 @@ from importlib import resources
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO
 
-import structlog
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
@@ -30,6 +29,7 @@ from starlette.responses import FileResponse, HTMLResponse, JSONResponse, Respon
 from starlette.routing import Route
 
 from ..errors import SkinRetouchError
+from ..logs import get_logger
 from .catalog import FolderGuard, OutsideFolders, Photo, load_photo, scan_photos
 from .decisions import Decision, Reviewer, ReviewError
 from .previews import TILE_SIZE, PreviewCache, preview_size
@@ -41,7 +41,7 @@ if TYPE_CHECKING:
 
 __all__ = ["ReviewServer", "build_app", "default_cache_dir", "serve"]
 
-log = structlog.get_logger(__name__)
+log = get_logger(__name__)
 
 STATIC_FILES = {"app.js": "text/javascript", "style.css": "text/css"}
 VARIANTS = ("before", "after")
