@@ -41,8 +41,12 @@ def test_after_compile_a_photo_of_each_kind_compiles_nothing(tmp_path):
     compiled_yet = [sys.executable, "-c", "from skinretouch.precompile import kernels_compiled; "
                     "print(kernels_compiled())"]
     assert subprocess.run(compiled_yet, env=env, capture_output=True, text=True).stdout.split()[-1] == "False"
+    older = cache / "skinretouch" / "skinretouch_kernels_0123456789abcdef0123.cpython-311-x86_64-linux-gnu.so"
+    older.parent.mkdir(parents=True)
+    older.write_bytes(b"built for other sources")
     run = subprocess.run([*cli, "compile"], env=env, capture_output=True, text=True, timeout=900)
     assert run.returncode == 0, run.stderr[-2000:]
+    assert not older.exists()
     compiled = _compiled(cache)
     assert len(compiled) >= 60
     assert f"{len(compiled)} kernel signatures cached ({len(compiled)} new)" in run.stdout

@@ -86,7 +86,9 @@ HASHING_KERNEL = '''
 import sys
 import numpy as np
 from numba import njit
-import skinretouch.kernels
+from skinretouch.kernels._cache_loading import load_cached_kernels_lightly
+
+load_cached_kernels_lightly()  # as the kernels' JIT fallback installs it
 
 @njit(cache=True)
 def distinct(a):
@@ -117,7 +119,9 @@ BLAS_KERNELS = '''
 import sys
 import numpy as np
 from numba import njit
-import skinretouch.kernels
+from skinretouch.kernels._cache_loading import load_cached_kernels_lightly
+
+load_cached_kernels_lightly()  # as the kernels' JIT fallback installs it
 
 @njit(cache=True)
 def middle(a):
