@@ -293,11 +293,14 @@ def _exports() -> tuple[list[tuple[str, Any, Callable]], dict[str, list]]:
     """Every signature numba has compiled in this process, as (export name, signature,
     function), and the table that maps them back to kernels and argument types."""
     from numba import typeof
+    from numba.core import types
 
     exports, table = [], {}
     for kernel in _REGISTRY.kernels:
         for signature in kernel.dispatcher.nopython_signatures:
-            arguments = [typeof(t.value) if t.__class__.__name__ == "Omitted" else t for t in signature.args]
+            # An argument left to its default was compiled as "omitted"; a call matched here
+            # has its defaults filled in (Kernel.__call__), so it is compiled as their type.
+            arguments = [typeof(t.value) if isinstance(t, types.Omitted) else t for t in signature.args]
             keys = [numba_type_key(t) for t in arguments]
             if None in keys:
                 continue
@@ -320,7 +323,7 @@ def jit_only() -> None:
 def build_ahead_of_time(progress: Callable[[str], None] | None = None) -> Path:
     """Compile every kernel signature numba has compiled in this process (run the pipeline
     first: :func:`skinretouch.precompile.compile_kernels`) into the extension module
-    :func:`_load_library` loads; returns its path. The module releases the GIL as the
+    :func:`load_library` loads; returns its path. The module releases the GIL as the
     kernels do (the daemon runs photos on threads)."""
     import llvmlite.binding as llvm
     import numba.pycc.compiler as pycc_compiler
