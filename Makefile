@@ -12,9 +12,10 @@ export NUMBA_CACHE_DIR ?= $(CURDIR)/.numba_cache/$(KERNELS_SOURCE_KEY)
 
 .PHONY: demo test soak bench bench-speed bench-cluster bench-detection train-verifier doctor install-service clean system-deps
 
-# Debian packages the test suite needs (services and tools it starts). `make test` installs the
+# Debian packages the test suite needs (services and tools it starts; gcc for `skinretouch compile`,
+# whose kernels module is built by its test). `make test` installs the
 # missing ones when run as root (CI, containers); otherwise it prints the apt-get line to run.
-SYSTEM_PACKAGES := redis-server chromium chromium-driver libgl1 libglib2.0-0
+SYSTEM_PACKAGES := redis-server chromium chromium-driver libgl1 libglib2.0-0 gcc libc6-dev
 
 system-deps:
 	@missing=""; for p in $(SYSTEM_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
