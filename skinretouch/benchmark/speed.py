@@ -8,7 +8,10 @@ Each figure is a fresh interpreter timed from ``exec`` to exit, start-up include
   the shared machine hits both alike; the report gives the median ratio and its range.
 - ``process`` of 6000x4000 (and 100 MP with ``--large``): wall time and peak RSS (the child's
   ``ru_maxrss`` from ``wait4``), peak per megapixel.
-- The daemon at 2048x2048: sustained photos/s and close -> report latency (p95).
+- The daemon at 2048x2048: sustained photos/s and close -> report latency (p95). This
+  source's daemon gets a numba cache holding its kernels compiled ahead of time, as an
+  installed service's holds them; a baseline's daemon compiles its kernels at start into a
+  fresh one (``startup_s``), before anything is timed.
 
 ``--baseline SRC`` (a folder with an older ``skinretouch/``, e.g. from ``git worktree add``)
 runs that version's ``process`` alternately with this one's, for before/after ratios from
@@ -121,6 +124,18 @@ def compile_as_installed() -> str:
         subprocess.run([sys.executable, "-P", "-m", "skinretouch", "compile"], env=_env(None), check=True,
                        stdout=subprocess.DEVNULL)  # fmt: skip
     return "compiled ahead of time" if compiled_library_path().is_file() else "numba's JIT (the build failed)"
+
+
+def _installed_cache(folder: Path) -> dict[str, str]:
+    """A fresh ``NUMBA_CACHE_DIR`` for the daemon holding this source's kernels compiled ahead
+    of time, as the service's cache holds them after ``make install-service``."""
+    from skinretouch.kernels.ahead_of_time import compiled_library_path
+
+    built = compiled_library_path()
+    (folder / "skinretouch").mkdir(parents=True, exist_ok=True)
+    for path in built.parent.glob(built.name.split(".", 1)[0] + ".*"):  # the module and its table
+        shutil.copy2(path, folder / "skinretouch" / path.name)
+    return {"NUMBA_CACHE_DIR": str(folder)}
 
 
 def side_by_side(path: Path, workdir: Path, repeats: int, baseline: Path | None = None) -> dict:
@@ -247,8 +262,9 @@ def main(argv: list[str] | None = None) -> int:
                     continue
                 folder = daemon_dir / name
                 folder.mkdir()
+                env = _env(source) if source is not None else _env(None) | _installed_cache(folder / "numba")
                 result[name] = measure_throughput([small] * args.daemon_photos, folder, workers=args.daemon_workers,
-                                                  paced=5, env=_env(source))  # fmt: skip
+                                                  paced=5, env=env)  # fmt: skip
                 print(json.dumps({name: result[name]}), flush=True)
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
