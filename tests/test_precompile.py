@@ -101,3 +101,18 @@ def test_doctor_says_whether_the_kernels_are_compiled(monkeypatch, tmp_path):
     library.write_bytes(b"")
     monkeypatch.setattr(ahead_of_time, "compiled_library_path", lambda: library)
     assert "kernels compiled ahead of time (skinretouch_kernels_0123.so" in numba_row()
+
+
+def test_a_failed_ahead_of_time_build_is_reported_and_leaves_the_kernels_to_the_jit(monkeypatch):
+    """No C compiler (or a numba without ``numba.pycc``): ``compile`` says so and still ends."""
+    import skinretouch.precompile as precompile
+
+    def no_compiler(say):
+        raise RuntimeError("error: command 'gcc' failed: No such file or directory")
+
+    monkeypatch.setattr(precompile, "_run_pipeline", lambda config, say: None)
+    monkeypatch.setattr(precompile, "build_ahead_of_time", no_compiler)
+    said: list[str] = []
+    precompile.compile_kernels(say=said.append)
+    assert said == ["ahead-of-time compilation failed, the kernels run through numba's JIT: "
+                    "error: command 'gcc' failed: No such file or directory"]  # fmt: skip
