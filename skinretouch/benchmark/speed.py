@@ -129,12 +129,13 @@ def compile_as_installed() -> str:
 def _installed_cache(folder: Path) -> dict[str, str]:
     """A fresh ``NUMBA_CACHE_DIR`` for the daemon holding this source's kernels compiled ahead
     of time, as the service's cache holds them after ``make install-service``."""
-    from skinretouch.kernels.ahead_of_time import compiled_library_path
+    from skinretouch.kernels.ahead_of_time import compiled_library_path, library_folder, module_name
 
     built = compiled_library_path()
-    (folder / "skinretouch").mkdir(parents=True, exist_ok=True)
-    for path in built.parent.glob(built.name.split(".", 1)[0] + ".*"):  # the module and its table
-        shutil.copy2(path, folder / "skinretouch" / path.name)
+    target = library_folder(str(folder))
+    target.mkdir(parents=True, exist_ok=True)
+    for path in built.parent.glob(module_name(built) + ".*"):  # the module and its table
+        shutil.copy2(path, target / path.name)
     return {"NUMBA_CACHE_DIR": str(folder)}
 
 

@@ -39,8 +39,8 @@ from typing import Any
 import numpy as np
 
 __all__ = [
-    "Kernel", "argument_type", "build_ahead_of_time", "compiled_library_path", "fingerprint", "jit_only", "load_library",
-    "njit", "numba_type_key",
+    "Kernel", "argument_type", "build_ahead_of_time", "compiled_library_path", "fingerprint", "jit_only",
+    "library_folder", "load_library", "module_name", "njit", "numba_type_key",
 ]
 
 LIBRARY_PREFIX = "skinretouch_kernels_"
@@ -97,9 +97,7 @@ class Kernel:
             self._make_dispatcher()
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
-        compiled = self._compiled
-        if compiled is None:
-            compiled = self._compiled = _library().get(self.key, {})
+        compiled = self._compiled_functions()
         if compiled:
             arguments = args
             if kwargs or len(args) != self._arity:
@@ -122,9 +120,13 @@ class Kernel:
     @property
     def compiled_ahead_of_time(self) -> bool:
         """Whether a compiled function for at least one signature was loaded."""
-        if self._compiled is None:
-            self._compiled = _library().get(self.key, {})
-        return bool(self._compiled)
+        return bool(self._compiled_functions())
+
+    def _compiled_functions(self) -> dict[tuple, Callable]:
+        compiled = self._compiled
+        if compiled is None:
+            compiled = self._compiled = _library().get(self.key, {})
+        return compiled
 
     def _make_dispatcher(self) -> None:
         from numba import njit as numba_njit
@@ -233,10 +235,11 @@ def fingerprint() -> str:
     return digest.hexdigest()[:20]
 
 
-def library_folder() -> Path:
-    """Beside numba's cache: ``NUMBA_CACHE_DIR`` when set (the service sets it), else this
-    folder's ``__pycache__`` (where numba caches a writable checkout's kernels)."""
-    cache = os.environ.get("NUMBA_CACHE_DIR", "")
+def library_folder(numba_cache: str | None = None) -> Path:
+    """Beside numba's cache: in ``numba_cache`` (default ``NUMBA_CACHE_DIR``; the service sets
+    it) when there is one, else this folder's ``__pycache__`` (where numba caches a writable
+    checkout's kernels)."""
+    cache = os.environ.get("NUMBA_CACHE_DIR", "") if numba_cache is None else numba_cache
     return Path(cache) / "skinretouch" if cache else FOLDER / "__pycache__"
 
 
@@ -245,8 +248,13 @@ def compiled_library_path() -> Path:
     return library_folder() / (LIBRARY_PREFIX + fingerprint() + sysconfig.get_config_var("EXT_SUFFIX"))
 
 
+def module_name(library: Path) -> str:
+    """The module's import name: its file name without the extension suffix."""
+    return library.name.split(".", 1)[0]
+
+
 def _table_path(library: Path) -> Path:
-    return library.with_name(library.name.split(".", 1)[0] + ".json")
+    return library.with_name(module_name(library) + ".json")
 
 
 def _as_key(item: Any) -> Any:
@@ -268,7 +276,7 @@ def load_library(path: Path) -> dict[str, dict[tuple, Callable]]:
         return {}
     try:
         entries = json.loads(table.read_text())
-        spec = importlib.util.spec_from_file_location(path.name.split(".", 1)[0], path)
+        spec = importlib.util.spec_from_file_location(module_name(path), path)
         module = importlib.util.module_from_spec(spec)
         spec.loader.exec_module(module)
         return {
@@ -331,7 +339,7 @@ def build_ahead_of_time(progress: Callable[[str], None] | None = None) -> Path:
 
     exports, table = _exports()
     target = compiled_library_path()
-    name = target.name.split(".", 1)[0]
+    name = module_name(target)
     if progress is not None:
         progress(f"compiling the {len(exports)} kernel signatures it called ahead of time into {target}")
     target.parent.mkdir(parents=True, exist_ok=True)
@@ -359,7 +367,7 @@ def build_ahead_of_time(progress: Callable[[str], None] | None = None) -> Path:
         Path(scratch, "table.json").write_text(json.dumps(table))
         os.replace(Path(scratch, "table.json"), _table_path(target))
     for older in target.parent.glob(LIBRARY_PREFIX + "*"):  # built for other sources: never loaded again
-        if not older.name.startswith(target.name.split(".", 1)[0]):
+        if not older.name.startswith(name):
             older.unlink(missing_ok=True)
     _REGISTRY.library = None
     for kernel in _REGISTRY.kernels:
