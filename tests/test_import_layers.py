@@ -32,6 +32,7 @@ LAYERS: tuple[tuple[str, int], ...] = (
     ("skinretouch.errors", 1),
     ("skinretouch.config", 1),
     ("skinretouch.logs", 1),
+    ("skinretouch.native_logs", 1),
     ("skinretouch.timing", 1),
     ("skinretouch.scale", 1),
     ("skinretouch.atomic", 1),

@@ -29,6 +29,7 @@ import numpy as np
 
 from ..lazy import import_deferring
 from ..logs import get_logger
+from ..native_logs import native_chatter_quieted
 from .types import BBox
 
 __all__ = [
@@ -234,7 +235,9 @@ def _new_landmarker(model_path: str):
         min_face_detection_confidence=0.4,
         min_face_presence_confidence=0.4,
     )
-    return FaceLandmarker.create_from_options(options), threading.Lock()
+    with native_chatter_quieted():  # mediapipe's start-up log lines, on every photo's terminal
+        landmarker = FaceLandmarker.create_from_options(options)
+    return landmarker, threading.Lock()
 
 
 def _upright_preview(image: np.ndarray, orientation: int, factor: float) -> np.ndarray:
