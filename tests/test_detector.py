@@ -433,6 +433,42 @@ def test_the_coarse_look_adds_only_inflamed_spots_on_free_unprotected_skin():
     assert int((merged.labels == 1).sum()) == 16 and merged.label_boxes is None
 
 
+def test_the_coarse_look_replaces_a_hair_strand_across_its_spot_as_one_look_does():
+    """A strand the first look kept (it saw no spot there) that crosses a spot the coarse look
+    adds goes with the spot, and is no longer protected: cut out, a crease the strand map took
+    for a hair stayed in the photo as a line drawn through the repair (real acne 21, a close-up).
+    A mole the first look kept stays cut off, and so does a strand's part beyond the spot."""
+    from skinretouch.detection.classical import ENCLOSED_GAP, _with_coarse_spots
+    from skinretouch.detection.types import Spot
+
+    def detection(boxes_kinds, protected):
+        labels = np.zeros((40, 40), np.int32)
+        spots = []
+        for label, ((y0, x0, y1, x1), kind) in enumerate(boxes_kinds, start=1):
+            labels[y0:y1, x0:x1] = label
+            spots.append(Spot(label=label, kind=kind, score=0.5))
+        return Detection(labels=labels, spots=spots, protected_mask=protected, protected=[], scale=1.0,
+                         method="skin_colour")
+
+    strands = np.zeros((40, 40), bool)
+    strands[8:9, 2:30] = True  # a strand from well outside into the middle of the coarse papule
+    mole = np.zeros((40, 40), bool)
+    mole[14:17, 14:17] = True  # a small mole inside the coarse papule
+    fine = detection([], strands | mole)
+    coarse = detection([((4, 12, 20, 36), "papule")], np.zeros((40, 40), bool))
+    merged = _with_coarse_spots(fine, coarse, strands.copy())
+    gap = max(1, round(ENCLOSED_GAP * coarse.scale))
+    assert [(s.label, s.kind) for s in merged.spots] == [(1, "papule")]
+    assert (merged.labels[8, 12:30] == 1).all()  # the strand over the papule: replaced with it
+    assert not merged.protected_mask[8, 12:30].any()
+    assert merged.protected_mask[8, 2 : 12 - gap].all() and not merged.labels[8, 2:12].any()  # beyond it: kept
+    assert merged.protected_mask[14:17, 14:17].all() and not merged.labels[14:17, 14:17].any()  # the mole: kept
+    # Without the strands (the first look's protected pixels alone), the strand is cut out as before.
+    fine = detection([], strands | mole)
+    cut = _with_coarse_spots(fine, coarse)
+    assert not cut.labels[8, 12:30].any() and cut.protected_mask[8, 12:30].all()
+
+
 def test_despeckle_takes_the_softer_impulses_only_in_a_photo_with_impulse_noise():
     """Salt-and-pepper photos (an augmentation of the real-acne set): once the hard impulses
     say the photo has impulse noise, the softer ones JPEG left (a dark-brown dot) go too; a clean

@@ -333,13 +333,17 @@ class ClassicalDetector:
         its inflamed spots that the first look's spots cover at most ``COARSE_MAX_TAKEN`` of are
         added where they are free.
         """
-        detection = self._spots_at_scale(image, analysis)
         if analysis.method != "skin_colour" or COARSE_LOOK <= 1.0:
-            return detection
+            return self._spots_at_scale(image, analysis)
+        strands = lazy_zeros(analysis.shape, bool)
+        detection = self._spots_at_scale(image, analysis, strands_out=strands)
         coarse = self._spots_at_scale(image, self.analyse(image, faces=analysis.faces, scale_factor=COARSE_LOOK))
-        return _with_coarse_spots(detection, coarse)
+        return _with_coarse_spots(detection, coarse, strands)
 
-    def _spots_at_scale(self, image: np.ndarray, analysis: SkinAnalysis) -> Detection:
+    def _spots_at_scale(self, image: np.ndarray, analysis: SkinAnalysis, *,
+                        strands_out: np.ndarray | None = None) -> Detection:
+        """Spots of one look at the analysed skin. ``strands_out`` (photo-sized, bool) also gets
+        the hair-strand pixels this look protects and nothing else protects."""
         a = analysis
         h, w = a.shape
         rx, ry, rw, rh = a.roi
@@ -381,7 +385,14 @@ class ClassicalDetector:
         # lesion passes for a strand, and kept it stayed in the photo, ringed by the repair.
         across = _closing(labels_small > 0, max(1, round(ENCLOSED_GAP * unit))) if spots else None
         strands = hair & ~across if across is not None else hair
-        sparse_or(protected_crop, grow_mask(strands, (rh, rw)) & (roi_labels == 0))
+        kept_strands = grow_mask(strands, (rh, rw)) & (roi_labels == 0)
+        if strands_out is not None:
+            unprotected = np.logical_not(protected_crop)
+            unprotected &= kept_strands  # in place: no more search-area maps alive than the line above
+            sparse_or(strands_out[ry : ry + rh, rx : rx + rw], unprotected)
+            del unprotected
+        sparse_or(protected_crop, kept_strands)
+        del kept_strands
         # Into the photo's map window by window around the spots: its pages elsewhere are
         # never touched (a whole search-area put wrote them all: +130 MB at 100 MP).
         roi_boxes = label_boxes(roi_labels, len(spots))
@@ -1072,14 +1083,21 @@ COARSE_LOOK_KINDS = ("papule", "pustule")
 COARSE_MAX_TAKEN = 0.25
 
 
-def _with_coarse_spots(fine: Detection, coarse: Detection) -> Detection:
+def _with_coarse_spots(fine: Detection, coarse: Detection, fine_strands: np.ndarray | None = None) -> Detection:
     """``fine`` with the free part of each inflamed spot of ``coarse`` that its spots cover at most
     ``COARSE_MAX_TAKEN`` of, cut off what the fine look protects (moles, freckles, hair strands;
-    a spot mostly on them is dropped, as :func:`.protection.drop_protected` does)."""
+    a spot mostly on them is dropped, as :func:`.protection.drop_protected` does).
+
+    ``fine_strands``: the hair-strand pixels the fine look protects and nothing else does. Those
+    across an added spot (inside it, or in a channel through it narrower than the enclosed-skin
+    gap) go with it, as one look replaces a strand over its spot: cut out, a crease the strand
+    map took for a hair stayed in the photo as a line drawn through the repair."""
     labels = fine.labels  # rewritten in place: the coarse spots only fill empty pixels
+    protected_mask = fine.protected_mask  # released strands are cleared in place
     spots = list(fine.spots)
     count = max([int(coarse.labels.max(initial=0))] + [s.label for s in coarse.spots])
     boxes = label_boxes(coarse.labels, count)
+    gap = max(1, round(ENCLOSED_GAP * coarse.scale))
     for spot in coarse.spots:
         if spot.kind not in COARSE_LOOK_KINDS:
             continue
@@ -1091,11 +1109,19 @@ def _with_coarse_spots(fine: Detection, coarse: Detection) -> Detection:
         taken = window[own] > 0
         if taken.mean() > COARSE_MAX_TAKEN:
             continue
-        free = own & (window == 0) & ~fine.protected_mask[y0:y1, x0:x1]
+        protected = protected_mask[y0:y1, x0:x1]
+        released = None
+        if fine_strands is not None:
+            pad = gap + 1  # the spot's own edge at its box's edge is not eroded by the closing
+            released = fine_strands[y0:y1, x0:x1] & _closing(np.pad(own, pad), gap)[pad:-pad, pad:-pad]
+            protected = protected & ~released
+        free = own & (window == 0) & ~protected
         if np.count_nonzero(free) < 0.3 * np.count_nonzero(own):
             continue
         label = len(spots) + 1
         window[free] = label
+        if released is not None and released.any():
+            protected_mask[y0:y1, x0:x1][released] = False
         spots.append(dataclasses.replace(spot, label=label))
     if len(spots) == len(fine.spots):
         return fine
