@@ -44,24 +44,38 @@ def is_native_chatter(line: bytes) -> bool:
 
 @contextlib.contextmanager
 def native_chatter_quieted() -> Iterator[None]:
-    """Descriptor 2 captured for the block; what is not native chatter is written back after."""
+    """Descriptor 2 captured for the block; what is not native chatter is written back after.
+
+    Where there is no descriptor 2, or no temporary file can be made, the block runs as it is
+    (the chatter is printed; nothing is lost or raised)."""
     with _redirecting:
         try:
-            sys.stderr.flush()
+            _flush_stderr()
             saved = os.dup(_STDERR_FD)
-        except (OSError, ValueError, AttributeError):  # no descriptor 2 (a closed stderr): nothing to quiet
+        except OSError:  # no descriptor 2 (a closed stderr): nothing to quiet
             yield
             return
-        with tempfile.TemporaryFile() as capture:
+        try:
+            capture = tempfile.TemporaryFile()
+        except OSError:
+            os.close(saved)
+            yield
+            return
+        with capture:
             os.dup2(capture.fileno(), _STDERR_FD)
             try:
                 yield
             finally:
-                with contextlib.suppress(OSError, ValueError, AttributeError):
-                    sys.stderr.flush()
+                _flush_stderr()
                 os.dup2(saved, _STDERR_FD)
                 os.close(saved)
                 capture.seek(0)
                 kept = memoryview(b"".join(line for line in capture if not is_native_chatter(line)))
                 while kept:
-                    kept = kept[os.write(_STDERR_FD, kept):]
+                    kept = kept[os.write(_STDERR_FD, kept) :]
+
+
+def _flush_stderr() -> None:
+    """Python's buffered stderr out to descriptor 2 first, so it lands on the right side."""
+    with contextlib.suppress(OSError, ValueError, AttributeError):  # closed, or None
+        sys.stderr.flush()

@@ -61,6 +61,23 @@ def test_an_exception_in_the_block_still_restores_the_terminal(capfd):
     assert capfd.readouterr().err.splitlines() == ["said before the failure", "said after it"]
 
 
+def test_without_a_temporary_file_the_block_runs_and_prints_as_it_is(capfd, monkeypatch):
+    """A service whose temporary folder is not writable still gets its face landmarker: the
+    chatter is printed then, and nothing else changes."""
+    import tempfile
+
+    def no_room(*args, **kwargs):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(tempfile, "TemporaryFile", no_room)
+    ran = []
+    with native_chatter_quieted():
+        os.write(2, MEDIAPIPE_START_UP[0])
+        ran.append(True)
+    assert ran == [True]
+    assert capfd.readouterr().err == MEDIAPIPE_START_UP[0].decode()
+
+
 @pytest.mark.skipif(not DEFAULT_FACE_MODEL.is_file(), reason="the face model is fetched by `make`")
 def test_process_prints_only_its_own_lines(tmp_path):
     """A whole `skinretouch process` (it creates the face landmarker): its terminal shows what it
