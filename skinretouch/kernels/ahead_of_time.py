@@ -323,7 +323,13 @@ def _exports() -> tuple[list[tuple[str, Any, Callable]], dict[str, list]]:
 def jit_only() -> None:
     """Run every kernel through numba's JIT from now on in this process, as if no module had
     been built (so that running the pipeline compiles, and lists, every signature it uses)."""
-    _REGISTRY.library = {}
+    _forget_loaded(library={})
+
+
+def _forget_loaded(*, library: dict[str, dict[tuple, Callable]] | None) -> None:
+    """Every kernel looks its compiled functions up again, in ``library`` (None: loaded anew
+    from the module on the next call)."""
+    _REGISTRY.library = library
     for kernel in _REGISTRY.kernels:
         kernel._compiled = None
 
@@ -369,7 +375,5 @@ def build_ahead_of_time(progress: Callable[[str], None] | None = None) -> Path:
     for older in target.parent.glob(LIBRARY_PREFIX + "*"):  # built for other sources: never loaded again
         if not older.name.startswith(name):
             older.unlink(missing_ok=True)
-    _REGISTRY.library = None
-    for kernel in _REGISTRY.kernels:
-        kernel._compiled = None
+    _forget_loaded(library=None)
     return target
