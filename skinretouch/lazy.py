@@ -8,7 +8,6 @@ uses ``ndi.label`` etc. The classical path of ``process`` never does.
 from __future__ import annotations
 
 import importlib
-import importlib.abc
 import importlib.machinery
 import importlib.util
 import sys
@@ -45,9 +44,14 @@ def lazy_module(name: str) -> Any:
     return _LazyModule(name)
 
 
-class DeferringFinder(importlib.abc.MetaPathFinder):
+class DeferringFinder:
     """Finds the named modules as usual but loads them lazily (:class:`importlib.util.LazyLoader`):
-    the module object exists, and its code runs on the first attribute read."""
+    the module object exists, and its code runs on the first attribute read.
+
+    A meta path finder needs only ``find_spec``; not deriving from ``importlib.abc``'s base
+    class spares every start-up the import of ``importlib.abc`` (it pulls in
+    ``importlib.resources`` and ``tempfile``).
+    """
 
     def __init__(self, names: frozenset[str]) -> None:
         self.names = names

@@ -19,7 +19,6 @@ import contextlib
 import os
 import re
 import sys
-import tempfile
 import threading
 from collections.abc import Iterator
 
@@ -55,6 +54,8 @@ def native_chatter_quieted() -> Iterator[None]:
         except OSError:  # no descriptor 2 (a closed stderr): nothing to quiet
             yield
             return
+        import tempfile  # here, on the thread that creates the landmarker: not every start-up's
+
         try:
             capture = tempfile.TemporaryFile()
         except OSError:

@@ -30,7 +30,6 @@ import os
 import platform
 import sys
 import sysconfig
-import tempfile
 import threading
 from collections.abc import Callable
 from pathlib import Path
@@ -339,6 +338,8 @@ def build_ahead_of_time(progress: Callable[[str], None] | None = None) -> Path:
     first: :func:`skinretouch.precompile.compile_kernels`) into the extension module
     :func:`load_library` loads; returns its path. The module releases the GIL as the
     kernels do (the daemon runs photos on threads)."""
+    import tempfile  # only a build needs it; not every photo's start-up
+
     import llvmlite.binding as llvm
     import numba.pycc.compiler as pycc_compiler
     from numba.pycc import CC
