@@ -20,6 +20,8 @@ from .config import Config
 from .engines.inpaint_base import EngineError
 from .engines.manager import EngineManager, choose_engine, engine_class
 from .detection.factory import build_detector
+from .detection.faces import DEFAULT_FACE_MODEL, face_scale, load_face_model
+from .detection.types import Detection
 from .imageio import from_float_consuming, to_float
 from .kernels import removal
 from .kernels.composite import composite, feather_alpha
@@ -43,13 +45,16 @@ BUNDLES_PER_THREAD = 4
 
 
 class OwnedPhoto:
-    """A float photo handed to :meth:`Retoucher.retouch` with its only reference.
+    """A photo handed to :meth:`Retoucher.retouch` with its only reference: its stored
+    integers (uint8 or uint16, as decoded), or floats in [0, 1] of a ``bit_depth`` photo.
 
-    Detection needs the whole photo as floats; the repair needs only crops. Once detection is
-    done, the retoucher turns the floats into the stored integers in their own memory
-    (:func:`~skinretouch.imageio.from_float_consuming`) and repairs from those, converting
-    each crop back exactly: a 100-megapixel photo then holds 0.3 GB instead of 1.2 GB while
-    its spots are filled. The result's ``original`` is the stored integer photo.
+    The repair reads only crops, converting each to floats exactly. A detector that reads
+    stored integers (``reads_stored_integers``, the classical one) reads them too, so no float
+    copy of the whole photo is ever made (at 2048 x 2048: 50 ms and 50 MB; at 100 megapixels:
+    1.2 GB). Another detector gets a float copy, dropped once it is done. Floats handed over
+    become the stored integers in their own memory once detection is done
+    (:func:`~skinretouch.imageio.from_float_consuming`). The result's ``original`` is the
+    stored integer photo.
     """
 
     def __init__(self, pixels: np.ndarray, bit_depth: int) -> None:
@@ -117,19 +122,20 @@ class Retoucher:
         self.close()
 
     def warm_up_in_background(self) -> threading.Thread:
-        """Start :meth:`warm_up` on a thread of its own and return it.
+        """Load the face model and the removal's kernels on a thread of its own; the thread.
 
-        A one-shot run (``skinretouch process``) would otherwise load every cached kernel
-        and the face model one after the other on the first photo's path; on this thread
-        they load while the photo is read and its faces are found (the face model runs
-        outside the GIL). The detector is warmed too only if it may serve two threads at
-        once (``thread_safe``). A failure here is logged and left to the photo to meet.
+        A one-shot run (``skinretouch process``) would otherwise load them one after the
+        other on the first photo's path; on this thread they load while the photo is read
+        (the face model's creation runs outside the GIL). Only the loading: a synthetic
+        photo's face search here held the landmarker's lock between its own calls while the
+        photo waited for it, and warming the detection kernels as well gained nothing
+        measurable (the photo's detection loads them as it goes). A failure here is logged
+        and left to the photo to meet.
         """
-        detect = bool(getattr(self.detector, "thread_safe", False))
 
         def run() -> None:
             try:
-                self.warm_up(detect=detect)
+                self.warm_up(detect=False)
             except Exception:  # the photo's own run reports any real problem
                 log.warning("warm_up_failed", exc_info=True)
 
@@ -138,16 +144,17 @@ class Retoucher:
         return self._warming
 
     def warm_up(self, *, detect: bool = True) -> None:
-        """Compile the numba kernels on a tiny synthetic photo so the first real photo is fast
-        (the removal's only, without ``detect``)."""
-        rng = np.random.default_rng(0)
-        image = np.clip(0.6 + 0.02 * rng.standard_normal((96, 96, 3)), 0, 1).astype(np.float32)
+        """Load the face model, and the kernels on a tiny synthetic photo, so that the first
+        real photo is fast (the removal's kernels only, without ``detect``)."""
+        load_face_model(self.config.detect.face_model or str(DEFAULT_FACE_MODEL))
+        image = _synthetic_skin(96)
         mask = np.zeros((96, 96), bool)
         mask[20:26, 20:26] = True
         mask[50:72, 50:72] = True
-        # As the file stage calls it (OwnedPhoto: the repair reads stored integers): loading
-        # the float specialisation of the batch fill as well cost start-up time for nothing.
-        self.retouch(OwnedPhoto(image.copy(), 8), mask=mask)
+        # The stored bytes, as the file stage hands a photo over: loading the float
+        # specialisation of the batch fill as well cost start-up time for nothing. The
+        # face-free size guess for the scale: the patch has no face to parse.
+        self._repaired(image.copy(), detection_from_mask(mask, scale=None), dilation_px=0, timings={})
         if detect:
             self.retouch(OwnedPhoto(image.copy(), 8))
 
@@ -157,9 +164,9 @@ class Retoucher:
 
         Parameters
         ----------
-        image : (H, W, 3) float32 ndarray, or an :class:`OwnedPhoto` holding one
-            RGB in [0, 1]. An :class:`OwnedPhoto` is consumed: the result's ``original`` is
-            then its stored integers (``from_float`` of the floats).
+        image : (H, W, 3) float32 ndarray, RGB in [0, 1], or an :class:`OwnedPhoto`
+            An :class:`OwnedPhoto` is consumed: the result's ``original`` is then its stored
+            integers.
         mask : (H, W) bool ndarray, optional
             Pixels to replace exactly (no detection, no dilation). Without it, blemishes
             are detected and their masks dilated by ``mask.dilation_px``.
@@ -173,23 +180,34 @@ class Retoucher:
             image = image.take()
         if image.ndim != 3 or image.shape[2] != 3:
             raise ValueError(f"image must be (H, W, 3), got {image.shape}")
-        image = np.ascontiguousarray(image, dtype=np.float32)
+        stored = bit_depth is not None and image.dtype == _STORED_DTYPE.get(bit_depth)
+        image = np.ascontiguousarray(image) if stored else np.ascontiguousarray(image, dtype=np.float32)
         timings: dict[str, float] = {}
 
         started = time.perf_counter()
         if mask is None:
-            detection = self.detector.detect(image, orientation=orientation)
+            seen = image
+            if stored and not getattr(self.detector, "reads_stored_integers", False):
+                seen = to_float(image)
+            detection = self.detector.detect(seen, orientation=orientation)
+            del seen
             dilation_px = self.config.mask.dilation_px
         else:
             detection = detection_from_mask(mask, scale=self._photo_scale(image, orientation))
             dilation_px = 0
         timings["detect"] = ms_since(started)
 
-        started = time.perf_counter()
-        if bit_depth is not None:
+        if bit_depth is not None and not stored:
             # ``image`` is the only reference left: the floats become the stored integers in
             # their own memory (see OwnedPhoto); the repair converts crops back exactly.
             image = from_float_consuming(image, bit_depth)
+        return self._repaired(image, detection, dilation_px=dilation_px, timings=timings)
+
+    def _repaired(self, image: np.ndarray, detection: Detection, *, dilation_px: int,
+                  timings: dict[str, float]) -> RetouchResult:
+        """The result of repairing ``detection``'s spots in ``image`` (floats or the stored
+        integers); the repair's time is added to ``timings``."""
+        started = time.perf_counter()
         regions = build_regions(detection, dilation_px=dilation_px, route=self.config.route)
         avoid = sparse_copy(detection.protected_mask)
         for region in regions:
@@ -228,8 +246,6 @@ class Retoucher:
         (None: guessed from the photo's size). The fill's texture band is set by it: at the
         size guess, a large mask on a 24 MP portrait (face scale 10, guess 3.9) came out
         flatter than the skin around it, and on a crop of one (guess 1.5) smooth as plastic."""
-        from .detection.faces import DEFAULT_FACE_MODEL, face_scale
-
         return face_scale(image, orientation=orientation,
                           model_path=self.config.detect.face_model or str(DEFAULT_FACE_MODEL))  # fmt: skip
 
@@ -434,6 +450,18 @@ class Retoucher:
                 seed=seed,
             )
         return classical_route, filled, failure
+
+
+_STORED_DTYPE = {8: np.dtype(np.uint8), 16: np.dtype(np.uint16)}
+
+
+def _synthetic_skin(side: int) -> np.ndarray:
+    """A ``side`` x ``side`` uint8 patch of skin tone with a fine deterministic texture (no
+    random generator: importing numpy's held the GIL for 11 ms of a photo's start-up)."""
+    y, x = np.mgrid[0:side, 0:side].astype(np.float32)
+    texture = 0.02 * np.sin(1.7 * x + 0.9 * y) * np.cos(0.8 * x - 1.3 * y)
+    floats = np.clip(0.6 + texture[..., None] * np.float32([1.0, 0.9, 0.8]), 0.0, 1.0)
+    return (floats * 255.0 + 0.5).astype(np.uint8)
 
 
 def _float_crop(crop: np.ndarray) -> np.ndarray:

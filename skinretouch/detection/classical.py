@@ -53,6 +53,7 @@ from .faces import DEFAULT_FACE_MODEL, find_faces
 from .grid import grow_mask, grow_to_full, point_small, shrink_mask, to_photo, union_box
 from .haar_faces import draw_feature_masks
 from .lips import lips_by_colour
+from .pixels import checked_pixels, shrunk_unit_floats, unit_floats
 from .protection import drop_protected, face_ellipse, face_region, hair_features, nostril_area
 
 __all__ = ["ClassicalDetector"]
@@ -187,6 +188,8 @@ class ClassicalDetector:
     name = "classical"
     # Nothing of a photo is kept on the detector: two threads may detect at once.
     thread_safe = True
+    # A photo's stored integers are read as they are (see :mod:`.pixels`).
+    reads_stored_integers = True
 
     def __init__(self, config: DetectConfig) -> None:
         self.config = config
@@ -200,7 +203,9 @@ class ClassicalDetector:
 
         Parameters
         ----------
-        image : (H, W, 3) float32 RGB in [0, 1], the stored pixel grid
+        image : (H, W, 3) RGB, the stored pixel grid
+            float32 in [0, 1], or the stored integers (uint8, uint16): detection reads only
+            crops and shrunk copies of it (:mod:`.pixels`).
         orientation : int
             The photo's EXIF orientation (1..8): faces are parsed on the upright view;
             labels and masks stay in the stored grid.
@@ -211,7 +216,7 @@ class ClassicalDetector:
             Labels and protected mask in the photo's pixel grid.
         """
         started = time.perf_counter()
-        image = _checked(image)
+        image = checked_pixels(image)
         analysis = self.analyse(image, orientation=orientation)
         detection = self.find_spots(image, analysis)
         log.debug(
@@ -229,7 +234,7 @@ class ClassicalDetector:
         analysis' faces) skips the face parsing; ``scale_factor`` multiplies the face scale
         guessed for a photo with no searched face (the coarse look of :meth:`find_spots`).
         """
-        image = _checked(image)
+        image = checked_pixels(image)
         h, w = image.shape[:2]
         if faces is None:
             faces = find_faces(image, orientation=orientation,
@@ -249,10 +254,9 @@ class ClassicalDetector:
         rx, ry, rw, rh = roi
         crop = image[ry : ry + rh, rx : rx + rw]
         if work < 1.0:
-            small = cv2.resize(crop, (max(8, round(rw * work)), max(8, round(rh * work))),
-                               interpolation=cv2.INTER_AREA)
+            small = shrunk_unit_floats(crop, (max(8, round(rw * work)), max(8, round(rh * work))))
         else:
-            small = crop
+            small = unit_floats(crop)
         small = _despeckle(small)
         sh, sw = small.shape[:2]
         to_small = (sw / rw, sh / rh)
@@ -501,7 +505,7 @@ class ClassicalDetector:
             coarse[label] = (y0, y1, x0, x1, labels[y0:y1, x0:x1].copy())
         for label, (y0, y1, x0, x1, before) in coarse.items():
             own = before == label
-            rgb = cv2.GaussianBlur(np.ascontiguousarray(crop[y0:y1, x0:x1]), (0, 0), sigma)
+            rgb = cv2.GaussianBlur(np.ascontiguousarray(unit_floats(crop[y0:y1, x0:x1])), (0, 0), sigma)
             lab = ks.rgb_to_lab(rgb)
             gx, gy = np.meshgrid(
                 (np.arange(x0, x1, dtype=np.float32) + 0.5) * sx - 0.5,
@@ -1173,12 +1177,6 @@ def _despeckle(rgb: np.ndarray) -> np.ndarray:
     # photo can be told from them.
     outlier = jump > SPECKLE_JUMP_NOISY
     return np.where(outlier[..., None], median, rgb).astype(np.float32)
-
-
-def _checked(image: np.ndarray) -> np.ndarray:
-    if image.ndim != 3 or image.shape[2] != 3:
-        raise ValueError(f"expected an (H, W, 3) RGB image, got shape {image.shape}")
-    return np.ascontiguousarray(image, dtype=np.float32)
 
 
 def _strength(delta: np.ndarray, divisors: np.ndarray) -> np.ndarray:

@@ -22,6 +22,7 @@ class CollageDetector:
         self.base = base
         self.name = getattr(base, "name", "detector")
         self.thread_safe = getattr(base, "thread_safe", False)
+        self.reads_stored_integers = getattr(base, "reads_stored_integers", False)
 
     def detect(self, image: np.ndarray, *, orientation: int = 1) -> Detection:
         panels = find_panels(image)

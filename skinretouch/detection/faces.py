@@ -30,6 +30,7 @@ import numpy as np
 from ..lazy import import_deferring
 from ..logs import get_logger
 from ..native_logs import native_chatter_quieted
+from .pixels import as_bytes, mid_grey, shrunk, unit_floats
 from .types import BBox
 
 __all__ = [
@@ -39,6 +40,7 @@ __all__ = [
     "find_faces",
     "find_landmark_faces",
     "landmarker_available",
+    "load_face_model",
     "to_stored_points",
     "upright_view",
 ]
@@ -249,8 +251,7 @@ def _upright_preview(image: np.ndarray, orientation: int, factor: float) -> np.n
     h, w = image.shape[:2]
     window = image
     if factor < 1.0:
-        window = cv2.resize(image, (max(1, round(w * factor)), max(1, round(h * factor))),
-                            interpolation=cv2.INTER_AREA)
+        window = shrunk(image, (max(1, round(w * factor)), max(1, round(h * factor))))
     return upright_view(window, orientation)
 
 
@@ -265,9 +266,8 @@ def _landmarks_in(preview: np.ndarray, factor: float, box: tuple[int, int, int, 
     window = preview[py : py + ph, px : px + pw]
     shrink = min(1.0, LANDMARK_MAX_SIDE_PX / max(ph, pw))
     if shrink < 1.0:
-        window = cv2.resize(np.ascontiguousarray(window), (max(1, round(pw * shrink)), max(1, round(ph * shrink))),
-                            interpolation=cv2.INTER_AREA)
-    rgb = np.clip(window * 255.0 + 0.5, 0, 255).astype(np.uint8)
+        window = shrunk(window, (max(1, round(pw * shrink)), max(1, round(ph * shrink))))
+    rgb = as_bytes(window)
     rgb = np.ascontiguousarray(rgb[::-1, ::-1] if turned else rgb)
     landmarker, lock = _landmarker(model_path)
     with lock:
@@ -318,6 +318,16 @@ def landmarker_available(model_path: str = str(DEFAULT_FACE_MODEL)) -> bool:
         return _landmarker_available(model_path)
 
 
+def load_face_model(model_path: str = str(DEFAULT_FACE_MODEL)) -> bool:
+    """Load the Face Landmarker of ``model_path`` now (mediapipe's import and the model: the
+    longest wait of a photo's start-up) rather than at the first photo's face search;
+    whether it is available (else the Haar cascades serve)."""
+    if not landmarker_available(model_path):
+        return False
+    _landmarker(model_path)
+    return True
+
+
 @functools.cache
 def _landmarker_available(model_path: str) -> bool:
     if not Path(model_path).is_file():
@@ -338,7 +348,7 @@ def find_landmark_faces(image: np.ndarray, *, orientation: int = 1,
 
     Parameters
     ----------
-    image : (H, W, 3) float32 RGB in [0, 1], stored grid
+    image : (H, W, 3) RGB, float32 in [0, 1] or stored integers (uint8, uint16), stored grid
     orientation : int
         EXIF orientation (1..8) of the stored grid; faces are searched upright.
     upside_down : bool
@@ -464,8 +474,9 @@ def _cropped_faces(image: np.ndarray, orientation: int, model_path: str) -> list
     factor = min(1.0, CROPPED_FACE_SIDE_PX / max(image.shape[:2]))
     small = _upright_preview(image, 1, factor)  # shrunk, still the stored grid
     border = round(CROPPED_FACE_BORDER_SHARE * max(small.shape[:2]))
+    grey = mid_grey(small.dtype)
     framed = cv2.copyMakeBorder(np.ascontiguousarray(small), border, border, border, border,
-                                cv2.BORDER_CONSTANT, value=(0.5, 0.5, 0.5))
+                                cv2.BORDER_CONSTANT, value=(grey, grey, grey))
     found = []
     for marks in find_landmark_faces(framed, orientation=orientation, model_path=model_path, tiled=False):
         # The border is as wide on every side, so it comes off the same in the stored grid.
@@ -515,7 +526,7 @@ def _eyes_look_real(image: np.ndarray, marks: FaceLandmarks) -> bool:
     x1, y1 = np.minimum(np.ceil(marks.points.max(axis=0)).astype(int) + 1, (w, h))
     if x1 - x0 < 4 or y1 - y0 < 4:
         return False
-    lightness = rgb_to_lab(np.ascontiguousarray(image[y0:y1, x0:x1]))[..., 0]
+    lightness = rgb_to_lab(np.ascontiguousarray(unit_floats(image[y0:y1, x0:x1])))[..., 0]
 
     def inside(polygons) -> np.ndarray:
         mask = np.zeros(lightness.shape, np.uint8)

@@ -17,6 +17,7 @@ import cv2
 import numpy as np
 
 from ..logs import get_logger
+from .pixels import as_bytes
 from .types import BBox
 from ..kernels.color import rgb_to_lab
 
@@ -77,7 +78,7 @@ def find_faces(image: np.ndarray) -> list[FaceLayout]:
 
     Parameters
     ----------
-    image : (H, W, 3) float32 RGB in [0, 1] or uint8 RGB
+    image : (H, W, 3) RGB, float32 in [0, 1] or stored integers (uint8, uint16)
 
     Returns
     -------
@@ -379,9 +380,7 @@ def _ellipse(mask: np.ndarray, box: BBox, *, grow: float) -> None:
 
 
 def _gray_u8(image: np.ndarray) -> np.ndarray:
-    if image.dtype != np.uint8:
-        image = (np.clip(image, 0.0, 1.0) * 255.0 + 0.5).astype(np.uint8)
-    return cv2.cvtColor(image, cv2.COLOR_RGB2GRAY)
+    return cv2.cvtColor(as_bytes(image), cv2.COLOR_RGB2GRAY)
 
 
 def _clip_box(box: BBox, h: int, w: int) -> BBox:

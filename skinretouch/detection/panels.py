@@ -20,6 +20,7 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
+from .pixels import unit_floats
 from .types import BBox
 
 __all__ = ["find_panels"]
@@ -105,7 +106,7 @@ def _grey(part: np.ndarray, *, rows: bool) -> np.ndarray:
     """Grey levels of ``part``, every pixel across the lines looked for, sampled along them."""
     length = part.shape[0] if rows else part.shape[1]
     step = max(1, -(-length // MAX_SAMPLES))
-    sampled = part[::step] if rows else part[:, ::step]
+    sampled = unit_floats(part[::step] if rows else part[:, ::step])
     grey = sampled[..., 0] + sampled[..., 1]
     grey += sampled[..., 2]
     grey *= np.float32(1.0 / 3.0)

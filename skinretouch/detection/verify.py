@@ -37,6 +37,7 @@ from ..kernels import skin as ks
 from ..kernels.boost import BoostedTrees
 from ..kernels.labels import label_boxes
 from ..logs import get_logger
+from .pixels import checked_pixels, unit_floats
 from .types import BBox, Detection, Spot
 
 __all__ = [
@@ -80,7 +81,7 @@ def candidate_features(
 
     Parameters
     ----------
-    image : (H, W, 3) float32 RGB in [0, 1], the stored grid of ``detection``
+    image : (H, W, 3) RGB, float32 in [0, 1] or stored integers, the stored grid of ``detection``
     detection : Detection
         Its spots are the candidates; ``scale`` sets the face unit.
     roi : (x, y, w, h), optional
@@ -145,7 +146,7 @@ def _one_candidate(image, detection, spot: Spot, box, scale: float) -> np.ndarra
     cy1, cx1 = min(h, y1 + margin), min(w, x1 + margin)
     zoom = GRID_PX_PER_UNIT / scale
     size = (max(3, round((cx1 - cx0) * zoom)), max(3, round((cy1 - cy0) * zoom)))
-    rgb = np.ascontiguousarray(image[cy0:cy1, cx0:cx1], dtype=np.float32)
+    rgb = np.ascontiguousarray(unit_floats(image[cy0:cy1, cx0:cx1]))
     rgb = cv2.resize(rgb, size, interpolation=cv2.INTER_AREA if zoom < 1 else cv2.INTER_LINEAR)
     labels = detection.labels[cy0:cy1, cx0:cx1]
     own = _resized_mask(labels == spot.label, size)
@@ -331,18 +332,18 @@ class VerifiedDetector:
         self.verifier = verifier
         self.name = getattr(base, "name", "detector")
         self.thread_safe = getattr(base, "thread_safe", False)  # the verifier keeps nothing either
+        self.reads_stored_integers = getattr(base, "reads_stored_integers", False)  # it reads crops
 
     def analyse(self, image: np.ndarray, *, orientation: int = 1):
         return self.base.analyse(image, orientation=orientation)
 
     def candidates(self, image: np.ndarray, *, orientation: int = 1):
         """The candidate stage's detection and the analysis it searched (for training)."""
-        image = np.ascontiguousarray(image, dtype=np.float32)
+        image = checked_pixels(image) if self.reads_stored_integers else np.ascontiguousarray(image, dtype=np.float32)
         analysis = self.base.analyse(image, orientation=orientation)
         return self.base.find_spots(image, analysis), analysis
 
     def detect(self, image: np.ndarray, *, orientation: int = 1) -> Detection:
-        image = np.ascontiguousarray(image, dtype=np.float32)
         detection, analysis = self.candidates(image, orientation=orientation)
         started = time.perf_counter()
         verified = self.verifier.filter(image, detection, roi=analysis.roi, in_place=True)
