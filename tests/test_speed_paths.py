@@ -18,12 +18,13 @@ from skinretouch.lazy import lazy_module
 # What a `process` of a JPEG with the default (classical) config must never import: the
 # neural, cluster and review stacks, and the libraries only other paths use. MediaPipe's Face
 # Landmarker is part of the default path, but not mediapipe's drawing helpers (matplotlib) and
-# audio tasks; cached kernels load without numba's registries (its typed containers, random
-# generators).
+# audio tasks, nor its other vision tasks; cached kernels load without numba's registries (its
+# typed containers, random generators).
 NOT_ON_CLASSICAL_PATH = (
     "torch", "onnxruntime", "tensorrt", "celery", "kombu", "redis", "starlette", "uvicorn",
     "scipy.ndimage", "tifffile", "matplotlib", "PIL", "numba.typed.typedlist", "numba.typed.typeddict",
-    "numba.np.random.generator_methods",
+    "numba.np.random.generator_methods", "mediapipe.tasks.python.vision.hand_landmarker",
+    "mediapipe.tasks.python.vision.pose_landmarker", "mediapipe.tasks.python.vision.gesture_recognizer",
 )  # fmt: skip
 # Imported, but as lazy stand-ins whose code never runs on this path.
 DEFERRED_ON_CLASSICAL_PATH = (

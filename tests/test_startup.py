@@ -38,6 +38,36 @@ def test_import_deferring_runs_a_deferred_submodule_only_when_read(tmp_path):
     assert done.stdout.split() == ["False", "True", "42", "1"], done.stderr[-2000:]
 
 
+def test_a_package_deferred_whole_imports_one_submodule_without_its_init_and_runs_it_when_read(tmp_path):
+    """Like mediapipe: the top package rebinds a subpackage's name (``import top.mid.tasks as
+    mid``) and ``top.mid.tasks.vision``'s ``__init__`` imports every sibling of the submodule
+    we use. Deferred whole, ``vision`` gives its submodule without running its ``__init__``;
+    a name only the ``__init__`` defines runs it (its ``import ... as`` still resolving), and
+    the rebound name is left as the top package made it."""
+    vision = tmp_path / "top" / "mid" / "tasks" / "vision"
+    vision.mkdir(parents=True)
+    (tmp_path / "top" / "__init__.py").write_text("import top.mid.tasks as mid\n")
+    (tmp_path / "top" / "mid" / "__init__.py").write_text("")
+    (tmp_path / "top" / "mid" / "tasks" / "__init__.py").write_text("from . import vision\n")
+    (vision / "__init__.py").write_text(
+        "import sys\nsys.vision_init_ran = True\nimport top.mid.tasks.vision.heavy as heavy\nHEAVY = heavy.VALUE\n"
+    )
+    (vision / "heavy.py").write_text("VALUE = 42\n")
+    (vision / "face.py").write_text("VALUE = 7\n")
+    probe = textwrap.dedent(f"""
+        import importlib, sys
+        sys.path.insert(0, {str(tmp_path)!r})
+        from skinretouch.lazy import import_deferring
+        top = import_deferring("top", [], ["top.mid.tasks.vision"])
+        face = importlib.import_module("top.mid.tasks.vision.face").VALUE
+        before = (getattr(sys, "vision_init_ran", False), "top.mid.tasks.vision.heavy" in sys.modules)
+        heavy = sys.modules["top.mid.tasks.vision"].HEAVY
+        print(face, *before, getattr(sys, "vision_init_ran", False), heavy, top.mid is sys.modules["top.mid.tasks"])
+    """)
+    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=60)
+    assert done.stdout.split() == ["7", "False", "False", "True", "42", "True"], done.stderr[-2000:]
+
+
 def _photo(tmp_path, name: str, dtype) -> tuple:
     rng = np.random.default_rng(3)
     skin = np.clip(np.array([0.78, 0.62, 0.55]) + rng.normal(0, 0.015, (192, 224, 3)), 0, 1)

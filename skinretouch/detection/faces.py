@@ -210,8 +210,20 @@ MEDIAPIPE_UNUSED = (
 )
 
 
+# Packages of mediapipe loaded without running their __init__, which imports every task
+# beside the Face Landmarker (hands, poses, gestures, segmenters: 38 -> 22 ms of a start-up,
+# issue 17) or reads a submodule another __init__ imported (core); their submodules import as
+# usual, and the __init__ runs if anything reads a name it defines.
+MEDIAPIPE_INIT_DEFERRED = (
+    "mediapipe.tasks.python.core",
+    "mediapipe.tasks.python.components",
+    "mediapipe.tasks.python.components.containers",
+    "mediapipe.tasks.python.vision",
+)
+
+
 def _mediapipe():
-    return import_deferring("mediapipe", MEDIAPIPE_UNUSED)
+    return import_deferring("mediapipe", MEDIAPIPE_UNUSED, MEDIAPIPE_INIT_DEFERRED)
 
 
 _landmarker_creation = threading.Lock()
@@ -227,8 +239,10 @@ def _landmarker(model_path: str):
 @functools.cache
 def _new_landmarker(model_path: str):
     _mediapipe()
-    from mediapipe.tasks.python import BaseOptions
-    from mediapipe.tasks.python.vision import FaceLandmarker, FaceLandmarkerOptions, RunningMode
+    # From their own modules: the vision package's __init__ (every task) is not run.
+    from mediapipe.tasks.python.core.base_options import BaseOptions
+    from mediapipe.tasks.python.vision.core.vision_task_running_mode import VisionTaskRunningMode as RunningMode
+    from mediapipe.tasks.python.vision.face_landmarker import FaceLandmarker, FaceLandmarkerOptions
 
     options = FaceLandmarkerOptions(
         base_options=BaseOptions(model_asset_path=model_path),
