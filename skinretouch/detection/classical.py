@@ -36,7 +36,6 @@ from __future__ import annotations
 import dataclasses
 import math
 import time
-from dataclasses import dataclass
 
 import cv2
 import numpy as np
@@ -69,10 +68,14 @@ BG_SIGMAS = (8.0, 6.0)
 _COL = {name: i for i, name in enumerate(kd.FEATURES)}
 
 
-@dataclass(frozen=True, kw_only=True)
 class _Thresholds:
     """Contrasts in Lab units at sensitivity 0.5 (divided by the sensitivity gain); sizes
-    in face units (px of a 256-px-wide face)."""
+    in face units (px of a 256-px-wide face).
+
+    Constants read through an instance that cannot change them (no slots, no ``__dict__``);
+    not a dataclass: generating its methods for ~80 fields cost every start-up 5 ms."""
+
+    __slots__ = ()
 
     # Seeds and growth (strength units: contrast / threshold).
     # Floors below which a contrast is not visible whatever the skin; above them a seed must
