@@ -30,7 +30,6 @@ from skinretouch.imageio import (
     read_image,
     supported_extensions,
     to_float,
-    to_float_consuming,
     write_image,
 )
 
@@ -525,26 +524,6 @@ def test_from_float_consuming_gives_from_float_values(shape, bit_depth):
     view = shared[:1]  # another reference: plain from_float, ``shared`` left as it was
     assert np.array_equal(from_float_consuming(shared, bit_depth), expected)
     assert np.array_equal(shared, values, equal_nan=True) and view.base is shared
-
-
-@pytest.mark.parametrize("dtype", [np.uint8, np.uint16])
-@pytest.mark.parametrize("shape", [(1, 1, 3), (5, 3, 3), (130, 77, 3), (333, 101, 3)])
-def test_to_float_consuming_gives_to_float_values(shape, dtype):
-    rng = np.random.default_rng(shape[0])
-    values = rng.integers(0, np.iinfo(dtype).max + 1, shape, dtype=dtype)
-    expected = to_float(values)
-    owned = values.copy()
-    converted = to_float_consuming(owned)  # the only reference: converted in place
-    del owned
-    assert converted.dtype == np.float32 and converted.shape == expected.shape
-    assert np.array_equal(converted, expected)
-    assert converted.flags.owndata  # so that from_float_consuming can take it back in place
-    bit_depth = 8 * np.dtype(dtype).itemsize
-    assert np.array_equal(from_float_consuming(converted, bit_depth), values)
-    shared = values.copy()
-    view = shared[:1]  # another reference: plain to_float, ``shared`` left as it was
-    assert np.array_equal(to_float_consuming(shared), expected)
-    assert np.array_equal(shared, values) and view.base is shared
 
 
 @pytest.mark.parametrize("suffix", ["jpeg", "png"])

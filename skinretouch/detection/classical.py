@@ -72,8 +72,9 @@ class _Thresholds:
     """Contrasts in Lab units at sensitivity 0.5 (divided by the sensitivity gain); sizes
     in face units (px of a 256-px-wide face).
 
-    Constants read through an instance that cannot change them (no slots, no ``__dict__``);
-    not a dataclass: generating its methods for ~80 fields cost every start-up 5 ms."""
+    Constants, read through an instance that holds nothing of its own (empty ``__slots__``:
+    assigning one raises); not a dataclass, whose generated methods for ~80 fields cost every
+    start-up 5 ms."""
 
     __slots__ = ()
 

@@ -47,7 +47,6 @@ __all__ = [
     "read_image",
     "supported_extensions",
     "to_float",
-    "to_float_consuming",
     "write_image",
 ]
 
@@ -145,43 +144,6 @@ def to_float(pixels: np.ndarray) -> np.ndarray:
     else:
         raise TypeError(f"pixels must be uint8 or uint16, got {pixels.dtype}")
     return np.multiply(pixels, scale, dtype=np.float32)
-
-
-def to_float_consuming(pixels: np.ndarray) -> np.ndarray:
-    """:func:`to_float` written over ``pixels``' own memory, grown to the float size first.
-
-    The decoded integers and a new float copy beside them were the peak of ``process`` at
-    100 megapixels (0.3 + 1.2 GB). Here the buffer is reallocated to the float size (the
-    integers stay at its front, nothing is copied) and the rows are converted a block at a
-    time from the last: a float row lies at or past its integer row, so a block never lands
-    on rows still to be read.
-
-    ``pixels`` is consumed, as in :func:`from_float_consuming` (the caller passes its only
-    reference; otherwise, or for a buffer it does not own, this is :func:`to_float` and
-    ``pixels`` is left as it was). The values are the same either way.
-    """
-    # Three references: the caller's, this function's parameter, getrefcount's argument.
-    owned = (pixels.dtype in (np.uint8, np.uint16) and pixels.flags.c_contiguous and pixels.flags.owndata
-             and pixels.flags.writeable and pixels.size > 0 and sys.getrefcount(pixels) <= 3)  # fmt: skip
-    if not owned:
-        return to_float(pixels)
-    shape = pixels.shape
-    rows = shape[0]
-    size = pixels.size
-    scale = np.float32(1.0 / 255.0) if pixels.dtype == np.uint8 else np.float32(1.0 / 65535.0)
-    pixels.resize(size * 4 // pixels.itemsize, refcheck=False)  # realloc: grows in place or by remapping
-    source = pixels[:size].reshape(rows, -1)
-    target = pixels.view(np.float32).reshape(rows, -1)
-    for stop in range(rows, 0, -_CONSUMING_BLOCK_ROWS):
-        start = max(0, stop - _CONSUMING_BLOCK_ROWS)
-        # Converted into scratch first: the block's floats overlap its own integers.
-        target[start:stop] = np.multiply(source[start:stop], scale, dtype=np.float32)
-    del source, target
-    # The buffer itself retyped (not a view of it): the floats own their memory, so that
-    # from_float_consuming can later shrink it back in turn.
-    pixels.dtype = np.float32
-    pixels.shape = shape
-    return pixels
 
 
 def from_float(pixels: np.ndarray, bit_depth: int) -> np.ndarray:
