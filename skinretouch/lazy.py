@@ -68,8 +68,29 @@ class DeferringFinder:
             if spec.submodule_search_locations is not None:  # a package: its __init__ waits
                 spec.loader = _InitOnReadLoader(spec.loader)
         else:
-            spec.loader = importlib.util.LazyLoader(spec.loader)
+            spec.loader = importlib.util.LazyLoader(_RunsAsIfImportedNow(spec.loader))
         return spec
+
+
+class _RunsAsIfImportedNow:
+    """A loader whose module runs with its parents named as while it was imported (see
+    :func:`_parents_naming_their_packages`): a module loaded lazily runs long after, and its
+    ``import a.b.c as d`` must still walk to ``a.b.c`` (reading any attribute of a lazy
+    module runs it: ``inspect.getmodule``, which torch calls on import, reads every module's
+    ``__file__``)."""
+
+    def __init__(self, loader) -> None:
+        self.loader = loader
+
+    def create_module(self, spec):
+        return self.loader.create_module(spec)
+
+    def exec_module(self, module: ModuleType) -> None:
+        with _parents_naming_their_packages(module.__name__):
+            self.loader.exec_module(module)
+
+    def __getattr__(self, name: str) -> Any:  # get_data, is_package, ...: the module's own loader's
+        return getattr(self.loader, name)
 
 
 class _InitOnReadLoader:

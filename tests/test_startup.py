@@ -42,8 +42,9 @@ def test_a_package_deferred_whole_imports_one_submodule_without_its_init_and_run
     """Like mediapipe: the top package rebinds a subpackage's name (``import top.mid.tasks as
     mid``) and ``top.mid.tasks.vision``'s ``__init__`` imports every sibling of the submodule
     we use. Deferred whole, ``vision`` gives its submodule without running its ``__init__``;
-    a name only the ``__init__`` defines runs it (its ``import ... as`` still resolving), and
-    the rebound name is left as the top package made it."""
+    a name only the ``__init__`` defines runs it (its ``import ... as`` still resolving), as
+    does a lazily deferred sibling read later (torch's import reads every module), and the
+    rebound name is left as the top package made it."""
     vision = tmp_path / "top" / "mid" / "tasks" / "vision"
     vision.mkdir(parents=True)
     (tmp_path / "top" / "__init__.py").write_text("import top.mid.tasks as mid\n")
@@ -54,18 +55,23 @@ def test_a_package_deferred_whole_imports_one_submodule_without_its_init_and_run
     )
     (vision / "heavy.py").write_text("VALUE = 42\n")
     (vision / "face.py").write_text("VALUE = 7\n")
+    # A submodule deferred the other way (run on its first attribute read, long after the
+    # import) whose own import walks the rebound name too.
+    (tmp_path / "top" / "mid" / "tasks" / "audio.py").write_text("import top.mid.tasks.vision.heavy as heavy\n")
+    (tmp_path / "top" / "mid" / "tasks" / "__init__.py").write_text("from . import audio\nfrom . import vision\n")
     probe = textwrap.dedent(f"""
         import importlib, sys
         sys.path.insert(0, {str(tmp_path)!r})
         from skinretouch.lazy import import_deferring
-        top = import_deferring("top", [], ["top.mid.tasks.vision"])
+        top = import_deferring("top", ["top.mid.tasks.audio"], ["top.mid.tasks.vision"])
         face = importlib.import_module("top.mid.tasks.vision.face").VALUE
         before = (getattr(sys, "vision_init_ran", False), "top.mid.tasks.vision.heavy" in sys.modules)
+        audio = sys.modules["top.mid.tasks.audio"].heavy.VALUE  # as inspect.getmodule reads every module
         heavy = sys.modules["top.mid.tasks.vision"].HEAVY
-        print(face, *before, getattr(sys, "vision_init_ran", False), heavy, top.mid is sys.modules["top.mid.tasks"])
+        print(face, *before, audio, getattr(sys, "vision_init_ran", False), heavy, top.mid is sys.modules["top.mid.tasks"])
     """)
     done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=60)
-    assert done.stdout.split() == ["7", "False", "False", "True", "42", "True"], done.stderr[-2000:]
+    assert done.stdout.split() == ["7", "False", "False", "42", "True", "42", "True"], done.stderr[-2000:]
 
 
 def _photo(tmp_path, name: str, dtype) -> tuple:
