@@ -22,7 +22,7 @@ from .engines.manager import EngineManager, choose_engine, engine_class
 from .detection.factory import build_detector
 from .detection.faces import DEFAULT_FACE_MODEL, face_scale, load_face_model
 from .detection.types import Detection
-from .imageio import from_float_consuming, to_float
+from .imageio import from_float_consuming, to_float, unit_floats
 from .kernels import removal
 from .kernels.composite import composite, feather_alpha
 from .kernels.labels import lazy_zeros, sparse_copy
@@ -348,7 +348,7 @@ class Retoucher:
         x0, y0 = max(0, x - margin), max(0, y - margin)
         x1, y1 = min(width, x + w + margin), min(height, y + h + margin)
         window = (slice(y0, y1), slice(x0, x1))
-        crop = _float_crop(image[window])
+        crop = unit_floats(image[window])
         hole = np.zeros(crop.shape[:2], bool)
         hole[y - y0 : y - y0 + h, x - x0 : x - x0 + w] = region.hole
         crop_avoid = avoid[window] & ~hole
@@ -390,7 +390,7 @@ class Retoucher:
         else:
             # Only the hole's pixels are kept: the blend ramp lies inside it.
             alpha = feather_alpha(region.hole, feather_px=feather_px)
-            values = composite(_float_crop(image[window]), filled_box, alpha)[region.hole]
+            values = composite(unit_floats(image[window]), filled_box, alpha)[region.hole]
         patch = Patch(window=window, hole=region.hole, values=np.ascontiguousarray(values))
         record = RegionRecord(
             id=region.id,
@@ -462,13 +462,6 @@ def _synthetic_skin(side: int) -> np.ndarray:
     texture = 0.02 * np.sin(1.7 * x + 0.9 * y) * np.cos(0.8 * x - 1.3 * y)
     floats = np.clip(0.6 + texture[..., None] * np.float32([1.0, 0.9, 0.8]), 0.0, 1.0)
     return (floats * 255.0 + 0.5).astype(np.uint8)
-
-
-def _float_crop(crop: np.ndarray) -> np.ndarray:
-    """A crop of the photo as floats in [0, 1]: itself when the photo is float, else its
-    stored integers converted as :func:`~skinretouch.imageio.to_float` does (the same values
-    the float photo held)."""
-    return crop if crop.dtype == np.float32 else to_float(crop)
 
 
 def _crop_area(region: Region, margin: int) -> int:

@@ -12,8 +12,8 @@ import pytest
 from skinretouch.benchmark.photos import load_bench_photos
 from skinretouch.benchmark.planting import plant_spots
 from skinretouch.config import Config
-from skinretouch.detection.pixels import as_bytes, checked_pixels, shrunk_unit_floats, unit_floats
-from skinretouch.imageio import from_float, to_float
+from skinretouch.detection.pixels import as_bytes, checked_pixels, shrunk_unit_floats
+from skinretouch.imageio import from_float, to_float, unit_floats
 from skinretouch.pipeline import OwnedPhoto, Retoucher
 from skinretouch.precompile import synthetic_skin
 

@@ -202,7 +202,7 @@ class _Pipeline:
         floats go in as floats (the Python API)."""
         from skinretouch.pipeline import OwnedPhoto
 
-        image = OwnedPhoto(np.array(rgb, copy=True), 8) if rgb.dtype == np.uint8 else _as_float(rgb)
+        image = OwnedPhoto(np.array(rgb, copy=True), 8) if rgb.dtype == np.uint8 else np.asarray(rgb, np.float32)
         started = time.perf_counter()
         result = self.retoucher.retouch(image)
         self.ms += (time.perf_counter() - started) * 1000.0
@@ -602,12 +602,6 @@ def _write_jpeg(path: Path, rgb: np.ndarray, *, quality: int, orientation: int |
 
 
 # --- helpers and CLI --------------------------------------------------------------------------
-
-
-def _as_float(rgb: np.ndarray) -> np.ndarray:
-    if rgb.dtype == np.uint8:
-        return rgb.astype(np.float32) / np.float32(255.0)
-    return np.asarray(rgb, dtype=np.float32)
 
 
 def _to_uint8(image: np.ndarray) -> np.ndarray:

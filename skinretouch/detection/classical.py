@@ -41,6 +41,7 @@ import cv2
 import numpy as np
 
 from ..config import DetectConfig
+from ..imageio import unit_floats
 from ..logs import get_logger
 from .analysis import SkinAnalysis
 from .types import BBox, Background, BackgroundTile, Detection, ProtectedFeature, Spot, bbox_of
@@ -52,7 +53,7 @@ from .faces import DEFAULT_FACE_MODEL, find_faces
 from .grid import grow_mask, grow_to_full, point_small, shrink_mask, to_photo, union_box
 from .haar_faces import draw_feature_masks
 from .lips import lips_by_colour
-from .pixels import checked_pixels, shrunk_unit_floats, unit_floats
+from .pixels import checked_pixels, shrunk_unit_floats
 from .protection import drop_protected, face_ellipse, face_region, hair_features, nostril_area
 
 __all__ = ["ClassicalDetector"]

@@ -27,10 +27,11 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from ..imageio import unit_floats
 from ..lazy import import_deferring
 from ..logs import get_logger
 from ..native_logs import native_chatter_quieted
-from .pixels import as_bytes, mid_grey, shrunk, unit_floats
+from .pixels import as_bytes, mid_grey, shrunk
 from .types import BBox
 
 __all__ = [

@@ -20,7 +20,7 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-from .pixels import unit_floats
+from ..imageio import unit_floats
 from .types import BBox
 
 __all__ = ["find_panels"]

@@ -14,9 +14,9 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-from ..imageio import to_float
+from ..imageio import unit_floats
 
-__all__ = ["as_bytes", "checked_pixels", "mid_grey", "shrunk", "shrunk_unit_floats", "unit_floats"]
+__all__ = ["as_bytes", "checked_pixels", "mid_grey", "shrunk", "shrunk_unit_floats"]
 
 _INTEGER_DTYPES = (np.dtype(np.uint8), np.dtype(np.uint16))
 
@@ -29,14 +29,6 @@ def checked_pixels(image: np.ndarray) -> np.ndarray:
     if image.dtype in _INTEGER_DTYPES:
         return np.ascontiguousarray(image)
     return np.ascontiguousarray(image, dtype=np.float32)
-
-
-def unit_floats(pixels: np.ndarray) -> np.ndarray:
-    """``pixels`` as float32 in [0, 1]: integers scaled as :func:`to_float` does, float32 as
-    it is (no copy)."""
-    if pixels.dtype in _INTEGER_DTYPES:
-        return to_float(pixels)
-    return np.asarray(pixels, dtype=np.float32)
 
 
 def shrunk(pixels: np.ndarray, size: tuple[int, int]) -> np.ndarray:

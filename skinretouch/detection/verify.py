@@ -33,11 +33,12 @@ import cv2
 import numpy as np
 
 from ..config import DetectVerifyConfig
+from ..imageio import unit_floats
 from ..kernels import skin as ks
 from ..kernels.boost import BoostedTrees
 from ..kernels.labels import label_boxes
 from ..logs import get_logger
-from .pixels import checked_pixels, unit_floats
+from .pixels import checked_pixels
 from .types import BBox, Detection, Spot
 
 __all__ = [

@@ -47,6 +47,7 @@ __all__ = [
     "read_image",
     "supported_extensions",
     "to_float",
+    "unit_floats",
     "write_image",
 ]
 
@@ -133,6 +134,14 @@ def write_image(
 ) -> None:
     """:func:`encode_image` and write the result atomically to ``path``."""
     atomic_write_bytes(path, encode_image(image, pixels, options=options))
+
+
+def unit_floats(pixels: np.ndarray) -> np.ndarray:
+    """``pixels`` as float32 in [0, 1]: stored integers converted by :func:`to_float`, float32
+    as it is (no copy; other floats as float32). For crops of a photo that may be either."""
+    if pixels.dtype in (np.uint8, np.uint16):
+        return to_float(pixels)
+    return np.asarray(pixels, dtype=np.float32)
 
 
 def to_float(pixels: np.ndarray) -> np.ndarray:
