@@ -22,7 +22,7 @@ from .engines.manager import EngineManager, choose_engine, engine_class
 from .detection.factory import build_detector
 from .detection.faces import DEFAULT_FACE_MODEL, face_scale, load_face_model
 from .detection.types import Detection
-from .imageio import from_float_consuming, to_float, unit_floats
+from .imageio import STORED_DTYPE, from_float, from_float_consuming, to_float, unit_floats
 from .kernels import removal
 from .kernels.composite import composite, feather_alpha
 from .kernels.labels import lazy_zeros, sparse_copy
@@ -180,7 +180,7 @@ class Retoucher:
             image = image.take()
         if image.ndim != 3 or image.shape[2] != 3:
             raise ValueError(f"image must be (H, W, 3), got {image.shape}")
-        stored = bit_depth is not None and image.dtype == _STORED_DTYPE.get(bit_depth)
+        stored = bit_depth is not None and image.dtype == STORED_DTYPE.get(bit_depth)
         image = np.ascontiguousarray(image) if stored else np.ascontiguousarray(image, dtype=np.float32)
         timings: dict[str, float] = {}
 
@@ -452,16 +452,12 @@ class Retoucher:
         return classical_route, filled, failure
 
 
-_STORED_DTYPE = {8: np.dtype(np.uint8), 16: np.dtype(np.uint16)}
-
-
 def _synthetic_skin(side: int) -> np.ndarray:
     """A ``side`` x ``side`` uint8 patch of skin tone with a fine deterministic texture (no
     random generator: importing numpy's held the GIL for 11 ms of a photo's start-up)."""
     y, x = np.mgrid[0:side, 0:side].astype(np.float32)
     texture = 0.02 * np.sin(1.7 * x + 0.9 * y) * np.cos(0.8 * x - 1.3 * y)
-    floats = np.clip(0.6 + texture[..., None] * np.float32([1.0, 0.9, 0.8]), 0.0, 1.0)
-    return (floats * 255.0 + 0.5).astype(np.uint8)
+    return from_float(0.6 + texture[..., None] * np.float32([1.0, 0.9, 0.8]), 8)
 
 
 def _crop_area(region: Region, margin: int) -> int:

@@ -36,6 +36,7 @@ from .registry import (
 
 __all__ = [
     "DEFAULT_MAX_PIXELS",
+    "STORED_DTYPE",
     "CorruptImage",
     "ImageFile",
     "UnsupportedFormat",
@@ -52,7 +53,8 @@ __all__ = [
 ]
 
 _MAX_VALUE = {8: 255, 16: 65535}
-_DTYPE = {8: np.uint8, 16: np.uint16}
+# The dtype of a photo of each bit depth, as decoded and stored.
+STORED_DTYPE = {8: np.dtype(np.uint8), 16: np.dtype(np.uint16)}
 
 
 def read_image(
@@ -166,7 +168,7 @@ def from_float(pixels: np.ndarray, bit_depth: int) -> np.ndarray:
     if pixels.dtype not in (np.float32, np.float64):
         raise TypeError(f"pixels must be float32 or float64, got {pixels.dtype}")
     if pixels.size == 0:
-        return np.zeros(pixels.shape, _DTYPE[bit_depth])
+        return np.zeros(pixels.shape, STORED_DTYPE[bit_depth])
     shape = pixels.shape
     # One saturating, rounding pass; OpenCV wants at most 4 channels, so fold them
     # into the rows of a 2-D view.
@@ -204,7 +206,7 @@ def from_float_consuming(pixels: np.ndarray, bit_depth: int) -> np.ndarray:
         return from_float(pixels, bit_depth)
     shape = pixels.shape
     rows = shape[0]
-    dtype = np.dtype(_DTYPE[bit_depth])
+    dtype = np.dtype(STORED_DTYPE[bit_depth])
     depth = cv2.CV_8U if bit_depth == 8 else cv2.CV_16U
     scale = float(_MAX_VALUE[bit_depth])
     flat = pixels.reshape(rows, -1)
