@@ -118,6 +118,29 @@ def test_malloc_tuning_is_accepted_by_glibc():
     assert _tune_malloc(MALLOC_TUNING)
 
 
+BLAS_THREADS_AFTER_PREPARING = '''
+import os, sys
+from skinretouch.startup import prepare_process
+prepare_process(one_shot=sys.argv[1] == "one-shot")
+import numpy as np, cv2
+m = np.random.default_rng(0).random((400, 400))
+m @ m  # large enough for OpenBLAS to hand work to its threads, if it had any
+print(len(os.listdir("/proc/self/task")), os.environ["OPENBLAS_NUM_THREADS"])
+'''
+
+
+@pytest.mark.skipif(not os.path.isdir("/proc/self/task"), reason="threads listed in /proc")
+@pytest.mark.parametrize("kind", ["one-shot", "worker"])
+def test_a_prepared_process_runs_blas_on_its_own_thread_unless_told_otherwise(kind):
+    """OpenBLAS's busy-waiting workers took a core from the landmarker and the region threads."""
+    env = {k: v for k, v in os.environ.items() if not k.endswith("_NUM_THREADS")}
+    run = [sys.executable, "-c", BLAS_THREADS_AFTER_PREPARING, kind]
+    threads, setting = subprocess.run(run, env=env, capture_output=True, text=True, check=True).stdout.split()
+    assert (threads, setting) == ("1", "1")
+    told = subprocess.run(run, env=env | {"OPENBLAS_NUM_THREADS": "2"}, capture_output=True, text=True,
+                          check=True).stdout.split()
+    assert told[1] == "2" and int(told[0]) > 1
+
 HASHING_KERNEL = '''
 import sys
 import numpy as np
