@@ -14,7 +14,6 @@ import hashlib
 import json
 import math
 import os
-import tomllib
 import types
 import typing
 from dataclasses import dataclass, field
@@ -364,6 +363,8 @@ def load_config(path: str | os.PathLike[str] | None = None) -> Config:
     """
     if path is None:
         return Config()
+    import tomllib  # 5 ms of start-up that a run on the defaults need not pay
+
     try:
         data = tomllib.loads(Path(path).read_text(encoding="utf-8"))
     except FileNotFoundError:
