@@ -42,6 +42,10 @@ log = get_logger(__name__)
 MIN_TEXTURE_AREA_PX = 40
 # Work bundles per region thread (see _work_bundles).
 BUNDLES_PER_THREAD = 4
+# How far outside [0, 1] a float photo may stray (rounding of a caller's own conversion).
+UNIT_RANGE_SLACK = 1e-3
+# The bit depth of a photo handed over as stored integers of each dtype.
+STORED_DEPTH = {dtype: depth for depth, dtype in STORED_DTYPE.items()}
 
 
 class OwnedPhoto:
@@ -164,8 +168,10 @@ class Retoucher:
 
         Parameters
         ----------
-        image : (H, W, 3) float32 ndarray, RGB in [0, 1], or an :class:`OwnedPhoto`
-            An :class:`OwnedPhoto` is consumed: the result's ``original`` is then its stored
+        image : (H, W, 3) ndarray, RGB, or an :class:`OwnedPhoto`
+            Floats in [0, 1], or stored integers (uint8: an 8-bit photo, uint16: a 16-bit
+            one), which are copied: ``image`` itself is never changed. An :class:`OwnedPhoto`
+            is consumed. The result's ``original`` is the stored integers where it was given
             integers.
         mask : (H, W) bool ndarray, optional
             Pixels to replace exactly (no detection, no dilation). Without it, blemishes
@@ -178,8 +184,13 @@ class Retoucher:
         if isinstance(image, OwnedPhoto):
             bit_depth = image.bit_depth
             image = image.take()
+        elif image.dtype in STORED_DEPTH:
+            bit_depth = STORED_DEPTH[image.dtype]
+            image = np.array(image, copy=True)  # the repair writes into it
         if image.ndim != 3 or image.shape[2] != 3:
             raise ValueError(f"image must be (H, W, 3), got {image.shape}")
+        if bit_depth is None:
+            _check_unit_range(image)
         stored = bit_depth is not None and image.dtype == STORED_DTYPE.get(bit_depth)
         image = np.ascontiguousarray(image) if stored else np.ascontiguousarray(image, dtype=np.float32)
         timings: dict[str, float] = {}
@@ -450,6 +461,17 @@ class Retoucher:
                 seed=seed,
             )
         return classical_route, filled, failure
+
+
+def _check_unit_range(image: np.ndarray) -> None:
+    """A ValueError unless ``image`` holds floats in [0, 1] (bytes passed as floats, 0-255,
+    would otherwise be "retouched" into nonsense without a word)."""
+    if image.dtype.kind not in "fiub":
+        raise ValueError(f"image must hold floats in [0, 1] or stored integers, got dtype {image.dtype}")
+    low, high = float(np.min(image)), float(np.max(image))
+    if not (-UNIT_RANGE_SLACK <= low and high <= 1.0 + UNIT_RANGE_SLACK):  # NaN fails too
+        hint = " (8-bit values? pass them as uint8)" if high > 1.0 + UNIT_RANGE_SLACK else ""
+        raise ValueError(f"float image values must lie in [0, 1], got {low:g} to {high:g}{hint}")
 
 
 def _synthetic_skin(side: int) -> np.ndarray:
