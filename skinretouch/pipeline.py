@@ -191,6 +191,10 @@ class Retoucher:
             raise ValueError(f"image must be (H, W, 3), got {image.shape}")
         if bit_depth is None:
             _check_unit_range(image)
+        if mask is not None and np.shape(mask) != image.shape[:2]:
+            raise ValueError(f"mask must be (H, W) = {image.shape[:2]}, the image's, got {np.shape(mask)}")
+        if orientation not in range(1, 9):
+            raise ValueError(f"orientation must be an EXIF orientation, 1 to 8, got {orientation!r}")
         stored = bit_depth is not None and image.dtype == STORED_DTYPE.get(bit_depth)
         image = np.ascontiguousarray(image) if stored else np.ascontiguousarray(image, dtype=np.float32)
         timings: dict[str, float] = {}

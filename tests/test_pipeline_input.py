@@ -66,3 +66,16 @@ def test_floats_in_range_are_retouched_as_before(retoucher):
     result = retoucher.retouch(photo, mask=_spot_mask())
     assert result.original.dtype == np.float32
     assert 0.0 <= float(result.pixels.min()) and float(result.pixels.max()) <= 1.0
+
+
+@pytest.mark.parametrize("shape", [(48, 96), (96, 96, 3), (96,)])
+def test_a_mask_not_the_images_shape_is_refused_naming_both(retoucher, shape):
+    with pytest.raises(ValueError, match=r"mask must be \(H, W\) = \(96, 96\)") as raised:
+        retoucher.retouch(_skin(np.uint8), mask=np.ones(shape, bool))
+    assert str(shape) in str(raised.value)
+
+
+@pytest.mark.parametrize("orientation", [0, 9, 6.5])
+def test_an_orientation_outside_exifs_eight_is_refused(retoucher, orientation):
+    with pytest.raises(ValueError, match="orientation must be an EXIF orientation, 1 to 8"):
+        retoucher.retouch(_skin(np.uint8), orientation=orientation)
