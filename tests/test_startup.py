@@ -141,6 +141,7 @@ def test_a_prepared_process_runs_blas_on_its_own_thread_unless_told_otherwise(ki
                           check=True).stdout.split()
     assert told[1] == "2" and int(told[0]) > 1
 
+
 HASHING_KERNEL = '''
 import sys
 import numpy as np
