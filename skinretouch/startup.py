@@ -24,7 +24,7 @@
   tiny (a colour model's 3 x 3 covariance over a face's pixels, 2 x 2 shapes); after each call
   OpenBLAS's worker thread busy-waits for the next one, and on two cores it took a core from
   the face landmarker and the region threads: a tenth of a 2048 x 2048 ``process``'s CPU time
-  was that spin (CPU 0.75-0.78 -> 0.61-0.63 s, wall 10-20 ms less, in three runs of the speed
+  was that spin (CPU 0.72-0.78 -> 0.56-0.63 s, wall 3-31 ms less, in four runs of the speed
   bench beside the tree before).
 
 (Importing numba's modules on a side thread while the main thread decodes and finds faces was
