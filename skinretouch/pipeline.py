@@ -22,7 +22,7 @@ from .engines.manager import EngineManager, choose_engine, engine_class
 from .detection.factory import build_detector
 from .detection.faces import DEFAULT_FACE_MODEL, face_scale, load_face_model
 from .detection.types import Detection
-from .imageio import STORED_DTYPE, from_float, from_float_consuming, to_float, unit_floats
+from .imageio import STORED_DEPTH, STORED_DTYPE, from_float, from_float_consuming, to_float, unit_floats
 from .kernels import removal
 from .kernels.composite import composite, feather_alpha
 from .kernels.labels import lazy_zeros, sparse_copy
@@ -44,8 +44,6 @@ MIN_TEXTURE_AREA_PX = 40
 BUNDLES_PER_THREAD = 4
 # How far outside [0, 1] a float photo may stray (rounding of a caller's own conversion).
 UNIT_RANGE_SLACK = 1e-3
-# The bit depth of a photo handed over as stored integers of each dtype.
-STORED_DEPTH = {dtype: depth for depth, dtype in STORED_DTYPE.items()}
 
 
 class OwnedPhoto:

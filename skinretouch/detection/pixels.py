@@ -14,11 +14,9 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-from ..imageio import unit_floats
+from ..imageio import STORED_DEPTH, unit_floats
 
 __all__ = ["as_bytes", "checked_pixels", "mid_grey", "shrunk", "shrunk_unit_floats"]
-
-_INTEGER_DTYPES = (np.dtype(np.uint8), np.dtype(np.uint16))
 
 
 def checked_pixels(image: np.ndarray) -> np.ndarray:
@@ -26,7 +24,7 @@ def checked_pixels(image: np.ndarray) -> np.ndarray:
     as float32. A ValueError names any other shape."""
     if image.ndim != 3 or image.shape[2] != 3:
         raise ValueError(f"expected an (H, W, 3) RGB image, got shape {image.shape}")
-    if image.dtype in _INTEGER_DTYPES:
+    if image.dtype in STORED_DEPTH:
         return np.ascontiguousarray(image)
     return np.ascontiguousarray(image, dtype=np.float32)
 

@@ -36,6 +36,7 @@ from .registry import (
 
 __all__ = [
     "DEFAULT_MAX_PIXELS",
+    "STORED_DEPTH",
     "STORED_DTYPE",
     "CorruptImage",
     "ImageFile",
@@ -55,6 +56,8 @@ __all__ = [
 _MAX_VALUE = {8: 255, 16: 65535}
 # The dtype of a photo of each bit depth, as decoded and stored.
 STORED_DTYPE = {8: np.dtype(np.uint8), 16: np.dtype(np.uint16)}
+# The bit depth of stored integers of each dtype (the dtypes that are stored integers).
+STORED_DEPTH = {dtype: depth for depth, dtype in STORED_DTYPE.items()}
 
 
 def read_image(
@@ -141,7 +144,7 @@ def write_image(
 def unit_floats(pixels: np.ndarray) -> np.ndarray:
     """``pixels`` as float32 in [0, 1]: stored integers converted by :func:`to_float`, float32
     as it is (no copy; other floats as float32). For crops of a photo that may be either."""
-    if pixels.dtype in (np.uint8, np.uint16):
+    if pixels.dtype in STORED_DEPTH:
         return to_float(pixels)
     return np.asarray(pixels, dtype=np.float32)
 
