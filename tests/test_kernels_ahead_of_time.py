@@ -4,6 +4,10 @@ was compiled for, so a wrong match would read the wrong pixels, not raise."""
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+
 import numpy as np
 import pytest
 from numba import typeof
@@ -100,3 +104,33 @@ def test_a_library_and_table_that_do_not_load_leave_the_jit(tmp_path):
     library.write_bytes(b"not a shared object")
     (tmp_path / "skinretouch_kernels_0.json").write_text('{"x": [[["<f4"], "k_0"]]}')
     assert ahead_of_time.load_library(library) == {}
+
+
+_CACHED_CALL = """
+import sys
+from skinretouch.kernels import _jit, ahead_of_time
+ahead_of_time.jit_only()
+ahead_of_time.fingerprint = lambda: sys.argv[1]  # the kernels' sources, as this process sees them
+_jit.reflect_index(-3, 10)
+stats = _jit.reflect_index.dispatcher.stats
+print(sum(stats.cache_hits.values()), sum(stats.cache_misses.values()))
+"""
+
+
+def test_an_edit_to_any_kernel_recompiles_every_cached_kernel(tmp_path):
+    """numba keeps a cached kernel while its own file is unchanged, with the code of the kernels
+    it calls as they were: the pipeline's batch fill ran an edited fill's old code, and so did
+    the module ``skinretouch compile`` built. A kernel's cache holds only while every kernel
+    source is unchanged (their fingerprint), each run a fresh process as a photo's is."""
+
+    def run(sources: str) -> tuple[int, int]:
+        env = {**os.environ, "NUMBA_CACHE_DIR": str(tmp_path)}
+        done = subprocess.run([sys.executable, "-c", _CACHED_CALL, sources], env=env, capture_output=True,
+                              text=True, check=True, timeout=300)  # fmt: skip
+        hits, misses = done.stdout.split()
+        return int(hits), int(misses)
+
+    assert run("sources-1") == (0, 1)  # compiled and cached
+    assert run("sources-1") == (1, 0)  # loaded from the cache
+    assert run("sources-2") == (0, 1)  # another kernel's source changed: compiled again
+    assert run("sources-2") == (1, 0)

@@ -54,6 +54,7 @@ class _Registry:
         self.kernels: list[Kernel] = []
         self.jit_ready = False
         self.library: dict[str, dict[tuple, Callable]] | None = None  # None: not looked for yet
+        self.cache_stamp: str | None = None  # the sources' fingerprint numba's cache is stamped with
 
 
 _REGISTRY = _Registry()
@@ -131,6 +132,7 @@ class Kernel:
         from numba import njit as numba_njit
 
         self._dispatcher = numba_njit(**self.options)(self.py_func)
+        _stamp_cache_with_sources(self._dispatcher)
 
     def __getattr__(self, name: str) -> Any:
         if name.startswith("__") or name in ("_dispatcher", "_compiled", "_signature", "_arity"):
@@ -156,6 +158,7 @@ def _make_dispatchers() -> None:
     from ._cache_loading import load_cached_kernels_lightly
 
     load_cached_kernels_lightly()
+    _REGISTRY.cache_stamp = fingerprint()
 
     @typeof_impl.register(Kernel)
     def _typeof_kernel(kernel: Kernel, context: Any) -> types.Dispatcher:
@@ -164,6 +167,23 @@ def _make_dispatchers() -> None:
     for kernel in _REGISTRY.kernels:
         kernel._make_dispatcher()
     _REGISTRY.jit_ready = True
+
+
+def _stamp_cache_with_sources(dispatcher: Any) -> None:
+    """Make ``dispatcher``'s cached machine code valid for the kernels' sources as they are now,
+    not only for its own file.
+
+    numba keeps a cached kernel while the file that defines it is unchanged, and that code
+    holds the kernels it calls as they were compiled then: after an edit to ``removal.py``,
+    the batch kernel of the unchanged ``removal_batch.py`` still ran the old fill, from the
+    cache and in the module ``skinretouch compile`` then built from it (which the fingerprint
+    called current), while a direct call ran the new one. Its cache index is stamped with
+    :func:`fingerprint` too, so an edit to any kernel recompiles them all. If numba's cache is
+    not the one this was written for, nothing is changed.
+    """
+    cache_file = getattr(getattr(dispatcher, "_cache", None), "_cache_file", None)
+    if cache_file is not None and hasattr(cache_file, "_source_stamp"):
+        cache_file._source_stamp = (cache_file._source_stamp, _REGISTRY.cache_stamp)
 
 
 def argument_type(value: Any) -> Any:
